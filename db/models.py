@@ -1,0 +1,109 @@
+"""Every table of the service, in one place.
+
+Enumerated values are stored as short strings (not database enums) so that adding a value is
+not a migration on PostgreSQL. Secrets are never stored in clear: tokens as SHA-256, passwords
+as argon2id.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Column, ForeignKey, Index, Integer, String, text
+from sqlmodel import Field, SQLModel
+
+from db.types import UTCDateTime, utcnow
+
+
+def _created_at() -> datetime:
+    return Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)  # type: ignore[no-any-return]
+
+
+class Merchant(SQLModel, table=True):
+    """고객사: the customer account that owns stores and members."""
+
+    __tablename__ = "merchants"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=100)
+    created_at: datetime = _created_at()
+
+
+class Store(SQLModel, table=True):
+    """대표 상점 (representative) or 하위 상점 (sub-store); the hierarchy is flat."""
+
+    __tablename__ = "stores"
+    __table_args__ = (
+        Index(
+            "uq_stores_merchant_name_live",
+            "merchant_id",
+            "name",
+            unique=True,
+            sqlite_where=text("deleted_at IS NULL"),
+            postgresql_where=text("deleted_at IS NULL"),
+        ),
+        Index(
+            "uq_stores_one_representative",
+            "merchant_id",
+            unique=True,
+            sqlite_where=text("is_representative"),
+            postgresql_where=text("is_representative"),
+        ),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    store_id: str = Field(max_length=64, unique=True)
+    merchant_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("merchants.id"), nullable=False, index=True)
+    )
+    name: str = Field(max_length=100)
+    is_representative: bool = Field(default=False)
+    created_at: datetime = _created_at()
+    updated_at: datetime = _created_at()
+    deleted_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class User(SQLModel, table=True):
+    """A console account; it belongs to exactly one merchant, with one role."""
+
+    __tablename__ = "users"
+
+    id: int | None = Field(default=None, primary_key=True)
+    merchant_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("merchants.id"), nullable=False, index=True)
+    )
+    email: str = Field(max_length=254, unique=True)
+    name: str = Field(max_length=100)
+    password_hash: str = Field(sa_column=Column(String(256), nullable=False))
+    role: str = Field(max_length=32)
+    # Set only for the store-scoped roles (STORE_MANAGER, STORE_READ_ONLY).
+    store_pk: int | None = Field(
+        default=None, sa_column=Column(Integer, ForeignKey("stores.id"), nullable=True)
+    )
+    created_at: datetime = _created_at()
+
+
+class AuthSession(SQLModel, table=True):
+    """A console log-in; the token itself is never stored, only its SHA-256."""
+
+    __tablename__ = "sessions"
+
+    id: int | None = Field(default=None, primary_key=True)
+    token_hash: str = Field(max_length=64, unique=True)
+    user_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("users.id"), nullable=False, index=True)
+    )
+    created_at: datetime = _created_at()
+    expires_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class LoginFailure(SQLModel, table=True):
+    """One failed log-in, counted per email across processes for throttling."""
+
+    __tablename__ = "login_failures"
+    __table_args__ = (Index("ix_login_failures_email_at", "email", "attempted_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    email: str = Field(max_length=254)
+    attempted_at: datetime = _created_at()

@@ -1,0 +1,1 @@
+"""Integration-management (연동 관리) GraphQL API."""

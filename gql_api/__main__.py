@@ -1,0 +1,3 @@
+from gql_api.cli import main
+
+raise SystemExit(main())

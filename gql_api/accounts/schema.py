@@ -1,0 +1,131 @@
+"""Queries and mutations of the accounts area: sign-up, log-in, log-out, viewer."""
+
+from __future__ import annotations
+
+import strawberry
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from gql_api.accounts import service
+from gql_api.accounts.types import Session, User, Viewer
+from gql_api.context import Info
+from gql_api.stores.types import Merchant
+from gql_api.user_errors import UserError, mutate
+
+
+@strawberry.input(description="Sign up a new merchant with its owner account.")
+class MerchantSignUpInput:
+    merchant_name: str = strawberry.field(description="고객사 name, 1-100 characters.")
+    email: str = strawberry.field(description="The owner's email; one account per email.")
+    password: str = strawberry.field(description="At least 10 characters.")
+    name: str = strawberry.field(description="The owner's name, 1-100 characters.")
+
+
+@strawberry.type
+class MerchantSignUpPayload:
+    merchant: Merchant | None
+    session: Session | None
+    user_errors: list[UserError]
+
+
+@strawberry.input
+class SessionCreateInput:
+    email: str
+    password: str
+
+
+@strawberry.type
+class SessionCreatePayload:
+    session: Session | None
+    user_errors: list[UserError]
+
+
+@strawberry.type
+class SessionRevokePayload:
+    revoked: bool = strawberry.field(description="False when the session was already gone.")
+    user_errors: list[UserError]
+
+
+@strawberry.type
+class Query:
+    @strawberry.field(description="The authenticated caller; null when unauthenticated.")
+    def viewer(self, info: Info) -> Viewer | None:
+        principal = info.context.principal
+        return Viewer(principal=principal) if principal else None
+
+
+@strawberry.type
+class Mutation:
+    @strawberry.mutation(
+        description="Create a merchant, its representative store (대표상점), the OWNER account "
+        "and a session, in one transaction."
+    )
+    async def merchant_sign_up(
+        self, info: Info, input: MerchantSignUpInput
+    ) -> MerchantSignUpPayload:
+        app = info.context.app
+
+        async def action(db: AsyncSession) -> service.SignUp:
+            return await service.sign_up(
+                db=db,
+                hashing=app.hashing,
+                settings=app.settings,
+                merchant_name=input.merchant_name,
+                email=input.email,
+                password=input.password,
+                name=input.name,
+            )
+
+        result, errors = await mutate(info, action)
+        if result is None:
+            return MerchantSignUpPayload(merchant=None, session=None, user_errors=errors)
+        opened = result.session
+        # The rest of the payload is resolved as the new owner.
+        info.context.principal = service.principal_of(opened.user, opened.row)
+        return MerchantSignUpPayload(
+            merchant=Merchant.from_row(result.merchant),
+            session=Session.create(token=opened.token, row=opened.row, user=opened.user),
+            user_errors=[],
+        )
+
+    @strawberry.mutation(
+        description="Log in. After 5 failures for one email within 15 minutes, further "
+        "attempts get RATE_LIMITED for a while."
+    )
+    async def session_create(self, info: Info, input: SessionCreateInput) -> SessionCreatePayload:
+        app = info.context.app
+
+        async def action(db: AsyncSession) -> service.OpenedSession:
+            return await service.log_in(
+                db=db,
+                hashing=app.hashing,
+                settings=app.settings,
+                email=input.email,
+                password=input.password,
+            )
+
+        opened, errors = await mutate(info, action)
+        if opened is None:
+            return SessionCreatePayload(session=None, user_errors=errors)
+        info.context.principal = service.principal_of(opened.user, opened.row)
+        return SessionCreatePayload(
+            session=Session.create(token=opened.token, row=opened.row, user=opened.user),
+            user_errors=[],
+        )
+
+    @strawberry.mutation(description="Log out: the current session token stops working.")
+    async def session_revoke(self, info: Info) -> SessionRevokePayload:
+        principal = info.context.require_principal()
+
+        async def action(db: AsyncSession) -> bool:
+            return await service.revoke_session(db=db, principal=principal)
+
+        revoked, errors = await mutate(info, action)
+        return SessionRevokePayload(revoked=bool(revoked), user_errors=errors)
+
+
+async def resolve_user_node(info: Info, pk: int) -> User | None:
+    row = await info.context.loaders.user.load(pk)
+    return User.from_row(row) if row else None
+
+
+NODE_RESOLVERS = {"User": resolve_user_node}

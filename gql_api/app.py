@@ -1,0 +1,201 @@
+"""The ASGI application: /graphql (API and GraphiQL), /healthz, /readyz."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from sqlalchemy import text
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from strawberry.asgi import GraphQL
+from strawberry.http import GraphQLHTTPResponse
+from strawberry.types import ExecutionResult
+
+from db.engine import create_engine, create_session_factory
+from gql_api.auth import authenticate
+from gql_api.context import AppState, Context
+from gql_api.errors import ApiErrorCode, Unauthenticated
+from gql_api.logs import current_request_id, new_request_id, set_request_id
+from gql_api.schema import build_schema
+from gql_api.security.passwords import PasswordHashing
+from gql_api.settings import Settings, get_settings
+
+logger = logging.getLogger("gql_api.app")
+
+_SESSION_KEY = "gql_api.session"
+_PRINCIPAL_KEY = "gql_api.principal"
+_COMPLEXITY_MARKERS = ("exceeds maximum operation depth", "aliases found", "more than")
+READY_TIMEOUT_SECONDS = 2.0
+
+
+class GraphQLApp(GraphQL[Context, None]):
+    """strawberry's ASGI view, with one database session and the caller resolved up front."""
+
+    def __init__(self, state: AppState) -> None:
+        super().__init__(
+            build_schema(state.settings),
+            graphql_ide="graphiql" if state.settings.graphiql_on else None,
+            allow_queries_via_get=False,
+            multipart_uploads_enabled=False,
+        )
+        self.state = state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await Response("Not found", status_code=404)(scope, receive, send)
+            return
+        request = Request(scope)
+        async with self.state.session_factory() as session:
+            principal = None
+            header = request.headers.get("authorization")
+            if header is not None and request.method == "POST":
+                try:
+                    principal = await authenticate(session, header)
+                except Unauthenticated as error:
+                    body = {
+                        "data": None,
+                        "errors": [{"message": error.message, "extensions": error.extensions}],
+                    }
+                    await JSONResponse(body, status_code=401)(scope, receive, send)
+                    return
+            scope[_SESSION_KEY] = session
+            scope[_PRINCIPAL_KEY] = principal
+            await super().__call__(scope, receive, send)
+
+    async def get_context(self, request: Request, response: Response | None = None) -> Context:  # type: ignore[override]
+        return Context(
+            request=request,
+            response=response,
+            app=self.state,
+            session=request.scope[_SESSION_KEY],
+            principal=request.scope[_PRINCIPAL_KEY],
+            request_id=current_request_id(),
+        )
+
+    async def process_result(
+        self, request: Request, result: ExecutionResult
+    ) -> GraphQLHTTPResponse:
+        data = await super().process_result(request, result)
+        errors: list[dict[str, Any]] = list(data.get("errors") or [])  # type: ignore[arg-type]
+        for error in errors:
+            extensions = error.setdefault("extensions", {})
+            if "code" not in extensions:
+                message = error.get("message", "")
+                too_complex = any(marker in message for marker in _COMPLEXITY_MARKERS)
+                extensions["code"] = (
+                    ApiErrorCode.QUERY_TOO_COMPLEX.value
+                    if too_complex
+                    else "GRAPHQL_VALIDATION_FAILED"
+                )
+        return data
+
+
+class RequestContextMiddleware:
+    """Gives every request an id (also sent back as X-Request-ID) and caps the body size."""
+
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = new_request_id()
+        set_request_id(request_id)
+        declared = Request(scope).headers.get("content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.max_body_bytes):
+            await _too_large(scope, receive, send)
+            return
+        received = 0
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_body_bytes:
+                    raise _BodyTooLargeError
+            return message
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                headers.append((b"x-request-id", request_id.encode()))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, send_with_id)
+        except _BodyTooLargeError:
+            await _too_large(scope, receive, send_with_id)
+
+
+class _BodyTooLargeError(Exception):
+    pass
+
+
+async def _too_large(scope: Scope, receive: Receive, send: Send) -> None:
+    body = {
+        "errors": [{"message": "Request body too large.", "extensions": {"code": "BAD_REQUEST"}}]
+    }
+    await JSONResponse(body, status_code=413)(scope, receive, send)
+
+
+def create_state(settings: Settings) -> AppState:
+    engine = create_engine(settings.database_url)
+    return AppState(
+        settings=settings,
+        engine=engine,
+        session_factory=create_session_factory(engine),
+        hashing=PasswordHashing(
+            time_cost=settings.argon2_time_cost,
+            memory_kib=settings.argon2_memory_kib,
+            parallelism=settings.argon2_parallelism,
+            max_concurrency=settings.argon2_max_concurrency,
+        ),
+    )
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    settings = settings or get_settings()
+    state = create_state(settings)
+
+    async def healthz(_: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(_: Request) -> Response:
+        try:
+            async with asyncio.timeout(READY_TIMEOUT_SECONDS), state.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+        except Exception:  # any failure means "not ready"
+            logger.warning("readiness check failed", exc_info=True)
+            return JSONResponse({"status": "unavailable", "database": "unreachable"}, 503)
+        return JSONResponse({"status": "ok", "database": "ok"})
+
+    @asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[dict[str, Any]]:
+        try:
+            yield {}
+        finally:
+            await state.engine.dispose()
+
+    graphql = GraphQLApp(state)
+    app = Starlette(
+        routes=[
+            Route("/graphql", graphql, methods=["GET", "POST"]),
+            Route("/healthz", healthz, methods=["GET"]),
+            Route("/readyz", readyz, methods=["GET"]),
+        ],
+        lifespan=lifespan,
+    )
+    app.state.app_state = state
+    app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_request_bytes)
+    return app

@@ -1,0 +1,87 @@
+"""Command line: `integration-api serve | migrate | export-schema | check-config`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from pydantic import ValidationError
+
+
+def _serve(_: argparse.Namespace) -> int:
+    import uvicorn
+
+    from gql_api.logs import configure_logging
+    from gql_api.settings import get_settings
+
+    settings = get_settings()
+    configure_logging(settings.log_level)
+    uvicorn.run(
+        "gql_api.app:create_app",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        proxy_headers=True,
+    )
+    return 0
+
+
+def _migrate(_: argparse.Namespace) -> int:
+    from db.migrate import upgrade
+    from gql_api.settings import get_settings
+
+    upgrade(get_settings().database_url)
+    return 0
+
+
+def _export_schema(args: argparse.Namespace) -> int:
+    from gql_api.schema import build_schema
+    from gql_api.settings import Settings
+
+    sdl = build_schema(Settings(introspection_enabled=True)).as_str() + "\n"
+    if args.output == "-":
+        sys.stdout.write(sdl)
+    else:
+        Path(args.output).write_text(sdl, encoding="utf-8")
+    return 0
+
+
+def _check_config(_: argparse.Namespace) -> int:
+    from gql_api.settings import Settings
+
+    try:
+        settings = Settings()
+    except ValidationError as error:
+        print(f"configuration is invalid:\n{error}", file=sys.stderr)
+        return 1
+    safe = settings.model_dump(exclude={"encryption_keys", "database_url"})
+    safe["encryption_keys"] = f"{len(settings.encryption_keys)} key(s)"
+    for key, value in safe.items():
+        print(f"{key.upper()}={value}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="integration-api", description="Integration-management GraphQL API"
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("serve", help="serve the API with uvicorn on HOST:PORT").set_defaults(
+        run=_serve
+    )
+    commands.add_parser("migrate", help="apply database migrations").set_defaults(run=_migrate)
+    export = commands.add_parser("export-schema", help="print or write the GraphQL SDL")
+    export.add_argument("--output", default="-", help="file to write, or - for stdout")
+    export.set_defaults(run=_export_schema)
+    commands.add_parser("check-config", help="validate settings from the environment").set_defaults(
+        run=_check_config
+    )
+    args = parser.parse_args(argv)
+    return int(args.run(args))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,72 @@
+"""Per-request context: the caller, one database session, and per-request DataLoaders."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TypeAlias
+
+import strawberry
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
+from starlette.requests import Request
+from starlette.responses import Response
+
+from gql_api.errors import Unauthenticated
+from gql_api.permissions import Principal
+from gql_api.security.passwords import PasswordHashing
+from gql_api.settings import Settings
+
+if TYPE_CHECKING:
+    from gql_api.loaders import Loaders
+
+
+@dataclass
+class AppState:
+    """What lives as long as the process: settings, the engine, the argon2 hasher."""
+
+    settings: Settings
+    engine: AsyncEngine
+    session_factory: async_sessionmaker[AsyncSession]
+    hashing: PasswordHashing
+
+
+@dataclass
+class Context:
+    request: Request
+    response: Response | None
+    app: AppState
+    session: AsyncSession
+    principal: Principal | None
+    request_id: str
+    _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    _loaders: Loaders | None = None
+
+    @asynccontextmanager
+    async def db(self) -> AsyncIterator[AsyncSession]:
+        """The request's session, one user at a time (sibling fields resolve concurrently).
+
+        Never await a DataLoader inside this block: its batch function takes the same lock.
+        """
+        async with self._lock:
+            yield self.session
+
+    def require_principal(self) -> Principal:
+        if self.principal is None:
+            raise Unauthenticated(
+                "Authentication required: send Authorization: Bearer <token> or PortOne <secret>."
+            )
+        return self.principal
+
+    @property
+    def loaders(self) -> Loaders:
+        if self._loaders is None:
+            from gql_api.loaders import Loaders
+
+            self._loaders = Loaders(self)
+        return self._loaders
+
+
+Info: TypeAlias = strawberry.Info[Context, Any]

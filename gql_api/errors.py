@@ -1,0 +1,110 @@
+"""Error vocabulary shared by the services and the GraphQL layer.
+
+`DomainError` carries expected, user-fixable failures (they become `userErrors`); `ApiError`
+subclasses become top-level GraphQL errors with `extensions.code`. Anything else is unexpected
+and is masked as INTERNAL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class UserErrorCode(StrEnum):
+    INVALID_INPUT = "INVALID_INPUT"
+    REQUIRED = "REQUIRED"
+    NOT_FOUND = "NOT_FOUND"
+    NAME_TAKEN = "NAME_TAKEN"
+    WEAK_PASSWORD = "WEAK_PASSWORD"
+    EMAIL_TAKEN = "EMAIL_TAKEN"
+    INVALID_CREDENTIALS = "INVALID_CREDENTIALS"
+    TOKEN_INVALID = "TOKEN_INVALID"
+    TOKEN_EXPIRED = "TOKEN_EXPIRED"
+    REPRESENTATIVE_STORE_UNDELETABLE = "REPRESENTATIVE_STORE_UNDELETABLE"
+    OWNER_REQUIRED = "OWNER_REQUIRED"
+    ROLE_NOT_ALLOWED = "ROLE_NOT_ALLOWED"
+    MEMBER_LIMIT_EXCEEDED = "MEMBER_LIMIT_EXCEEDED"
+    ALREADY_MEMBER = "ALREADY_MEMBER"
+    PG_MODULE_MISMATCH = "PG_MODULE_MISMATCH"
+    PURPOSE_NOT_SUPPORTED = "PURPOSE_NOT_SUPPORTED"
+    CREDENTIAL_MISSING = "CREDENTIAL_MISSING"
+    CREDENTIAL_UNKNOWN = "CREDENTIAL_UNKNOWN"
+    SHARED_TEST_MID_NOT_ALLOWED = "SHARED_TEST_MID_NOT_ALLOWED"
+    CHANNEL_NAME_DUPLICATE = "CHANNEL_NAME_DUPLICATE"
+    VERSION_CONFLICT = "VERSION_CONFLICT"
+    WEBHOOK_URL_NOT_SET = "WEBHOOK_URL_NOT_SET"
+    WEBHOOK_URL_FORBIDDEN = "WEBHOOK_URL_FORBIDDEN"
+    WEBHOOK_SECRET_LIMIT = "WEBHOOK_SECRET_LIMIT"
+    CONTENT_TYPE_NOT_SUPPORTED = "CONTENT_TYPE_NOT_SUPPORTED"
+    ALREADY_EXPIRED = "ALREADY_EXPIRED"
+
+
+@dataclass(frozen=True)
+class FieldError:
+    code: UserErrorCode
+    field: tuple[str, ...] | None
+    message: str
+
+
+class DomainError(Exception):
+    """One or more user-fixable problems; the mutation changes nothing."""
+
+    def __init__(self, errors: Sequence[FieldError]) -> None:
+        super().__init__("; ".join(error.message for error in errors))
+        self.errors = list(errors)
+
+    @classmethod
+    def single(cls, code: UserErrorCode, field: Sequence[str] | None, message: str) -> DomainError:
+        return cls([FieldError(code, tuple(field) if field else None, message)])
+
+
+@dataclass
+class Problems:
+    """Collects validation problems so a client sees all of them at once."""
+
+    errors: list[FieldError] = field(default_factory=list)
+
+    def add(self, code: UserErrorCode, path: Sequence[str] | None, message: str) -> None:
+        self.errors.append(FieldError(code, tuple(path) if path else None, message))
+
+    def raise_if_any(self) -> None:
+        if self.errors:
+            raise DomainError(self.errors)
+
+
+class ApiErrorCode(StrEnum):
+    UNAUTHENTICATED = "UNAUTHENTICATED"
+    FORBIDDEN = "FORBIDDEN"
+    QUERY_TOO_COMPLEX = "QUERY_TOO_COMPLEX"
+    RATE_LIMITED = "RATE_LIMITED"
+    BAD_REQUEST = "BAD_REQUEST"
+    INTERNAL = "INTERNAL"
+
+
+class ApiError(Exception):
+    """A failure shown as a top-level GraphQL error; its message is safe to show."""
+
+    code: ApiErrorCode = ApiErrorCode.INTERNAL
+
+    def __init__(self, message: str, **extra: str | int) -> None:
+        super().__init__(message)
+        self.message = message
+        self.extensions: dict[str, str | int] = {"code": self.code.value, **extra}
+
+
+class Unauthenticated(ApiError):
+    code = ApiErrorCode.UNAUTHENTICATED
+
+
+class Forbidden(ApiError):
+    code = ApiErrorCode.FORBIDDEN
+
+
+class RateLimited(ApiError):
+    code = ApiErrorCode.RATE_LIMITED
+
+
+class BadRequest(ApiError):
+    code = ApiErrorCode.BAD_REQUEST

@@ -1,0 +1,58 @@
+"""Per-request DataLoaders, each scoped to the caller's merchant (no N+1, no leaks)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from sqlmodel import col, select
+from strawberry.dataloader import DataLoader
+
+from db.models import Merchant, Store, User
+
+if TYPE_CHECKING:
+    from gql_api.context import Context
+
+
+class Loaders:
+    def __init__(self, context: Context) -> None:
+        self._context = context
+        self.merchant = DataLoader(self._merchants)
+        self.representative_store = DataLoader(self._representative_stores)
+        self.user = DataLoader(self._users)
+
+    def _merchant_id(self) -> int | None:
+        principal = self._context.principal
+        return principal.merchant_id if principal else None
+
+    async def _merchants(self, ids: Sequence[int]) -> list[Merchant | None]:
+        allowed = [i for i in ids if i == self._merchant_id()]
+        async with self._context.db() as db:
+            rows = (await db.exec(select(Merchant).where(col(Merchant.id).in_(allowed)))).all()
+        by_id = {row.id: row for row in rows}
+        return [by_id.get(i) for i in ids]
+
+    async def _representative_stores(self, merchant_ids: Sequence[int]) -> list[Store | None]:
+        allowed = [i for i in merchant_ids if i == self._merchant_id()]
+        async with self._context.db() as db:
+            rows = (
+                await db.exec(
+                    select(Store).where(
+                        col(Store.merchant_id).in_(allowed),
+                        col(Store.is_representative).is_(True),
+                    )
+                )
+            ).all()
+        by_merchant = {row.merchant_id: row for row in rows}
+        return [by_merchant.get(i) for i in merchant_ids]
+
+    async def _users(self, ids: Sequence[int]) -> list[User | None]:
+        merchant_id = self._merchant_id()
+        async with self._context.db() as db:
+            rows = (
+                await db.exec(
+                    select(User).where(col(User.id).in_(ids), col(User.merchant_id) == merchant_id)
+                )
+            ).all()
+        by_id = {row.id: row for row in rows}
+        return [by_id.get(i) for i in ids]

@@ -1,0 +1,134 @@
+"""Relay connections over keyset (seek) pagination: cursors stay valid under inserts."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+import strawberry
+from sqlalchemy.orm import Mapped
+from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlmodel.sql.expression import SelectOfScalar
+
+from gql_api.errors import BadRequest
+
+MAX_PAGE_SIZE = 100
+DEFAULT_PAGE_SIZE = 50
+_CURSOR_PREFIX = "k1:"
+
+Row = TypeVar("Row")
+NodeT = TypeVar("NodeT")
+
+
+def encode_cursor(key: int) -> str:
+    return base64.urlsafe_b64encode(f"{_CURSOR_PREFIX}{key}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, argument: str) -> int:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        raw = base64.urlsafe_b64decode(padded.encode("ascii")).decode("ascii")
+        if not raw.startswith(_CURSOR_PREFIX):
+            raise ValueError(raw)
+        return int(raw[len(_CURSOR_PREFIX) :])
+    except (ValueError, UnicodeError, binascii.Error):
+        raise BadRequest(f"`{argument}` is not a cursor returned by this connection.") from None
+
+
+@dataclass(frozen=True)
+class PageRequest:
+    first: int | None = None
+    after: str | None = None
+    last: int | None = None
+    before: str | None = None
+
+    def validated(self) -> tuple[int, bool, int | None, int | None]:
+        """(limit, backward, after_key, before_key)"""
+        if self.first is not None and self.last is not None:
+            raise BadRequest("Pass either `first` or `last`, not both.")
+        for name, value in (("first", self.first), ("last", self.last)):
+            if value is not None and not 0 <= value <= MAX_PAGE_SIZE:
+                raise BadRequest(f"`{name}` must be between 0 and {MAX_PAGE_SIZE}.")
+        backward = self.last is not None
+        limit = self.last if backward else self.first
+        after = decode_cursor(self.after, "after") if self.after is not None else None
+        before = decode_cursor(self.before, "before") if self.before is not None else None
+        return (DEFAULT_PAGE_SIZE if limit is None else limit), backward, after, before
+
+
+@dataclass(frozen=True)
+class Page(Generic[Row]):
+    rows: Sequence[Row]
+    keys: Sequence[int]
+    has_next_page: bool
+    has_previous_page: bool
+
+
+async def paginate(
+    db: AsyncSession,
+    statement: SelectOfScalar[Any],
+    key: Mapped[Any],
+    request: PageRequest,
+    key_of: Callable[[Any], int],
+) -> Page[Any]:
+    """Run `statement` (already scoped to the caller) one page at a time, ordered by `key`."""
+    limit, backward, after, before = request.validated()
+    if after is not None:
+        statement = statement.where(key > after)
+    if before is not None:
+        statement = statement.where(key < before)
+    statement = statement.order_by(key.desc() if backward else key.asc()).limit(limit + 1)
+    rows = list((await db.exec(statement)).all()) if limit > 0 else []
+    more = len(rows) > limit
+    rows = rows[:limit]
+    if backward:
+        rows.reverse()
+    return Page(
+        rows=rows,
+        keys=[key_of(row) for row in rows],
+        has_next_page=more if not backward else before is not None,
+        has_previous_page=more if backward else after is not None,
+    )
+
+
+@strawberry.type(description="Relay page information.")
+class PageInfo:
+    has_next_page: bool
+    has_previous_page: bool
+    start_cursor: str | None
+    end_cursor: str | None
+
+
+@strawberry.type
+class Edge(Generic[NodeT]):
+    cursor: str = strawberry.field(description="Opaque cursor for `after` / `before`.")
+    node: NodeT
+
+
+@strawberry.type
+class Connection(Generic[NodeT]):
+    edges: list[Edge[NodeT]]
+    page_info: PageInfo
+    nodes: list[NodeT] = strawberry.field(description="The nodes of `edges`, for convenience.")
+
+
+def to_connection(page: Page[Row], convert: Callable[[Row], NodeT]) -> Connection[NodeT]:
+    nodes = [convert(row) for row in page.rows]
+    cursors = [encode_cursor(key) for key in page.keys]
+    return Connection(
+        edges=[Edge(cursor=c, node=n) for c, n in zip(cursors, nodes, strict=True)],
+        nodes=nodes,
+        page_info=PageInfo(
+            has_next_page=page.has_next_page,
+            has_previous_page=page.has_previous_page,
+            start_cursor=cursors[0] if cursors else None,
+            end_cursor=cursors[-1] if cursors else None,
+        ),
+    )
+
+
+def empty_connection() -> Connection[Any]:
+    return to_connection(Page(rows=[], keys=[], has_next_page=False, has_previous_page=False), id)

@@ -1,0 +1,96 @@
+"""Who is calling, and the one permission matrix that decides every operation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from gql_api.errors import Forbidden, Unauthenticated
+
+
+class Role(StrEnum):
+    OWNER = "OWNER"
+    ADMIN = "ADMIN"
+    MANAGER = "MANAGER"
+    DEVELOPER = "DEVELOPER"
+    READ_ONLY = "READ_ONLY"
+    STORE_MANAGER = "STORE_MANAGER"
+    STORE_READ_ONLY = "STORE_READ_ONLY"
+
+
+STORE_SCOPED_ROLES = frozenset({Role.STORE_MANAGER, Role.STORE_READ_ONLY})
+
+
+class PrincipalKind(StrEnum):
+    USER = "user"
+    API_SECRET = "api_secret"
+
+
+@dataclass(frozen=True)
+class Principal:
+    """An authenticated caller, always bound to one merchant."""
+
+    kind: PrincipalKind
+    merchant_id: int
+    user_id: int | None = None
+    role: Role | None = None
+    # The only store this caller may see (STORE_* roles, sub-store API secrets); None = all.
+    store_pk: int | None = None
+    session_id: int | None = None
+    api_secret_id: int | None = None
+
+    @property
+    def actor(self) -> str:
+        if self.kind is PrincipalKind.USER:
+            return f"user:{self.user_id}"
+        return f"api_secret:{self.api_secret_id}"
+
+
+class Operation(StrEnum):
+    READ = "read"
+    STORE_MANAGE = "store_manage"
+
+
+class Access(StrEnum):
+    NONE = "none"
+    OWN_STORE = "own_store"  # only the caller's own store (STORE_* roles, API secrets)
+    ALL = "all"
+
+
+API_SECRET = "API_SECRET"
+_A, _S, _N = Access.ALL, Access.OWN_STORE, Access.NONE
+
+# Columns: OWNER, ADMIN, MANAGER, DEVELOPER, READ_ONLY, STORE_MANAGER, STORE_READ_ONLY, API secret
+_COLUMNS: tuple[str, ...] = (*(role.value for role in Role), API_SECRET)
+_ROWS: dict[Operation, tuple[Access, ...]] = {
+    Operation.READ: (_A, _A, _A, _A, _A, _S, _S, _S),
+    Operation.STORE_MANAGE: (_A, _A, _N, _N, _N, _N, _N, _N),
+}
+MATRIX: dict[Operation, dict[str, Access]] = {
+    operation: dict(zip(_COLUMNS, cells, strict=True)) for operation, cells in _ROWS.items()
+}
+
+
+def access(principal: Principal, operation: Operation) -> Access:
+    column = API_SECRET if principal.kind is PrincipalKind.API_SECRET else str(principal.role)
+    level = MATRIX[operation][column]
+    # A representative-store API secret reaches every store of its merchant.
+    if level is Access.OWN_STORE and principal.store_pk is None:
+        return Access.ALL
+    return level
+
+
+def require(principal: Principal | None, operation: Operation) -> Principal:
+    """The caller, if it may perform `operation` somewhere; FORBIDDEN or UNAUTHENTICATED if not."""
+    if principal is None:
+        raise Unauthenticated("Authentication required: send Authorization: Bearer <token>.")
+    if access(principal, operation) is Access.NONE:
+        raise Forbidden("Your role does not allow this operation.")
+    return principal
+
+
+def may_act_on_store(principal: Principal, operation: Operation, store_pk: int) -> bool:
+    level = access(principal, operation)
+    if level is Access.ALL:
+        return True
+    return level is Access.OWN_STORE and principal.store_pk == store_pk

@@ -1,0 +1,103 @@
+"""The schema: every area's Query and Mutation merged, with limits, caches and masking."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import strawberry
+from graphql import GraphQLError
+from strawberry.extensions import (
+    DisableIntrospection,
+    MaskErrors,
+    MaxAliasesLimiter,
+    MaxTokensLimiter,
+    ParserCache,
+    QueryDepthLimiter,
+    SchemaExtension,
+    ValidationCache,
+)
+from strawberry.schema.config import StrawberryConfig
+from strawberry.tools import merge_types
+
+from gql_api.accounts import schema as accounts
+from gql_api.accounts.types import User
+from gql_api.context import Info
+from gql_api.errors import ApiError, ApiErrorCode
+from gql_api.logs import current_request_id
+from gql_api.node import Node, from_global_id
+from gql_api.settings import Settings
+from gql_api.stores import schema as stores
+from gql_api.stores.types import Merchant, Store
+
+logger = logging.getLogger("gql_api.errors")
+
+NodeResolver = Callable[[Info, int], Awaitable[Any]]
+NODE_RESOLVERS: dict[str, NodeResolver] = {
+    **accounts.NODE_RESOLVERS,
+    **stores.NODE_RESOLVERS,
+}
+
+
+@strawberry.type
+class NodeQuery:
+    @strawberry.field(
+        description="Refetch any object by its global ID; null if it does not exist or the "
+        "caller may not see it."
+    )
+    async def node(self, info: Info, id: strawberry.ID) -> Node | None:
+        info.context.require_principal()
+        decoded = from_global_id(str(id))
+        if decoded is None:
+            return None
+        resolver = NODE_RESOLVERS.get(decoded[0])
+        return await resolver(info, decoded[1]) if resolver else None
+
+
+Query = merge_types("Query", (NodeQuery, accounts.Query, stores.Query))
+Mutation = merge_types("Mutation", (accounts.Mutation, stores.Mutation))
+
+
+class LoggedMaskErrors(MaskErrors):
+    """Masks unexpected errors as INTERNAL and logs them with the request id."""
+
+    def __init__(self) -> None:
+        super().__init__(should_mask_error=_should_mask, error_message="Internal server error.")
+
+    def anonymise_error(self, error: GraphQLError) -> GraphQLError:
+        request_id = current_request_id()
+        logger.error(
+            "unexpected error in %s",
+            ".".join(str(p) for p in error.path or ()),
+            exc_info=error.original_error,
+            extra={"request_id": request_id},
+        )
+        masked = super().anonymise_error(error)
+        masked.extensions = {"code": ApiErrorCode.INTERNAL.value, "requestId": request_id}
+        return masked
+
+
+def _should_mask(error: GraphQLError) -> bool:
+    original = error.original_error
+    return original is not None and not isinstance(original, (ApiError, GraphQLError))
+
+
+def build_schema(settings: Settings) -> strawberry.Schema:
+    extensions: list[type[SchemaExtension] | Callable[[], SchemaExtension]] = [
+        LoggedMaskErrors,
+        lambda: QueryDepthLimiter(max_depth=settings.max_query_depth),
+        lambda: MaxAliasesLimiter(max_alias_count=settings.max_aliases),
+        lambda: MaxTokensLimiter(max_token_count=settings.max_tokens),
+        lambda: ParserCache(maxsize=512),
+        lambda: ValidationCache(maxsize=512),
+    ]
+    if not settings.introspection_on:
+        extensions.append(DisableIntrospection)
+    return strawberry.Schema(
+        query=Query,
+        mutation=Mutation,
+        types=[Store, Merchant, User],
+        extensions=extensions,
+        config=StrawberryConfig(disable_field_suggestions=not settings.introspection_on),
+    )

@@ -1,0 +1,1 @@
+"""Hashing, tokens and (later) encryption at rest."""

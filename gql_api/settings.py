@@ -1,0 +1,95 @@
+"""Configuration from the environment (and an optional `.env`)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+# OWASP Password Storage Cheat Sheet minimum for argon2id.
+OWASP_MIN_MEMORY_KIB = 19456
+OWASP_MIN_TIME_COST = 2
+
+
+class AppEnv(StrEnum):
+    DEVELOPMENT = "development"
+    TEST = "test"
+    PRODUCTION = "production"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    database_url: str = Field(
+        default="sqlite:///var/integration.db",
+        description="sqlite:///path or postgresql://user:pass@host/db; the async driver is chosen",
+    )
+    app_env: AppEnv = AppEnv.DEVELOPMENT
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    data_dir: Path = Path("var")
+    encryption_keys: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="comma-separated Fernet keys, newest first",
+    )
+    log_level: str = "INFO"
+
+    session_ttl_hours: int = Field(default=12, ge=1, le=24 * 30)
+    login_max_failures: int = Field(default=5, ge=1)
+    login_failure_window_minutes: int = Field(default=15, ge=1)
+
+    argon2_time_cost: int = Field(default=3, ge=1)
+    argon2_memory_kib: int = Field(default=65536, ge=8)
+    argon2_parallelism: int = Field(default=4, ge=1)
+    argon2_max_concurrency: int = Field(default=2, ge=1)
+
+    graphiql_enabled: bool | None = Field(
+        default=None, description="default: on, except when APP_ENV=production"
+    )
+    introspection_enabled: bool | None = Field(
+        default=None, description="default: on, except when APP_ENV=production"
+    )
+    max_query_depth: int = Field(default=15, ge=2)
+    max_aliases: int = Field(default=30, ge=0)
+    max_tokens: int = Field(default=3000, ge=10)
+    max_request_bytes: int = Field(default=1_000_000, ge=1024)
+
+    @field_validator("encryption_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [key.strip() for key in value.split(",") if key.strip()]
+        return value
+
+    @model_validator(mode="after")
+    def _strict_in_production(self) -> Settings:
+        if self.app_env is AppEnv.PRODUCTION:
+            if not self.encryption_keys:
+                raise ValueError("ENCRYPTION_KEYS is required when APP_ENV=production")
+            if (
+                self.argon2_memory_kib < OWASP_MIN_MEMORY_KIB
+                or self.argon2_time_cost < OWASP_MIN_TIME_COST
+            ):
+                raise ValueError("argon2 parameters below the OWASP minimum in production")
+        return self
+
+    @property
+    def graphiql_on(self) -> bool:
+        if self.graphiql_enabled is not None:
+            return self.graphiql_enabled
+        return self.app_env is not AppEnv.PRODUCTION
+
+    @property
+    def introspection_on(self) -> bool:
+        if self.introspection_enabled is not None:
+            return self.introspection_enabled
+        return self.app_env is not AppEnv.PRODUCTION
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

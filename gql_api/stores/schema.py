@@ -1,0 +1,116 @@
+"""Queries and mutations of the stores area."""
+
+from __future__ import annotations
+
+import strawberry
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from db.models import Store as StoreRow
+from gql_api.context import Info
+from gql_api.stores import service
+from gql_api.stores.types import Merchant, Store
+from gql_api.user_errors import UserError, mutate
+
+
+@strawberry.input(description="Create a sub-store (하위 상점) under the caller's merchant.")
+class StoreCreateInput:
+    name: str = strawberry.field(description="1-100 characters, unique within the merchant.")
+
+
+@strawberry.type
+class StoreCreatePayload:
+    store: Store | None
+    user_errors: list[UserError]
+
+
+@strawberry.input(description="Rename a store.")
+class StoreUpdateInput:
+    store_id: str = strawberry.field(description="store-<uuid4> of the store to rename.")
+    name: str = strawberry.field(description="1-100 characters, unique within the merchant.")
+
+
+@strawberry.type
+class StoreUpdatePayload:
+    store: Store | None
+    user_errors: list[UserError]
+
+
+@strawberry.input(description="Delete a sub-store; the representative store cannot be deleted.")
+class StoreDeleteInput:
+    store_id: str
+
+
+@strawberry.type
+class StoreDeletePayload:
+    deleted_store_id: str | None = strawberry.field(description="storeId of the deleted store.")
+    user_errors: list[UserError]
+
+
+@strawberry.type
+class Query:
+    @strawberry.field(description="The caller's merchant (고객사).")
+    async def merchant(self, info: Info) -> Merchant | None:
+        principal = info.context.require_principal()
+        row = await info.context.loaders.merchant.load(principal.merchant_id)
+        return Merchant.from_row(row) if row else None
+
+    @strawberry.field(description="A store by its storeId; null if absent or not visible.")
+    async def store(self, info: Info, store_id: str) -> Store | None:
+        principal = info.context.require_principal()
+        async with info.context.db() as db:
+            row = await service.store_by_store_id(db=db, principal=principal, store_id=store_id)
+        return Store.from_row(row) if row else None
+
+
+@strawberry.type
+class Mutation:
+    @strawberry.mutation(description="Create a sub-store (OWNER, ADMIN).")
+    async def store_create(self, info: Info, input: StoreCreateInput) -> StoreCreatePayload:
+        principal = info.context.require_principal()
+
+        async def action(db: AsyncSession) -> StoreRow:
+            return await service.create_sub_store(db=db, principal=principal, name=input.name)
+
+        row, errors = await mutate(info, action)
+        return StoreCreatePayload(store=Store.from_row(row) if row else None, user_errors=errors)
+
+    @strawberry.mutation(description="Rename a store (OWNER, ADMIN).")
+    async def store_update(self, info: Info, input: StoreUpdateInput) -> StoreUpdatePayload:
+        principal = info.context.require_principal()
+
+        async def action(db: AsyncSession) -> StoreRow:
+            return await service.rename_store(
+                db=db, principal=principal, store_id=input.store_id, name=input.name
+            )
+
+        row, errors = await mutate(info, action)
+        return StoreUpdatePayload(store=Store.from_row(row) if row else None, user_errors=errors)
+
+    @strawberry.mutation(description="Delete a sub-store (OWNER, ADMIN); its ID stops resolving.")
+    async def store_delete(self, info: Info, input: StoreDeleteInput) -> StoreDeletePayload:
+        principal = info.context.require_principal()
+
+        async def action(db: AsyncSession) -> StoreRow:
+            return await service.delete_sub_store(
+                db=db, principal=principal, store_id=input.store_id
+            )
+
+        row, errors = await mutate(info, action)
+        return StoreDeletePayload(
+            deleted_store_id=row.store_id if row else None, user_errors=errors
+        )
+
+
+async def resolve_store_node(info: Info, pk: int) -> Store | None:
+    principal = info.context.require_principal()
+    async with info.context.db() as db:
+        row = await service.store_by_pk(db=db, principal=principal, pk=pk)
+    return Store.from_row(row) if row else None
+
+
+async def resolve_merchant_node(info: Info, pk: int) -> Merchant | None:
+    row = await info.context.loaders.merchant.load(pk)
+    return Merchant.from_row(row) if row else None
+
+
+NODE_RESOLVERS = {"Store": resolve_store_node, "Merchant": resolve_merchant_node}

@@ -1,0 +1,160 @@
+"""Business rules for stores: visibility, sub-store create / rename / delete."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlmodel.sql.expression import SelectOfScalar
+
+from db.models import Merchant, Store
+from db.types import utcnow
+from gql_api import validation
+from gql_api.errors import DomainError, Problems, UserErrorCode
+from gql_api.permissions import Access, Operation, Principal, access, require
+
+REPRESENTATIVE_STORE_NAME = "대표상점"
+STORE_NAME_MAX_LENGTH = 100
+STORE_ID_PREFIX = "store-"
+
+
+def new_store_id() -> str:
+    return f"{STORE_ID_PREFIX}{uuid.uuid4()}"
+
+
+def is_store_id(value: str) -> bool:
+    if not value.startswith(STORE_ID_PREFIX) or len(value) != len(STORE_ID_PREFIX) + 36:
+        return False
+    try:
+        uuid.UUID(value[len(STORE_ID_PREFIX) :])
+    except ValueError:
+        return False
+    return True
+
+
+def visible_stores(principal: Principal) -> SelectOfScalar[Store]:
+    """Live stores of the caller's merchant that the caller may read."""
+    statement = select(Store).where(
+        col(Store.merchant_id) == principal.merchant_id, col(Store.deleted_at).is_(None)
+    )
+    if access(principal, Operation.READ) is Access.OWN_STORE:
+        statement = statement.where(col(Store.id) == principal.store_pk)
+    return statement
+
+
+def visible_sub_stores(principal: Principal, store: Store) -> SelectOfScalar[Store] | None:
+    """The sub-stores under `store`; None when it has none (a sub-store has no children)."""
+    if not store.is_representative or store.merchant_id != principal.merchant_id:
+        return None
+    return visible_stores(principal).where(col(Store.is_representative).is_(False))
+
+
+async def merchant(*, db: AsyncSession, principal: Principal) -> Merchant | None:
+    return await db.get(Merchant, principal.merchant_id)
+
+
+async def store_by_store_id(
+    *, db: AsyncSession, principal: Principal, store_id: str
+) -> Store | None:
+    if not is_store_id(store_id):
+        return None
+    statement = visible_stores(principal).where(col(Store.store_id) == store_id)
+    return (await db.exec(statement)).first()
+
+
+async def store_by_pk(*, db: AsyncSession, principal: Principal, pk: int) -> Store | None:
+    return (await db.exec(visible_stores(principal).where(col(Store.id) == pk))).first()
+
+
+async def create_sub_store(*, db: AsyncSession, principal: Principal, name: str) -> Store:
+    require(principal, Operation.STORE_MANAGE)
+    name = _valid_name(name)
+    await _ensure_name_free(db, principal.merchant_id, name)
+    store = Store(
+        store_id=new_store_id(),
+        merchant_id=principal.merchant_id,
+        name=name,
+        is_representative=False,
+    )
+    db.add(store)
+    await _flush_names(db)
+    return store
+
+
+async def rename_store(
+    *, db: AsyncSession, principal: Principal, store_id: str, name: str
+) -> Store:
+    require(principal, Operation.STORE_MANAGE)
+    store = await _managed_store(db, principal, store_id)
+    name = _valid_name(name)
+    if name != store.name:
+        await _ensure_name_free(db, principal.merchant_id, name)
+        store.name = name
+        store.updated_at = utcnow()
+        db.add(store)
+        await _flush_names(db)
+    return store
+
+
+async def delete_sub_store(*, db: AsyncSession, principal: Principal, store_id: str) -> Store:
+    """Soft delete: the row stays for audit and payments, the ID stops resolving."""
+    require(principal, Operation.STORE_MANAGE)
+    store = await _managed_store(db, principal, store_id)
+    if store.is_representative:
+        raise DomainError.single(
+            UserErrorCode.REPRESENTATIVE_STORE_UNDELETABLE,
+            ("input", "storeId"),
+            "The representative store (대표상점) cannot be deleted.",
+        )
+    store.deleted_at = utcnow()
+    store.updated_at = store.deleted_at
+    db.add(store)
+    await db.flush()
+    return store
+
+
+async def _managed_store(db: AsyncSession, principal: Principal, store_id: str) -> Store:
+    store = await store_by_store_id(db=db, principal=principal, store_id=store_id)
+    if store is None:
+        raise DomainError.single(
+            UserErrorCode.NOT_FOUND, ("input", "storeId"), "No store with this storeId."
+        )
+    return store
+
+
+def _valid_name(name: str) -> str:
+    problems = Problems()
+    cleaned = validation.name(
+        problems, name, ("input", "name"), label="Store name", max_length=STORE_NAME_MAX_LENGTH
+    )
+    problems.raise_if_any()
+    return cleaned
+
+
+def _name_taken() -> DomainError:
+    return DomainError.single(
+        UserErrorCode.NAME_TAKEN, ("input", "name"), "Another store of this merchant has this name."
+    )
+
+
+async def _ensure_name_free(db: AsyncSession, merchant_id: int, name: str) -> None:
+    clash = (
+        await db.exec(
+            select(Store.id).where(
+                col(Store.merchant_id) == merchant_id,
+                col(Store.name) == name,
+                col(Store.deleted_at).is_(None),
+            )
+        )
+    ).first()
+    if clash is not None:
+        raise _name_taken()
+
+
+async def _flush_names(db: AsyncSession) -> None:
+    try:
+        await db.flush()
+    except IntegrityError:  # a concurrent request took the name between check and write
+        raise _name_taken() from None

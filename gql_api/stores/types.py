@@ -1,0 +1,114 @@
+"""GraphQL types of the stores area, built from rows by explicit allow-lists."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+import strawberry
+from sqlmodel import col
+
+from db.models import Merchant as MerchantRow
+from db.models import Store as StoreRow
+from gql_api.context import Info
+from gql_api.node import Node, to_global_id
+from gql_api.pagination import Connection, PageRequest, empty_connection, paginate, to_connection
+from gql_api.stores import service
+
+FIRST = "Return at most this many items from the start (0-100, default 50)."
+AFTER = "Return items after this cursor."
+LAST = "Return at most this many items from the end (0-100)."
+BEFORE = "Return items before this cursor."
+
+
+@strawberry.type(
+    description="상점: the representative store (대표상점) or a sub-store (하위 상점)."
+)
+class Store(Node):
+    store_id: str = strawberry.field(
+        description="store-<uuid4>: the value passed as storeId in payment calls."
+    )
+    name: str = strawberry.field(description="Store name, 1-100 characters, unique per merchant.")
+    is_representative: bool = strawberry.field(
+        description="True for the 대표상점 created at sign-up; it cannot be deleted."
+    )
+    created_at: datetime
+    row: strawberry.Private[StoreRow]
+
+    @classmethod
+    def from_row(cls, row: StoreRow) -> Store:
+        assert row.id is not None
+        return cls(
+            id=to_global_id("Store", row.id),
+            store_id=row.store_id,
+            name=row.name,
+            is_representative=row.is_representative,
+            created_at=row.created_at,
+            row=row,
+        )
+
+    @strawberry.field(
+        description="Sub-stores under the representative store; empty on a sub-store."
+    )
+    async def sub_stores(
+        self,
+        info: Info,
+        first: Annotated[int | None, strawberry.argument(description=FIRST)] = None,
+        after: Annotated[str | None, strawberry.argument(description=AFTER)] = None,
+        last: Annotated[int | None, strawberry.argument(description=LAST)] = None,
+        before: Annotated[str | None, strawberry.argument(description=BEFORE)] = None,
+    ) -> Connection[Store]:
+        principal = info.context.require_principal()
+        statement = service.visible_sub_stores(principal, self.row)
+        request = PageRequest(first=first, after=after, last=last, before=before)
+        if statement is None:
+            request.validated()
+            return empty_connection()
+        async with info.context.db() as db:
+            page = await paginate(db, statement, col(StoreRow.id), request, _store_key)
+        return to_connection(page, Store.from_row)
+
+
+def _store_key(row: StoreRow) -> int:
+    assert row.id is not None
+    return row.id
+
+
+@strawberry.type(description="고객사: the merchant account that owns the stores.")
+class Merchant(Node):
+    name: str
+    created_at: datetime
+    pk: strawberry.Private[int]
+
+    @classmethod
+    def from_row(cls, row: MerchantRow) -> Merchant:
+        assert row.id is not None
+        return cls(
+            id=to_global_id("Merchant", row.id), name=row.name, created_at=row.created_at, pk=row.id
+        )
+
+    @strawberry.field(description="대표상점, created at sign-up; it cannot be deleted.")
+    async def representative_store(self, info: Info) -> Store:
+        row = await info.context.loaders.representative_store.load(self.pk)
+        if row is None:
+            raise RuntimeError("merchant without a representative store")
+        return Store.from_row(row)
+
+    @strawberry.field(
+        description="The representative store first, then the sub-stores the caller can see."
+    )
+    async def stores(
+        self,
+        info: Info,
+        first: Annotated[int | None, strawberry.argument(description=FIRST)] = None,
+        after: Annotated[str | None, strawberry.argument(description=AFTER)] = None,
+        last: Annotated[int | None, strawberry.argument(description=LAST)] = None,
+        before: Annotated[str | None, strawberry.argument(description=BEFORE)] = None,
+    ) -> Connection[Store]:
+        principal = info.context.require_principal()
+        request = PageRequest(first=first, after=after, last=last, before=before)
+        async with info.context.db() as db:
+            page = await paginate(
+                db, service.visible_stores(principal), col(StoreRow.id), request, _store_key
+            )
+        return to_connection(page, Store.from_row)

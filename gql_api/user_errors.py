@@ -1,0 +1,51 @@
+"""The `userErrors` contract and the one way mutations run: validate, write, commit."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import strawberry
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from gql_api.context import Info
+from gql_api.errors import DomainError, UserErrorCode
+
+T = TypeVar("T")
+
+UserErrorCodeEnum = strawberry.enum(
+    UserErrorCode, name="UserErrorCode", description="Machine-readable reason for a user error."
+)
+
+
+@strawberry.type(description="A problem with the input of a mutation; nothing was changed.")
+class UserError:
+    field: list[str] | None = strawberry.field(
+        description='Path to the input field at fault, e.g. ["input", "name"].'
+    )
+    code: UserErrorCodeEnum  # type: ignore[valid-type]
+    message: str = strawberry.field(description="A sentence to show to a person.")
+
+
+def user_errors(error: DomainError) -> list[UserError]:
+    return [
+        UserError(field=list(e.field) if e.field else None, code=e.code, message=e.message)
+        for e in error.errors
+    ]
+
+
+async def mutate(
+    info: Info, action: Callable[[AsyncSession], Awaitable[T]]
+) -> tuple[T | None, list[UserError]]:
+    """Run one mutation in one transaction: commit on success, roll back on any error."""
+    async with info.context.db() as db:
+        try:
+            result = await action(db)
+            await db.commit()
+        except DomainError as error:
+            await db.rollback()
+            return None, user_errors(error)
+        except BaseException:
+            await db.rollback()
+            raise
+    return result, []

@@ -1,0 +1,96 @@
+"""Test helpers: a GraphQL client over the real ASGI app, and common operations."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+_counter = itertools.count(1)
+
+SIGN_UP = """
+mutation SignUp($input: MerchantSignUpInput!) {
+  merchantSignUp(input: $input) {
+    merchant { id name representativeStore { id storeId name isRepresentative } }
+    session { token expiresAt user { id email name } }
+    userErrors { field code message }
+  }
+}
+"""
+
+PASSWORD = "correct horse battery"
+
+
+@dataclass
+class GraphQLResponse:
+    status: int
+    body: dict[str, Any]
+    headers: httpx.Headers
+
+    @property
+    def data(self) -> dict[str, Any]:
+        assert self.body.get("errors") is None, self.body
+        data = self.body["data"]
+        assert isinstance(data, dict)
+        return data
+
+    @property
+    def error_codes(self) -> list[str]:
+        return [e.get("extensions", {}).get("code") for e in self.body.get("errors") or []]
+
+
+class Api:
+    def __init__(self, client: httpx.AsyncClient) -> None:
+        self.client = client
+
+    async def gql(
+        self,
+        query: str,
+        variables: dict[str, Any] | None = None,
+        *,
+        token: str | None = None,
+        authorization: str | None = None,
+    ) -> GraphQLResponse:
+        headers = {}
+        if token is not None:
+            headers["Authorization"] = f"Bearer {token}"
+        if authorization is not None:
+            headers["Authorization"] = authorization
+        response = await self.client.post(
+            "/graphql", json={"query": query, "variables": variables or {}}, headers=headers
+        )
+        return GraphQLResponse(response.status_code, response.json(), response.headers)
+
+    async def sign_up(
+        self, *, merchant_name: str | None = None, email: str | None = None
+    ) -> SignedUp:
+        n = next(_counter)
+        result = await self.gql(
+            SIGN_UP,
+            {
+                "input": {
+                    "merchantName": merchant_name or f"Merchant {n}",
+                    "email": email or f"owner{n}@example.com",
+                    "password": PASSWORD,
+                    "name": f"Owner {n}",
+                }
+            },
+        )
+        payload = result.data["merchantSignUp"]
+        assert payload["userErrors"] == [], payload
+        return SignedUp(
+            token=payload["session"]["token"],
+            email=payload["session"]["user"]["email"],
+            merchant_id=payload["merchant"]["id"],
+            representative_store_id=payload["merchant"]["representativeStore"]["storeId"],
+        )
+
+
+@dataclass
+class SignedUp:
+    token: str
+    email: str
+    merchant_id: str
+    representative_store_id: str
