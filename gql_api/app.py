@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+from cross_web import HTTPException
 from sqlalchemy import text
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -31,7 +32,13 @@ logger = logging.getLogger("gql_api.app")
 
 _SESSION_KEY = "gql_api.session"
 _PRINCIPAL_KEY = "gql_api.principal"
+_SUB_RESPONSE_KEY = "gql_api.sub_response"
 _COMPLEXITY_MARKERS = ("exceeds maximum operation depth", "aliases found", "more than")
+GRAPHQL_PARSE_FAILED = "GRAPHQL_PARSE_FAILED"
+GRAPHQL_VALIDATION_FAILED = "GRAPHQL_VALIDATION_FAILED"
+_REQUEST_ERROR_CODES = frozenset(
+    {GRAPHQL_PARSE_FAILED, GRAPHQL_VALIDATION_FAILED, ApiErrorCode.QUERY_TOO_COMPLEX.value}
+)
 READY_TIMEOUT_SECONDS = 2.0
 
 
@@ -59,17 +66,19 @@ class GraphQLApp(GraphQL[Context, None]):
                 try:
                     principal = await authenticate(session, header)
                 except Unauthenticated as error:
-                    body = {
-                        "data": None,
-                        "errors": [{"message": error.message, "extensions": error.extensions}],
-                    }
-                    await JSONResponse(body, status_code=401)(scope, receive, send)
+                    response = _error_response(error.message, 401, **error.extensions)
+                    await response(scope, receive, send)
                     return
             scope[_SESSION_KEY] = session
             scope[_PRINCIPAL_KEY] = principal
-            await super().__call__(scope, receive, send)
+            try:
+                response = await self.run(Request(scope, receive))
+            except HTTPException as error:
+                response = _error_response(error.reason, error.status_code)
+            await response(scope, receive, send)
 
     async def get_context(self, request: Request, response: Response | None = None) -> Context:  # type: ignore[override]
+        request.scope[_SUB_RESPONSE_KEY] = response
         return Context(
             request=request,
             response=response,
@@ -87,14 +96,32 @@ class GraphQLApp(GraphQL[Context, None]):
         for error in errors:
             extensions = error.setdefault("extensions", {})
             if "code" not in extensions:
-                message = error.get("message", "")
-                too_complex = any(marker in message for marker in _COMPLEXITY_MARKERS)
-                extensions["code"] = (
-                    ApiErrorCode.QUERY_TOO_COMPLEX.value
-                    if too_complex
-                    else "GRAPHQL_VALIDATION_FAILED"
-                )
+                extensions["code"] = _request_error_code(error.get("message", ""))
+        # A document that could not run at all is the client's fault: 400, as GraphQL over HTTP.
+        if data.get("data") is None and any(
+            e["extensions"]["code"] in _REQUEST_ERROR_CODES for e in errors
+        ):
+            sub_response = request.scope.get(_SUB_RESPONSE_KEY)
+            if sub_response is not None:
+                sub_response.status_code = 400
         return data
+
+
+def _request_error_code(message: str) -> str:
+    if message.startswith("Syntax Error"):
+        return GRAPHQL_PARSE_FAILED
+    if any(marker in message for marker in _COMPLEXITY_MARKERS):
+        return ApiErrorCode.QUERY_TOO_COMPLEX.value
+    return GRAPHQL_VALIDATION_FAILED
+
+
+def _error_response(message: str, status_code: int, **extensions: str | int) -> Response:
+    code = extensions.pop("code", "BAD_REQUEST")
+    body = {
+        "data": None,
+        "errors": [{"message": message, "extensions": {"code": code, **extensions}}],
+    }
+    return JSONResponse(body, status_code=status_code)
 
 
 class RequestContextMiddleware:
