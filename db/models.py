@@ -14,6 +14,15 @@ from sqlmodel import Field, SQLModel
 
 from db.types import UTCDateTime, utcnow
 
+# Named constraints, so later migrations can alter them (SQLite batch mode needs names).
+SQLModel.metadata.naming_convention = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
 
 def _created_at() -> datetime:
     return Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)  # type: ignore[no-any-return]
@@ -64,15 +73,28 @@ class Store(SQLModel, table=True):
 
 
 class User(SQLModel, table=True):
-    """A console account; it belongs to exactly one merchant, with one role."""
+    """A console account and its membership: one merchant, one role.
+
+    Removing a member keeps the row (audit and API secrets name their creator) but frees the
+    email for a new account.
+    """
 
     __tablename__ = "users"
+    __table_args__ = (
+        Index(
+            "uq_users_email_active",
+            "email",
+            unique=True,
+            sqlite_where=text("removed_at IS NULL"),
+            postgresql_where=text("removed_at IS NULL"),
+        ),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     merchant_id: int = Field(
         sa_column=Column(Integer, ForeignKey("merchants.id"), nullable=False, index=True)
     )
-    email: str = Field(max_length=254, unique=True)
+    email: str = Field(max_length=254)
     name: str = Field(max_length=100)
     password_hash: str = Field(sa_column=Column(String(256), nullable=False))
     role: str = Field(max_length=32)
@@ -81,6 +103,45 @@ class User(SQLModel, table=True):
         default=None, sa_column=Column(Integer, ForeignKey("stores.id"), nullable=True)
     )
     created_at: datetime = _created_at()
+    removed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class Invitation(SQLModel, table=True):
+    """An invitation to join a merchant; the token is stored only as SHA-256, single use."""
+
+    __tablename__ = "invitations"
+    __table_args__ = (Index("ix_invitations_merchant_email", "merchant_id", "email"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    merchant_id: int = Field(sa_column=Column(Integer, ForeignKey("merchants.id"), nullable=False))
+    email: str = Field(max_length=254)
+    role: str = Field(max_length=32)
+    store_pk: int | None = Field(
+        default=None, sa_column=Column(Integer, ForeignKey("stores.id"), nullable=True)
+    )
+    token_hash: str = Field(max_length=64, unique=True)
+    invited_by: int = Field(sa_column=Column(Integer, ForeignKey("users.id"), nullable=False))
+    created_at: datetime = _created_at()
+    expires_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    accepted_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class AuditEvent(SQLModel, table=True):
+    """Who changed what, written in the same transaction as the change; never a secret."""
+
+    __tablename__ = "audit_events"
+    __table_args__ = (Index("ix_audit_events_merchant_id_id", "merchant_id", "id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    merchant_id: int = Field(sa_column=Column(Integer, ForeignKey("merchants.id"), nullable=False))
+    actor: str = Field(max_length=300)
+    action: str = Field(max_length=64)
+    store_id: str | None = Field(default=None, max_length=64)
+    target_id: str | None = Field(default=None, max_length=200)
+    summary: str = Field(max_length=2000)
+    request_id: str | None = Field(default=None, max_length=64)
+    occurred_at: datetime = _created_at()
 
 
 class AuthSession(SQLModel, table=True):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from gql_api.accounts.service import principal_for_session
+from gql_api.accounts.sessions import principal_for_session
 from gql_api.errors import Unauthenticated
 from gql_api.permissions import Principal
 

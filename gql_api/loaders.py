@@ -9,6 +9,7 @@ from sqlmodel import col, select
 from strawberry.dataloader import DataLoader
 
 from db.models import Merchant, Store, User
+from gql_api.stores.service import visible_stores
 
 if TYPE_CHECKING:
     from gql_api.context import Context
@@ -20,6 +21,7 @@ class Loaders:
         self.merchant = DataLoader(self._merchants)
         self.representative_store = DataLoader(self._representative_stores)
         self.user = DataLoader(self._users)
+        self.store = DataLoader(self._stores)
 
     def _merchant_id(self) -> int | None:
         principal = self._context.principal
@@ -56,3 +58,13 @@ class Loaders:
             ).all()
         by_id = {row.id: row for row in rows}
         return [by_id.get(i) for i in ids]
+
+    async def _stores(self, pks: Sequence[int]) -> list[Store | None]:
+        principal = self._context.principal
+        if principal is None:
+            return [None for _ in pks]
+        statement = visible_stores(principal).where(col(Store.id).in_(pks))
+        async with self._context.db() as db:
+            rows = (await db.exec(statement)).all()
+        by_pk = {row.id: row for row in rows}
+        return [by_pk.get(pk) for pk in pks]

@@ -73,14 +73,17 @@ async def paginate(
     key: Mapped[Any],
     request: PageRequest,
     key_of: Callable[[Any], int],
+    *,
+    newest_first: bool = False,
 ) -> Page[Any]:
     """Run `statement` (already scoped to the caller) one page at a time, ordered by `key`."""
     limit, backward, after, before = request.validated()
     if after is not None:
-        statement = statement.where(key > after)
+        statement = statement.where(key < after if newest_first else key > after)
     if before is not None:
-        statement = statement.where(key < before)
-    statement = statement.order_by(key.desc() if backward else key.asc()).limit(limit + 1)
+        statement = statement.where(key > before if newest_first else key < before)
+    ascending = backward == newest_first
+    statement = statement.order_by(key.asc() if ascending else key.desc()).limit(limit + 1)
     rows = list((await db.exec(statement)).all()) if limit > 0 else []
     more = len(rows) > limit
     rows = rows[:limit]

@@ -38,17 +38,15 @@ class Principal:
     store_pk: int | None = None
     session_id: int | None = None
     api_secret_id: int | None = None
-
-    @property
-    def actor(self) -> str:
-        if self.kind is PrincipalKind.USER:
-            return f"user:{self.user_id}"
-        return f"api_secret:{self.api_secret_id}"
+    # How audit events name the caller: the user's email, or the API secret's name and hint.
+    label: str = ""
 
 
 class Operation(StrEnum):
-    READ = "read"
-    STORE_MANAGE = "store_manage"
+    READ = "read"  # merchant, stores, channels, webhook settings, secret metadata, members
+    STORE_MANAGE = "store_manage"  # sub-store create / update / delete
+    MEMBER_MANAGE = "member_manage"  # invite, change role, remove (within GRANTABLE)
+    AUDIT_READ = "audit_read"
 
 
 class Access(StrEnum):
@@ -65,10 +63,31 @@ _COLUMNS: tuple[str, ...] = (*(role.value for role in Role), API_SECRET)
 _ROWS: dict[Operation, tuple[Access, ...]] = {
     Operation.READ: (_A, _A, _A, _A, _A, _S, _S, _S),
     Operation.STORE_MANAGE: (_A, _A, _N, _N, _N, _N, _N, _N),
+    Operation.MEMBER_MANAGE: (_A, _A, _A, _N, _N, _S, _N, _N),
+    Operation.AUDIT_READ: (_A, _A, _N, _N, _N, _N, _N, _N),
 }
 MATRIX: dict[Operation, dict[str, Access]] = {
     operation: dict(zip(_COLUMNS, cells, strict=True)) for operation, cells in _ROWS.items()
 }
+
+
+# The roles each role may grant, and so the members it may act on. Nobody grants OWNER: it
+# moves only by an explicit ownership transfer.
+GRANTABLE: dict[Role, frozenset[Role]] = {
+    Role.OWNER: frozenset(Role) - {Role.OWNER},
+    Role.ADMIN: frozenset(Role) - {Role.OWNER},
+    Role.MANAGER: frozenset({Role.READ_ONLY}) | STORE_SCOPED_ROLES,
+    Role.DEVELOPER: frozenset(),
+    Role.READ_ONLY: frozenset(),
+    Role.STORE_MANAGER: STORE_SCOPED_ROLES,
+    Role.STORE_READ_ONLY: frozenset(),
+}
+
+
+def grantable_roles(principal: Principal) -> frozenset[Role]:
+    if principal.kind is not PrincipalKind.USER or principal.role is None:
+        return frozenset()
+    return GRANTABLE[principal.role]
 
 
 def access(principal: Principal, operation: Operation) -> Access:

@@ -24,20 +24,27 @@ from strawberry.types import ExecutionContext
 
 from gql_api.accounts import schema as accounts
 from gql_api.accounts.types import User
+from gql_api.audit import schema as audit
+from gql_api.audit.types import AuditEvent
 from gql_api.context import Info
-from gql_api.errors import ApiError, ApiErrorCode
+from gql_api.errors import ApiError, ApiErrorCode, Forbidden
+from gql_api.ids import parse_global_id
 from gql_api.logs import current_request_id
-from gql_api.node import Node, from_global_id
+from gql_api.members import schema as members
+from gql_api.members.types import Invitation, Member
+from gql_api.node import Node
 from gql_api.settings import Settings
 from gql_api.stores import schema as stores
-from gql_api.stores.types import Merchant, Store
+from gql_api.stores.merchant import Merchant
+from gql_api.stores.types import Store
 
 logger = logging.getLogger("gql_api.errors")
 
 NodeResolver = Callable[[Info, int], Awaitable[Any]]
 NODE_RESOLVERS: dict[str, NodeResolver] = {
-    **accounts.NODE_RESOLVERS,
+    **members.NODE_RESOLVERS,
     **stores.NODE_RESOLVERS,
+    **audit.NODE_RESOLVERS,
 }
 
 
@@ -49,15 +56,20 @@ class NodeQuery:
     )
     async def node(self, info: Info, id: strawberry.ID) -> Node | None:
         info.context.require_principal()
-        decoded = from_global_id(str(id))
+        decoded = parse_global_id(str(id))
         if decoded is None:
             return None
         resolver = NODE_RESOLVERS.get(decoded[0])
-        return await resolver(info, decoded[1]) if resolver else None
+        if resolver is None:
+            return None
+        try:
+            return await resolver(info, decoded[1])
+        except Forbidden:  # what the caller may not see does not exist for it
+            return None
 
 
 Query = merge_types("Query", (NodeQuery, accounts.Query, stores.Query))
-Mutation = merge_types("Mutation", (accounts.Mutation, stores.Mutation))
+Mutation = merge_types("Mutation", (accounts.Mutation, stores.Mutation, members.Mutation))
 
 
 class LoggedMaskErrors(MaskErrors):
@@ -107,7 +119,7 @@ def build_schema(settings: Settings) -> strawberry.Schema:
     return Schema(
         query=Query,
         mutation=Mutation,
-        types=[Store, Merchant, User],
+        types=[Store, Merchant, User, Member, Invitation, AuditEvent],
         extensions=extensions,
         config=StrawberryConfig(disable_field_suggestions=not settings.introspection_on),
     )

@@ -5,10 +5,11 @@ from __future__ import annotations
 import strawberry
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from gql_api.accounts import service
-from gql_api.accounts.types import Session, User, Viewer
+from gql_api.accounts import service, sessions
+from gql_api.accounts.types import Session
+from gql_api.accounts.viewer import Viewer
 from gql_api.context import Info
-from gql_api.stores.types import Merchant
+from gql_api.stores.merchant import Merchant
 from gql_api.user_errors import UserError, mutate
 
 
@@ -80,7 +81,7 @@ class Mutation:
             return MerchantSignUpPayload(merchant=None, session=None, user_errors=errors)
         opened = result.session
         # The rest of the payload is resolved as the new owner.
-        info.context.principal = service.principal_of(opened.user, opened.row)
+        info.context.principal = sessions.principal_of(opened.user, opened.row)
         return MerchantSignUpPayload(
             merchant=Merchant.from_row(result.merchant),
             session=Session.create(token=opened.token, row=opened.row, user=opened.user),
@@ -94,7 +95,7 @@ class Mutation:
     async def session_create(self, info: Info, input: SessionCreateInput) -> SessionCreatePayload:
         app = info.context.app
 
-        async def action(db: AsyncSession) -> service.OpenedSession:
+        async def action(db: AsyncSession) -> sessions.OpenedSession:
             return await service.log_in(
                 db=db,
                 hashing=app.hashing,
@@ -106,7 +107,7 @@ class Mutation:
         opened, errors = await mutate(info, action)
         if opened is None:
             return SessionCreatePayload(session=None, user_errors=errors)
-        info.context.principal = service.principal_of(opened.user, opened.row)
+        info.context.principal = sessions.principal_of(opened.user, opened.row)
         return SessionCreatePayload(
             session=Session.create(token=opened.token, row=opened.row, user=opened.user),
             user_errors=[],
@@ -117,15 +118,7 @@ class Mutation:
         principal = info.context.require_principal()
 
         async def action(db: AsyncSession) -> bool:
-            return await service.revoke_session(db=db, principal=principal)
+            return await sessions.revoke_session(db=db, principal=principal)
 
         revoked, errors = await mutate(info, action)
         return SessionRevokePayload(revoked=bool(revoked), user_errors=errors)
-
-
-async def resolve_user_node(info: Info, pk: int) -> User | None:
-    row = await info.context.loaders.user.load(pk)
-    return User.from_row(row) if row else None
-
-
-NODE_RESOLVERS = {"User": resolve_user_node}

@@ -10,26 +10,17 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from db.models import AuthSession, LoginFailure, Merchant, Store, User
+from db.models import LoginFailure, Merchant, Store, User
 from db.types import utcnow
 from gql_api import validation
-from gql_api.errors import DomainError, Problems, RateLimited, Unauthenticated, UserErrorCode
-from gql_api.permissions import Principal, PrincipalKind, Role
+from gql_api.accounts.sessions import OpenedSession, open_session
+from gql_api.audit import service as audit
+from gql_api.errors import DomainError, Problems, RateLimited, UserErrorCode
+from gql_api.ids import global_id
+from gql_api.permissions import Role
 from gql_api.security.passwords import PasswordHashing
-from gql_api.security.tokens import SESSION_TOKEN_PREFIX, new_token, token_hash
 from gql_api.settings import Settings
 from gql_api.stores.service import REPRESENTATIVE_STORE_NAME, new_store_id
-
-MAX_TOKEN_LENGTH = 512
-
-
-@dataclass(frozen=True)
-class OpenedSession:
-    """A new log-in; `token` is the only copy of the secret and is shown once."""
-
-    token: str
-    row: AuthSession
-    user: User
 
 
 @dataclass(frozen=True)
@@ -58,8 +49,8 @@ async def sign_up(
     validation.new_password(problems, password, ("input", "password"))
     name = validation.name(problems, name, ("input", "name"), label="Name")
     problems.raise_if_any()
-    if await _user_by_email(db, email) is not None:
-        raise _email_taken()
+    if await user_by_email(db, email) is not None:
+        raise email_taken()
 
     password_hash = await hashing.hash(password)
     merchant = Merchant(name=merchant_name)
@@ -83,7 +74,17 @@ async def sign_up(
     try:
         await db.flush()
     except IntegrityError:  # the same email signed up concurrently
-        raise _email_taken() from None
+        raise email_taken() from None
+    assert user.id is not None
+    await audit.record(
+        db,
+        merchant_id=merchant.id,
+        actor=email,
+        action="merchant.sign_up",
+        store_id=store.store_id,
+        target_id=global_id("Merchant", merchant.id),
+        summary=f"Signed up merchant “{merchant_name}” with owner {email}",
+    )
     return SignUp(
         merchant=merchant,
         store=store,
@@ -127,7 +128,7 @@ async def log_in(
             retryAfterSeconds=retry_after,
         )
 
-    user = await _user_by_email(db, email)
+    user = await user_by_email(db, email)
     ok = await hashing.verify(user.password_hash if user else None, password[:1024])
     if user is None or not ok:
         db.add(LoginFailure(email=email, attempted_at=now))
@@ -140,72 +141,25 @@ async def log_in(
     if hashing.needs_rehash(user.password_hash):
         user.password_hash = await hashing.hash(password)
         db.add(user)
-    return await open_session(db=db, settings=settings, user=user)
-
-
-async def open_session(*, db: AsyncSession, settings: Settings, user: User) -> OpenedSession:
-    assert user.id is not None
-    token = new_token(SESSION_TOKEN_PREFIX)
-    row = AuthSession(
-        token_hash=token_hash(token),
-        user_id=user.id,
-        expires_at=utcnow() + timedelta(hours=settings.session_ttl_hours),
-    )
-    db.add(row)
-    await db.flush()
-    return OpenedSession(token=token, row=row, user=user)
-
-
-async def revoke_session(*, db: AsyncSession, principal: Principal) -> bool:
-    if principal.session_id is None:
-        return False
-    row = await db.get(AuthSession, principal.session_id)
-    if row is None or row.revoked_at is not None:
-        return False
-    row.revoked_at = utcnow()
-    db.add(row)
-    await db.flush()
-    return True
-
-
-async def principal_for_session(*, db: AsyncSession, token: str) -> Principal:
-    """The caller behind a `Bearer` session token; UNAUTHENTICATED says why it is refused."""
-    if not token.startswith(SESSION_TOKEN_PREFIX) or len(token) > MAX_TOKEN_LENGTH:
-        raise Unauthenticated("The bearer token is malformed.", reason="MALFORMED")
-    found = (
-        await db.exec(
-            select(AuthSession, User)
-            .join(User, col(User.id) == col(AuthSession.user_id))
-            .where(col(AuthSession.token_hash) == token_hash(token))
-        )
-    ).first()
-    if found is None:
-        raise Unauthenticated("The session token is not valid.", reason="INVALID")
-    session, user = found
-    if session.revoked_at is not None:
-        raise Unauthenticated("The session has been logged out.", reason="REVOKED")
-    if session.expires_at <= utcnow():
-        raise Unauthenticated("The session has expired; log in again.", reason="EXPIRED")
-    return principal_of(user, session)
-
-
-def principal_of(user: User, session: AuthSession) -> Principal:
-    assert user.id is not None
-    return Principal(
-        kind=PrincipalKind.USER,
+    opened = await open_session(db=db, settings=settings, user=user)
+    await audit.record(
+        db,
         merchant_id=user.merchant_id,
-        user_id=user.id,
-        role=Role(user.role),
-        store_pk=user.store_pk,
-        session_id=session.id,
+        actor=user.email,
+        action="session.create",
+        target_id=global_id("User", opened.row.user_id),
+        summary="Logged in",
     )
+    return opened
 
 
-async def _user_by_email(db: AsyncSession, email: str) -> User | None:
-    return (await db.exec(select(User).where(col(User.email) == email))).first()
+async def user_by_email(db: AsyncSession, email: str) -> User | None:
+    """The active account with this (normalised) email, in any merchant."""
+    statement = select(User).where(col(User.email) == email, col(User.removed_at).is_(None))
+    return (await db.exec(statement)).first()
 
 
-def _email_taken() -> DomainError:
+def email_taken() -> DomainError:
     return DomainError.single(
         UserErrorCode.EMAIL_TAKEN, ("input", "email"), "An account with this email already exists."
     )

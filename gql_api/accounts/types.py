@@ -1,4 +1,4 @@
-"""GraphQL types of the accounts area: users, sessions, the viewer."""
+"""GraphQL types of the accounts area: users and sessions."""
 
 from __future__ import annotations
 
@@ -8,10 +8,8 @@ import strawberry
 
 from db.models import AuthSession as AuthSessionRow
 from db.models import User as UserRow
-from gql_api.context import Info
 from gql_api.node import Node, to_global_id
-from gql_api.permissions import Principal, Role
-from gql_api.stores.types import Merchant
+from gql_api.permissions import Role
 
 MemberRole = strawberry.enum(
     Role,
@@ -42,26 +40,3 @@ class Session:
     @classmethod
     def create(cls, *, token: str, row: AuthSessionRow, user: UserRow) -> Session:
         return cls(token=token, expires_at=row.expires_at, user=User.from_row(user))
-
-
-@strawberry.type(description="The authenticated caller.")
-class Viewer:
-    principal: strawberry.Private[Principal]
-
-    @strawberry.field(description="The console user; null for an API-secret caller.")
-    async def user(self, info: Info) -> User | None:
-        if self.principal.user_id is None:
-            return None
-        row = await info.context.loaders.user.load(self.principal.user_id)
-        return User.from_row(row) if row else None
-
-    @strawberry.field(description="The caller's merchant (고객사).")
-    async def merchant(self, info: Info) -> Merchant:
-        row = await info.context.loaders.merchant.load(self.principal.merchant_id)
-        if row is None:
-            raise RuntimeError("principal without a merchant")
-        return Merchant.from_row(row)
-
-    @strawberry.field(description="The caller's role; null for an API-secret caller.")
-    def role(self) -> MemberRole | None:  # type: ignore[valid-type]
-        return self.principal.role

@@ -6,6 +6,7 @@ import hashlib
 import secrets
 
 SESSION_TOKEN_PREFIX = "pos_"  # console session
+INVITATION_TOKEN_PREFIX = "poi_"  # member invitation
 TOKEN_BYTES = 32  # 256 bits
 
 

@@ -8,7 +8,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from db.models import Store as StoreRow
 from gql_api.context import Info
 from gql_api.stores import service
-from gql_api.stores.types import Merchant, Store
+from gql_api.stores.merchant import Merchant
+from gql_api.stores.types import Store
 from gql_api.user_errors import UserError, mutate
 
 

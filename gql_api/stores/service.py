@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import uuid
 
+from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import SelectOfScalar
 
-from db.models import Merchant, Store
+from db.models import Invitation, Merchant, Store, User
 from db.types import utcnow
 from gql_api import validation
+from gql_api.accounts.sessions import revoke_user_sessions
+from gql_api.audit import service as audit
 from gql_api.errors import DomainError, Problems, UserErrorCode
 from gql_api.permissions import Access, Operation, Principal, access, require
 
@@ -80,6 +83,9 @@ async def create_sub_store(*, db: AsyncSession, principal: Principal, name: str)
     )
     db.add(store)
     await _flush_names(db)
+    await audit.record_by(
+        db, principal, "store.create", f"Created sub-store “{name}”", store_id=store.store_id
+    )
     return store
 
 
@@ -91,10 +97,12 @@ async def rename_store(
     name = _valid_name(name)
     if name != store.name:
         await _ensure_name_free(db, principal.merchant_id, name)
+        summary = f"Renamed store “{store.name}” to “{name}”"
         store.name = name
         store.updated_at = utcnow()
         db.add(store)
         await _flush_names(db)
+        await audit.record_by(db, principal, "store.update", summary, store_id=store.store_id)
     return store
 
 
@@ -111,8 +119,34 @@ async def delete_sub_store(*, db: AsyncSession, principal: Principal, store_id: 
     store.deleted_at = utcnow()
     store.updated_at = store.deleted_at
     db.add(store)
-    await db.flush()
+    await _release_store_members(db, store)
+    await audit.record_by(
+        db, principal, "store.delete", f"Deleted sub-store “{store.name}”", store_id=store.store_id
+    )
     return store
+
+
+async def _release_store_members(db: AsyncSession, store: Store) -> None:
+    """Members bound to a deleted sub-store lose access; its pending invitations die."""
+    now = utcnow()
+    members = (
+        await db.exec(
+            select(User).where(col(User.store_pk) == store.id, col(User.removed_at).is_(None))
+        )
+    ).all()
+    for member in members:
+        member.removed_at = now
+        db.add(member)
+    await revoke_user_sessions(db, [m.id for m in members if m.id is not None])
+    await db.exec(
+        update(Invitation)
+        .where(
+            col(Invitation.store_pk) == store.id,
+            col(Invitation.accepted_at).is_(None),
+            col(Invitation.revoked_at).is_(None),
+        )
+        .values(revoked_at=now)
+    )
 
 
 async def _managed_store(db: AsyncSession, principal: Principal, store_id: str) -> Store:

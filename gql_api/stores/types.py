@@ -8,7 +8,6 @@ from typing import Annotated
 import strawberry
 from sqlmodel import col
 
-from db.models import Merchant as MerchantRow
 from db.models import Store as StoreRow
 from gql_api.context import Info
 from gql_api.node import Node, to_global_id
@@ -72,43 +71,3 @@ class Store(Node):
 def _store_key(row: StoreRow) -> int:
     assert row.id is not None
     return row.id
-
-
-@strawberry.type(description="고객사: the merchant account that owns the stores.")
-class Merchant(Node):
-    name: str
-    created_at: datetime
-    pk: strawberry.Private[int]
-
-    @classmethod
-    def from_row(cls, row: MerchantRow) -> Merchant:
-        assert row.id is not None
-        return cls(
-            id=to_global_id("Merchant", row.id), name=row.name, created_at=row.created_at, pk=row.id
-        )
-
-    @strawberry.field(description="대표상점, created at sign-up; it cannot be deleted.")
-    async def representative_store(self, info: Info) -> Store:
-        row = await info.context.loaders.representative_store.load(self.pk)
-        if row is None:
-            raise RuntimeError("merchant without a representative store")
-        return Store.from_row(row)
-
-    @strawberry.field(
-        description="The representative store first, then the sub-stores the caller can see."
-    )
-    async def stores(
-        self,
-        info: Info,
-        first: Annotated[int | None, strawberry.argument(description=FIRST)] = None,
-        after: Annotated[str | None, strawberry.argument(description=AFTER)] = None,
-        last: Annotated[int | None, strawberry.argument(description=LAST)] = None,
-        before: Annotated[str | None, strawberry.argument(description=BEFORE)] = None,
-    ) -> Connection[Store]:
-        principal = info.context.require_principal()
-        request = PageRequest(first=first, after=after, last=last, before=before)
-        async with info.context.db() as db:
-            page = await paginate(
-                db, service.visible_stores(principal), col(StoreRow.id), request, _store_key
-            )
-        return to_connection(page, Store.from_row)

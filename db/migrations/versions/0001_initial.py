@@ -1,8 +1,8 @@
-"""accounts and stores
+"""accounts stores members audit
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-27 08:32:36.940693
+Create Date: 2026-11-27 08:39:44.073040
 """
 
 from collections.abc import Sequence
@@ -26,7 +26,7 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("email", sqlmodel.sql.sqltypes.AutoString(length=254), nullable=False),
         sa.Column("attempted_at", db.types.UTCDateTime(timezone=True), nullable=False),
-        sa.PrimaryKeyConstraint("id"),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_login_failures")),
     )
     with op.batch_alter_table("login_failures", schema=None) as batch_op:
         batch_op.create_index("ix_login_failures_email_at", ["email", "attempted_at"], unique=False)
@@ -36,8 +36,27 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("name", sqlmodel.sql.sqltypes.AutoString(length=100), nullable=False),
         sa.Column("created_at", db.types.UTCDateTime(timezone=True), nullable=False),
-        sa.PrimaryKeyConstraint("id"),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_merchants")),
     )
+    op.create_table(
+        "audit_events",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("merchant_id", sa.Integer(), nullable=False),
+        sa.Column("actor", sqlmodel.sql.sqltypes.AutoString(length=300), nullable=False),
+        sa.Column("action", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        sa.Column("store_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
+        sa.Column("target_id", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=True),
+        sa.Column("summary", sqlmodel.sql.sqltypes.AutoString(length=2000), nullable=False),
+        sa.Column("request_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
+        sa.Column("occurred_at", db.types.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["merchant_id"], ["merchants.id"], name=op.f("fk_audit_events_merchant_id_merchants")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_audit_events")),
+    )
+    with op.batch_alter_table("audit_events", schema=None) as batch_op:
+        batch_op.create_index("ix_audit_events_merchant_id_id", ["merchant_id", "id"], unique=False)
+
     op.create_table(
         "stores",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -49,11 +68,10 @@ def upgrade() -> None:
         sa.Column("updated_at", db.types.UTCDateTime(timezone=True), nullable=False),
         sa.Column("deleted_at", db.types.UTCDateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(
-            ["merchant_id"],
-            ["merchants.id"],
+            ["merchant_id"], ["merchants.id"], name=op.f("fk_stores_merchant_id_merchants")
         ),
-        sa.PrimaryKeyConstraint("id"),
-        sa.UniqueConstraint("store_id"),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_stores")),
+        sa.UniqueConstraint("store_id", name=op.f("uq_stores_store_id")),
     )
     with op.batch_alter_table("stores", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_stores_merchant_id"), ["merchant_id"], unique=False)
@@ -82,19 +100,52 @@ def upgrade() -> None:
         sa.Column("role", sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
         sa.Column("store_pk", sa.Integer(), nullable=True),
         sa.Column("created_at", db.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("removed_at", db.types.UTCDateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(
-            ["merchant_id"],
-            ["merchants.id"],
+            ["merchant_id"], ["merchants.id"], name=op.f("fk_users_merchant_id_merchants")
         ),
-        sa.ForeignKeyConstraint(
-            ["store_pk"],
-            ["stores.id"],
-        ),
-        sa.PrimaryKeyConstraint("id"),
-        sa.UniqueConstraint("email"),
+        sa.ForeignKeyConstraint(["store_pk"], ["stores.id"], name=op.f("fk_users_store_pk_stores")),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_users")),
     )
     with op.batch_alter_table("users", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_users_merchant_id"), ["merchant_id"], unique=False)
+        batch_op.create_index(
+            "uq_users_email_active",
+            ["email"],
+            unique=True,
+            sqlite_where=sa.text("removed_at IS NULL"),
+            postgresql_where=sa.text("removed_at IS NULL"),
+        )
+
+    op.create_table(
+        "invitations",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("merchant_id", sa.Integer(), nullable=False),
+        sa.Column("email", sqlmodel.sql.sqltypes.AutoString(length=254), nullable=False),
+        sa.Column("role", sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
+        sa.Column("store_pk", sa.Integer(), nullable=True),
+        sa.Column("token_hash", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        sa.Column("invited_by", sa.Integer(), nullable=False),
+        sa.Column("created_at", db.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("expires_at", db.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("accepted_at", db.types.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("revoked_at", db.types.UTCDateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["invited_by"], ["users.id"], name=op.f("fk_invitations_invited_by_users")
+        ),
+        sa.ForeignKeyConstraint(
+            ["merchant_id"], ["merchants.id"], name=op.f("fk_invitations_merchant_id_merchants")
+        ),
+        sa.ForeignKeyConstraint(
+            ["store_pk"], ["stores.id"], name=op.f("fk_invitations_store_pk_stores")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_invitations")),
+        sa.UniqueConstraint("token_hash", name=op.f("uq_invitations_token_hash")),
+    )
+    with op.batch_alter_table("invitations", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_invitations_merchant_email", ["merchant_id", "email"], unique=False
+        )
 
     op.create_table(
         "sessions",
@@ -104,12 +155,9 @@ def upgrade() -> None:
         sa.Column("created_at", db.types.UTCDateTime(timezone=True), nullable=False),
         sa.Column("expires_at", db.types.UTCDateTime(timezone=True), nullable=False),
         sa.Column("revoked_at", db.types.UTCDateTime(timezone=True), nullable=True),
-        sa.ForeignKeyConstraint(
-            ["user_id"],
-            ["users.id"],
-        ),
-        sa.PrimaryKeyConstraint("id"),
-        sa.UniqueConstraint("token_hash"),
+        sa.ForeignKeyConstraint(["user_id"], ["users.id"], name=op.f("fk_sessions_user_id_users")),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_sessions")),
+        sa.UniqueConstraint("token_hash", name=op.f("uq_sessions_token_hash")),
     )
     with op.batch_alter_table("sessions", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_sessions_user_id"), ["user_id"], unique=False)
@@ -123,7 +171,16 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_sessions_user_id"))
 
     op.drop_table("sessions")
+    with op.batch_alter_table("invitations", schema=None) as batch_op:
+        batch_op.drop_index("ix_invitations_merchant_email")
+
+    op.drop_table("invitations")
     with op.batch_alter_table("users", schema=None) as batch_op:
+        batch_op.drop_index(
+            "uq_users_email_active",
+            sqlite_where=sa.text("removed_at IS NULL"),
+            postgresql_where=sa.text("removed_at IS NULL"),
+        )
         batch_op.drop_index(batch_op.f("ix_users_merchant_id"))
 
     op.drop_table("users")
@@ -141,6 +198,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_stores_merchant_id"))
 
     op.drop_table("stores")
+    with op.batch_alter_table("audit_events", schema=None) as batch_op:
+        batch_op.drop_index("ix_audit_events_merchant_id_id")
+
+    op.drop_table("audit_events")
     op.drop_table("merchants")
     with op.batch_alter_table("login_failures", schema=None) as batch_op:
         batch_op.drop_index("ix_login_failures_email_at")

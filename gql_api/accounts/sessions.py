@@ -1,0 +1,100 @@
+"""Console sessions: opening, revoking, and turning a bearer token into a Principal."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import update
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from db.models import AuthSession, User
+from db.types import utcnow
+from gql_api.audit import service as audit
+from gql_api.errors import Unauthenticated
+from gql_api.permissions import Principal, PrincipalKind, Role
+from gql_api.security.tokens import SESSION_TOKEN_PREFIX, new_token, token_hash
+from gql_api.settings import Settings
+
+MAX_TOKEN_LENGTH = 512
+
+
+@dataclass(frozen=True)
+class OpenedSession:
+    """A new log-in; `token` is the only copy of the secret and is shown once."""
+
+    token: str
+    row: AuthSession
+    user: User
+
+
+async def open_session(*, db: AsyncSession, settings: Settings, user: User) -> OpenedSession:
+    assert user.id is not None
+    token = new_token(SESSION_TOKEN_PREFIX)
+    row = AuthSession(
+        token_hash=token_hash(token),
+        user_id=user.id,
+        expires_at=utcnow() + timedelta(hours=settings.session_ttl_hours),
+    )
+    db.add(row)
+    await db.flush()
+    return OpenedSession(token=token, row=row, user=user)
+
+
+async def revoke_session(*, db: AsyncSession, principal: Principal) -> bool:
+    if principal.session_id is None:
+        return False
+    row = await db.get(AuthSession, principal.session_id)
+    if row is None or row.revoked_at is not None:
+        return False
+    row.revoked_at = utcnow()
+    db.add(row)
+    await audit.record_by(db, principal, "session.revoke", "Logged out")
+    return True
+
+
+async def principal_for_session(*, db: AsyncSession, token: str) -> Principal:
+    """The caller behind a `Bearer` session token; UNAUTHENTICATED says why it is refused."""
+    if not token.startswith(SESSION_TOKEN_PREFIX) or len(token) > MAX_TOKEN_LENGTH:
+        raise Unauthenticated("The bearer token is malformed.", reason="MALFORMED")
+    found = (
+        await db.exec(
+            select(AuthSession, User)
+            .join(User, col(User.id) == col(AuthSession.user_id))
+            .where(col(AuthSession.token_hash) == token_hash(token))
+        )
+    ).first()
+    if found is None:
+        raise Unauthenticated("The session token is not valid.", reason="INVALID")
+    session, user = found
+    if session.revoked_at is not None or user.removed_at is not None:
+        raise Unauthenticated("The session has been logged out.", reason="REVOKED")
+    if session.expires_at <= utcnow():
+        raise Unauthenticated("The session has expired; log in again.", reason="EXPIRED")
+    return principal_of(user, session)
+
+
+def principal_of(user: User, session: AuthSession) -> Principal:
+    assert user.id is not None
+    return Principal(
+        kind=PrincipalKind.USER,
+        merchant_id=user.merchant_id,
+        user_id=user.id,
+        role=Role(user.role),
+        store_pk=user.store_pk,
+        session_id=session.id,
+        label=user.email,
+    )
+
+
+async def revoke_user_sessions(db: AsyncSession, user_ids: Sequence[int]) -> None:
+    """End every open session of these users (removed members, deleted sub-stores)."""
+    if not user_ids:
+        return
+    await db.exec(
+        update(AuthSession)
+        .where(col(AuthSession.user_id).in_(user_ids), col(AuthSession.revoked_at).is_(None))
+        .values(revoked_at=utcnow())
+    )

@@ -1,0 +1,32 @@
+"""Opaque global IDs (`Type:pk`, base64url); no GraphQL import, so services can use them."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+
+
+def global_id(type_name: str, pk: int) -> str:
+    return base64.urlsafe_b64encode(f"{type_name}:{pk}".encode()).decode().rstrip("=")
+
+
+def parse_global_id(value: str) -> tuple[str, int] | None:
+    """(type name, primary key), or None for anything that is not one of our IDs."""
+    if len(value) > 200:
+        return None
+    try:
+        padded = value + "=" * (-len(value) % 4)
+        raw = base64.urlsafe_b64decode(padded.encode("ascii")).decode("utf-8")
+    except (ValueError, UnicodeError, binascii.Error):
+        return None
+    type_name, _, pk = raw.partition(":")
+    if not type_name.isidentifier() or not pk.isdigit() or len(pk) > 18:
+        return None
+    return type_name, int(pk)
+
+
+def pk_of(value: str, type_name: str) -> int | None:
+    decoded = parse_global_id(value)
+    if decoded is None or decoded[0] != type_name:
+        return None
+    return decoded[1]

@@ -1,0 +1,1 @@
+"""Members of a merchant: invitations, roles, removal, ownership transfer."""

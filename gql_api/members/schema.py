@@ -1,0 +1,209 @@
+"""Mutations of the members area: invite, accept, change role, remove, transfer ownership."""
+
+from __future__ import annotations
+
+import strawberry
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from db.models import User as UserRow
+from gql_api.accounts import sessions
+from gql_api.accounts.types import MemberRole, Session, User
+from gql_api.context import Info
+from gql_api.members import service
+from gql_api.members.types import Invitation, Member
+from gql_api.permissions import Role
+from gql_api.user_errors import UserError, mutate
+
+
+@strawberry.input(description="Invite a person to the merchant with a role.")
+class MemberInviteInput:
+    email: str
+    role: MemberRole  # type: ignore[valid-type]
+    store_id: str | None = strawberry.field(
+        default=None, description="The sub-store, for STORE_MANAGER and STORE_READ_ONLY only."
+    )
+
+
+@strawberry.type
+class MemberInvitePayload:
+    invitation: Invitation | None
+    invitation_token: str | None = strawberry.field(
+        description="Give this to the invitee; shown once, valid 7 days, single use."
+    )
+    user_errors: list[UserError]
+
+
+@strawberry.input(description="Accept an invitation: creates the account and logs it in.")
+class InvitationAcceptInput:
+    token: str
+    name: str = strawberry.field(description="1-100 characters.")
+    password: str = strawberry.field(description="At least 10 characters.")
+
+
+@strawberry.type
+class InvitationAcceptPayload:
+    member: Member | None
+    session: Session | None
+    user_errors: list[UserError]
+
+
+@strawberry.input(description="Change a member's role (never OWNER: use the transfer).")
+class MemberRoleUpdateInput:
+    member_id: strawberry.ID
+    role: MemberRole  # type: ignore[valid-type]
+    store_id: str | None = strawberry.field(
+        default=None, description="The sub-store, for STORE_MANAGER and STORE_READ_ONLY only."
+    )
+
+
+@strawberry.type
+class MemberRoleUpdatePayload:
+    member: Member | None
+    user_errors: list[UserError]
+
+
+@strawberry.input
+class MemberRemoveInput:
+    member_id: strawberry.ID
+
+
+@strawberry.type
+class MemberRemovePayload:
+    removed_member_id: strawberry.ID | None
+    user_errors: list[UserError]
+
+
+@strawberry.input(description="Hand ownership to an existing ADMIN; the owner becomes ADMIN.")
+class MerchantOwnershipTransferInput:
+    member_id: strawberry.ID
+
+
+@strawberry.type
+class MerchantOwnershipTransferPayload:
+    previous_owner: Member | None
+    new_owner: Member | None
+    user_errors: list[UserError]
+
+
+def _member(row: UserRow | None) -> Member | None:
+    return Member.from_row(row) if row else None
+
+
+@strawberry.type
+class Mutation:
+    @strawberry.mutation(
+        description="Invite a member (OWNER, ADMIN; MANAGER for READ_ONLY and STORE_* roles; "
+        "STORE_MANAGER for STORE_* roles of its own sub-store)."
+    )
+    async def member_invite(self, info: Info, input: MemberInviteInput) -> MemberInvitePayload:
+        principal = info.context.require_principal()
+
+        async def action(db: AsyncSession) -> service.IssuedInvitation:
+            return await service.invite(
+                db=db,
+                principal=principal,
+                email=input.email,
+                role=Role(input.role),
+                store_id=input.store_id,
+            )
+
+        issued, errors = await mutate(info, action)
+        if issued is None:
+            return MemberInvitePayload(invitation=None, invitation_token=None, user_errors=errors)
+        return MemberInvitePayload(
+            invitation=Invitation.from_row(issued.row),
+            invitation_token=issued.token,
+            user_errors=[],
+        )
+
+    @strawberry.mutation(description="Accept an invitation; returns the new member's session.")
+    async def invitation_accept(
+        self, info: Info, input: InvitationAcceptInput
+    ) -> InvitationAcceptPayload:
+        app = info.context.app
+
+        async def action(db: AsyncSession) -> service.Accepted:
+            return await service.accept(
+                db=db,
+                hashing=app.hashing,
+                settings=app.settings,
+                token=input.token,
+                name=input.name,
+                password=input.password,
+            )
+
+        accepted, errors = await mutate(info, action)
+        if accepted is None:
+            return InvitationAcceptPayload(member=None, session=None, user_errors=errors)
+        opened = accepted.session
+        info.context.principal = sessions.principal_of(opened.user, opened.row)
+        return InvitationAcceptPayload(
+            member=Member.from_row(accepted.member),
+            session=Session.create(token=opened.token, row=opened.row, user=opened.user),
+            user_errors=[],
+        )
+
+    @strawberry.mutation(description="Change a member's role, within what the caller may grant.")
+    async def member_role_update(
+        self, info: Info, input: MemberRoleUpdateInput
+    ) -> MemberRoleUpdatePayload:
+        principal = info.context.require_principal()
+
+        async def action(db: AsyncSession) -> UserRow:
+            return await service.update_role(
+                db=db,
+                principal=principal,
+                member_id=str(input.member_id),
+                role=Role(input.role),
+                store_id=input.store_id,
+            )
+
+        row, errors = await mutate(info, action)
+        return MemberRoleUpdatePayload(member=_member(row), user_errors=errors)
+
+    @strawberry.mutation(description="Remove a member; their sessions end at once.")
+    async def member_remove(self, info: Info, input: MemberRemoveInput) -> MemberRemovePayload:
+        principal = info.context.require_principal()
+
+        async def action(db: AsyncSession) -> UserRow:
+            return await service.remove(db=db, principal=principal, member_id=str(input.member_id))
+
+        row, errors = await mutate(info, action)
+        return MemberRemovePayload(
+            removed_member_id=input.member_id if row else None, user_errors=errors
+        )
+
+    @strawberry.mutation(description="OWNER only: make an existing ADMIN the owner.")
+    async def merchant_ownership_transfer(
+        self, info: Info, input: MerchantOwnershipTransferInput
+    ) -> MerchantOwnershipTransferPayload:
+        principal = info.context.require_principal()
+
+        async def action(db: AsyncSession) -> tuple[UserRow, UserRow]:
+            return await service.transfer_ownership(
+                db=db, principal=principal, member_id=str(input.member_id)
+            )
+
+        pair, errors = await mutate(info, action)
+        return MerchantOwnershipTransferPayload(
+            previous_owner=_member(pair[0]) if pair else None,
+            new_owner=_member(pair[1]) if pair else None,
+            user_errors=errors,
+        )
+
+
+async def resolve_member_node(info: Info, pk: int) -> Member | None:
+    principal = info.context.require_principal()
+    async with info.context.db() as db:
+        row = await service.member_by_pk(db=db, principal=principal, pk=pk)
+    return _member(row)
+
+
+async def resolve_user_node(info: Info, pk: int) -> User | None:
+    principal = info.context.require_principal()
+    async with info.context.db() as db:
+        row = await service.member_by_pk(db=db, principal=principal, pk=pk)
+    return User.from_row(row) if row else None
+
+
+NODE_RESOLVERS = {"Member": resolve_member_node, "User": resolve_user_node}

@@ -1,0 +1,377 @@
+"""Business rules for members and invitations; the role rules come from gql_api.permissions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import func, update
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlmodel.sql.expression import SelectOfScalar
+
+from db.models import Invitation, Store, User
+from db.types import utcnow
+from gql_api import validation
+from gql_api.accounts.service import email_taken, user_by_email
+from gql_api.accounts.sessions import OpenedSession, open_session, revoke_user_sessions
+from gql_api.audit import service as audit
+from gql_api.errors import DomainError, Forbidden, Problems, UserErrorCode
+from gql_api.ids import global_id, pk_of
+from gql_api.permissions import (
+    STORE_SCOPED_ROLES,
+    Access,
+    Operation,
+    Principal,
+    Role,
+    access,
+    grantable_roles,
+    require,
+)
+from gql_api.security.passwords import PasswordHashing
+from gql_api.security.tokens import INVITATION_TOKEN_PREFIX, new_token, token_hash
+from gql_api.settings import Settings
+from gql_api.stores.service import store_by_store_id
+
+INVITATION_TTL = timedelta(days=7)
+DEVELOPER_LIMIT = 10
+MAX_TOKEN_LENGTH = 512
+
+
+@dataclass(frozen=True)
+class IssuedInvitation:
+    """A new invitation; `token` is the only copy and is shown once."""
+
+    token: str
+    row: Invitation
+
+
+@dataclass(frozen=True)
+class Accepted:
+    member: User
+    session: OpenedSession
+
+
+def visible_members(principal: Principal) -> SelectOfScalar[User]:
+    """Active members of the caller's merchant; STORE_* callers see only their sub-store's."""
+    require(principal, Operation.READ)
+    statement = select(User).where(
+        col(User.merchant_id) == principal.merchant_id, col(User.removed_at).is_(None)
+    )
+    if access(principal, Operation.READ) is Access.OWN_STORE:
+        statement = statement.where(col(User.store_pk) == principal.store_pk)
+    return statement
+
+
+async def member_by_pk(*, db: AsyncSession, principal: Principal, pk: int) -> User | None:
+    return (await db.exec(visible_members(principal).where(col(User.id) == pk))).first()
+
+
+async def invite(
+    *, db: AsyncSession, principal: Principal, email: str, role: Role, store_id: str | None
+) -> IssuedInvitation:
+    require(principal, Operation.MEMBER_MANAGE)
+    assert principal.user_id is not None
+    problems = Problems()
+    email = validation.email(problems, email, ("input", "email"))
+    problems.raise_if_any()
+    _check_grantable(principal, role, ("input", "role"))
+    store_pk = await _store_for_role(db, principal, role, store_id)
+    existing = await user_by_email(db, email)
+    if existing is not None:
+        if existing.merchant_id == principal.merchant_id:
+            raise DomainError.single(
+                UserErrorCode.ALREADY_MEMBER, ("input", "email"), "This person is already a member."
+            )
+        raise email_taken()
+    now = utcnow()
+    # A new invitation supersedes any pending one for the same email.
+    await db.exec(
+        update(Invitation)
+        .where(
+            col(Invitation.merchant_id) == principal.merchant_id,
+            col(Invitation.email) == email,
+            col(Invitation.accepted_at).is_(None),
+            col(Invitation.revoked_at).is_(None),
+        )
+        .values(revoked_at=now)
+    )
+    if role is Role.DEVELOPER:
+        await _check_developer_limit(db, principal.merchant_id, ("input", "role"))
+    token = new_token(INVITATION_TOKEN_PREFIX)
+    row = Invitation(
+        merchant_id=principal.merchant_id,
+        email=email,
+        role=role.value,
+        store_pk=store_pk,
+        token_hash=token_hash(token),
+        invited_by=principal.user_id,
+        expires_at=now + INVITATION_TTL,
+    )
+    db.add(row)
+    await db.flush()
+    assert row.id is not None
+    await audit.record_by(
+        db,
+        principal,
+        "member.invite",
+        f"Invited {email} as {role.value}",
+        store_id=store_id if store_pk is not None else None,
+        target_id=global_id("Invitation", row.id),
+    )
+    return IssuedInvitation(token=token, row=row)
+
+
+async def accept(
+    *,
+    db: AsyncSession,
+    hashing: PasswordHashing,
+    settings: Settings,
+    token: str,
+    name: str,
+    password: str,
+) -> Accepted:
+    """Create the invited account and log it in; the token works once."""
+    invitation = None
+    if token.startswith(INVITATION_TOKEN_PREFIX) and len(token) <= MAX_TOKEN_LENGTH:
+        statement = select(Invitation).where(col(Invitation.token_hash) == token_hash(token))
+        invitation = (await db.exec(statement)).first()
+    if invitation is None or invitation.accepted_at or invitation.revoked_at:
+        raise DomainError.single(
+            UserErrorCode.TOKEN_INVALID,
+            ("input", "token"),
+            "This invitation is not valid (unknown, already used or withdrawn).",
+        )
+    if invitation.expires_at <= utcnow():
+        raise DomainError.single(
+            UserErrorCode.TOKEN_EXPIRED,
+            ("input", "token"),
+            "This invitation has expired; ask for a new one.",
+        )
+    problems = Problems()
+    name = validation.name(problems, name, ("input", "name"), label="Name")
+    validation.new_password(problems, password, ("input", "password"))
+    problems.raise_if_any()
+    if await user_by_email(db, invitation.email) is not None:
+        raise email_taken()
+    if invitation.store_pk is not None:
+        store = await db.get(Store, invitation.store_pk)
+        if store is None or store.deleted_at is not None:
+            raise DomainError.single(
+                UserErrorCode.TOKEN_INVALID,
+                ("input", "token"),
+                "The sub-store of this invitation no longer exists.",
+            )
+    role = Role(invitation.role)
+    if role is Role.DEVELOPER:
+        await _check_developer_limit(db, invitation.merchant_id, ("input", "token"), invitation.id)
+    user = User(
+        merchant_id=invitation.merchant_id,
+        email=invitation.email,
+        name=name,
+        password_hash=await hashing.hash(password),
+        role=role.value,
+        store_pk=invitation.store_pk,
+    )
+    invitation.accepted_at = utcnow()
+    db.add_all([user, invitation])
+    try:
+        await db.flush()
+    except IntegrityError:  # the email signed up elsewhere at the same moment
+        raise email_taken() from None
+    assert user.id is not None
+    await audit.record(
+        db,
+        merchant_id=user.merchant_id,
+        actor=user.email,
+        action="invitation.accept",
+        target_id=global_id("Member", user.id),
+        summary=f"{user.email} joined as {role.value}",
+    )
+    return Accepted(member=user, session=await open_session(db=db, settings=settings, user=user))
+
+
+async def update_role(
+    *,
+    db: AsyncSession,
+    principal: Principal,
+    member_id: str,
+    role: Role,
+    store_id: str | None,
+) -> User:
+    require(principal, Operation.MEMBER_MANAGE)
+    member = await _managed_member(db, principal, member_id)
+    if role is Role.OWNER:
+        raise DomainError.single(
+            UserErrorCode.ROLE_NOT_ALLOWED,
+            ("input", "role"),
+            "Ownership moves only with merchantOwnershipTransfer.",
+        )
+    _check_grantable(principal, role, ("input", "role"))
+    store_pk = await _store_for_role(db, principal, role, store_id)
+    previous = Role(member.role)
+    if role is Role.DEVELOPER and previous is not Role.DEVELOPER:
+        await _check_developer_limit(db, principal.merchant_id, ("input", "role"))
+    member.role = role.value
+    member.store_pk = store_pk
+    db.add(member)
+    await db.flush()
+    assert member.id is not None
+    await audit.record_by(
+        db,
+        principal,
+        "member.role_update",
+        f"Changed {member.email} from {previous.value} to {role.value}",
+        store_id=store_id if store_pk is not None else None,
+        target_id=global_id("Member", member.id),
+    )
+    return member
+
+
+async def remove(*, db: AsyncSession, principal: Principal, member_id: str) -> User:
+    """The member loses access at once; the row stays for the audit trail."""
+    require(principal, Operation.MEMBER_MANAGE)
+    member = await _managed_member(db, principal, member_id)
+    assert member.id is not None
+    member.removed_at = utcnow()
+    db.add(member)
+    await revoke_user_sessions(db, [member.id])
+    await audit.record_by(
+        db,
+        principal,
+        "member.remove",
+        f"Removed {member.email} ({member.role})",
+        target_id=global_id("Member", member.id),
+    )
+    return member
+
+
+async def transfer_ownership(
+    *, db: AsyncSession, principal: Principal, member_id: str
+) -> tuple[User, User]:
+    """The owner hands ownership to an existing ADMIN and becomes ADMIN. (previous, new)"""
+    if principal.role is not Role.OWNER:
+        raise Forbidden("Only the owner can transfer ownership.")
+    assert principal.user_id is not None
+    target = await _member(db, principal, member_id)
+    if target.role != Role.ADMIN.value:
+        raise DomainError.single(
+            UserErrorCode.ROLE_NOT_ALLOWED,
+            ("input", "memberId"),
+            "Ownership can move only to an existing ADMIN.",
+        )
+    owner = await db.get(User, principal.user_id)
+    assert owner is not None and target.id is not None
+    owner.role = Role.ADMIN.value
+    target.role = Role.OWNER.value
+    db.add_all([owner, target])
+    await db.flush()
+    await audit.record_by(
+        db,
+        principal,
+        "merchant.ownership_transfer",
+        f"Transferred ownership from {owner.email} to {target.email}",
+        target_id=global_id("Member", target.id),
+    )
+    return owner, target
+
+
+async def _member(db: AsyncSession, principal: Principal, member_id: str) -> User:
+    pk = pk_of(member_id, "Member")
+    member = await member_by_pk(db=db, principal=principal, pk=pk) if pk is not None else None
+    if member is None:
+        raise DomainError.single(
+            UserErrorCode.NOT_FOUND, ("input", "memberId"), "No member with this ID."
+        )
+    return member
+
+
+async def _managed_member(db: AsyncSession, principal: Principal, member_id: str) -> User:
+    """A member the caller may act on: never the owner, never one above the caller."""
+    member = await _member(db, principal, member_id)
+    current = Role(member.role)
+    if current is Role.OWNER:
+        raise DomainError.single(
+            UserErrorCode.OWNER_REQUIRED,
+            ("input", "memberId"),
+            "The owner cannot be removed or demoted; transfer ownership first.",
+        )
+    if current not in grantable_roles(principal):
+        raise DomainError.single(
+            UserErrorCode.ROLE_NOT_ALLOWED,
+            ("input", "memberId"),
+            f"Your role cannot manage a member with the {current.value} role.",
+        )
+    return member
+
+
+def _check_grantable(principal: Principal, role: Role, path: tuple[str, ...]) -> None:
+    if role not in grantable_roles(principal):
+        raise DomainError.single(
+            UserErrorCode.ROLE_NOT_ALLOWED, path, f"Your role cannot grant the {role.value} role."
+        )
+
+
+async def _store_for_role(
+    db: AsyncSession, principal: Principal, role: Role, store_id: str | None
+) -> int | None:
+    """The sub-store a STORE_* role is bound to; None for merchant-wide roles."""
+    path = ("input", "storeId")
+    if role not in STORE_SCOPED_ROLES:
+        if store_id is not None:
+            raise DomainError.single(
+                UserErrorCode.INVALID_INPUT,
+                path,
+                "storeId applies only to STORE_MANAGER and STORE_READ_ONLY.",
+            )
+        return None
+    if store_id is None:
+        raise DomainError.single(
+            UserErrorCode.REQUIRED, path, f"{role.value} needs the sub-store it is bound to."
+        )
+    store = await store_by_store_id(db=db, principal=principal, store_id=store_id)
+    if store is None:
+        raise DomainError.single(UserErrorCode.NOT_FOUND, path, "No store with this storeId.")
+    if store.is_representative:
+        raise DomainError.single(
+            UserErrorCode.INVALID_INPUT,
+            path,
+            "Store-scoped roles are bound to a sub-store, not the representative store.",
+        )
+    return store.id
+
+
+async def _check_developer_limit(
+    db: AsyncSession,
+    merchant_id: int,
+    path: tuple[str, ...],
+    accepting_invitation: int | None = None,
+) -> None:
+    """At most DEVELOPER_LIMIT developers, pending invitations included."""
+    members = (
+        await db.exec(
+            select(func.count()).where(
+                col(User.merchant_id) == merchant_id,
+                col(User.role) == Role.DEVELOPER.value,
+                col(User.removed_at).is_(None),
+            )
+        )
+    ).one()
+    pending_statement = select(func.count()).where(
+        col(Invitation.merchant_id) == merchant_id,
+        col(Invitation.role) == Role.DEVELOPER.value,
+        col(Invitation.accepted_at).is_(None),
+        col(Invitation.revoked_at).is_(None),
+        col(Invitation.expires_at) > utcnow(),
+    )
+    if accepting_invitation is not None:
+        pending_statement = pending_statement.where(col(Invitation.id) != accepting_invitation)
+    pending = (await db.exec(pending_statement)).one()
+    if members + pending >= DEVELOPER_LIMIT:
+        raise DomainError.single(
+            UserErrorCode.MEMBER_LIMIT_EXCEEDED,
+            path,
+            f"A merchant can have at most {DEVELOPER_LIMIT} developers (pending invitations "
+            "included).",
+        )

@@ -1,0 +1,114 @@
+"""The `Merchant` (고객사) GraphQL type: its stores, members and audit log."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+import strawberry
+from sqlmodel import col
+
+from db.models import AuditEvent as AuditEventRow
+from db.models import Merchant as MerchantRow
+from db.models import Store as StoreRow
+from db.models import User as UserRow
+from gql_api.audit import service as audit_service
+from gql_api.audit.types import AuditEvent
+from gql_api.context import Info
+from gql_api.errors import Forbidden
+from gql_api.members import service as members_service
+from gql_api.members.types import Member
+from gql_api.node import Node, to_global_id
+from gql_api.pagination import Connection, PageRequest, paginate, to_connection
+from gql_api.permissions import STORE_SCOPED_ROLES
+from gql_api.stores import service as stores_service
+from gql_api.stores.types import AFTER, BEFORE, FIRST, LAST, Store
+
+
+def _pk(row: StoreRow | UserRow | AuditEventRow) -> int:
+    assert row.id is not None
+    return row.id
+
+
+@strawberry.type(description="고객사: the merchant account that owns the stores.")
+class Merchant(Node):
+    name: str
+    created_at: datetime
+    pk: strawberry.Private[int]
+
+    @classmethod
+    def from_row(cls, row: MerchantRow) -> Merchant:
+        assert row.id is not None
+        return cls(
+            id=to_global_id("Merchant", row.id), name=row.name, created_at=row.created_at, pk=row.id
+        )
+
+    @strawberry.field(description="대표상점, created at sign-up; it cannot be deleted.")
+    async def representative_store(self, info: Info) -> Store:
+        principal = info.context.require_principal()
+        if principal.role in STORE_SCOPED_ROLES:
+            raise Forbidden("Store-scoped roles see only their own sub-store.")
+        row = await info.context.loaders.representative_store.load(self.pk)
+        if row is None:
+            raise RuntimeError("merchant without a representative store")
+        return Store.from_row(row)
+
+    @strawberry.field(
+        description="The representative store first, then the sub-stores the caller can see."
+    )
+    async def stores(
+        self,
+        info: Info,
+        first: Annotated[int | None, strawberry.argument(description=FIRST)] = None,
+        after: Annotated[str | None, strawberry.argument(description=AFTER)] = None,
+        last: Annotated[int | None, strawberry.argument(description=LAST)] = None,
+        before: Annotated[str | None, strawberry.argument(description=BEFORE)] = None,
+    ) -> Connection[Store]:
+        principal = info.context.require_principal()
+        request = PageRequest(first=first, after=after, last=last, before=before)
+        statement = stores_service.visible_stores(principal)
+        async with info.context.db() as db:
+            page = await paginate(db, statement, col(StoreRow.id), request, _pk)
+        return to_connection(page, Store.from_row)
+
+    @strawberry.field(
+        description="Members, oldest first; STORE_* callers see only their sub-store's members."
+    )
+    async def members(
+        self,
+        info: Info,
+        first: Annotated[int | None, strawberry.argument(description=FIRST)] = None,
+        after: Annotated[str | None, strawberry.argument(description=AFTER)] = None,
+        last: Annotated[int | None, strawberry.argument(description=LAST)] = None,
+        before: Annotated[str | None, strawberry.argument(description=BEFORE)] = None,
+    ) -> Connection[Member]:
+        principal = info.context.require_principal()
+        request = PageRequest(first=first, after=after, last=last, before=before)
+        statement = members_service.visible_members(principal)
+        async with info.context.db() as db:
+            page = await paginate(db, statement, col(UserRow.id), request, _pk)
+        return to_connection(page, Member.from_row)
+
+    @strawberry.field(description="The audit log, newest first (OWNER and ADMIN only).")
+    async def audit_events(
+        self,
+        info: Info,
+        first: Annotated[int | None, strawberry.argument(description=FIRST)] = None,
+        after: Annotated[str | None, strawberry.argument(description=AFTER)] = None,
+        store_id: Annotated[
+            str | None, strawberry.argument(description="Only events of this store.")
+        ] = None,
+        action: Annotated[
+            str | None, strawberry.argument(description='Only this action, e.g. "store.create".')
+        ] = None,
+        last: Annotated[int | None, strawberry.argument(description=LAST)] = None,
+        before: Annotated[str | None, strawberry.argument(description=BEFORE)] = None,
+    ) -> Connection[AuditEvent]:
+        principal = info.context.require_principal()
+        request = PageRequest(first=first, after=after, last=last, before=before)
+        statement = audit_service.events_query(principal, store_id=store_id, action=action)
+        async with info.context.db() as db:
+            page = await paginate(
+                db, statement, col(AuditEventRow.id), request, _pk, newest_first=True
+            )
+        return to_connection(page, AuditEvent.from_row)
