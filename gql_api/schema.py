@@ -63,7 +63,7 @@ class NodeQuery:
         if resolver is None:
             return None
         try:
-            return await resolver(info, decoded[1])
+            return await resolver(info, decoded[1])  # type: ignore[no-any-return]
         except Forbidden:  # what the caller may not see does not exist for it
             return None
 
