@@ -47,6 +47,7 @@ class Operation(StrEnum):
     STORE_MANAGE = "store_manage"  # sub-store create / update / delete
     MEMBER_MANAGE = "member_manage"  # invite, change role, remove (within GRANTABLE)
     AUDIT_READ = "audit_read"
+    OWNERSHIP_TRANSFER = "ownership_transfer"
 
 
 class Access(StrEnum):
@@ -65,6 +66,7 @@ _ROWS: dict[Operation, tuple[Access, ...]] = {
     Operation.STORE_MANAGE: (_A, _A, _N, _N, _N, _N, _N, _N),
     Operation.MEMBER_MANAGE: (_A, _A, _A, _N, _N, _S, _N, _N),
     Operation.AUDIT_READ: (_A, _A, _N, _N, _N, _N, _N, _N),
+    Operation.OWNERSHIP_TRANSFER: (_A, _N, _N, _N, _N, _N, _N, _N),
 }
 MATRIX: dict[Operation, dict[str, Access]] = {
     operation: dict(zip(_COLUMNS, cells, strict=True)) for operation, cells in _ROWS.items()

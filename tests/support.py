@@ -94,3 +94,81 @@ class SignedUp:
     email: str
     merchant_id: str
     representative_store_id: str
+
+
+INVITE = """
+mutation Invite($input: MemberInviteInput!) {
+  memberInvite(input: $input) {
+    invitation { id email role expiresAt store { storeId } }
+    invitationToken
+    userErrors { field code message }
+  }
+}
+"""
+
+ACCEPT = """
+mutation Accept($input: InvitationAcceptInput!) {
+  invitationAccept(input: $input) {
+    member { id role user { id email } store { storeId } }
+    session { token }
+    userErrors { field code message }
+  }
+}
+"""
+
+STORE_CREATE = """
+mutation StoreCreate($name: String!) {
+  storeCreate(input: { name: $name }) {
+    store { id storeId name }
+    userErrors { field code message }
+  }
+}
+"""
+
+
+@dataclass
+class Joined:
+    token: str
+    member_id: str
+    user_id: str
+    email: str
+
+
+async def create_store(api: Api, token: str, name: str) -> tuple[str, str]:
+    """(storeId, node id) of a new sub-store."""
+    result = await api.gql(STORE_CREATE, {"name": name}, token=token)
+    payload = result.data["storeCreate"]
+    assert payload["userErrors"] == [], payload
+    return payload["store"]["storeId"], payload["store"]["id"]
+
+
+async def invite_and_join(
+    api: Api, inviter_token: str, role: str, store_id: str | None = None
+) -> Joined:
+    """Invite a new person with `role` and accept as them."""
+    n = next(_counter)
+    email = f"member{n}@example.com"
+    invite = {"email": email, "role": role}
+    if store_id is not None:
+        invite["storeId"] = store_id
+    result = await api.gql(INVITE, {"input": invite}, token=inviter_token)
+    payload = result.data["memberInvite"]
+    assert payload["userErrors"] == [], payload
+    accepted = await api.gql(
+        ACCEPT,
+        {
+            "input": {
+                "token": payload["invitationToken"],
+                "name": f"Member {n}",
+                "password": PASSWORD,
+            }
+        },
+    )
+    joined = accepted.data["invitationAccept"]
+    assert joined["userErrors"] == [], joined
+    return Joined(
+        token=joined["session"]["token"],
+        member_id=joined["member"]["id"],
+        user_id=joined["member"]["user"]["id"],
+        email=email,
+    )

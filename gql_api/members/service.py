@@ -17,7 +17,7 @@ from gql_api import validation
 from gql_api.accounts.service import email_taken, user_by_email
 from gql_api.accounts.sessions import OpenedSession, open_session, revoke_user_sessions
 from gql_api.audit import service as audit
-from gql_api.errors import DomainError, Forbidden, Problems, UserErrorCode
+from gql_api.errors import DomainError, Problems, UserErrorCode
 from gql_api.ids import global_id, pk_of
 from gql_api.permissions import (
     STORE_SCOPED_ROLES,
@@ -251,8 +251,7 @@ async def transfer_ownership(
     *, db: AsyncSession, principal: Principal, member_id: str
 ) -> tuple[User, User]:
     """The owner hands ownership to an existing ADMIN and becomes ADMIN. (previous, new)"""
-    if principal.role is not Role.OWNER:
-        raise Forbidden("Only the owner can transfer ownership.")
+    require(principal, Operation.OWNERSHIP_TRANSFER)
     assert principal.user_id is not None
     target = await _member(db, principal, member_id)
     if target.role != Role.ADMIN.value:
