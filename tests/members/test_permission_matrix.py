@@ -1,0 +1,309 @@
+"""Every operation, as every role and as an anonymous caller, against the permission matrix.
+
+The expected matrix below is copied from the issue, not from the code; the code's matrix must
+equal it, and every Query and Mutation field of the schema must have a case here, so a new
+operation without a row fails this test.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+import pytest
+
+from gql_api.permissions import MATRIX, Operation
+from gql_api.schema import build_schema
+from gql_api.settings import Settings
+from tests.support import (
+    ACCEPT,
+    INVITE,
+    PASSWORD,
+    Api,
+    GraphQLResponse,
+    Joined,
+    create_store,
+    invite_and_join,
+)
+
+ROLES = [
+    "OWNER",
+    "ADMIN",
+    "MANAGER",
+    "DEVELOPER",
+    "READ_ONLY",
+    "STORE_MANAGER",
+    "STORE_READ_ONLY",
+]
+COLUMNS = [*ROLES, "API_SECRET"]
+
+# all = anywhere in the merchant; own = the caller's own sub-store / store(s); no = FORBIDDEN
+EXPECTED_MATRIX = {
+    "read": "all all all all all own own own",
+    "store_manage": "all all no no no no no no",
+    "member_manage": "all all all no no own no no",
+    "audit_read": "all all no no no no no no",
+    "ownership_transfer": "all no no no no no no no",
+}
+
+
+def test_code_matrix_is_the_issue_matrix() -> None:
+    actual = {
+        operation.value: " ".join(MATRIX[operation][column].value for column in COLUMNS)
+        for operation in Operation
+    }
+    expected = {
+        name: row.replace("own", "own_store").replace("no", "none")
+        for name, row in EXPECTED_MATRIX.items()
+    }
+    assert actual == expected
+
+
+@dataclass
+class World:
+    api: Api
+    tokens: dict[str, str]
+    emails: dict[str, str]
+    members: dict[str, Joined]
+    sub_store: str  # the STORE_* roles are bound to this one
+    other_sub_store: str
+    representative_store: str
+    created: list[str] = field(default_factory=list)
+
+    async def fresh_sub_store(self) -> str:
+        store_id, _ = await create_store(
+            self.api, self.tokens["OWNER"], f"Target {len(self.created)}"
+        )
+        self.created.append(store_id)
+        return store_id
+
+    async def fresh_store_member(self) -> Joined:
+        """A STORE_READ_ONLY member of the sub-store: something every manager may act on."""
+        return await invite_and_join(
+            self.api, self.tokens["OWNER"], "STORE_READ_ONLY", self.sub_store
+        )
+
+
+async def build_world(api: Api) -> World:
+    owner = await api.sign_up()
+    sub_store, _ = await create_store(api, owner.token, "Sub store")
+    other, _ = await create_store(api, owner.token, "Other sub store")
+    tokens = {"OWNER": owner.token}
+    emails = {"OWNER": owner.email}
+    members: dict[str, Joined] = {}
+    for role in ROLES[1:]:
+        store = sub_store if role.startswith("STORE_") else None
+        members[role] = await invite_and_join(api, owner.token, role, store)
+        tokens[role] = members[role].token
+        emails[role] = members[role].email
+    return World(api, tokens, emails, members, sub_store, other, owner.representative_store_id)
+
+
+Runner = Callable[[World, str | None, str | None], Awaitable[GraphQLResponse]]
+
+
+@dataclass(frozen=True)
+class Case:
+    operation: str | None  # a row of the matrix; None = public
+    run: Runner  # (world, caller token, caller role) -> response
+    payload: str | None = None  # mutation payload field whose userErrors must be empty
+
+
+async def _q(world: World, token: str | None, query: str, **variables: object) -> GraphQLResponse:
+    return await world.api.gql(query, dict(variables), token=token)
+
+
+def _target_store(world: World, role: str | None) -> str:
+    return world.sub_store if role and role.startswith("STORE_") else world.representative_store
+
+
+async def run_node(world: World, token: str | None, role: str | None) -> GraphQLResponse:
+    member_id = world.members["STORE_READ_ONLY"].member_id
+    return await _q(world, token, "query($id: ID!) { node(id: $id) { id } }", id=member_id)
+
+
+async def run_viewer(world: World, token: str | None, role: str | None) -> GraphQLResponse:
+    return await _q(world, token, "{ viewer { role } }")
+
+
+async def run_merchant(world: World, token: str | None, role: str | None) -> GraphQLResponse:
+    return await _q(world, token, "{ merchant { name stores { nodes { storeId } } } }")
+
+
+async def run_store(world: World, token: str | None, role: str | None) -> GraphQLResponse:
+    query = "query($s: String!) { store(storeId: $s) { name } }"
+    return await _q(world, token, query, s=_target_store(world, role))
+
+
+async def run_members(world: World, token: str | None, role: str | None) -> GraphQLResponse:
+    return await _q(world, token, "{ merchant { members { nodes { role } } } }")
+
+
+async def run_audit(world: World, token: str | None, role: str | None) -> GraphQLResponse:
+    return await _q(world, token, "{ merchant { auditEvents(first: 5) { nodes { action } } } }")
+
+
+async def run_sign_up(world: World, token: str | None, role: str | None) -> GraphQLResponse:
+    query = """mutation($i: MerchantSignUpInput!) { merchantSignUp(input: $i) {
+        userErrors { code } } }"""
+    n = len(world.created)
+    world.created.append("signup")
+    email = f"signup{n}-{role or 'anon'}@example.com"
+    payload = {"merchantName": "Another", "email": email, "password": PASSWORD, "name": "N"}
+    return await world.api.gql(query, {"i": payload})
+
+
+async def run_session_create(world: World, token: str | None, role: str | None) -> GraphQLResponse:
+    query = """mutation($i: SessionCreateInput!) { sessionCreate(input: $i) {
+        userErrors { code } } }"""
+    email = world.members["READ_ONLY"].email
+    return await world.api.gql(query, {"i": {"email": email, "password": PASSWORD}})
+
+
+async def run_session_revoke(world: World, token: str | None, role: str | None) -> GraphQLResponse:
+    query = "mutation { sessionRevoke { revoked userErrors { code } } }"
+    if role is None:
+        return await _q(world, None, query)
+    # log the same person in a second time and revoke that session, so the world keeps working
+    login = await world.api.gql(
+        "mutation($i: SessionCreateInput!) { sessionCreate(input: $i) { session { token } } }",
+        {"i": {"email": world.emails[role], "password": PASSWORD}},
+    )
+    return await _q(world, login.data["sessionCreate"]["session"]["token"], query)
+
+
+async def run_store_create(world: World, token: str | None, role: str | None) -> GraphQLResponse:
+    query = """mutation($n: String!) { storeCreate(input: {name: $n}) { userErrors { code } } }"""
+    world.created.append("create")
+    return await _q(world, token, query, n=f"Created {len(world.created)}")
+
+
+async def run_store_update(world: World, token: str | None, role: str | None) -> GraphQLResponse:
+    query = """mutation($s: String!, $n: String!) {
+        storeUpdate(input: {storeId: $s, name: $n}) { userErrors { code } } }"""
+    world.created.append("rename")
+    return await _q(world, token, query, s=world.other_sub_store, n=f"Renamed {len(world.created)}")
+
+
+async def run_store_delete(world: World, token: str | None, role: str | None) -> GraphQLResponse:
+    query = (
+        """mutation($s: String!) { storeDelete(input: {storeId: $s}) { userErrors { code } } }"""
+    )
+    return await _q(world, token, query, s=await world.fresh_sub_store())
+
+
+async def run_member_invite(world: World, token: str | None, role: str | None) -> GraphQLResponse:
+    world.created.append("invite")
+    invite = {
+        "email": f"invitee{len(world.created)}@example.com",
+        "role": "STORE_READ_ONLY",
+        "storeId": world.sub_store,
+    }
+    return await world.api.gql(INVITE, {"input": invite}, token=token)
+
+
+async def run_invitation_accept(
+    world: World, token: str | None, role: str | None
+) -> GraphQLResponse:
+    world.created.append("accept")
+    invite = {"email": f"accepts{len(world.created)}@example.com", "role": "READ_ONLY"}
+    issued = await world.api.gql(INVITE, {"input": invite}, token=world.tokens["OWNER"])
+    invitation_token = issued.data["memberInvite"]["invitationToken"]
+    accept = {"token": invitation_token, "name": "New", "password": PASSWORD}
+    return await world.api.gql(ACCEPT, {"input": accept})
+
+
+async def run_member_role_update(
+    world: World, token: str | None, role: str | None
+) -> GraphQLResponse:
+    target = await world.fresh_store_member()
+    query = """mutation($m: ID!, $s: String!) { memberRoleUpdate(input:
+        {memberId: $m, role: STORE_MANAGER, storeId: $s}) { userErrors { code } } }"""
+    return await _q(world, token, query, m=target.member_id, s=world.sub_store)
+
+
+async def run_member_remove(world: World, token: str | None, role: str | None) -> GraphQLResponse:
+    target = await world.fresh_store_member()
+    query = """mutation($m: ID!) { memberRemove(input: {memberId: $m}) { userErrors { code } } }"""
+    return await _q(world, token, query, m=target.member_id)
+
+
+async def run_ownership_transfer(
+    world: World, token: str | None, role: str | None
+) -> GraphQLResponse:
+    query = """mutation($m: ID!) { merchantOwnershipTransfer(input: {memberId: $m}) {
+        userErrors { code } } }"""
+    target = await invite_and_join(world.api, world.tokens["OWNER"], "ADMIN")
+    return await _q(world, token, query, m=target.member_id)
+
+
+CASES: dict[str, Case] = {
+    "Query.node": Case("read", run_node),
+    "Query.viewer": Case(None, run_viewer),
+    "Query.merchant": Case("read", run_merchant),
+    "Query.store": Case("read", run_store),
+    "Merchant.members": Case("read", run_members),
+    "Merchant.auditEvents": Case("audit_read", run_audit),
+    "Mutation.merchantSignUp": Case(None, run_sign_up, "merchantSignUp"),
+    "Mutation.sessionCreate": Case(None, run_session_create, "sessionCreate"),
+    "Mutation.sessionRevoke": Case("read", run_session_revoke),
+    "Mutation.storeCreate": Case("store_manage", run_store_create, "storeCreate"),
+    "Mutation.storeUpdate": Case("store_manage", run_store_update, "storeUpdate"),
+    "Mutation.storeDelete": Case("store_manage", run_store_delete, "storeDelete"),
+    "Mutation.memberInvite": Case("member_manage", run_member_invite, "memberInvite"),
+    "Mutation.invitationAccept": Case(None, run_invitation_accept, "invitationAccept"),
+    "Mutation.memberRoleUpdate": Case("member_manage", run_member_role_update, "memberRoleUpdate"),
+    "Mutation.memberRemove": Case("member_manage", run_member_remove, "memberRemove"),
+    "Mutation.merchantOwnershipTransfer": Case(
+        "ownership_transfer", run_ownership_transfer, "merchantOwnershipTransfer"
+    ),
+}
+
+
+def test_every_operation_has_a_case() -> None:
+    schema = build_schema(Settings(introspection_enabled=True))
+    graphql_schema = schema._schema
+    fields = {
+        f"{type_name}.{name}"
+        for type_name in ("Query", "Mutation")
+        for name in graphql_schema.type_map[type_name].fields  # type: ignore[attr-defined]
+    }
+    missing = fields - CASES.keys()
+    assert not missing, f"operations without a permission case: {sorted(missing)}"
+
+
+def _expected(case: Case, role: str | None) -> str:
+    if case.operation is None:
+        return "allowed"
+    if role is None:
+        return "UNAUTHENTICATED"
+    cell = EXPECTED_MATRIX[case.operation].split()[COLUMNS.index(role)]
+    return "FORBIDDEN" if cell == "no" else "allowed"
+
+
+def _outcome(response: GraphQLResponse, case: Case) -> str:
+    codes = response.error_codes
+    if codes:
+        return str(codes[0])
+    if case.payload is not None:
+        payload = response.body["data"][case.payload]
+        if payload["userErrors"]:
+            return f"userErrors:{payload['userErrors'][0]['code']}"
+    return "allowed"
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+async def test_operation_follows_the_matrix(api: Api, name: str) -> None:
+    # given a merchant with one member of every role
+    world = await build_world(api)
+    case = CASES[name]
+    outcomes: dict[str, str] = {}
+    expected: dict[str, str] = {}
+    # when each role (and an anonymous caller) runs the operation
+    for role in [*ROLES, None]:
+        key = role or "anonymous"
+        token = world.tokens[role] if role else None
+        outcomes[key] = _outcome(await case.run(world, token, role), case)
+        expected[key] = _expected(case, role)
+    # then each outcome is the matrix's
+    assert outcomes == expected
