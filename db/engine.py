@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+_SQLITE_IMMEDIATE = "sqlite_begin_immediate"
 
 
 def async_url(database_url: str) -> URL:
@@ -54,7 +55,23 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN")
+        immediate = connection.get_execution_options().get(_SQLITE_IMMEDIATE, False)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+async def begin_write(session: AsyncSession) -> None:
+    """Start the transaction of a mutation.
+
+    On SQLite a deferred transaction that read first and writes later fails at once with
+    "database is locked" when another writer committed in between (the busy timeout does not
+    apply to that upgrade), so writes start with BEGIN IMMEDIATE and wait their turn instead.
+    """
+    bind = session.bind
+    if bind is None or bind.dialect.name != "sqlite":
+        return
+    if session.in_transaction():
+        await session.rollback()
+    await session.connection(execution_options={_SQLITE_IMMEDIATE: True})
 
 
 def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

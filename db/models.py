@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Column, ForeignKey, Index, Integer, String, text
+from sqlalchemy import JSON, Column, ForeignKey, Index, Integer, String, text
 from sqlmodel import Field, SQLModel
 
 from db.types import UTCDateTime, utcnow
@@ -168,3 +168,44 @@ class LoginFailure(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     email: str = Field(max_length=254)
     attempted_at: datetime = _created_at()
+
+
+class Channel(SQLModel, table=True):
+    """A PG channel (채널) of a store. Secret credentials are stored only encrypted."""
+
+    __tablename__ = "channels"
+    __table_args__ = (
+        Index(
+            "uq_channels_store_mode_name_live",
+            "store_pk",
+            "mode",
+            "name",
+            unique=True,
+            sqlite_where=text("deleted_at IS NULL"),
+            postgresql_where=text("deleted_at IS NULL"),
+        ),
+        Index("ix_channels_store_pk_id", "store_pk", "id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    channel_key: str = Field(max_length=64, unique=True)
+    merchant_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("merchants.id"), nullable=False, index=True)
+    )
+    store_pk: int = Field(sa_column=Column(Integer, ForeignKey("stores.id"), nullable=False))
+    name: str = Field(max_length=100)
+    mode: str = Field(max_length=8)
+    pg_provider: str = Field(max_length=32)
+    module_code: str = Field(max_length=64)
+    purpose: str = Field(max_length=32)
+    pg_merchant_id: str = Field(max_length=100)
+    shared_test: bool = Field(default=False)
+    tax_type: str = Field(max_length=16)
+    # {key: {"value": clear}} for plain fields, {key: {"cipher": ..., "masked": ...}} for secrets
+    credentials: dict[str, dict[str, str]] = Field(
+        default_factory=dict, sa_column=Column(JSON, nullable=False)
+    )
+    version: int = Field(default=1)
+    created_at: datetime = _created_at()
+    updated_at: datetime = _created_at()
+    deleted_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

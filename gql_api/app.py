@@ -24,7 +24,10 @@ from gql_api.auth import authenticate
 from gql_api.context import AppState, Context
 from gql_api.errors import ApiErrorCode, Unauthenticated
 from gql_api.logs import current_request_id, new_request_id, set_request_id
+from gql_api.nul_guard import decode_json_without_nul
+from gql_api.pg_catalog.catalog import load_catalog
 from gql_api.schema import build_schema
+from gql_api.security.encryption import encryptor_from_settings
 from gql_api.security.passwords import PasswordHashing
 from gql_api.settings import Settings, get_settings
 
@@ -33,7 +36,11 @@ logger = logging.getLogger("gql_api.app")
 _SESSION_KEY = "gql_api.session"
 _PRINCIPAL_KEY = "gql_api.principal"
 _SUB_RESPONSE_KEY = "gql_api.sub_response"
-_COMPLEXITY_MARKERS = ("exceeds maximum operation depth", "aliases found", "more than")
+_COMPLEXITY_MARKERS = (
+    "exceeds maximum operation depth",
+    "aliases found",
+    "Document contains more than",
+)
 GRAPHQL_PARSE_FAILED = "GRAPHQL_PARSE_FAILED"
 GRAPHQL_VALIDATION_FAILED = "GRAPHQL_VALIDATION_FAILED"
 _REQUEST_ERROR_CODES = frozenset(
@@ -77,6 +84,9 @@ class GraphQLApp(GraphQL[Context, None]):
                 response = _error_response(error.reason, error.status_code)
             await response(scope, receive, send)
 
+    def decode_json(self, data: str | bytes) -> object:
+        return decode_json_without_nul(data)
+
     async def get_context(self, request: Request, response: Response | None = None) -> Context:  # type: ignore[override]
         request.scope[_SUB_RESPONSE_KEY] = response
         return Context(
@@ -108,10 +118,10 @@ class GraphQLApp(GraphQL[Context, None]):
 
 
 def _request_error_code(message: str) -> str:
-    if message.startswith("Syntax Error"):
-        return GRAPHQL_PARSE_FAILED
     if any(marker in message for marker in _COMPLEXITY_MARKERS):
         return ApiErrorCode.QUERY_TOO_COMPLEX.value
+    if message.startswith("Syntax Error"):
+        return GRAPHQL_PARSE_FAILED
     return GRAPHQL_VALIDATION_FAILED
 
 
@@ -137,10 +147,6 @@ class RequestContextMiddleware:
             return
         request_id = new_request_id()
         set_request_id(request_id)
-        declared = Request(scope).headers.get("content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > self.max_body_bytes):
-            await _too_large(scope, receive, send)
-            return
         received = 0
 
         async def limited_receive() -> Message:
@@ -159,6 +165,10 @@ class RequestContextMiddleware:
                 message = {**message, "headers": headers}
             await send(message)
 
+        declared = Request(scope).headers.get("content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.max_body_bytes):
+            await _too_large(scope, receive, send_with_id)
+            return
         try:
             await self.app(scope, limited_receive, send_with_id)
         except _BodyTooLargeError:
@@ -188,6 +198,8 @@ def create_state(settings: Settings) -> AppState:
             parallelism=settings.argon2_parallelism,
             max_concurrency=settings.argon2_max_concurrency,
         ),
+        catalog=load_catalog(),
+        encryptor=encryptor_from_settings(settings),
     )
 
 

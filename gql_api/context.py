@@ -16,6 +16,8 @@ from starlette.responses import Response
 
 from gql_api.errors import Unauthenticated
 from gql_api.permissions import Principal
+from gql_api.pg_catalog.catalog import Catalog
+from gql_api.security.encryption import Encryptor
 from gql_api.security.passwords import PasswordHashing
 from gql_api.settings import Settings
 
@@ -31,6 +33,8 @@ class AppState:
     engine: AsyncEngine
     session_factory: async_sessionmaker[AsyncSession]
     hashing: PasswordHashing
+    catalog: Catalog
+    encryptor: Encryptor
 
 
 @dataclass

@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 import binascii
 
+MAX_PRIMARY_KEY = 2**31 - 1  # primary keys are 32-bit integers on PostgreSQL
+
 
 def global_id(type_name: str, pk: int) -> str:
     return base64.urlsafe_b64encode(f"{type_name}:{pk}".encode()).decode().rstrip("=")
@@ -19,10 +21,11 @@ def parse_global_id(value: str) -> tuple[str, int] | None:
         raw = base64.urlsafe_b64decode(padded.encode("ascii")).decode("utf-8")
     except (ValueError, UnicodeError, binascii.Error):
         return None
-    type_name, _, pk = raw.partition(":")
-    if not type_name.isidentifier() or not pk.isdigit() or len(pk) > 18:
+    type_name, _, digits = raw.partition(":")
+    if not type_name.isidentifier() or not digits.isdigit() or len(digits) > 10:
         return None
-    return type_name, int(pk)
+    pk = int(digits)
+    return (type_name, pk) if 0 < pk <= MAX_PRIMARY_KEY else None
 
 
 def pk_of(value: str, type_name: str) -> int | None:

@@ -8,7 +8,9 @@ from typing import TYPE_CHECKING
 from sqlmodel import col, select
 from strawberry.dataloader import DataLoader
 
-from db.models import Merchant, Store, User
+from db.models import Channel, Merchant, Store, User
+from gql_api.channels.pages import ChannelPageKey, load_channel_pages
+from gql_api.pagination import Page
 from gql_api.stores.service import visible_stores
 
 if TYPE_CHECKING:
@@ -22,6 +24,7 @@ class Loaders:
         self.representative_store = DataLoader(self._representative_stores)
         self.user = DataLoader(self._users)
         self.store = DataLoader(self._stores)
+        self.channel_pages = DataLoader(self._channel_pages)
 
     def _merchant_id(self) -> int | None:
         principal = self._context.principal
@@ -68,3 +71,8 @@ class Loaders:
             rows = (await db.exec(statement)).all()
         by_pk = {row.id: row for row in rows}
         return [by_pk.get(pk) for pk in pks]
+
+    async def _channel_pages(self, keys: Sequence[ChannelPageKey]) -> list[Page[Channel]]:
+        principal = self._context.require_principal()
+        async with self._context.db() as db:
+            return await load_channel_pages(db, principal, keys)

@@ -14,6 +14,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import SelectOfScalar
 
 from gql_api.errors import BadRequest
+from gql_api.ids import MAX_PRIMARY_KEY
 
 MAX_PAGE_SIZE = 100
 DEFAULT_PAGE_SIZE = 50
@@ -33,7 +34,10 @@ def decode_cursor(cursor: str, argument: str) -> int:
         raw = base64.urlsafe_b64decode(padded.encode("ascii")).decode("ascii")
         if not raw.startswith(_CURSOR_PREFIX):
             raise ValueError(raw)
-        return int(raw[len(_CURSOR_PREFIX) :])
+        key = int(raw[len(_CURSOR_PREFIX) :])
+        if not 0 <= key <= MAX_PRIMARY_KEY:
+            raise ValueError(raw)
+        return key
     except (ValueError, UnicodeError, binascii.Error):
         raise BadRequest(f"`{argument}` is not a cursor returned by this connection.") from None
 
@@ -85,13 +89,21 @@ async def paginate(
     ascending = backward == newest_first
     statement = statement.order_by(key.asc() if ascending else key.desc()).limit(limit + 1)
     rows = list((await db.exec(statement)).all()) if limit > 0 else []
+    return page_from_rows(rows, request, key_of)
+
+
+def page_from_rows(
+    rows: Sequence[Row], request: PageRequest, key_of: Callable[[Row], int]
+) -> Page[Row]:
+    """A page from up to limit + 1 rows fetched in the direction of travel."""
+    limit, backward, after, before = request.validated()
     more = len(rows) > limit
-    rows = rows[:limit]
+    kept = list(rows[:limit])
     if backward:
-        rows.reverse()
+        kept.reverse()
     return Page(
-        rows=rows,
-        keys=[key_of(row) for row in rows],
+        rows=kept,
+        keys=[key_of(row) for row in kept],
         has_next_page=more if not backward else before is not None,
         has_previous_page=more if backward else after is not None,
     )

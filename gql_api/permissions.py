@@ -48,6 +48,7 @@ class Operation(StrEnum):
     MEMBER_MANAGE = "member_manage"  # invite, change role, remove (within GRANTABLE)
     AUDIT_READ = "audit_read"
     OWNERSHIP_TRANSFER = "ownership_transfer"
+    CHANNEL_MANAGE = "channel_manage"
 
 
 class Access(StrEnum):
@@ -67,6 +68,7 @@ _ROWS: dict[Operation, tuple[Access, ...]] = {
     Operation.MEMBER_MANAGE: (_A, _A, _A, _N, _N, _S, _N, _N),
     Operation.AUDIT_READ: (_A, _A, _N, _N, _N, _N, _N, _N),
     Operation.OWNERSHIP_TRANSFER: (_A, _N, _N, _N, _N, _N, _N, _N),
+    Operation.CHANNEL_MANAGE: (_A, _A, _N, _A, _N, _S, _N, _S),
 }
 MATRIX: dict[Operation, dict[str, Access]] = {
     operation: dict(zip(_COLUMNS, cells, strict=True)) for operation, cells in _ROWS.items()

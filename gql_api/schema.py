@@ -9,6 +9,7 @@ from typing import Any
 import strawberry
 from graphql import GraphQLError
 from strawberry.extensions import (
+    AddValidationRules,
     DisableIntrospection,
     MaskErrors,
     MaxAliasesLimiter,
@@ -26,6 +27,8 @@ from gql_api.accounts import schema as accounts
 from gql_api.accounts.types import User
 from gql_api.audit import schema as audit
 from gql_api.audit.types import AuditEvent
+from gql_api.channels import schema as channels
+from gql_api.channels.types import Channel
 from gql_api.context import Info
 from gql_api.errors import ApiError, ApiErrorCode, Forbidden
 from gql_api.ids import parse_global_id
@@ -33,6 +36,8 @@ from gql_api.logs import current_request_id
 from gql_api.members import schema as members
 from gql_api.members.types import Invitation, Member
 from gql_api.node import Node
+from gql_api.nul_guard import NoNulInStrings
+from gql_api.pg_catalog import schema as pg_catalog
 from gql_api.settings import Settings
 from gql_api.stores import schema as stores
 from gql_api.stores.merchant import Merchant
@@ -45,6 +50,7 @@ NODE_RESOLVERS: dict[str, NodeResolver] = {
     **members.NODE_RESOLVERS,
     **stores.NODE_RESOLVERS,
     **audit.NODE_RESOLVERS,
+    **channels.NODE_RESOLVERS,
 }
 
 
@@ -68,8 +74,10 @@ class NodeQuery:
             return None
 
 
-Query = merge_types("Query", (NodeQuery, accounts.Query, stores.Query))
-Mutation = merge_types("Mutation", (accounts.Mutation, stores.Mutation, members.Mutation))
+Query = merge_types("Query", (NodeQuery, accounts.Query, stores.Query, pg_catalog.Query))
+Mutation = merge_types(
+    "Mutation", (accounts.Mutation, stores.Mutation, members.Mutation, channels.Mutation)
+)
 
 
 class LoggedMaskErrors(MaskErrors):
@@ -113,13 +121,14 @@ def build_schema(settings: Settings) -> strawberry.Schema:
         lambda: MaxTokensLimiter(max_token_count=settings.max_tokens),
         lambda: ParserCache(maxsize=512),
         lambda: ValidationCache(maxsize=512),
+        lambda: AddValidationRules([NoNulInStrings]),
     ]
     if not settings.introspection_on:
         extensions.append(DisableIntrospection)
     return Schema(
         query=Query,
         mutation=Mutation,
-        types=[Store, Merchant, User, Member, Invitation, AuditEvent],
+        types=[Store, Merchant, User, Member, Invitation, AuditEvent, Channel],
         extensions=extensions,
         config=StrawberryConfig(disable_field_suggestions=not settings.introspection_on),
     )

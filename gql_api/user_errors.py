@@ -8,6 +8,7 @@ from typing import TypeVar
 import strawberry
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from db.engine import begin_write
 from gql_api.context import Info
 from gql_api.errors import DomainError, UserErrorCode
 
@@ -40,6 +41,7 @@ async def mutate(
     """Run one mutation in one transaction: commit on success, roll back on any error."""
     async with info.context.db() as db:
         try:
+            await begin_write(db)
             result = await action(db)
             await db.commit()
         except DomainError as error:

@@ -24,6 +24,7 @@ from tests.support import Api
 
 IN_CI = os.environ.get("CI") == "true"
 BACKENDS = ["sqlite", "postgresql"]
+TEST_ENCRYPTION_KEY = "qvZ0M1gZ5m8W3bHk0m5jQkVv2cQ9H8u6gkB0y1Xl0aE="
 
 
 @pytest.fixture(scope="session")
@@ -87,7 +88,7 @@ def make_settings(database_url: str, **overrides: object) -> Settings:
         "argon2_time_cost": 1,
         "argon2_memory_kib": 1024,
         "argon2_parallelism": 1,
-        "encryption_keys": [],
+        "encryption_keys": [TEST_ENCRYPTION_KEY],
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]

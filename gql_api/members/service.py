@@ -11,7 +11,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import SelectOfScalar
 
-from db.models import Invitation, Store, User
+from db.models import Invitation, Merchant, Store, User
 from db.types import utcnow
 from gql_api import validation
 from gql_api.accounts.service import email_taken, user_by_email
@@ -154,7 +154,7 @@ async def accept(
     validation.new_password(problems, password, ("input", "password"))
     problems.raise_if_any()
     if await user_by_email(db, invitation.email) is not None:
-        raise email_taken()
+        raise _invited_email_taken()
     if invitation.store_pk is not None:
         store = await db.get(Store, invitation.store_pk)
         if store is None or store.deleted_at is not None:
@@ -179,13 +179,14 @@ async def accept(
     try:
         await db.flush()
     except IntegrityError:  # the email signed up elsewhere at the same moment
-        raise email_taken() from None
+        raise _invited_email_taken() from None
     assert user.id is not None
     await audit.record(
         db,
         merchant_id=user.merchant_id,
         actor=user.email,
         action="invitation.accept",
+        store_id=await _store_id_of(db, user.store_pk),
         target_id=global_id("Member", user.id),
         summary=f"{user.email} joined as {role.value}",
     )
@@ -242,6 +243,7 @@ async def remove(*, db: AsyncSession, principal: Principal, member_id: str) -> U
         principal,
         "member.remove",
         f"Removed {member.email} ({member.role})",
+        store_id=await _store_id_of(db, member.store_pk),
         target_id=global_id("Member", member.id),
     )
     return member
@@ -274,6 +276,21 @@ async def transfer_ownership(
         target_id=global_id("Member", target.id),
     )
     return owner, target
+
+
+def _invited_email_taken() -> DomainError:
+    return DomainError.single(
+        UserErrorCode.EMAIL_TAKEN,
+        ("input", "token"),
+        "The invited email has meanwhile been registered with another account.",
+    )
+
+
+async def _store_id_of(db: AsyncSession, store_pk: int | None) -> str | None:
+    if store_pk is None:
+        return None
+    store = await db.get(Store, store_pk)
+    return store.store_id if store else None
 
 
 async def _member(db: AsyncSession, principal: Principal, member_id: str) -> User:
@@ -347,7 +364,12 @@ async def _check_developer_limit(
     path: tuple[str, ...],
     accepting_invitation: int | None = None,
 ) -> None:
-    """At most DEVELOPER_LIMIT developers, pending invitations included."""
+    """At most DEVELOPER_LIMIT developers, pending invitations included.
+
+    The merchant row is locked first (FOR UPDATE on PostgreSQL; SQLite writes one at a time),
+    so concurrent invitations cannot all see the same free slot.
+    """
+    await db.exec(select(Merchant.id).where(col(Merchant.id) == merchant_id).with_for_update())
     members = (
         await db.exec(
             select(func.count()).where(

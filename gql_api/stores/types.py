@@ -9,6 +9,8 @@ import strawberry
 from sqlmodel import col
 
 from db.models import Store as StoreRow
+from gql_api.channels.pages import ChannelPageKey, ChannelQuery
+from gql_api.channels.types import Channel, ChannelFilter
 from gql_api.context import Info
 from gql_api.node import Node, to_global_id
 from gql_api.pagination import Connection, PageRequest, empty_connection, paginate, to_connection
@@ -66,6 +68,31 @@ class Store(Node):
         async with info.context.db() as db:
             page = await paginate(db, statement, col(StoreRow.id), request, _store_key)
         return to_connection(page, Store.from_row)
+
+    @strawberry.field(description="The store's channels, oldest first, optionally filtered.")
+    async def channels(
+        self,
+        info: Info,
+        first: Annotated[int | None, strawberry.argument(description=FIRST)] = None,
+        after: Annotated[str | None, strawberry.argument(description=AFTER)] = None,
+        filter: ChannelFilter | None = None,
+        last: Annotated[int | None, strawberry.argument(description=LAST)] = None,
+        before: Annotated[str | None, strawberry.argument(description=BEFORE)] = None,
+    ) -> Connection[Channel]:
+        request = PageRequest(first=first, after=after, last=last, before=before)
+        request.validated()
+        query = ChannelQuery(
+            mode=filter.mode.value if filter and filter.mode else None,
+            purpose=filter.purpose.value if filter and filter.purpose else None,
+            pg_provider=filter.pg_provider.value if filter and filter.pg_provider else None,
+            search=filter.search if filter else None,
+        )
+        assert self.row.id is not None
+        page = await info.context.loaders.channel_pages.load(
+            ChannelPageKey(store_pk=self.row.id, query=query, request=request)
+        )
+        catalog = info.context.app.catalog
+        return to_connection(page, lambda row: Channel.from_row(row, catalog))
 
 
 def _store_key(row: StoreRow) -> int:

@@ -44,6 +44,7 @@ EXPECTED_MATRIX = {
     "member_manage": "all all all no no own no no",
     "audit_read": "all all no no no no no no",
     "ownership_transfer": "all no no no no no no no",
+    "channel_manage": "all all no all no own no own",
 }
 
 
@@ -237,7 +238,59 @@ async def run_ownership_transfer(
     return await _q(world, token, query, m=target.member_id)
 
 
+CHANNEL_CREATE = """mutation($i: ChannelCreateInput!) { channelCreate(input: $i) {
+    channel { id version } userErrors { code } } }"""
+
+
+def _channel_input(world: World, store_id: str) -> dict[str, object]:
+    world.created.append("channel")
+    return {
+        "storeId": store_id,
+        "mode": "TEST",
+        "pgProvider": "KCP_V2",
+        "moduleCode": "KCP_V2_PAYMENT",
+        "name": f"KCP test {len(world.created)}",
+        "pgMerchantId": "T0000",
+    }
+
+
+async def _owner_channel(world: World, role: str | None) -> str:
+    """A channel, made by the owner, in the store the role may manage."""
+    created = await world.api.gql(
+        CHANNEL_CREATE,
+        {"i": _channel_input(world, _target_store(world, role))},
+        token=world.tokens["OWNER"],
+    )
+    return str(created.data["channelCreate"]["channel"]["id"])
+
+
+async def run_pg_providers(world: World, token: str | None, role: str | None) -> GraphQLResponse:
+    return await _q(world, token, "{ pgProviders { provider modules { code } } }")
+
+
+async def run_channel_create(world: World, token: str | None, role: str | None) -> GraphQLResponse:
+    store_id = _target_store(world, role)
+    return await world.api.gql(CHANNEL_CREATE, {"i": _channel_input(world, store_id)}, token=token)
+
+
+async def run_channel_update(world: World, token: str | None, role: str | None) -> GraphQLResponse:
+    channel_id = await _owner_channel(world, role)
+    query = """mutation($id: ID!) { channelUpdate(input: {id: $id, version: 1, taxType: TAXABLE}) {
+        userErrors { code } } }"""
+    return await _q(world, token, query, id=channel_id)
+
+
+async def run_channel_delete(world: World, token: str | None, role: str | None) -> GraphQLResponse:
+    channel_id = await _owner_channel(world, role)
+    query = """mutation($id: ID!) { channelDelete(input: {id: $id}) { userErrors { code } } }"""
+    return await _q(world, token, query, id=channel_id)
+
+
 CASES: dict[str, Case] = {
+    "Query.pgProviders": Case(None, run_pg_providers),
+    "Mutation.channelCreate": Case("channel_manage", run_channel_create, "channelCreate"),
+    "Mutation.channelUpdate": Case("channel_manage", run_channel_update, "channelUpdate"),
+    "Mutation.channelDelete": Case("channel_manage", run_channel_delete, "channelDelete"),
     "Query.node": Case("read", run_node),
     "Query.viewer": Case(None, run_viewer),
     "Query.merchant": Case("read", run_merchant),

@@ -1,0 +1,202 @@
+"""Checks of a channel against the PG catalog; pure functions that only collect problems."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+
+from gql_api.errors import Problems, UserErrorCode
+from gql_api.pg_catalog.catalog import (
+    Catalog,
+    ChannelPurpose,
+    PaymentModule,
+    PgProvider,
+    ProviderInfo,
+)
+from gql_api.validation import has_control_characters
+
+CREDENTIAL_MAX_LENGTH = 16_384  # a PEM private key or certificate fits comfortably
+MID_MAX_LENGTH = 100
+_CREDENTIALS = ("input", "credentials")
+_ALLOWED_WHITESPACE = {"\n", "\r", "\t"}
+
+
+class IntegrationMode(StrEnum):
+    LIVE = "LIVE"
+    TEST = "TEST"
+
+
+class TaxType(StrEnum):
+    UNSET = "UNSET"
+    TAXABLE = "TAXABLE"
+    TAX_FREE = "TAX_FREE"
+
+
+class ChannelType(StrEnum):
+    LIVE = "LIVE"
+    MERCHANT_TEST = "MERCHANT_TEST"
+    SHARED_TEST = "SHARED_TEST"
+
+
+def channel_type(mode: str, shared_test: bool) -> ChannelType:
+    if mode == IntegrationMode.LIVE:
+        return ChannelType.LIVE
+    return ChannelType.SHARED_TEST if shared_test else ChannelType.MERCHANT_TEST
+
+
+@dataclass(frozen=True)
+class CredentialValue:
+    key: str
+    value: str
+
+
+def resolve_module(
+    problems: Problems, catalog: Catalog, provider: PgProvider, module_code: str
+) -> tuple[ProviderInfo, PaymentModule] | None:
+    info = catalog.provider(provider)
+    if info is None:
+        problems.add(
+            UserErrorCode.INVALID_INPUT,
+            ("input", "pgProvider"),
+            f"{provider.value} is not offered in the PG catalog.",
+        )
+        return None
+    module = info.module(module_code)
+    if module is None:
+        problems.add(
+            UserErrorCode.PG_MODULE_MISMATCH,
+            ("input", "moduleCode"),
+            f"{module_code!r} is not a payment module of {info.display_name}.",
+        )
+        return None
+    return info, module
+
+
+def check_purpose(problems: Problems, module: PaymentModule, purpose: ChannelPurpose) -> None:
+    if purpose not in module.purposes:
+        problems.add(
+            UserErrorCode.PURPOSE_NOT_SUPPORTED,
+            ("input", "purpose"),
+            f"The module “{module.name}” does not support {purpose.value}.",
+        )
+
+
+def is_shared_test_mid(
+    problems: Problems,
+    catalog: Catalog,
+    module: PaymentModule,
+    mode: IntegrationMode,
+    merchant_id: str,
+) -> bool:
+    """Whether `merchant_id` is this module's shared public test MID (allowed in TEST only)."""
+    path = ("input", "pgMerchantId")
+    shared_anywhere = any(
+        m.shared_test_mid(merchant_id) for p in catalog.providers for m in p.modules
+    )
+    if module.shared_test_mid(merchant_id) is not None:
+        if mode is IntegrationMode.LIVE:
+            problems.add(
+                UserErrorCode.SHARED_TEST_MID_NOT_ALLOWED,
+                path,
+                "A shared public test MID cannot be used in LIVE mode; use your own MID.",
+            )
+        return True
+    if shared_anywhere:
+        problems.add(
+            UserErrorCode.SHARED_TEST_MID_NOT_ALLOWED,
+            path,
+            "This shared test MID belongs to another payment module.",
+        )
+    return False
+
+
+def check_merchant_id(
+    problems: Problems, module: PaymentModule, merchant_id: str, *, shared: bool
+) -> str:
+    path = ("input", "pgMerchantId")
+    value = merchant_id.strip()
+    if not value:
+        problems.add(UserErrorCode.REQUIRED, path, f"{module.merchant_id_label} is required.")
+    elif len(value) > MID_MAX_LENGTH or has_control_characters(value) or " " in value:
+        problems.add(
+            UserErrorCode.INVALID_INPUT,
+            path,
+            f"{module.merchant_id_label} must be at most {MID_MAX_LENGTH} characters, without "
+            "spaces or control characters.",
+        )
+    elif (
+        not shared
+        and module.merchant_id_pattern
+        and not re.fullmatch(module.merchant_id_pattern, value)
+    ):
+        problems.add(
+            UserErrorCode.INVALID_INPUT,
+            path,
+            f"{module.merchant_id_label} does not have the expected format.",
+        )
+    return value
+
+
+def check_credential_input(
+    problems: Problems, module: PaymentModule, values: Sequence[CredentialValue]
+) -> dict[str, str]:
+    """Known keys, once each, sane values. Returns {key: value} ("" means: clear it)."""
+    result: dict[str, str] = {}
+    for item in values:
+        path = (*_CREDENTIALS, item.key)
+        field = module.field(item.key)
+        if field is None:
+            problems.add(
+                UserErrorCode.CREDENTIAL_UNKNOWN,
+                path,
+                f"“{module.name}” has no credential {item.key!r}.",
+            )
+            continue
+        if item.key in result:
+            problems.add(UserErrorCode.INVALID_INPUT, path, f"{field.label} is given twice.")
+            continue
+        value = item.value.strip()
+        if len(value) > CREDENTIAL_MAX_LENGTH:
+            problems.add(
+                UserErrorCode.INVALID_INPUT,
+                path,
+                f"{field.label} must be at most {CREDENTIAL_MAX_LENGTH} characters.",
+            )
+            continue
+        if any(has_control_characters(c) and c not in _ALLOWED_WHITESPACE for c in value):
+            problems.add(
+                UserErrorCode.INVALID_INPUT, path, f"{field.label} contains control characters."
+            )
+            continue
+        if value and field.pattern and not re.fullmatch(field.pattern, value):
+            problems.add(
+                UserErrorCode.INVALID_INPUT,
+                path,
+                f"{field.label} does not have the expected format.",
+            )
+            continue
+        result[item.key] = value
+    return result
+
+
+def check_required(
+    problems: Problems, module: PaymentModule, present: Mapping[str, object], *, shared: bool
+) -> None:
+    """Own MIDs need every required credential; shared test MIDs use the platform's own."""
+    if shared:
+        for key in present:
+            problems.add(
+                UserErrorCode.INVALID_INPUT,
+                (*_CREDENTIALS, key),
+                "A shared public test MID uses the platform's credentials; send none.",
+            )
+        return
+    for field in module.credential_fields:
+        if field.required and field.key not in present:
+            problems.add(
+                UserErrorCode.CREDENTIAL_MISSING,
+                (*_CREDENTIALS, field.key),
+                f"{field.label} is required for “{module.name}”.",
+            )

@@ -1,0 +1,159 @@
+"""Mutations of channels, and channel lookup by node ID."""
+
+from __future__ import annotations
+
+import strawberry
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from db.models import Channel as ChannelRow
+from gql_api.channels import rules, service
+from gql_api.channels.types import Channel, IntegrationMode, TaxType
+from gql_api.context import Info
+from gql_api.pg_catalog import catalog
+from gql_api.pg_catalog.types import ChannelPurpose, PgProvider
+from gql_api.user_errors import UserError, mutate
+
+
+@strawberry.input(description="A credential value; the key comes from the module's fields.")
+class CredentialInput:
+    key: str
+    value: str
+
+
+@strawberry.input(description="Add a channel (채널 추가) to a store.")
+class ChannelCreateInput:
+    store_id: str
+    mode: IntegrationMode  # type: ignore[valid-type]
+    pg_provider: PgProvider  # type: ignore[valid-type]
+    module_code: str = strawberry.field(description="A module code from pgProviders.")
+    name: str = strawberry.field(description="1-100 characters, unique per store and mode.")
+    pg_merchant_id: str = strawberry.field(
+        description="Own MID, or one of the module's shared test MIDs (TEST mode only)."
+    )
+    purpose: ChannelPurpose = catalog.ChannelPurpose.PAYMENT  # type: ignore[valid-type]
+    credentials: list[CredentialInput] = strawberry.field(default_factory=list)
+    tax_type: TaxType = rules.TaxType.UNSET  # type: ignore[valid-type]
+
+
+@strawberry.type
+class ChannelCreatePayload:
+    channel: Channel | None
+    user_errors: list[UserError]
+
+
+@strawberry.input(
+    description="Change a channel; omitted fields, and omitted secret credentials, stay as "
+    "they are. Send an empty value to clear an optional credential."
+)
+class ChannelUpdateInput:
+    id: strawberry.ID
+    version: int = strawberry.field(description="The version you read; stale: VERSION_CONFLICT.")
+    name: str | None = None
+    pg_merchant_id: str | None = None
+    credentials: list[CredentialInput] | None = None
+    tax_type: TaxType | None = None  # type: ignore[valid-type]
+
+
+@strawberry.type
+class ChannelUpdatePayload:
+    channel: Channel | None
+    user_errors: list[UserError]
+
+
+@strawberry.input
+class ChannelDeleteInput:
+    id: strawberry.ID
+
+
+@strawberry.type
+class ChannelDeletePayload:
+    deleted_channel_id: strawberry.ID | None
+    user_errors: list[UserError]
+
+
+def _values(items: list[CredentialInput] | None) -> list[rules.CredentialValue] | None:
+    if items is None:
+        return None
+    return [rules.CredentialValue(key=i.key, value=i.value) for i in items]
+
+
+def _services(info: Info) -> service.ChannelServices:
+    app = info.context.app
+    return service.ChannelServices(catalog=app.catalog, encryptor=app.encryptor)
+
+
+def _channel(info: Info, row: ChannelRow | None) -> Channel | None:
+    return Channel.from_row(row, info.context.app.catalog) if row else None
+
+
+@strawberry.type
+class Mutation:
+    @strawberry.mutation(
+        description="Add a PG channel (OWNER, ADMIN, DEVELOPER; STORE_MANAGER and API secrets "
+        "on their own store)."
+    )
+    async def channel_create(self, info: Info, input: ChannelCreateInput) -> ChannelCreatePayload:
+        principal = info.context.require_principal()
+        draft = service.ChannelDraft(
+            store_id=input.store_id,
+            mode=rules.IntegrationMode(input.mode),
+            pg_provider=catalog.PgProvider(input.pg_provider),
+            module_code=input.module_code,
+            name=input.name,
+            purpose=catalog.ChannelPurpose(input.purpose),
+            pg_merchant_id=input.pg_merchant_id,
+            credentials=_values(input.credentials) or [],
+            tax_type=rules.TaxType(input.tax_type),
+        )
+
+        async def action(db: AsyncSession) -> ChannelRow:
+            return await service.create_channel(
+                db=db, principal=principal, services=_services(info), draft=draft
+            )
+
+        row, errors = await mutate(info, action)
+        return ChannelCreatePayload(channel=_channel(info, row), user_errors=errors)
+
+    @strawberry.mutation(description="Change a channel, given the version you read.")
+    async def channel_update(self, info: Info, input: ChannelUpdateInput) -> ChannelUpdatePayload:
+        principal = info.context.require_principal()
+        changes = service.ChannelChanges(
+            channel_id=str(input.id),
+            version=input.version,
+            name=input.name,
+            pg_merchant_id=input.pg_merchant_id,
+            credentials=_values(input.credentials),
+            tax_type=rules.TaxType(input.tax_type) if input.tax_type is not None else None,
+        )
+
+        async def action(db: AsyncSession) -> ChannelRow:
+            return await service.update_channel(
+                db=db, principal=principal, services=_services(info), changes=changes
+            )
+
+        row, errors = await mutate(info, action)
+        return ChannelUpdatePayload(channel=_channel(info, row), user_errors=errors)
+
+    @strawberry.mutation(description="Delete a channel; its key is never reused.")
+    async def channel_delete(self, info: Info, input: ChannelDeleteInput) -> ChannelDeletePayload:
+        principal = info.context.require_principal()
+
+        async def action(db: AsyncSession) -> ChannelRow:
+            return await service.delete_channel(
+                db=db, principal=principal, channel_id=str(input.id)
+            )
+
+        row, errors = await mutate(info, action)
+        return ChannelDeletePayload(
+            deleted_channel_id=input.id if row else None, user_errors=errors
+        )
+
+
+async def resolve_channel_node(info: Info, pk: int) -> Channel | None:
+    principal = info.context.require_principal()
+    async with info.context.db() as db:
+        row = await service.channel_by_pk(db=db, principal=principal, pk=pk)
+    return _channel(info, row)
+
+
+NODE_RESOLVERS = {"Channel": resolve_channel_node}

@@ -1,0 +1,324 @@
+"""Business rules for channels: scope, catalog rules, encryption of secrets, versions."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import update
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlmodel.sql.expression import SelectOfScalar
+
+from db.models import Channel, Store
+from db.types import utcnow
+from gql_api import validation
+from gql_api.audit import service as audit
+from gql_api.channels import rules
+from gql_api.channels.rules import CredentialValue, IntegrationMode, TaxType
+from gql_api.errors import DomainError, Problems, UserErrorCode
+from gql_api.ids import pk_of
+from gql_api.permissions import Access, Operation, Principal, access, require
+from gql_api.pg_catalog.catalog import Catalog, ChannelPurpose, PaymentModule, PgProvider
+from gql_api.security.encryption import Encryptor
+from gql_api.stores.service import store_by_store_id
+
+CHANNEL_KEY_PREFIX = "channel-key-"
+MASK = "••••"
+_MASK_MIN_LENGTH = 12  # shorter secrets show no characters at all
+
+
+@dataclass(frozen=True)
+class ChannelDraft:
+    store_id: str
+    mode: IntegrationMode
+    pg_provider: PgProvider
+    module_code: str
+    name: str
+    purpose: ChannelPurpose
+    pg_merchant_id: str
+    credentials: Sequence[CredentialValue]
+    tax_type: TaxType
+
+
+@dataclass(frozen=True)
+class ChannelChanges:
+    channel_id: str
+    version: int
+    name: str | None = None
+    pg_merchant_id: str | None = None
+    credentials: Sequence[CredentialValue] | None = None
+    tax_type: TaxType | None = None
+
+
+@dataclass(frozen=True)
+class ChannelServices:
+    catalog: Catalog
+    encryptor: Encryptor
+
+
+def new_channel_key() -> str:
+    return f"{CHANNEL_KEY_PREFIX}{uuid.uuid4()}"
+
+
+def mask(value: str) -> str:
+    return MASK + value[-4:] if len(value) >= _MASK_MIN_LENGTH else MASK
+
+
+def visible_channels(principal: Principal) -> SelectOfScalar[Channel]:
+    """Live channels of the caller's merchant, of the stores the caller may read."""
+    statement = select(Channel).where(
+        col(Channel.merchant_id) == principal.merchant_id, col(Channel.deleted_at).is_(None)
+    )
+    if access(principal, Operation.READ) is Access.OWN_STORE:
+        statement = statement.where(col(Channel.store_pk) == principal.store_pk)
+    return statement
+
+
+async def channel_by_pk(*, db: AsyncSession, principal: Principal, pk: int) -> Channel | None:
+    statement = visible_channels(principal).where(col(Channel.id) == pk)
+    return (await db.exec(statement)).first()
+
+
+async def create_channel(
+    *, db: AsyncSession, principal: Principal, services: ChannelServices, draft: ChannelDraft
+) -> Channel:
+    require(principal, Operation.CHANNEL_MANAGE)
+    store = await _managed_store(db, principal, draft.store_id)
+    problems = Problems()
+    name = validation.name(problems, draft.name, ("input", "name"), label="Channel name")
+    resolved = rules.resolve_module(
+        problems, services.catalog, draft.pg_provider, draft.module_code
+    )
+    problems.raise_if_any()
+    assert resolved is not None
+    _, module = resolved
+    rules.check_purpose(problems, module, draft.purpose)
+    shared = rules.is_shared_test_mid(
+        problems, services.catalog, module, draft.mode, draft.pg_merchant_id.strip()
+    )
+    merchant_id = rules.check_merchant_id(problems, module, draft.pg_merchant_id, shared=shared)
+    values = rules.check_credential_input(problems, module, draft.credentials)
+    present = {k: v for k, v in values.items() if v}
+    rules.check_required(problems, module, present, shared=shared)
+    problems.raise_if_any()
+    await _ensure_name_free(db, store.id, draft.mode, name)
+
+    assert store.id is not None
+    channel_key = new_channel_key()
+    channel = Channel(
+        channel_key=channel_key,
+        merchant_id=principal.merchant_id,
+        store_pk=store.id,
+        name=name,
+        mode=draft.mode.value,
+        pg_provider=draft.pg_provider.value,
+        module_code=module.code,
+        purpose=draft.purpose.value,
+        pg_merchant_id=merchant_id,
+        shared_test=shared,
+        tax_type=draft.tax_type.value,
+        credentials=_seal(services.encryptor, channel_key, module, present),
+    )
+    db.add(channel)
+    await _flush_name(db)
+    await audit.record_by(
+        db,
+        principal,
+        "channel.create",
+        f"Added {draft.mode.value} channel “{name}” ({draft.pg_provider.value} {module.code}, "
+        f"MID {merchant_id}); credentials: {', '.join(sorted(present)) or 'none'}",
+        store_id=store.store_id,
+        target_id=channel_key,
+    )
+    return channel
+
+
+async def update_channel(
+    *, db: AsyncSession, principal: Principal, services: ChannelServices, changes: ChannelChanges
+) -> Channel:
+    """Change name, MID, credentials or tax type; omitted values (and secrets) stay."""
+    require(principal, Operation.CHANNEL_MANAGE)
+    channel = await _managed_channel(db, principal, changes.channel_id)
+    if channel.version != changes.version:
+        raise _version_conflict()
+    module = _module_of(services.catalog, channel)
+    problems = Problems()
+    changed: list[str] = []
+
+    name = channel.name
+    if changes.name is not None:
+        name = validation.name(problems, changes.name, ("input", "name"), label="Channel name")
+        if name != channel.name:
+            changed.append("name")
+    mode = IntegrationMode(channel.mode)
+    merchant_id, shared = channel.pg_merchant_id, channel.shared_test
+    if changes.pg_merchant_id is not None:
+        shared = rules.is_shared_test_mid(
+            problems, services.catalog, module, mode, changes.pg_merchant_id.strip()
+        )
+        merchant_id = rules.check_merchant_id(
+            problems, module, changes.pg_merchant_id, shared=shared
+        )
+        if merchant_id != channel.pg_merchant_id:
+            changed.append("pgMerchantId")
+
+    stored = dict(channel.credentials)
+    given = rules.check_credential_input(problems, module, changes.credentials or ())
+    if shared and changes.credentials is None:
+        stored = {}  # moving to a shared test MID drops the merchant's own credentials
+    for key, value in given.items():
+        changed.append(f"credentials.{key}")
+        if value:
+            stored[key] = _seal(services.encryptor, channel.channel_key, module, {key: value})[key]
+        else:
+            stored.pop(key, None)
+    rules.check_required(problems, module, stored, shared=shared)
+    problems.raise_if_any()
+
+    tax_type = changes.tax_type.value if changes.tax_type is not None else channel.tax_type
+    if tax_type != channel.tax_type:
+        changed.append("taxType")
+    if name != channel.name:
+        await _ensure_name_free(db, channel.store_pk, mode, name, exclude=channel.id)
+    if not changed:
+        return channel
+
+    result = await db.exec(
+        update(Channel)
+        .where(col(Channel.id) == channel.id, col(Channel.version) == changes.version)
+        .values(
+            name=name,
+            pg_merchant_id=merchant_id,
+            shared_test=shared,
+            credentials=stored,
+            tax_type=tax_type,
+            version=changes.version + 1,
+            updated_at=utcnow(),
+        )
+    )
+    if result.rowcount != 1:  # someone else updated it since we read it
+        raise _version_conflict()
+    await _flush_name(db)
+    await db.refresh(channel)
+    await audit.record_by(
+        db,
+        principal,
+        "channel.update",
+        f"Updated channel “{name}”: {', '.join(changed)}",
+        store_id=await _store_id(db, channel.store_pk),
+        target_id=channel.channel_key,
+    )
+    return channel
+
+
+async def delete_channel(*, db: AsyncSession, principal: Principal, channel_id: str) -> Channel:
+    """Soft delete: gone from lists and node(id:); the key is never reused."""
+    require(principal, Operation.CHANNEL_MANAGE)
+    channel = await _managed_channel(db, principal, channel_id)
+    channel.deleted_at = utcnow()
+    channel.updated_at = channel.deleted_at
+    channel.version += 1
+    db.add(channel)
+    await db.flush()
+    await audit.record_by(
+        db,
+        principal,
+        "channel.delete",
+        f"Deleted channel “{channel.name}”",
+        store_id=await _store_id(db, channel.store_pk),
+        target_id=channel.channel_key,
+    )
+    return channel
+
+
+def _seal(
+    encryptor: Encryptor, channel_key: str, module: PaymentModule, values: dict[str, str]
+) -> dict[str, dict[str, str]]:
+    sealed: dict[str, dict[str, str]] = {}
+    for key, value in values.items():
+        field = module.field(key)
+        assert field is not None
+        if field.secret:
+            cipher = encryptor.encrypt(value, context=f"channel:{channel_key}:{key}")
+            sealed[key] = {"cipher": cipher, "masked": mask(value)}
+        else:
+            sealed[key] = {"value": value}
+    return sealed
+
+
+def _module_of(catalog: Catalog, channel: Channel) -> PaymentModule:
+    info = catalog.provider(PgProvider(channel.pg_provider))
+    module = info.module(channel.module_code) if info else None
+    if module is None:
+        raise RuntimeError(f"channel {channel.id} refers to a module missing from the catalog")
+    return module
+
+
+async def _managed_store(db: AsyncSession, principal: Principal, store_id: str) -> Store:
+    store = await store_by_store_id(db=db, principal=principal, store_id=store_id)
+    if store is None:
+        raise DomainError.single(
+            UserErrorCode.NOT_FOUND, ("input", "storeId"), "No store with this storeId."
+        )
+    return store
+
+
+async def _managed_channel(db: AsyncSession, principal: Principal, channel_id: str) -> Channel:
+    pk = pk_of(channel_id, "Channel")
+    channel = await channel_by_pk(db=db, principal=principal, pk=pk) if pk is not None else None
+    if channel is None:
+        raise DomainError.single(
+            UserErrorCode.NOT_FOUND, ("input", "id"), "No channel with this ID."
+        )
+    return channel
+
+
+async def _store_id(db: AsyncSession, store_pk: int) -> str | None:
+    store = await db.get(Store, store_pk)
+    return store.store_id if store else None
+
+
+def _version_conflict() -> DomainError:
+    return DomainError.single(
+        UserErrorCode.VERSION_CONFLICT,
+        ("input", "version"),
+        "The channel changed since you read it; reload it and apply your change again.",
+    )
+
+
+def _name_taken() -> DomainError:
+    return DomainError.single(
+        UserErrorCode.CHANNEL_NAME_DUPLICATE,
+        ("input", "name"),
+        "Another channel of this store and mode has this name.",
+    )
+
+
+async def _ensure_name_free(
+    db: AsyncSession,
+    store_pk: int | None,
+    mode: IntegrationMode,
+    name: str,
+    *,
+    exclude: int | None = None,
+) -> None:
+    statement = select(Channel.id).where(
+        col(Channel.store_pk) == store_pk,
+        col(Channel.mode) == mode.value,
+        col(Channel.name) == name,
+        col(Channel.deleted_at).is_(None),
+    )
+    if exclude is not None:
+        statement = statement.where(col(Channel.id) != exclude)
+    if (await db.exec(statement)).first() is not None:
+        raise _name_taken()
+
+
+async def _flush_name(db: AsyncSession) -> None:
+    try:
+        await db.flush()
+    except IntegrityError:
+        raise _name_taken() from None

@@ -1,0 +1,128 @@
+"""GraphQL types of channels. Secret credentials are only ever shown masked."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated
+
+import strawberry
+
+from db.models import Channel as ChannelRow
+from gql_api.channels import rules
+from gql_api.context import Info
+from gql_api.node import Node, to_global_id
+from gql_api.pg_catalog.catalog import Catalog, PaymentModule
+from gql_api.pg_catalog.catalog import ChannelPurpose as PurposeValue
+from gql_api.pg_catalog.catalog import ModuleVersion as VersionValue
+from gql_api.pg_catalog.catalog import PgProvider as ProviderValue
+from gql_api.pg_catalog.types import ChannelPurpose, ModuleVersion, PgProvider
+
+if TYPE_CHECKING:
+    from gql_api.stores.types import Store
+
+IntegrationMode = strawberry.enum(
+    rules.IntegrationMode, name="IntegrationMode", description="연동 모드: LIVE (실연동) or TEST."
+)
+TaxType = strawberry.enum(
+    rules.TaxType,
+    name="TaxType",
+    description="과세구분: UNSET (미설정), TAXABLE (과세), TAX_FREE (면세).",
+)
+ChannelType = strawberry.enum(
+    rules.ChannelType,
+    name="ChannelType",
+    description="LIVE, MERCHANT_TEST (own test MID) or SHARED_TEST (shared public test MID).",
+)
+
+
+@strawberry.type(description="One credential of a channel. Secret values are never returned.")
+class ChannelCredential:
+    key: str
+    label: str
+    secret: bool
+    value: str | None = strawberry.field(description="The value, for non-secret fields only.")
+    masked_value: str | None = strawberry.field(
+        description="For secret fields: •••• and, for long values, the last 4 characters."
+    )
+
+
+@strawberry.input(description="Filter a store's channels; all given conditions must hold.")
+class ChannelFilter:
+    mode: IntegrationMode | None = None  # type: ignore[valid-type]
+    purpose: ChannelPurpose | None = None  # type: ignore[valid-type]
+    pg_provider: PgProvider | None = None  # type: ignore[valid-type]
+    search: str | None = strawberry.field(
+        default=None, description="Case-insensitive match on name, MID or channel key."
+    )
+
+
+@strawberry.type(description="채널: a PG channel of a store.")
+class Channel(Node):
+    channel_key: str = strawberry.field(
+        description="channel-key-<uuid4>, passed as channelKey in payment calls."
+    )
+    name: str = strawberry.field(description="Unique per store and mode among live channels.")
+    mode: IntegrationMode  # type: ignore[valid-type]
+    type: ChannelType  # type: ignore[valid-type]
+    pg_provider: PgProvider  # type: ignore[valid-type]
+    module_code: str
+    module_versions: list[ModuleVersion]  # type: ignore[valid-type]
+    purpose: ChannelPurpose  # type: ignore[valid-type]
+    pg_merchant_id: str = strawberry.field(description="MID (PG상점아이디).")
+    tax_type: TaxType  # type: ignore[valid-type]
+    credentials: list[ChannelCredential]
+    version: int = strawberry.field(
+        description="Optimistic-concurrency counter; send it back to channelUpdate."
+    )
+    created_at: datetime
+    updated_at: datetime
+    store_pk: strawberry.Private[int]
+
+    @classmethod
+    def from_row(cls, row: ChannelRow, catalog: Catalog) -> Channel:
+        assert row.id is not None
+        info = catalog.provider(ProviderValue(row.pg_provider))
+        module = info.module(row.module_code) if info else None
+        return cls(
+            id=to_global_id("Channel", row.id),
+            channel_key=row.channel_key,
+            name=row.name,
+            mode=rules.IntegrationMode(row.mode),
+            type=rules.channel_type(row.mode, row.shared_test),
+            pg_provider=ProviderValue(row.pg_provider),
+            module_code=row.module_code,
+            module_versions=list(module.versions) if module else [VersionValue.V2],
+            purpose=PurposeValue(row.purpose),
+            pg_merchant_id=row.pg_merchant_id,
+            tax_type=rules.TaxType(row.tax_type),
+            credentials=[
+                _credential(key, stored, module) for key, stored in sorted(row.credentials.items())
+            ],
+            version=row.version,
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+            store_pk=row.store_pk,
+        )
+
+    @strawberry.field(description="The store the channel belongs to.")
+    async def store(self, info: Info) -> Annotated[Store, strawberry.lazy("gql_api.stores.types")]:
+        from gql_api.stores.types import Store
+
+        row = await info.context.loaders.store.load(self.store_pk)
+        if row is None:
+            raise RuntimeError("channel of a store the caller cannot see")
+        return Store.from_row(row)
+
+
+def _credential(
+    key: str, stored: dict[str, str], module: PaymentModule | None
+) -> ChannelCredential:
+    field = module.field(key) if module else None
+    secret = "cipher" in stored
+    return ChannelCredential(
+        key=key,
+        label=field.label if field else key,
+        secret=secret,
+        value=None if secret else stored.get("value"),
+        masked_value=stored.get("masked") if secret else None,
+    )

@@ -1,0 +1,101 @@
+"""Encryption at rest for secrets that must be recoverable (PG credentials, webhook secrets).
+
+AES-256-GCM with associated data binding each ciphertext to its owner and field, so a value
+cannot be copied onto another row. Keys come from ENCRYPTION_KEYS (base64url 32-byte keys,
+newest first); every key decrypts, the newest encrypts, so keys can rotate.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import logging
+import os
+import secrets
+from pathlib import Path
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from gql_api.settings import AppEnv, Settings
+
+logger = logging.getLogger("gql_api.security")
+
+_VERSION = "g1"
+_NONCE_BYTES = 12
+DEV_KEY_FILE = "encryption.key"
+
+
+class EncryptionKeyError(ValueError):
+    pass
+
+
+def new_key() -> str:
+    return base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
+
+
+def _decode_key(value: str) -> bytes:
+    try:
+        raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
+    except (ValueError, binascii.Error):
+        raise EncryptionKeyError("an ENCRYPTION_KEYS entry is not base64") from None
+    if len(raw) != 32:
+        raise EncryptionKeyError("each ENCRYPTION_KEYS entry must decode to 32 bytes")
+    return raw
+
+
+def _key_id(raw: bytes) -> str:
+    return hashlib.sha256(raw).hexdigest()[:8]
+
+
+class Encryptor:
+    def __init__(self, keys: list[str]) -> None:
+        if not keys:
+            raise EncryptionKeyError("at least one encryption key is required")
+        decoded = [_decode_key(k) for k in keys]
+        self._current_id = _key_id(decoded[0])
+        self._ciphers = {_key_id(raw): AESGCM(raw) for raw in decoded}
+
+    def encrypt(self, plaintext: str, *, context: str) -> str:
+        nonce = os.urandom(_NONCE_BYTES)
+        sealed = self._ciphers[self._current_id].encrypt(
+            nonce, plaintext.encode("utf-8"), context.encode("utf-8")
+        )
+        body = base64.urlsafe_b64encode(nonce + sealed).decode().rstrip("=")
+        return f"{_VERSION}.{self._current_id}.{body}"
+
+    def decrypt(self, token: str, *, context: str) -> str:
+        version, key_id, body = token.split(".", 2)
+        cipher = self._ciphers.get(key_id)
+        if version != _VERSION or cipher is None:
+            raise EncryptionKeyError("no key for this ciphertext (was ENCRYPTION_KEYS rotated?)")
+        raw = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
+        try:
+            plain = cipher.decrypt(raw[:_NONCE_BYTES], raw[_NONCE_BYTES:], context.encode())
+        except InvalidTag:
+            raise EncryptionKeyError("ciphertext does not belong here or was altered") from None
+        return plain.decode("utf-8")
+
+
+def encryptor_from_settings(settings: Settings) -> Encryptor:
+    """Keys from ENCRYPTION_KEYS; outside production a key is generated into the data folder."""
+    if settings.encryption_keys:
+        return Encryptor(settings.encryption_keys)
+    if settings.app_env is AppEnv.PRODUCTION:  # settings validation already refuses this
+        raise EncryptionKeyError("ENCRYPTION_KEYS is required in production")
+    path = Path(settings.data_dir) / DEV_KEY_FILE
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:  # another process created it first
+            return Encryptor([path.read_text().strip()])
+        with os.fdopen(fd, "w") as handle:
+            handle.write(new_key())
+        logger.warning(
+            "ENCRYPTION_KEYS not set: generated a development key in %s; set ENCRYPTION_KEYS "
+            "in production",
+            path,
+        )
+    return Encryptor([path.read_text().strip()])
