@@ -96,7 +96,8 @@ class Channel(Node):
             pg_merchant_id=row.pg_merchant_id,
             tax_type=rules.TaxType(row.tax_type),
             credentials=[
-                _credential(key, stored, module) for key, stored in sorted(row.credentials.items())
+                _credential(key, row.credentials[key], module)
+                for key in _field_order(module, row.credentials)
             ],
             version=row.version,
             created_at=row.created_at,
@@ -112,6 +113,12 @@ class Channel(Node):
         if row is None:
             raise RuntimeError("channel of a store the caller cannot see")
         return Store.from_row(row)
+
+
+def _field_order(module: PaymentModule | None, stored: dict[str, dict[str, str]]) -> list[str]:
+    """Stored keys in the order the catalog lists the fields (unknown keys last)."""
+    order = [f.key for f in module.credential_fields] if module else []
+    return [k for k in order if k in stored] + sorted(k for k in stored if k not in order)
 
 
 def _credential(
