@@ -209,3 +209,53 @@ class Channel(SQLModel, table=True):
     created_at: datetime = _created_at()
     updated_at: datetime = _created_at()
     deleted_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class ApiSecret(SQLModel, table=True):
+    """A V2 API secret: only its key id, an argon2id hash and a short hint are stored."""
+
+    __tablename__ = "api_secrets"
+
+    id: int | None = Field(default=None, primary_key=True)
+    key_id: str = Field(max_length=32, unique=True)
+    merchant_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("merchants.id"), nullable=False, index=True)
+    )
+    store_pk: int = Field(sa_column=Column(Integer, ForeignKey("stores.id"), nullable=False))
+    name: str = Field(max_length=100)
+    secret_hash: str = Field(sa_column=Column(String(256), nullable=False))
+    hint: str = Field(max_length=64)
+    created_by: int | None = Field(
+        default=None, sa_column=Column(Integer, ForeignKey("users.id"), nullable=True)
+    )
+    created_at: datetime = _created_at()
+    expires_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    last_used_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    deleted_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class ApiToken(SQLModel, table=True):
+    """Access (30 min) and refresh (1 day) tokens exchanged for an API secret; SHA-256 only."""
+
+    __tablename__ = "api_tokens"
+
+    id: int | None = Field(default=None, primary_key=True)
+    api_secret_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("api_secrets.id"), nullable=False, index=True)
+    )
+    kind: str = Field(max_length=8)  # access | refresh
+    token_hash: str = Field(max_length=64, unique=True)
+    created_at: datetime = _created_at()
+    expires_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class ApiSecretFailure(SQLModel, table=True):
+    """A failed use of an existing key id, counted across processes for throttling."""
+
+    __tablename__ = "api_secret_failures"
+    __table_args__ = (Index("ix_api_secret_failures_key_at", "key_id", "attempted_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    key_id: str = Field(max_length=32)
+    attempted_at: datetime = _created_at()

@@ -20,9 +20,11 @@ from strawberry.http import GraphQLHTTPResponse
 from strawberry.types import ExecutionResult
 
 from db.engine import create_engine, create_session_factory
+from gql_api.api_secrets.auth import SecretVerifier
+from gql_api.api_secrets.verified import VerifiedSecrets
 from gql_api.auth import authenticate
 from gql_api.context import AppState, Context
-from gql_api.errors import ApiErrorCode, Unauthenticated
+from gql_api.errors import ApiErrorCode, RateLimited, Unauthenticated
 from gql_api.logs import current_request_id, new_request_id, set_request_id
 from gql_api.nul_guard import decode_json_without_nul
 from gql_api.pg_catalog.catalog import load_catalog
@@ -71,9 +73,10 @@ class GraphQLApp(GraphQL[Context, None]):
             header = request.headers.get("authorization")
             if header is not None and request.method == "POST":
                 try:
-                    principal = await authenticate(session, header)
-                except Unauthenticated as error:
-                    response = _error_response(error.message, 401, **error.extensions)
+                    principal = await authenticate(session, self.state.verifier, header)
+                except (Unauthenticated, RateLimited) as error:
+                    status = 429 if isinstance(error, RateLimited) else 401
+                    response = _error_response(error.message, status, **error.extensions)
                     await response(scope, receive, send)
                     return
             scope[_SESSION_KEY] = session
@@ -188,18 +191,20 @@ async def _too_large(scope: Scope, receive: Receive, send: Send) -> None:
 
 def create_state(settings: Settings) -> AppState:
     engine = create_engine(settings.database_url)
+    hashing = PasswordHashing(
+        time_cost=settings.argon2_time_cost,
+        memory_kib=settings.argon2_memory_kib,
+        parallelism=settings.argon2_parallelism,
+        max_concurrency=settings.argon2_max_concurrency,
+    )
     return AppState(
         settings=settings,
         engine=engine,
         session_factory=create_session_factory(engine),
-        hashing=PasswordHashing(
-            time_cost=settings.argon2_time_cost,
-            memory_kib=settings.argon2_memory_kib,
-            parallelism=settings.argon2_parallelism,
-            max_concurrency=settings.argon2_max_concurrency,
-        ),
+        hashing=hashing,
         catalog=load_catalog(),
         encryptor=encryptor_from_settings(settings),
+        verifier=SecretVerifier(engine=engine, hashing=hashing, verified=VerifiedSecrets()),
     )
 
 

@@ -14,6 +14,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from starlette.requests import Request
 from starlette.responses import Response
 
+from gql_api.api_secrets.auth import SecretVerifier
 from gql_api.errors import Unauthenticated
 from gql_api.permissions import Principal
 from gql_api.pg_catalog.catalog import Catalog
@@ -35,6 +36,7 @@ class AppState:
     hashing: PasswordHashing
     catalog: Catalog
     encryptor: Encryptor
+    verifier: SecretVerifier
 
 
 @dataclass

@@ -49,6 +49,7 @@ class Operation(StrEnum):
     AUDIT_READ = "audit_read"
     OWNERSHIP_TRANSFER = "ownership_transfer"
     CHANNEL_MANAGE = "channel_manage"
+    API_SECRET_MANAGE = "api_secret_manage"  # issue and delete V2 API secrets
 
 
 class Access(StrEnum):
@@ -69,6 +70,7 @@ _ROWS: dict[Operation, tuple[Access, ...]] = {
     Operation.AUDIT_READ: (_A, _A, _N, _N, _N, _N, _N, _N),
     Operation.OWNERSHIP_TRANSFER: (_A, _N, _N, _N, _N, _N, _N, _N),
     Operation.CHANNEL_MANAGE: (_A, _A, _N, _A, _N, _S, _N, _S),
+    Operation.API_SECRET_MANAGE: (_A, _A, _N, _N, _N, _N, _N, _N),
 }
 MATRIX: dict[Operation, dict[str, Access]] = {
     operation: dict(zip(_COLUMNS, cells, strict=True)) for operation, cells in _ROWS.items()

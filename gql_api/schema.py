@@ -25,6 +25,8 @@ from strawberry.types import ExecutionContext
 
 from gql_api.accounts import schema as accounts
 from gql_api.accounts.types import User
+from gql_api.api_secrets import schema as api_secrets
+from gql_api.api_secrets.types import ApiSecret
 from gql_api.audit import schema as audit
 from gql_api.audit.types import AuditEvent
 from gql_api.channels import schema as channels
@@ -51,6 +53,7 @@ NODE_RESOLVERS: dict[str, NodeResolver] = {
     **stores.NODE_RESOLVERS,
     **audit.NODE_RESOLVERS,
     **channels.NODE_RESOLVERS,
+    **api_secrets.NODE_RESOLVERS,
 }
 
 
@@ -76,7 +79,14 @@ class NodeQuery:
 
 Query = merge_types("Query", (NodeQuery, accounts.Query, stores.Query, pg_catalog.Query))
 Mutation = merge_types(
-    "Mutation", (accounts.Mutation, stores.Mutation, members.Mutation, channels.Mutation)
+    "Mutation",
+    (
+        accounts.Mutation,
+        stores.Mutation,
+        members.Mutation,
+        channels.Mutation,
+        api_secrets.Mutation,
+    ),
 )
 
 
@@ -128,7 +138,7 @@ def build_schema(settings: Settings) -> strawberry.Schema:
     return Schema(
         query=Query,
         mutation=Mutation,
-        types=[Store, Merchant, User, Member, Invitation, AuditEvent, Channel],
+        types=[Store, Merchant, User, Member, Invitation, AuditEvent, Channel, ApiSecret],
         extensions=extensions,
         config=StrawberryConfig(disable_field_suggestions=not settings.introspection_on),
     )

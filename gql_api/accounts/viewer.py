@@ -5,6 +5,8 @@ from __future__ import annotations
 import strawberry
 
 from gql_api.accounts.types import MemberRole, User
+from gql_api.api_secrets.service import secret_by_pk
+from gql_api.api_secrets.types import ApiSecret
 from gql_api.context import Info
 from gql_api.permissions import Principal
 from gql_api.stores.merchant import Merchant
@@ -31,3 +33,13 @@ class Viewer:
     @strawberry.field(description="The caller's role; null for an API-secret caller.")
     def role(self) -> MemberRole | None:  # type: ignore[valid-type]
         return self.principal.role
+
+    @strawberry.field(description="The API secret of a partner integration; null for users.")
+    async def api_secret(self, info: Info) -> ApiSecret | None:
+        if self.principal.api_secret_id is None:
+            return None
+        async with info.context.db() as db:
+            row = await secret_by_pk(
+                db=db, principal=self.principal, pk=self.principal.api_secret_id
+            )
+        return ApiSecret.from_row(row) if row else None

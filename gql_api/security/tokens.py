@@ -7,6 +7,8 @@ import secrets
 
 SESSION_TOKEN_PREFIX = "pos_"  # console session
 INVITATION_TOKEN_PREFIX = "poi_"  # member invitation
+ACCESS_TOKEN_PREFIX = "poa_"  # API-secret access token (30 minutes)
+REFRESH_TOKEN_PREFIX = "por_"  # API-secret refresh token (1 day)
 TOKEN_BYTES = 32  # 256 bits
 
 

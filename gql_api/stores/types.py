@@ -8,7 +8,10 @@ from typing import Annotated
 import strawberry
 from sqlmodel import col
 
+from db.models import ApiSecret as ApiSecretRow
 from db.models import Store as StoreRow
+from gql_api.api_secrets import service as api_secrets_service
+from gql_api.api_secrets.types import ApiSecret
 from gql_api.channels.pages import ChannelPageKey, ChannelQuery
 from gql_api.channels.types import Channel, ChannelFilter
 from gql_api.context import Info
@@ -66,7 +69,7 @@ class Store(Node):
             request.validated()
             return empty_connection()
         async with info.context.db() as db:
-            page = await paginate(db, statement, col(StoreRow.id), request, _store_key)
+            page = await paginate(db, statement, col(StoreRow.id), request, _row_key)
         return to_connection(page, Store.from_row)
 
     @strawberry.field(description="The store's channels, oldest first, optionally filtered.")
@@ -94,7 +97,24 @@ class Store(Node):
         catalog = info.context.app.catalog
         return to_connection(page, lambda row: Channel.from_row(row, catalog))
 
+    @strawberry.field(description="V2 API secrets of this store: metadata only, never the secret.")
+    async def api_secrets(
+        self,
+        info: Info,
+        first: Annotated[int | None, strawberry.argument(description=FIRST)] = None,
+        after: Annotated[str | None, strawberry.argument(description=AFTER)] = None,
+        last: Annotated[int | None, strawberry.argument(description=LAST)] = None,
+        before: Annotated[str | None, strawberry.argument(description=BEFORE)] = None,
+    ) -> Connection[ApiSecret]:
+        principal = info.context.require_principal()
+        assert self.row.id is not None
+        statement = api_secrets_service.visible_secrets(principal, self.row.id)
+        request = PageRequest(first=first, after=after, last=last, before=before)
+        async with info.context.db() as db:
+            page = await paginate(db, statement, col(ApiSecretRow.id), request, _row_key)
+        return to_connection(page, ApiSecret.from_row)
 
-def _store_key(row: StoreRow) -> int:
+
+def _row_key(row: StoreRow | ApiSecretRow) -> int:
     assert row.id is not None
     return row.id

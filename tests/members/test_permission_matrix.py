@@ -45,6 +45,7 @@ EXPECTED_MATRIX = {
     "audit_read": "all all no no no no no no",
     "ownership_transfer": "all no no no no no no no",
     "channel_manage": "all all no all no own no own",
+    "api_secret_manage": "all all no no no no no no",
 }
 
 
@@ -58,6 +59,10 @@ def test_code_matrix_is_the_issue_matrix() -> None:
         for name, row in EXPECTED_MATRIX.items()
     }
     assert actual == expected
+
+
+SECRET_ISSUE = """mutation($i: ApiSecretIssueInput!) { apiSecretIssue(input: $i) {
+    secret apiSecret { id } userErrors { code } } }"""
 
 
 @dataclass
@@ -97,6 +102,10 @@ async def build_world(api: Api) -> World:
         members[role] = await invite_and_join(api, owner.token, role, store)
         tokens[role] = members[role].token
         emails[role] = members[role].email
+    issued = await api.gql(
+        SECRET_ISSUE, {"i": {"storeId": sub_store, "name": "Partner"}}, token=owner.token
+    )
+    tokens["API_SECRET"] = f"PortOne {issued.data['apiSecretIssue']['secret']}"
     return World(api, tokens, emails, members, sub_store, other, owner.representative_store_id)
 
 
@@ -110,12 +119,25 @@ class Case:
     payload: str | None = None  # mutation payload field whose userErrors must be empty
 
 
+async def _gql(
+    world: World, credential: str | None, query: str, variables: dict[str, object]
+) -> GraphQLResponse:
+    """As a console user (a session token) or a partner integration (PortOne <secret>)."""
+    if credential is not None and credential.startswith("PortOne "):
+        return await world.api.gql(query, variables, authorization=credential)
+    return await world.api.gql(query, variables, token=credential)
+
+
 async def _q(world: World, token: str | None, query: str, **variables: object) -> GraphQLResponse:
-    return await world.api.gql(query, dict(variables), token=token)
+    return await _gql(world, token, query, dict(variables))
+
+
+def _bound_to_sub_store(role: str | None) -> bool:
+    return role is not None and (role.startswith("STORE_") or role == "API_SECRET")
 
 
 def _target_store(world: World, role: str | None) -> str:
-    return world.sub_store if role and role.startswith("STORE_") else world.representative_store
+    return world.sub_store if _bound_to_sub_store(role) else world.representative_store
 
 
 async def run_node(world: World, token: str | None, role: str | None) -> GraphQLResponse:
@@ -163,8 +185,8 @@ async def run_session_create(world: World, token: str | None, role: str | None) 
 
 async def run_session_revoke(world: World, token: str | None, role: str | None) -> GraphQLResponse:
     query = "mutation { sessionRevoke { revoked userErrors { code } } }"
-    if role is None:
-        return await _q(world, None, query)
+    if role is None or role == "API_SECRET":
+        return await _q(world, token, query)
     # log the same person in a second time and revoke that session, so the world keeps working
     login = await world.api.gql(
         "mutation($i: SessionCreateInput!) { sessionCreate(input: $i) { session { token } } }",
@@ -200,7 +222,7 @@ async def run_member_invite(world: World, token: str | None, role: str | None) -
         "role": "STORE_READ_ONLY",
         "storeId": world.sub_store,
     }
-    return await world.api.gql(INVITE, {"input": invite}, token=token)
+    return await _gql(world, token, INVITE, {"input": invite})
 
 
 async def run_invitation_accept(
@@ -270,7 +292,7 @@ async def run_pg_providers(world: World, token: str | None, role: str | None) ->
 
 async def run_channel_create(world: World, token: str | None, role: str | None) -> GraphQLResponse:
     store_id = _target_store(world, role)
-    return await world.api.gql(CHANNEL_CREATE, {"i": _channel_input(world, store_id)}, token=token)
+    return await _gql(world, token, CHANNEL_CREATE, {"i": _channel_input(world, store_id)})
 
 
 async def run_channel_update(world: World, token: str | None, role: str | None) -> GraphQLResponse:
@@ -286,7 +308,51 @@ async def run_channel_delete(world: World, token: str | None, role: str | None) 
     return await _q(world, token, query, id=channel_id)
 
 
+async def _owner_secret(world: World, role: str | None) -> dict[str, str]:
+    issued = await world.api.gql(
+        SECRET_ISSUE,
+        {"i": {"storeId": _target_store(world, role), "name": "Target"}},
+        token=world.tokens["OWNER"],
+    )
+    payload = issued.data["apiSecretIssue"]
+    return {"id": payload["apiSecret"]["id"], "secret": payload["secret"]}
+
+
+async def run_secret_issue(world: World, token: str | None, role: str | None) -> GraphQLResponse:
+    variables = {
+        "i": {"storeId": _target_store(world, role), "name": "Issued", "expirationDays": 30}
+    }
+    return await _gql(world, token, SECRET_ISSUE, variables)
+
+
+async def run_secret_delete(world: World, token: str | None, role: str | None) -> GraphQLResponse:
+    target = await _owner_secret(world, role)
+    query = """mutation($id: ID!) { apiSecretDelete(input: {id: $id}) { userErrors { code } } }"""
+    return await _q(world, token, query, id=target["id"])
+
+
+LOGIN = """mutation($s: String!) { apiSecretLogin(input: {apiSecret: $s}) {
+    refreshToken userErrors { code } } }"""
+
+
+async def run_secret_login(world: World, token: str | None, role: str | None) -> GraphQLResponse:
+    target = await _owner_secret(world, role)
+    return await _q(world, token, LOGIN, s=target["secret"])
+
+
+async def run_token_refresh(world: World, token: str | None, role: str | None) -> GraphQLResponse:
+    target = await _owner_secret(world, role)
+    login = await _q(world, None, LOGIN, s=target["secret"])
+    query = """mutation($r: String!) { accessTokenRefresh(input: {refreshToken: $r}) {
+        accessToken userErrors { code } } }"""
+    return await _q(world, token, query, r=login.data["apiSecretLogin"]["refreshToken"])
+
+
 CASES: dict[str, Case] = {
+    "Mutation.apiSecretIssue": Case("api_secret_manage", run_secret_issue, "apiSecretIssue"),
+    "Mutation.apiSecretDelete": Case("api_secret_manage", run_secret_delete, "apiSecretDelete"),
+    "Mutation.apiSecretLogin": Case(None, run_secret_login, "apiSecretLogin"),
+    "Mutation.accessTokenRefresh": Case(None, run_token_refresh, "accessTokenRefresh"),
     "Query.pgProviders": Case(None, run_pg_providers),
     "Mutation.channelCreate": Case("channel_manage", run_channel_create, "channelCreate"),
     "Mutation.channelUpdate": Case("channel_manage", run_channel_update, "channelUpdate"),
@@ -353,7 +419,7 @@ async def test_operation_follows_the_matrix(api: Api, name: str) -> None:
     outcomes: dict[str, str] = {}
     expected: dict[str, str] = {}
     # when each role (and an anonymous caller) runs the operation
-    for role in [*ROLES, None]:
+    for role in [*COLUMNS, None]:
         key = role or "anonymous"
         token = world.tokens[role] if role else None
         outcomes[key] = _outcome(await case.run(world, token, role), case)

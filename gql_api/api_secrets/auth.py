@@ -1,0 +1,286 @@
+"""Authenticating partner integrations: `PortOne <secret>` and the tokens exchanged for it."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, or_, update
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from db.models import ApiSecret, ApiSecretFailure, ApiToken, AuditEvent, Store
+from db.types import utcnow
+from gql_api.api_secrets.verified import VerifiedSecrets
+from gql_api.errors import DomainError, RateLimited, Unauthenticated, UserErrorCode
+from gql_api.ids import global_id
+from gql_api.logs import current_request_id
+from gql_api.permissions import Principal, PrincipalKind
+from gql_api.security import api_keys
+from gql_api.security.passwords import PasswordHashing
+from gql_api.security.tokens import (
+    ACCESS_TOKEN_PREFIX,
+    REFRESH_TOKEN_PREFIX,
+    new_token,
+    token_hash,
+)
+
+logger = logging.getLogger("gql_api.api_secrets")
+
+ACCESS_TOKEN_TTL = timedelta(minutes=30)
+REFRESH_TOKEN_TTL = timedelta(days=1)
+LAST_USED_GRANULARITY = timedelta(minutes=1)
+FAILURE_WINDOW = timedelta(minutes=15)
+MAX_FAILURES = 10  # per key id and window, then RATE_LIMITED
+FAILURE_BURST = 5  # this many failures in the window write one audit event
+MAX_TOKEN_LENGTH = 512
+
+
+@dataclass
+class SecretVerifier:
+    """What verifying a secret needs; one per process."""
+
+    engine: AsyncEngine
+    hashing: PasswordHashing
+    verified: VerifiedSecrets
+
+
+def _principal(secret: ApiSecret, store: Store) -> Principal:
+    return Principal(
+        kind=PrincipalKind.API_SECRET,
+        merchant_id=secret.merchant_id,
+        # A representative-store secret reaches every store of the merchant.
+        store_pk=None if store.is_representative else store.id,
+        api_secret_id=secret.id,
+        label=f"API secret “{secret.name}” ({secret.hint})",
+    )
+
+
+def _check_usable(secret: ApiSecret, store: Store, now: datetime) -> None:
+    if secret.deleted_at is not None:
+        raise Unauthenticated("The API secret has been deleted.", reason="REVOKED")
+    if store.deleted_at is not None:
+        raise Unauthenticated("The API secret's store has been deleted.", reason="REVOKED")
+    if secret.expires_at is not None and secret.expires_at <= now:
+        raise Unauthenticated("The API secret has expired.", reason="EXPIRED")
+
+
+async def principal_for_secret(
+    *, db: AsyncSession, verifier: SecretVerifier, plaintext: str
+) -> Principal:
+    """The caller behind `PortOne <secret>`; UNAUTHENTICATED says why, never echoing it."""
+    parsed = api_keys.parse(plaintext)
+    if parsed is None:
+        raise Unauthenticated(
+            "The API secret is malformed (wrong format or checksum).", reason="MALFORMED"
+        )
+    found = (
+        await db.exec(
+            select(ApiSecret, Store)
+            .join(Store, col(Store.id) == col(ApiSecret.store_pk))
+            .where(col(ApiSecret.key_id) == parsed.key_id)
+        )
+    ).first()
+    if found is None:
+        raise Unauthenticated("The API secret is not valid.", reason="INVALID")
+    secret, store = found
+    assert secret.id is not None
+    now = utcnow()
+    _check_usable(secret, store, now)
+    fingerprint = api_keys.fingerprint(parsed.plaintext)
+    known = verifier.verified.knows(
+        fingerprint, secret_id=secret.id, secret_hash=secret.secret_hash
+    )
+    if not known:
+        await _throttle(db, parsed.key_id, now)
+        if not await verifier.hashing.verify(secret.secret_hash, parsed.plaintext):
+            await _record_failure(verifier.engine, secret, now)
+            raise Unauthenticated("The API secret is not valid.", reason="INVALID")
+        verifier.verified.remember(fingerprint, secret_id=secret.id, secret_hash=secret.secret_hash)
+    if secret.last_used_at is None or secret.last_used_at <= now - LAST_USED_GRANULARITY:
+        await _touch(verifier.engine, secret.id, now)
+    return _principal(secret, store)
+
+
+async def principal_for_access_token(*, db: AsyncSession, token: str) -> Principal:
+    if not token.startswith(ACCESS_TOKEN_PREFIX) or len(token) > MAX_TOKEN_LENGTH:
+        raise Unauthenticated("The bearer token is malformed.", reason="MALFORMED")
+    found = (
+        await db.exec(
+            select(ApiToken, ApiSecret, Store)
+            .join(ApiSecret, col(ApiSecret.id) == col(ApiToken.api_secret_id))
+            .join(Store, col(Store.id) == col(ApiSecret.store_pk))
+            .where(col(ApiToken.token_hash) == token_hash(token), col(ApiToken.kind) == "access")
+        )
+    ).first()
+    if found is None:
+        raise Unauthenticated("The access token is not valid.", reason="INVALID")
+    issued, secret, store = found
+    now = utcnow()
+    if issued.revoked_at is not None:
+        raise Unauthenticated("The access token has been revoked.", reason="REVOKED")
+    if issued.expires_at <= now:
+        raise Unauthenticated("The access token has expired; refresh it.", reason="EXPIRED")
+    _check_usable(secret, store, now)
+    return _principal(secret, store)
+
+
+@dataclass(frozen=True)
+class TokenPair:
+    access_token: str
+    refresh_token: str
+    access_token_expires_at: datetime
+
+
+async def verify_for_login(*, db: AsyncSession, verifier: SecretVerifier, plaintext: str) -> int:
+    """The id of the secret to exchange for tokens; its failures are counted like any use.
+
+    Runs before the mutation's write transaction: counting a failure and updating lastUsedAt
+    use their own short transactions, which must not wait behind ours on SQLite.
+    """
+    try:
+        principal = await principal_for_secret(db=db, verifier=verifier, plaintext=plaintext)
+    except Unauthenticated as error:
+        raise DomainError.single(
+            UserErrorCode.INVALID_CREDENTIALS, ("input", "apiSecret"), error.message
+        ) from None
+    assert principal.api_secret_id is not None
+    return principal.api_secret_id
+
+
+async def refresh(*, db: AsyncSession, refresh_token: str) -> TokenPair:
+    """Rotate: the refresh token is spent and a new pair is returned."""
+    path = ("input", "refreshToken")
+    found = None
+    if refresh_token.startswith(REFRESH_TOKEN_PREFIX) and len(refresh_token) <= MAX_TOKEN_LENGTH:
+        found = (
+            await db.exec(
+                select(ApiToken, ApiSecret, Store)
+                .join(ApiSecret, col(ApiSecret.id) == col(ApiToken.api_secret_id))
+                .join(Store, col(Store.id) == col(ApiSecret.store_pk))
+                .where(
+                    col(ApiToken.token_hash) == token_hash(refresh_token),
+                    col(ApiToken.kind) == "refresh",
+                )
+            )
+        ).first()
+    if found is None or found[0].revoked_at is not None:
+        raise DomainError.single(
+            UserErrorCode.TOKEN_INVALID, path, "The refresh token is not valid (or already used)."
+        )
+    issued, secret, store = found
+    now = utcnow()
+    if issued.expires_at <= now:
+        raise DomainError.single(UserErrorCode.TOKEN_EXPIRED, path, "The refresh token expired.")
+    try:
+        _check_usable(secret, store, now)
+    except Unauthenticated as error:
+        raise DomainError.single(UserErrorCode.TOKEN_INVALID, path, error.message) from None
+    assert secret.id is not None
+    return await issue_pair(db, secret.id)
+
+
+async def issue_pair(db: AsyncSession, secret_id: int) -> TokenPair:
+    """A new access and refresh token; earlier refresh tokens of the secret stop working."""
+    now = utcnow()
+    await db.exec(
+        update(ApiToken)
+        .where(
+            col(ApiToken.api_secret_id) == secret_id,
+            col(ApiToken.kind) == "refresh",
+            col(ApiToken.revoked_at).is_(None),
+        )
+        .values(revoked_at=now)
+    )
+    access, refresh_token = new_token(ACCESS_TOKEN_PREFIX), new_token(REFRESH_TOKEN_PREFIX)
+    access_expires = now + ACCESS_TOKEN_TTL
+    db.add_all(
+        [
+            ApiToken(
+                api_secret_id=secret_id,
+                kind="access",
+                token_hash=token_hash(access),
+                expires_at=access_expires,
+            ),
+            ApiToken(
+                api_secret_id=secret_id,
+                kind="refresh",
+                token_hash=token_hash(refresh_token),
+                expires_at=now + REFRESH_TOKEN_TTL,
+            ),
+        ]
+    )
+    await db.flush()
+    return TokenPair(access, refresh_token, access_expires)
+
+
+async def _throttle(db: AsyncSession, key_id: str, now: datetime) -> None:
+    failures = (
+        await db.exec(
+            select(func.count()).where(
+                col(ApiSecretFailure.key_id) == key_id,
+                col(ApiSecretFailure.attempted_at) > now - FAILURE_WINDOW,
+            )
+        )
+    ).one()
+    if failures >= MAX_FAILURES:
+        raise RateLimited(
+            "Too many failed attempts with this API secret; try again later.",
+            retryAfterSeconds=int(FAILURE_WINDOW.total_seconds()),
+        )
+
+
+async def _record_failure(engine: AsyncEngine, secret: ApiSecret, now: datetime) -> None:
+    """Count the failure in its own transaction; every FAILURE_BURST failures, audit it."""
+    async with engine.begin() as conn:
+        await conn.execute(
+            ApiSecretFailure.__table__.insert().values(  # type: ignore[attr-defined]
+                key_id=secret.key_id, attempted_at=now
+            )
+        )
+        await conn.execute(
+            ApiSecretFailure.__table__.delete().where(  # type: ignore[attr-defined]
+                col(ApiSecretFailure.attempted_at) < now - FAILURE_WINDOW * 4
+            )
+        )
+        count = (
+            await conn.execute(
+                select(func.count()).where(
+                    col(ApiSecretFailure.key_id) == secret.key_id,
+                    col(ApiSecretFailure.attempted_at) > now - FAILURE_WINDOW,
+                )
+            )
+        ).scalar_one()
+        if count % FAILURE_BURST == 0:
+            assert secret.id is not None
+            await conn.execute(
+                AuditEvent.__table__.insert().values(  # type: ignore[attr-defined]
+                    merchant_id=secret.merchant_id,
+                    actor="unknown caller",
+                    action="api_secret.failed_use",
+                    target_id=global_id("ApiSecret", secret.id),
+                    summary=f"{count} failed attempts to use API secret “{secret.name}” "
+                    f"({secret.hint}) within {int(FAILURE_WINDOW.total_seconds() // 60)} minutes",
+                    request_id=current_request_id(),
+                    occurred_at=now,
+                )
+            )
+    logger.warning("failed API secret use", extra={"key_id": secret.key_id})
+
+
+async def _touch(engine: AsyncEngine, secret_id: int, now: datetime) -> None:
+    """lastUsedAt, written at most once a minute per secret."""
+    async with engine.begin() as conn:
+        await conn.execute(
+            update(ApiSecret)
+            .where(
+                col(ApiSecret.id) == secret_id,
+                or_(
+                    col(ApiSecret.last_used_at).is_(None),
+                    col(ApiSecret.last_used_at) <= now - LAST_USED_GRANULARITY,
+                ),
+            )
+            .values(last_used_at=now)
+        )

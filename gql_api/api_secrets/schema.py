@@ -1,0 +1,159 @@
+"""Mutations of API secrets and the token exchange."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import strawberry
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from db.models import ApiSecret as ApiSecretRow
+from gql_api.api_secrets import auth, service
+from gql_api.api_secrets.types import ApiSecret
+from gql_api.context import Info
+from gql_api.errors import DomainError
+from gql_api.user_errors import UserError, mutate, user_errors
+
+
+@strawberry.input(description="Issue a V2 API secret for a store (OWNER, ADMIN).")
+class ApiSecretIssueInput:
+    store_id: str = strawberry.field(
+        description="A representative-store secret reaches every store; a sub-store's only it."
+    )
+    name: str = strawberry.field(description="Secret 이름, 1-100 characters.")
+    expiration_days: int | None = strawberry.field(
+        default=None, description="만료 기한: 1-3650 days, or null for no expiry."
+    )
+
+
+@strawberry.type
+class ApiSecretIssuePayload:
+    api_secret: ApiSecret | None
+    secret: str | None = strawberry.field(
+        description="The secret, in this payload only: copy it now, it cannot be shown again. "
+        "Send it as `Authorization: PortOne <secret>`."
+    )
+    user_errors: list[UserError]
+
+
+@strawberry.input
+class ApiSecretDeleteInput:
+    id: strawberry.ID
+
+
+@strawberry.type
+class ApiSecretDeletePayload:
+    deleted_api_secret_id: strawberry.ID | None
+    user_errors: list[UserError]
+
+
+@strawberry.input(description="Exchange an API secret for an access and a refresh token.")
+class ApiSecretLoginInput:
+    api_secret: str
+
+
+@strawberry.input
+class AccessTokenRefreshInput:
+    refresh_token: str
+
+
+@strawberry.type(description="Tokens for `Authorization: Bearer <accessToken>`; shown once.")
+class ApiSecretLoginPayload:
+    access_token: str | None = strawberry.field(description="Valid 30 minutes.")
+    refresh_token: str | None = strawberry.field(
+        description="Valid 1 day, single use; earlier refresh tokens stop working."
+    )
+    access_token_expires_at: datetime | None
+    user_errors: list[UserError]
+
+
+def _pair_payload(pair: auth.TokenPair | None, errors: list[UserError]) -> ApiSecretLoginPayload:
+    if pair is None:
+        return ApiSecretLoginPayload(
+            access_token=None, refresh_token=None, access_token_expires_at=None, user_errors=errors
+        )
+    return ApiSecretLoginPayload(
+        access_token=pair.access_token,
+        refresh_token=pair.refresh_token,
+        access_token_expires_at=pair.access_token_expires_at,
+        user_errors=[],
+    )
+
+
+@strawberry.type
+class Mutation:
+    @strawberry.mutation(description="Issue a V2 API secret (OWNER and ADMIN only).")
+    async def api_secret_issue(
+        self, info: Info, input: ApiSecretIssueInput
+    ) -> ApiSecretIssuePayload:
+        principal = info.context.require_principal()
+
+        async def action(db: AsyncSession) -> service.IssuedSecret:
+            return await service.issue(
+                db=db,
+                principal=principal,
+                hashing=info.context.app.hashing,
+                store_id=input.store_id,
+                name=input.name,
+                expiration_days=input.expiration_days,
+            )
+
+        issued, errors = await mutate(info, action)
+        if issued is None:
+            return ApiSecretIssuePayload(api_secret=None, secret=None, user_errors=errors)
+        return ApiSecretIssuePayload(
+            api_secret=ApiSecret.from_row(issued.row), secret=issued.plaintext, user_errors=[]
+        )
+
+    @strawberry.mutation(description="Delete an API secret (OWNER and ADMIN only).")
+    async def api_secret_delete(
+        self, info: Info, input: ApiSecretDeleteInput
+    ) -> ApiSecretDeletePayload:
+        principal = info.context.require_principal()
+
+        async def action(db: AsyncSession) -> ApiSecretRow:
+            return await service.delete(db=db, principal=principal, secret_id=str(input.id))
+
+        row, errors = await mutate(info, action)
+        return ApiSecretDeletePayload(
+            deleted_api_secret_id=input.id if row else None, user_errors=errors
+        )
+
+    @strawberry.mutation(description="Exchange an API secret for tokens (as PortOne offers).")
+    async def api_secret_login(
+        self, info: Info, input: ApiSecretLoginInput
+    ) -> ApiSecretLoginPayload:
+        verifier = info.context.app.verifier
+        async with info.context.db() as db:
+            try:
+                secret_id = await auth.verify_for_login(
+                    db=db, verifier=verifier, plaintext=input.api_secret
+                )
+            except DomainError as error:
+                return _pair_payload(None, user_errors(error))
+
+        async def action(db: AsyncSession) -> auth.TokenPair:
+            return await auth.issue_pair(db, secret_id)
+
+        pair, errors = await mutate(info, action)
+        return _pair_payload(pair, errors)
+
+    @strawberry.mutation(description="Rotate tokens: the refresh token is spent.")
+    async def access_token_refresh(
+        self, info: Info, input: AccessTokenRefreshInput
+    ) -> ApiSecretLoginPayload:
+        async def action(db: AsyncSession) -> auth.TokenPair:
+            return await auth.refresh(db=db, refresh_token=input.refresh_token)
+
+        pair, errors = await mutate(info, action)
+        return _pair_payload(pair, errors)
+
+
+async def resolve_api_secret_node(info: Info, pk: int) -> ApiSecret | None:
+    principal = info.context.require_principal()
+    async with info.context.db() as db:
+        row = await service.secret_by_pk(db=db, principal=principal, pk=pk)
+    return ApiSecret.from_row(row) if row else None
+
+
+NODE_RESOLVERS = {"ApiSecret": resolve_api_secret_node}

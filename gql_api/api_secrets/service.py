@@ -1,0 +1,137 @@
+"""Issuing, listing and deleting API secrets (OWNER and ADMIN only)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import update
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlmodel.sql.expression import SelectOfScalar
+
+from db.models import ApiSecret, ApiToken, Store
+from db.types import utcnow
+from gql_api import validation
+from gql_api.audit import service as audit
+from gql_api.errors import DomainError, Problems, UserErrorCode
+from gql_api.ids import global_id, pk_of
+from gql_api.permissions import Access, Operation, Principal, access, require
+from gql_api.security import api_keys
+from gql_api.security.passwords import PasswordHashing
+from gql_api.stores.service import store_by_store_id
+
+MAX_EXPIRATION_DAYS = 3650
+
+
+@dataclass(frozen=True)
+class IssuedSecret:
+    """A new secret; `plaintext` is the only copy and is shown once."""
+
+    row: ApiSecret
+    plaintext: str
+
+
+def visible_secrets(principal: Principal, store_pk: int) -> SelectOfScalar[ApiSecret]:
+    """Live secrets of one store, metadata only, for anyone who may read that store."""
+    require(principal, Operation.READ)
+    statement = select(ApiSecret).where(
+        col(ApiSecret.merchant_id) == principal.merchant_id,
+        col(ApiSecret.store_pk) == store_pk,
+        col(ApiSecret.deleted_at).is_(None),
+    )
+    if access(principal, Operation.READ) is Access.OWN_STORE:
+        statement = statement.where(col(ApiSecret.store_pk) == principal.store_pk)
+    return statement
+
+
+async def secret_by_pk(*, db: AsyncSession, principal: Principal, pk: int) -> ApiSecret | None:
+    require(principal, Operation.READ)
+    statement = select(ApiSecret).where(
+        col(ApiSecret.id) == pk,
+        col(ApiSecret.merchant_id) == principal.merchant_id,
+        col(ApiSecret.deleted_at).is_(None),
+    )
+    if access(principal, Operation.READ) is Access.OWN_STORE:
+        statement = statement.where(col(ApiSecret.store_pk) == principal.store_pk)
+    return (await db.exec(statement)).first()
+
+
+async def issue(
+    *,
+    db: AsyncSession,
+    principal: Principal,
+    hashing: PasswordHashing,
+    store_id: str,
+    name: str,
+    expiration_days: int | None,
+) -> IssuedSecret:
+    require(principal, Operation.API_SECRET_MANAGE)
+    store = await store_by_store_id(db=db, principal=principal, store_id=store_id)
+    problems = Problems()
+    if store is None:
+        problems.add(UserErrorCode.NOT_FOUND, ("input", "storeId"), "No store with this storeId.")
+    name = validation.name(problems, name, ("input", "name"), label="Secret name")
+    if expiration_days is not None and not 1 <= expiration_days <= MAX_EXPIRATION_DAYS:
+        problems.add(
+            UserErrorCode.INVALID_INPUT,
+            ("input", "expirationDays"),
+            f"Expiry must be 1 to {MAX_EXPIRATION_DAYS} days, or null for no expiry.",
+        )
+    problems.raise_if_any()
+    assert store is not None and store.id is not None
+    generated = api_keys.generate()
+    now = utcnow()
+    row = ApiSecret(
+        key_id=generated.key_id,
+        merchant_id=principal.merchant_id,
+        store_pk=store.id,
+        name=name,
+        secret_hash=await hashing.hash(generated.plaintext),
+        hint=api_keys.hint(generated),
+        created_by=principal.user_id,
+        created_at=now,
+        expires_at=now + timedelta(days=expiration_days) if expiration_days else None,
+    )
+    db.add(row)
+    await db.flush()
+    assert row.id is not None
+    expiry = f"expires in {expiration_days} days" if expiration_days else "no expiry"
+    await audit.record_by(
+        db,
+        principal,
+        "api_secret.issue",
+        f"Issued API secret “{name}” ({row.hint}), {expiry}",
+        store_id=store.store_id,
+        target_id=global_id("ApiSecret", row.id),
+    )
+    return IssuedSecret(row=row, plaintext=generated.plaintext)
+
+
+async def delete(*, db: AsyncSession, principal: Principal, secret_id: str) -> ApiSecret:
+    """The secret and every token exchanged for it stop working on the next request."""
+    require(principal, Operation.API_SECRET_MANAGE)
+    pk = pk_of(secret_id, "ApiSecret")
+    row = await secret_by_pk(db=db, principal=principal, pk=pk) if pk is not None else None
+    if row is None:
+        raise DomainError.single(
+            UserErrorCode.NOT_FOUND, ("input", "id"), "No API secret with this ID."
+        )
+    now = utcnow()
+    row.deleted_at = now
+    db.add(row)
+    await db.exec(
+        update(ApiToken)
+        .where(col(ApiToken.api_secret_id) == row.id, col(ApiToken.revoked_at).is_(None))
+        .values(revoked_at=now)
+    )
+    store = await db.get(Store, row.store_pk)
+    await audit.record_by(
+        db,
+        principal,
+        "api_secret.delete",
+        f"Deleted API secret “{row.name}” ({row.hint})",
+        store_id=store.store_id if store else None,
+        target_id=secret_id,
+    )
+    return row
