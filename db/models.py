@@ -259,3 +259,78 @@ class ApiSecretFailure(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     key_id: str = Field(max_length=32)
     attempted_at: datetime = _created_at()
+
+
+class WebhookSetting(SQLModel, table=True):
+    """결제알림 setting of one store, module version (V1/V2) and mode (LIVE/TEST)."""
+
+    __tablename__ = "webhook_settings"
+    __table_args__ = (
+        Index(
+            "uq_webhook_settings_store_version_mode",
+            "store_pk",
+            "module_version",
+            "mode",
+            unique=True,
+        ),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    merchant_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("merchants.id"), nullable=False, index=True)
+    )
+    store_pk: int = Field(sa_column=Column(Integer, ForeignKey("stores.id"), nullable=False))
+    module_version: str = Field(max_length=4)
+    mode: str = Field(max_length=8)
+    url: str | None = Field(default=None, sa_column=Column(String(2048), nullable=True))
+    content_type: str = Field(max_length=32)
+    payload_version: str | None = Field(default=None, max_length=16)
+    uses_representative_setting: bool = Field(default=True)
+    updated_at: datetime = _created_at()
+
+
+class WebhookSecret(SQLModel, table=True):
+    """A V2 signing secret of one store and mode, encrypted; at most 2 active at a time."""
+
+    __tablename__ = "webhook_secrets"
+    __table_args__ = (Index("ix_webhook_secrets_store_mode", "store_pk", "mode"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    merchant_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("merchants.id"), nullable=False, index=True)
+    )
+    store_pk: int = Field(sa_column=Column(Integer, ForeignKey("stores.id"), nullable=False))
+    mode: str = Field(max_length=8)
+    cipher: str = Field(sa_column=Column(String(512), nullable=False))
+    hint: str = Field(max_length=32)
+    created_at: datetime = _created_at()
+    expired_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class WebhookDelivery(SQLModel, table=True):
+    """One webhook sent (or refused), recorded whatever happened."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        Index("ix_webhook_deliveries_setting", "store_pk", "module_version", "mode", "id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    merchant_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("merchants.id"), nullable=False, index=True)
+    )
+    store_pk: int = Field(sa_column=Column(Integer, ForeignKey("stores.id"), nullable=False))
+    module_version: str = Field(max_length=4)
+    mode: str = Field(max_length=8)
+    trigger: str = Field(max_length=8)
+    url: str = Field(sa_column=Column(String(2048), nullable=False))
+    request_headers: list[list[str]] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False)
+    )
+    request_body: str = Field(sa_column=Column(String, nullable=False))
+    status_code: int | None = Field(default=None)
+    response_body: str | None = Field(default=None, sa_column=Column(String, nullable=True))
+    error: str | None = Field(default=None, max_length=1000)
+    duration_ms: int = Field(default=0)
+    succeeded: bool = Field(default=False)
+    attempted_at: datetime = _created_at()

@@ -8,10 +8,11 @@ from typing import TYPE_CHECKING
 from sqlmodel import col, select
 from strawberry.dataloader import DataLoader
 
-from db.models import Channel, Merchant, Store, User
+from db.models import Channel, Merchant, Store, User, WebhookSecret
 from gql_api.channels.pages import ChannelPageKey, load_channel_pages
 from gql_api.pagination import Page
 from gql_api.stores.service import visible_stores
+from gql_api.webhooks.service import Effective, effective_for_stores, secrets_for
 
 if TYPE_CHECKING:
     from gql_api.context import Context
@@ -25,6 +26,8 @@ class Loaders:
         self.user = DataLoader(self._users)
         self.store = DataLoader(self._stores)
         self.channel_pages = DataLoader(self._channel_pages)
+        self.webhook_settings = DataLoader(self._webhook_settings)
+        self.webhook_secrets = DataLoader(self._webhook_secrets)
 
     def _merchant_id(self) -> int | None:
         principal = self._context.principal
@@ -76,3 +79,15 @@ class Loaders:
         principal = self._context.require_principal()
         async with self._context.db() as db:
             return await load_channel_pages(db, principal, keys)
+
+    async def _webhook_settings(self, store_pks: Sequence[int]) -> list[list[Effective]]:
+        principal = self._context.require_principal()
+        async with self._context.db() as db:
+            found = await effective_for_stores(db, principal, list(store_pks))
+        return [found.get(pk, []) for pk in store_pks]
+
+    async def _webhook_secrets(self, keys: Sequence[tuple[int, str]]) -> list[list[WebhookSecret]]:
+        principal = self._context.require_principal()
+        async with self._context.db() as db:
+            found = await secrets_for(db, principal, list(keys))
+        return [found[key] for key in keys]

@@ -50,6 +50,7 @@ class Operation(StrEnum):
     OWNERSHIP_TRANSFER = "ownership_transfer"
     CHANNEL_MANAGE = "channel_manage"
     API_SECRET_MANAGE = "api_secret_manage"  # issue and delete V2 API secrets
+    WEBHOOK_MANAGE = "webhook_manage"  # webhook settings, secrets and test calls
 
 
 class Access(StrEnum):
@@ -71,6 +72,7 @@ _ROWS: dict[Operation, tuple[Access, ...]] = {
     Operation.OWNERSHIP_TRANSFER: (_A, _N, _N, _N, _N, _N, _N, _N),
     Operation.CHANNEL_MANAGE: (_A, _A, _N, _A, _N, _S, _N, _S),
     Operation.API_SECRET_MANAGE: (_A, _A, _N, _N, _N, _N, _N, _N),
+    Operation.WEBHOOK_MANAGE: (_A, _A, _N, _A, _N, _S, _N, _S),
 }
 MATRIX: dict[Operation, dict[str, Access]] = {
     operation: dict(zip(_COLUMNS, cells, strict=True)) for operation, cells in _ROWS.items()

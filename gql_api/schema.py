@@ -44,6 +44,8 @@ from gql_api.settings import Settings
 from gql_api.stores import schema as stores
 from gql_api.stores.merchant import Merchant
 from gql_api.stores.types import Store
+from gql_api.webhooks import schema as webhooks
+from gql_api.webhooks.types import WebhookDelivery, WebhookSecret
 
 logger = logging.getLogger("gql_api.errors")
 
@@ -54,6 +56,7 @@ NODE_RESOLVERS: dict[str, NodeResolver] = {
     **audit.NODE_RESOLVERS,
     **channels.NODE_RESOLVERS,
     **api_secrets.NODE_RESOLVERS,
+    **webhooks.NODE_RESOLVERS,
 }
 
 
@@ -86,6 +89,7 @@ Mutation = merge_types(
         members.Mutation,
         channels.Mutation,
         api_secrets.Mutation,
+        webhooks.Mutation,
     ),
 )
 
@@ -138,7 +142,18 @@ def build_schema(settings: Settings) -> strawberry.Schema:
     return Schema(
         query=Query,
         mutation=Mutation,
-        types=[Store, Merchant, User, Member, Invitation, AuditEvent, Channel, ApiSecret],
+        types=[
+            Store,
+            Merchant,
+            User,
+            Member,
+            Invitation,
+            AuditEvent,
+            Channel,
+            ApiSecret,
+            WebhookSecret,
+            WebhookDelivery,
+        ],
         extensions=extensions,
         config=StrawberryConfig(disable_field_suggestions=not settings.introspection_on),
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
@@ -58,11 +59,27 @@ class Settings(BaseSettings):
     max_tokens: int = Field(default=3000, ge=10)
     max_request_bytes: int = Field(default=1_000_000, ge=1024)
 
-    @field_validator("encryption_keys", mode="before")
+    webhook_allowed_networks: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="comma-separated CIDR ranges webhooks may reach although not public",
+    )
+    webhook_connect_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
+    webhook_read_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
+    webhook_response_max_bytes: int = Field(default=65536, ge=1024, le=1_048_576)
+    webhook_delivery_retention_days: int = Field(default=30, ge=1)
+
+    @field_validator("encryption_keys", "webhook_allowed_networks", mode="before")
     @classmethod
     def _split_keys(cls, value: object) -> object:
         if isinstance(value, str):
             return [key.strip() for key in value.split(",") if key.strip()]
+        return value
+
+    @field_validator("webhook_allowed_networks")
+    @classmethod
+    def _valid_networks(cls, value: list[str]) -> list[str]:
+        for network in value:
+            ipaddress.ip_network(network, strict=False)  # raises ValueError for bad CIDR
         return value
 
     @model_validator(mode="after")

@@ -13,11 +13,13 @@ from db.models import Store as StoreRow
 from gql_api.api_secrets import service as api_secrets_service
 from gql_api.api_secrets.types import ApiSecret
 from gql_api.channels.pages import ChannelPageKey, ChannelQuery
-from gql_api.channels.types import Channel, ChannelFilter
+from gql_api.channels.types import Channel, ChannelFilter, IntegrationMode
 from gql_api.context import Info
 from gql_api.node import Node, to_global_id
 from gql_api.pagination import Connection, PageRequest, empty_connection, paginate, to_connection
+from gql_api.pg_catalog.types import ModuleVersion
 from gql_api.stores import service
+from gql_api.webhooks.types import AdditionalSettings, WebhookSetting
 
 FIRST = "Return at most this many items from the start (0-100, default 50)."
 AFTER = "Return items after this cursor."
@@ -113,6 +115,28 @@ class Store(Node):
         async with info.context.db() as db:
             page = await paginate(db, statement, col(ApiSecretRow.id), request, _row_key)
         return to_connection(page, ApiSecret.from_row)
+
+    @strawberry.field(description="결제알림 setting for one module version and mode.")
+    async def webhook_setting(
+        self,
+        info: Info,
+        module_version: ModuleVersion,  # type: ignore[valid-type]
+        mode: IntegrationMode,  # type: ignore[valid-type]
+    ) -> WebhookSetting:
+        assert self.row.id is not None
+        settings = await info.context.loaders.webhook_settings.load(self.row.id)
+        match = next(s for s in settings if s.module_version == module_version and s.mode == mode)
+        return WebhookSetting.from_effective(match)
+
+    @strawberry.field(description="All four webhook settings (V1/V2 × LIVE/TEST).")
+    async def webhook_settings(self, info: Info) -> list[WebhookSetting]:
+        assert self.row.id is not None
+        settings = await info.context.loaders.webhook_settings.load(self.row.id)
+        return [WebhookSetting.from_effective(s) for s in settings]
+
+    @strawberry.field(description="추가 설정 관리.")
+    def additional_settings(self) -> AdditionalSettings:
+        return AdditionalSettings()
 
 
 def _row_key(row: StoreRow | ApiSecretRow) -> int:

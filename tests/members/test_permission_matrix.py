@@ -15,6 +15,7 @@ import pytest
 from gql_api.permissions import MATRIX, Operation
 from gql_api.schema import build_schema
 from gql_api.settings import Settings
+from tests.conftest import make_settings
 from tests.support import (
     ACCEPT,
     INVITE,
@@ -46,6 +47,7 @@ EXPECTED_MATRIX = {
     "ownership_transfer": "all no no no no no no no",
     "channel_manage": "all all no all no own no own",
     "api_secret_manage": "all all no no no no no no",
+    "webhook_manage": "all all no all no own no own",
 }
 
 
@@ -348,7 +350,84 @@ async def run_token_refresh(world: World, token: str | None, role: str | None) -
     return await _q(world, token, query, r=login.data["apiSecretLogin"]["refreshToken"])
 
 
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    # webhook test calls go to a closed port on loopback, never off this machine
+    return make_settings(database_url, webhook_allowed_networks=["127.0.0.0/8"])
+
+
+CLOSED_PORT_URL = "http://127.0.0.1:9/matrix"
+SETTING_UPDATE = """mutation($i: WebhookSettingUpdateInput!) { webhookSettingUpdate(input: $i) {
+    webhookSetting { url } userErrors { code } } }"""
+WEBHOOK_SECRET_ISSUE = """mutation($s: String!) {
+    webhookSecretIssue(input: {storeId: $s, mode: TEST}) {
+    webhookSecret { id } userErrors { code } } }"""
+
+
+async def run_setting_update(world: World, token: str | None, role: str | None) -> GraphQLResponse:
+    setting = {
+        "storeId": _target_store(world, role),
+        "moduleVersion": "V2",
+        "mode": "TEST",
+        "url": CLOSED_PORT_URL,
+    }
+    return await _gql(world, token, SETTING_UPDATE, {"i": setting})
+
+
+async def run_webhook_secret_issue(
+    world: World, token: str | None, role: str | None
+) -> GraphQLResponse:
+    store_id = await world.fresh_sub_store() if not _bound_to_sub_store(role) else None
+    return await _q(world, token, WEBHOOK_SECRET_ISSUE, s=store_id or world.sub_store)
+
+
+async def run_webhook_secret_expire(
+    world: World, token: str | None, role: str | None
+) -> GraphQLResponse:
+    if _bound_to_sub_store(role):
+        store_id = world.sub_store
+        # keep room for the next issue: expire the secrets of the sub-store made before
+        secrets = await _q(world, world.tokens["OWNER"], SUB_STORE_SECRETS, s=store_id)
+        store = secrets.data["store"]
+        for secret in store["webhookSetting"]["secrets"] if store else []:
+            if secret["expiredAt"] is None:
+                await _q(world, world.tokens["OWNER"], EXPIRE, id=secret["id"])
+    else:
+        store_id = await world.fresh_sub_store()
+    issued = await _q(world, world.tokens["OWNER"], WEBHOOK_SECRET_ISSUE, s=store_id)
+    secret_id = issued.data["webhookSecretIssue"]["webhookSecret"]["id"]
+    return await _q(world, token, EXPIRE, id=secret_id)
+
+
+SUB_STORE_SECRETS = """query($s: String!) { store(storeId: $s) {
+    webhookSetting(moduleVersion: V2, mode: TEST) { secrets { id expiredAt } } } }"""
+EXPIRE = """mutation($id: ID!) { webhookSecretExpire(input: {id: $id}) { userErrors { code } } }"""
+
+
+async def run_webhook_test(world: World, token: str | None, role: str | None) -> GraphQLResponse:
+    setting = {
+        "storeId": _target_store(world, role),
+        "moduleVersion": "V2",
+        "mode": "TEST",
+        "url": CLOSED_PORT_URL,
+    }
+    await _gql(world, world.tokens["OWNER"], SETTING_UPDATE, {"i": setting})
+    query = """mutation($s: String!) { webhookTest(input: {storeId: $s, moduleVersion: V2,
+        mode: TEST}) { delivery { succeeded error } userErrors { code } } }"""
+    return await _q(world, token, query, s=_target_store(world, role))
+
+
 CASES: dict[str, Case] = {
+    "Mutation.webhookSettingUpdate": Case(
+        "webhook_manage", run_setting_update, "webhookSettingUpdate"
+    ),
+    "Mutation.webhookSecretIssue": Case(
+        "webhook_manage", run_webhook_secret_issue, "webhookSecretIssue"
+    ),
+    "Mutation.webhookSecretExpire": Case(
+        "webhook_manage", run_webhook_secret_expire, "webhookSecretExpire"
+    ),
+    "Mutation.webhookTest": Case("webhook_manage", run_webhook_test, "webhookTest"),
     "Mutation.apiSecretIssue": Case("api_secret_manage", run_secret_issue, "apiSecretIssue"),
     "Mutation.apiSecretDelete": Case("api_secret_manage", run_secret_delete, "apiSecretDelete"),
     "Mutation.apiSecretLogin": Case(None, run_secret_login, "apiSecretLogin"),

@@ -1,0 +1,140 @@
+"""호출 테스트: send a signed sample event to the saved setting and record what happened."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import delete
+from sqlmodel import col
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from db.models import WebhookDelivery
+from db.types import utcnow
+from gql_api.audit import service as audit
+from gql_api.channels.rules import IntegrationMode
+from gql_api.errors import DomainError, UserErrorCode
+from gql_api.ids import global_id
+from gql_api.permissions import Principal
+from gql_api.security.encryption import Encryptor
+from gql_api.webhooks import signing
+from gql_api.webhooks.addresses import IPNetwork, UrlRefused, check_url
+from gql_api.webhooks.payloads import ModuleVersionValue, sample_event_body
+from gql_api.webhooks.sender import DeliveryResult, Limits, send
+from gql_api.webhooks.service import Effective, active_secrets, managed_store, store_settings
+
+TRIGGER_TEST = "TEST"
+
+
+@dataclass(frozen=True)
+class PreparedCall:
+    setting: Effective
+    url: str
+    headers: list[tuple[str, str]]
+    body: str
+
+
+async def prepare(
+    *,
+    db: AsyncSession,
+    principal: Principal,
+    encryptor: Encryptor,
+    store_id: str,
+    module_version: ModuleVersionValue,
+    mode: IntegrationMode,
+) -> PreparedCall:
+    """The request the saved setting calls for (never unsaved edits), signed for V2."""
+    store = await managed_store(db, principal, store_id)
+    setting = await store_settings(db, store, module_version, mode)
+    if setting.url is None:
+        raise DomainError.single(
+            UserErrorCode.WEBHOOK_URL_NOT_SET,
+            ("input",),
+            f"No {module_version.value} {mode.value} webhook URL is saved for this store.",
+        )
+    body = sample_event_body(
+        module_version=module_version,
+        payload_version=setting.payload_version,
+        content_type=setting.content_type,
+        store_id=store.store_id,
+    )
+    headers = [("content-type", setting.content_type.media_type)]
+    if module_version is ModuleVersionValue.V2:
+        message_id, timestamp = signing.new_message_id(), int(time.time())
+        headers += [("webhook-id", message_id), ("webhook-timestamp", str(timestamp))]
+        secrets = await active_secrets(db, encryptor, setting.source_store_pk, mode)
+        if secrets:
+            headers.append(
+                (
+                    "webhook-signature",
+                    signing.signature_header(secrets, message_id, timestamp, body),
+                )
+            )
+    return PreparedCall(setting=setting, url=setting.url, headers=headers, body=body)
+
+
+async def perform(
+    call: PreparedCall, *, allowed: tuple[IPNetwork, ...], limits: Limits
+) -> DeliveryResult:
+    """Check the address again (it may resolve elsewhere now), then send, pinned to it."""
+    try:
+        target = await check_url(
+            call.url, require_https=call.setting.mode is IntegrationMode.LIVE, allowed=allowed
+        )
+    except UrlRefused as refused:
+        return DeliveryResult(
+            request_headers=call.headers,
+            status_code=None,
+            response_body=None,
+            error=f"Not sent: {refused}",
+            duration_ms=0,
+        )
+    return await send(target, headers=call.headers, body=call.body, limits=limits)
+
+
+async def record(
+    *,
+    db: AsyncSession,
+    principal: Principal,
+    call: PreparedCall,
+    result: DeliveryResult,
+    retention: timedelta,
+) -> WebhookDelivery:
+    setting = call.setting
+    assert setting.store.id is not None
+    row = WebhookDelivery(
+        merchant_id=principal.merchant_id,
+        store_pk=setting.store.id,
+        module_version=setting.module_version.value,
+        mode=setting.mode.value,
+        trigger=TRIGGER_TEST,
+        url=call.url,
+        request_headers=[[name, value] for name, value in result.request_headers],
+        request_body=call.body,
+        status_code=result.status_code,
+        response_body=result.response_body,
+        error=result.error[:1000] if result.error else None,
+        duration_ms=result.duration_ms,
+        succeeded=result.succeeded,
+    )
+    db.add(row)
+    await db.exec(
+        delete(WebhookDelivery).where(
+            col(WebhookDelivery.store_pk) == setting.store.id,
+            col(WebhookDelivery.attempted_at) < utcnow() - retention,
+        )
+    )
+    await db.flush()
+    assert row.id is not None
+    outcome = f"HTTP {result.status_code}" if result.status_code is not None else result.error
+    await audit.record_by(
+        db,
+        principal,
+        "webhook.test",
+        f"Test call of the {setting.module_version.value} {setting.mode.value} webhook to "
+        f"{call.url}: {outcome}",
+        store_id=setting.store.store_id,
+        target_id=global_id("WebhookDelivery", row.id),
+    )
+    return row

@@ -1,0 +1,232 @@
+"""Mutations of webhooks: settings, signing secrets and the test call."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import strawberry
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from db.models import WebhookDelivery as DeliveryRow
+from db.models import WebhookSecret as SecretRow
+from gql_api.channels import rules
+from gql_api.channels.types import IntegrationMode
+from gql_api.context import Info
+from gql_api.errors import DomainError
+from gql_api.pg_catalog.types import ModuleVersion
+from gql_api.user_errors import UserError, mutate, user_errors
+from gql_api.webhooks import calls, payloads, service
+from gql_api.webhooks.addresses import parse_networks
+from gql_api.webhooks.sender import Limits
+from gql_api.webhooks.types import (
+    WebhookContentType,
+    WebhookDelivery,
+    WebhookPayloadVersion,
+    WebhookSecret,
+    WebhookSetting,
+)
+
+
+@strawberry.input(description="Save a webhook setting (URL, content type, payload version).")
+class WebhookSettingUpdateInput:
+    store_id: str
+    module_version: ModuleVersion  # type: ignore[valid-type]
+    mode: IntegrationMode  # type: ignore[valid-type]
+    url: str | None = strawberry.field(
+        default=None,
+        description="http(s), public host, at most 2048 characters; https in LIVE. null clears.",
+    )
+    content_type: WebhookContentType = payloads.WebhookContentType.JSON  # type: ignore[valid-type]
+    payload_version: WebhookPayloadVersion | None = strawberry.field(  # type: ignore[valid-type]
+        default=None, description="V2 only; default V2024_04_25 (JSON only)."
+    )
+    uses_representative_setting: bool | None = strawberry.field(
+        default=None,
+        description="Sub-stores only: true follows the representative store's setting.",
+    )
+
+
+@strawberry.type
+class WebhookSettingUpdatePayload:
+    webhook_setting: WebhookSetting | None
+    user_errors: list[UserError]
+
+
+@strawberry.input(description="Issue a V2 signing secret for a store and mode.")
+class WebhookSecretIssueInput:
+    store_id: str
+    mode: IntegrationMode  # type: ignore[valid-type]
+
+
+@strawberry.type
+class WebhookSecretIssuePayload:
+    webhook_secret: WebhookSecret | None
+    secret: str | None = strawberry.field(
+        description="whsec_…: shown in this payload only; store it in your receiver now."
+    )
+    user_errors: list[UserError]
+
+
+@strawberry.input(description="Expire a signing secret for good.")
+class WebhookSecretExpireInput:
+    id: strawberry.ID
+
+
+@strawberry.type
+class WebhookSecretExpirePayload:
+    webhook_secret: WebhookSecret | None
+    user_errors: list[UserError]
+
+
+@strawberry.input(description="호출 테스트: send a test webhook to the saved setting.")
+class WebhookTestInput:
+    store_id: str
+    module_version: ModuleVersion  # type: ignore[valid-type]
+    mode: IntegrationMode  # type: ignore[valid-type]
+
+
+@strawberry.type
+class WebhookTestPayload:
+    delivery: WebhookDelivery | None
+    user_errors: list[UserError]
+
+
+@strawberry.type
+class Mutation:
+    @strawberry.mutation(description="Save a webhook setting; the URL is checked (SSRF rules).")
+    async def webhook_setting_update(
+        self, info: Info, input: WebhookSettingUpdateInput
+    ) -> WebhookSettingUpdatePayload:
+        principal = info.context.require_principal()
+        settings = info.context.app.settings
+
+        async def action(db: AsyncSession) -> service.Effective:
+            return await service.update_setting(
+                db=db,
+                principal=principal,
+                allowed_networks=parse_networks(settings.webhook_allowed_networks),
+                store_id=input.store_id,
+                module_version=payloads.ModuleVersionValue(input.module_version),
+                mode=rules.IntegrationMode(input.mode),
+                url=input.url,
+                content_type=payloads.WebhookContentType(input.content_type),
+                payload_version=(
+                    payloads.WebhookPayloadVersion(input.payload_version)
+                    if input.payload_version is not None
+                    else None
+                ),
+                uses_representative_setting=input.uses_representative_setting,
+            )
+
+        saved, errors = await mutate(info, action)
+        return WebhookSettingUpdatePayload(
+            webhook_setting=WebhookSetting.from_effective(saved) if saved else None,
+            user_errors=errors,
+        )
+
+    @strawberry.mutation(description="Issue a signing secret (at most 2 active per mode).")
+    async def webhook_secret_issue(
+        self, info: Info, input: WebhookSecretIssueInput
+    ) -> WebhookSecretIssuePayload:
+        principal = info.context.require_principal()
+
+        async def action(db: AsyncSession) -> tuple[SecretRow, str]:
+            return await service.issue_secret(
+                db=db,
+                principal=principal,
+                encryptor=info.context.app.encryptor,
+                store_id=input.store_id,
+                mode=rules.IntegrationMode(input.mode),
+            )
+
+        issued, errors = await mutate(info, action)
+        if issued is None:
+            return WebhookSecretIssuePayload(webhook_secret=None, secret=None, user_errors=errors)
+        return WebhookSecretIssuePayload(
+            webhook_secret=WebhookSecret.from_row(issued[0]), secret=issued[1], user_errors=[]
+        )
+
+    @strawberry.mutation(description="Expire a signing secret; this cannot be undone.")
+    async def webhook_secret_expire(
+        self, info: Info, input: WebhookSecretExpireInput
+    ) -> WebhookSecretExpirePayload:
+        principal = info.context.require_principal()
+
+        async def action(db: AsyncSession) -> SecretRow:
+            return await service.expire_secret(db=db, principal=principal, secret_id=str(input.id))
+
+        row, errors = await mutate(info, action)
+        return WebhookSecretExpirePayload(
+            webhook_secret=WebhookSecret.from_row(row) if row else None, user_errors=errors
+        )
+
+    @strawberry.mutation(
+        description="호출 테스트: send a signed sample event to the saved URL and record the "
+        "delivery, whatever the receiver did."
+    )
+    async def webhook_test(self, info: Info, input: WebhookTestInput) -> WebhookTestPayload:
+        principal = info.context.require_principal()
+        app = info.context.app
+        async with info.context.db() as db:
+            try:
+                call = await calls.prepare(
+                    db=db,
+                    principal=principal,
+                    encryptor=app.encryptor,
+                    store_id=input.store_id,
+                    module_version=payloads.ModuleVersionValue(input.module_version),
+                    mode=rules.IntegrationMode(input.mode),
+                )
+            except DomainError as error:
+                return WebhookTestPayload(delivery=None, user_errors=user_errors(error))
+            # No transaction stays open while the receiver takes its time; the rows read so far
+            # are detached first, so ending the transaction does not expire them.
+            db.expunge_all()
+            await db.rollback()
+        settings = app.settings
+        result = await calls.perform(
+            call,
+            allowed=parse_networks(settings.webhook_allowed_networks),
+            limits=Limits(
+                connect_seconds=settings.webhook_connect_timeout_seconds,
+                read_seconds=settings.webhook_read_timeout_seconds,
+                response_max_bytes=settings.webhook_response_max_bytes,
+            ),
+        )
+
+        async def action(db: AsyncSession) -> DeliveryRow:
+            return await calls.record(
+                db=db,
+                principal=principal,
+                call=call,
+                result=result,
+                retention=timedelta(days=settings.webhook_delivery_retention_days),
+            )
+
+        row, errors = await mutate(info, action)
+        return WebhookTestPayload(
+            delivery=WebhookDelivery.from_row(row) if row else None, user_errors=errors
+        )
+
+
+async def resolve_secret_node(info: Info, pk: int) -> WebhookSecret | None:
+    principal = info.context.require_principal()
+    async with info.context.db() as db:
+        row = await service.secret_by_pk(db=db, principal=principal, pk=pk)
+    return WebhookSecret.from_row(row) if row else None
+
+
+async def resolve_delivery_node(info: Info, pk: int) -> WebhookDelivery | None:
+    principal = info.context.require_principal()
+    statement = select(DeliveryRow).where(
+        col(DeliveryRow.id) == pk, col(DeliveryRow.merchant_id) == principal.merchant_id
+    )
+    async with info.context.db() as db:
+        row = (await db.exec(statement)).first()
+        if row is not None and await service.visible_store(db, principal, row.store_pk) is None:
+            row = None
+    return WebhookDelivery.from_row(row) if row else None
+
+
+NODE_RESOLVERS = {"WebhookSecret": resolve_secret_node, "WebhookDelivery": resolve_delivery_node}

@@ -1,0 +1,120 @@
+"""Sending one webhook: pinned to a checked address, no redirects, bounded time and size."""
+
+from __future__ import annotations
+
+import ipaddress
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import httpx
+
+from gql_api.webhooks.addresses import Target
+
+USER_AGENT = "integration-api-webhooks/1.0"
+
+
+@dataclass(frozen=True)
+class Limits:
+    connect_seconds: float
+    read_seconds: float
+    response_max_bytes: int
+
+
+@dataclass(frozen=True)
+class DeliveryResult:
+    request_headers: list[tuple[str, str]]
+    status_code: int | None
+    response_body: str | None
+    error: str | None
+    duration_ms: int
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status_code is not None and 200 <= self.status_code < 300
+
+
+def _pinned_url(target: Target) -> str:
+    address = target.addresses[0]
+    host = f"[{address}]" if isinstance(address, ipaddress.IPv6Address) else str(address)
+    path = target.parts.path or "/"
+    query = f"?{target.parts.query}" if target.parts.query else ""
+    return f"{target.parts.scheme}://{host}:{target.port}{path}{query}"
+
+
+def _host_header(target: Target) -> str:
+    default = 443 if target.parts.scheme == "https" else 80
+    host = f"[{target.host}]" if ":" in target.host else target.host
+    return host if target.port == default else f"{host}:{target.port}"
+
+
+async def send(
+    target: Target, *, headers: Sequence[tuple[str, str]], body: str, limits: Limits
+) -> DeliveryResult:
+    """POST `body`; whatever happens comes back as a result, never as an exception."""
+    sent_headers = [("host", _host_header(target)), ("user-agent", USER_AGENT), *headers]
+    timeout = httpx.Timeout(
+        connect=limits.connect_seconds,
+        read=limits.read_seconds,
+        write=limits.read_seconds,
+        pool=limits.connect_seconds,
+    )
+    started = time.perf_counter()
+    status: int | None = None
+    response_body: str | None = None
+    error: str | None = None
+    async with httpx.AsyncClient(follow_redirects=False, timeout=timeout, trust_env=False) as http:
+        request = http.build_request(
+            "POST",
+            _pinned_url(target),
+            headers=sent_headers,
+            content=body.encode("utf-8"),
+            extensions={"sni_hostname": target.host},
+        )
+        try:
+            response = await http.send(request, stream=True)
+            try:
+                status = response.status_code
+                response_body = await _read_capped(response, limits.response_max_bytes)
+            finally:
+                await response.aclose()
+            if 300 <= status < 400:
+                location = response.headers.get("location", "")
+                error = f"Redirects are not followed (HTTP {status} to {location[:200]!r})."
+            elif not 200 <= status < 300:
+                error = f"The receiver answered HTTP {status}."
+        except httpx.ConnectTimeout:
+            error = f"Could not connect within {limits.connect_seconds:g} s."
+        except httpx.ReadTimeout:
+            error = f"No response within {limits.read_seconds:g} s."
+        except httpx.TimeoutException:
+            error = "The request timed out."
+        except httpx.ConnectError as exc:
+            error = f"Could not connect: {_reason(exc)}."
+        except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as exc:
+            error = f"The connection failed: {_reason(exc)}."
+        except httpx.HTTPError as exc:
+            error = f"The request failed: {_reason(exc)}."
+    return DeliveryResult(
+        request_headers=sent_headers,
+        status_code=status,
+        response_body=response_body,
+        error=error,
+        duration_ms=int((time.perf_counter() - started) * 1000),
+    )
+
+
+async def _read_capped(response: httpx.Response, limit: int) -> str:
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.aiter_raw():
+        chunks.append(chunk)
+        size += len(chunk)
+        if size >= limit:
+            break
+    return b"".join(chunks)[:limit].decode("utf-8", errors="replace")
+
+
+def _reason(exc: Exception) -> str:
+    text = str(exc) or type(exc).__name__
+    return text[:300]

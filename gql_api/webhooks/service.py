@@ -1,0 +1,407 @@
+"""Business rules for webhook settings and signing secrets."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlmodel.sql.expression import SelectOfScalar
+
+from db.models import Store, WebhookDelivery, WebhookSecret, WebhookSetting
+from db.types import utcnow
+from gql_api.audit import service as audit
+from gql_api.channels.rules import IntegrationMode
+from gql_api.errors import DomainError, Problems, UserErrorCode
+from gql_api.ids import global_id, pk_of
+from gql_api.permissions import Access, Operation, Principal, access, require
+from gql_api.security.encryption import Encryptor
+from gql_api.stores.service import store_by_pk, store_by_store_id
+from gql_api.webhooks import signing
+from gql_api.webhooks.addresses import IPNetwork, UrlRefused, check_url
+from gql_api.webhooks.payloads import (
+    ModuleVersionValue,
+    WebhookContentType,
+    WebhookPayloadVersion,
+)
+
+MAX_ACTIVE_SECRETS = 2
+
+
+@dataclass(frozen=True)
+class Effective:
+    """The setting in force for a store: its own, or the representative store's."""
+
+    store: Store
+    module_version: ModuleVersionValue
+    mode: IntegrationMode
+    url: str | None
+    content_type: WebhookContentType
+    payload_version: WebhookPayloadVersion | None
+    uses_representative_setting: bool
+    updated_at: datetime | None
+    source_store_pk: int  # whose URL and secrets apply
+
+
+def default_payload_version(version: ModuleVersionValue) -> WebhookPayloadVersion | None:
+    return WebhookPayloadVersion.V2024_04_25 if version is ModuleVersionValue.V2 else None
+
+
+def effective(
+    store: Store,
+    version: ModuleVersionValue,
+    mode: IntegrationMode,
+    own: WebhookSetting | None,
+    representative: tuple[Store, WebhookSetting | None] | None,
+) -> Effective:
+    """Resolve a sub-store's "same as the representative store" checkbox."""
+    follows = not store.is_representative and (own is None or own.uses_representative_setting)
+    assert store.id is not None
+    source_store, row = store, own
+    if follows and representative is not None:
+        source_store, row = representative
+    assert source_store.id is not None
+    return Effective(
+        store=store,
+        module_version=version,
+        mode=mode,
+        url=row.url if row else None,
+        content_type=WebhookContentType(row.content_type) if row else WebhookContentType.JSON,
+        payload_version=(
+            WebhookPayloadVersion(row.payload_version)
+            if row and row.payload_version
+            else default_payload_version(version)
+        ),
+        uses_representative_setting=follows,
+        updated_at=own.updated_at if own else None,
+        source_store_pk=source_store.id,
+    )
+
+
+async def store_settings(
+    db: AsyncSession, store: Store, version: ModuleVersionValue, mode: IntegrationMode
+) -> Effective:
+    rows = (
+        await db.exec(
+            select(WebhookSetting, Store)
+            .join(Store, col(Store.id) == col(WebhookSetting.store_pk))
+            .where(
+                col(WebhookSetting.merchant_id) == store.merchant_id,
+                col(WebhookSetting.module_version) == version.value,
+                col(WebhookSetting.mode) == mode.value,
+                (col(WebhookSetting.store_pk) == store.id) | col(Store.is_representative),
+            )
+        )
+    ).all()
+    own = next((r for r, s in rows if s.id == store.id), None)
+    representative: tuple[Store, WebhookSetting | None] | None = next(
+        ((s, r) for r, s in rows if s.is_representative), None
+    )
+    if representative is None and not store.is_representative:
+        rep_store = (
+            await db.exec(
+                select(Store).where(
+                    col(Store.merchant_id) == store.merchant_id, col(Store.is_representative)
+                )
+            )
+        ).first()
+        representative = (rep_store, None) if rep_store else None
+    return effective(store, version, mode, own, representative)
+
+
+async def managed_store(db: AsyncSession, principal: Principal, store_id: str) -> Store:
+    require(principal, Operation.WEBHOOK_MANAGE)
+    store = await store_by_store_id(db=db, principal=principal, store_id=store_id)
+    if store is None:
+        raise DomainError.single(
+            UserErrorCode.NOT_FOUND, ("input", "storeId"), "No store with this storeId."
+        )
+    return store
+
+
+async def update_setting(
+    *,
+    db: AsyncSession,
+    principal: Principal,
+    allowed_networks: tuple[IPNetwork, ...],
+    store_id: str,
+    module_version: ModuleVersionValue,
+    mode: IntegrationMode,
+    url: str | None,
+    content_type: WebhookContentType,
+    payload_version: WebhookPayloadVersion | None,
+    uses_representative_setting: bool | None,
+) -> Effective:
+    store = await managed_store(db, principal, store_id)
+    problems = Problems()
+    if module_version is ModuleVersionValue.V1 and payload_version is not None:
+        problems.add(
+            UserErrorCode.INVALID_INPUT,
+            ("input", "payloadVersion"),
+            "Payload versions apply to V2 webhooks only.",
+        )
+    version = payload_version or default_payload_version(module_version)
+    if version is WebhookPayloadVersion.V2024_04_25 and content_type is not WebhookContentType.JSON:
+        problems.add(
+            UserErrorCode.CONTENT_TYPE_NOT_SUPPORTED,
+            ("input", "contentType"),
+            "Payload version 2024-04-25 is sent as application/json only.",
+        )
+    if store.is_representative and uses_representative_setting is not None:
+        problems.add(
+            UserErrorCode.INVALID_INPUT,
+            ("input", "usesRepresentativeSetting"),
+            "Only sub-stores can follow the representative store's setting.",
+        )
+    clean_url = (url or "").strip() or None
+    if clean_url is not None:
+        try:
+            await check_url(
+                clean_url, require_https=mode is IntegrationMode.LIVE, allowed=allowed_networks
+            )
+        except UrlRefused as refused:
+            code = (
+                UserErrorCode.WEBHOOK_URL_FORBIDDEN
+                if refused.forbidden
+                else UserErrorCode.INVALID_INPUT
+            )
+            problems.add(code, ("input", "url"), str(refused))
+    problems.raise_if_any()
+    assert store.id is not None
+
+    row = (
+        await db.exec(
+            select(WebhookSetting).where(
+                col(WebhookSetting.store_pk) == store.id,
+                col(WebhookSetting.module_version) == module_version.value,
+                col(WebhookSetting.mode) == mode.value,
+            )
+        )
+    ).first()
+    if row is None:
+        row = WebhookSetting(
+            merchant_id=principal.merchant_id,
+            store_pk=store.id,
+            module_version=module_version.value,
+            mode=mode.value,
+            content_type=content_type.value,
+        )
+    row.url = clean_url
+    row.content_type = content_type.value
+    row.payload_version = version.value if version else None
+    if uses_representative_setting is not None:
+        row.uses_representative_setting = uses_representative_setting
+    row.updated_at = utcnow()
+    db.add(row)
+    try:
+        await db.flush()
+    except IntegrityError:  # created concurrently: the other request's save stands
+        raise DomainError.single(
+            UserErrorCode.VERSION_CONFLICT, ("input",), "The setting changed meanwhile; retry."
+        ) from None
+    follows = (
+        " (following the representative store)"
+        if (not store.is_representative and row.uses_representative_setting)
+        else ""
+    )
+    await audit.record_by(
+        db,
+        principal,
+        "webhook_setting.update",
+        f"{module_version.value} {mode.value} webhook: URL {clean_url or 'cleared'}, "
+        f"{content_type.value}, payload {version.value if version else '-'}{follows}",
+        store_id=store.store_id,
+    )
+    return await store_settings(db, store, module_version, mode)
+
+
+async def issue_secret(
+    *,
+    db: AsyncSession,
+    principal: Principal,
+    encryptor: Encryptor,
+    store_id: str,
+    mode: IntegrationMode,
+) -> tuple[WebhookSecret, str]:
+    """A new signing secret (shown once); at most MAX_ACTIVE_SECRETS active per store and mode."""
+    store = await managed_store(db, principal, store_id)
+    assert store.id is not None
+    # Lock the store row so concurrent issues cannot both see a free slot (PostgreSQL).
+    await db.exec(select(Store.id).where(col(Store.id) == store.id).with_for_update())
+    active = (
+        await db.exec(
+            select(func.count()).where(
+                col(WebhookSecret.store_pk) == store.id,
+                col(WebhookSecret.mode) == mode.value,
+                col(WebhookSecret.expired_at).is_(None),
+            )
+        )
+    ).one()
+    if active >= MAX_ACTIVE_SECRETS:
+        raise DomainError.single(
+            UserErrorCode.WEBHOOK_SECRET_LIMIT,
+            ("input", "mode"),
+            f"At most {MAX_ACTIVE_SECRETS} secrets can be active; expire one first.",
+        )
+    plaintext = signing.new_secret()
+    row = WebhookSecret(
+        merchant_id=principal.merchant_id,
+        store_pk=store.id,
+        mode=mode.value,
+        cipher=encryptor.encrypt(plaintext, context=secret_context(store.id, mode.value)),
+        hint=signing.hint(plaintext),
+    )
+    db.add(row)
+    await db.flush()
+    assert row.id is not None
+    await audit.record_by(
+        db,
+        principal,
+        "webhook_secret.issue",
+        f"Issued {mode.value} webhook secret {row.hint}",
+        store_id=store.store_id,
+        target_id=global_id("WebhookSecret", row.id),
+    )
+    return row, plaintext
+
+
+async def expire_secret(*, db: AsyncSession, principal: Principal, secret_id: str) -> WebhookSecret:
+    require(principal, Operation.WEBHOOK_MANAGE)
+    pk = pk_of(secret_id, "WebhookSecret")
+    row = await secret_by_pk(db=db, principal=principal, pk=pk) if pk is not None else None
+    if row is None:
+        raise DomainError.single(
+            UserErrorCode.NOT_FOUND, ("input", "id"), "No webhook secret with this ID."
+        )
+    if row.expired_at is not None:
+        raise DomainError.single(
+            UserErrorCode.ALREADY_EXPIRED, ("input", "id"), "This secret has already expired."
+        )
+    row.expired_at = utcnow()
+    db.add(row)
+    await db.flush()
+    store = await db.get(Store, row.store_pk)
+    await audit.record_by(
+        db,
+        principal,
+        "webhook_secret.expire",
+        f"Expired {row.mode} webhook secret {row.hint}",
+        store_id=store.store_id if store else None,
+        target_id=secret_id,
+    )
+    return row
+
+
+async def secret_by_pk(*, db: AsyncSession, principal: Principal, pk: int) -> WebhookSecret | None:
+    statement = select(WebhookSecret).where(
+        col(WebhookSecret.id) == pk, col(WebhookSecret.merchant_id) == principal.merchant_id
+    )
+    if access(principal, Operation.READ) is Access.OWN_STORE:
+        statement = statement.where(col(WebhookSecret.store_pk) == principal.store_pk)
+    row = (await db.exec(statement)).first()
+    if row is None or await visible_store(db, principal, row.store_pk) is None:
+        return None
+    return row
+
+
+def secret_context(store_pk: int, mode: str) -> str:
+    return f"webhook-secret:{store_pk}:{mode}"
+
+
+async def active_secrets(
+    db: AsyncSession, encryptor: Encryptor, store_pk: int, mode: IntegrationMode
+) -> list[str]:
+    rows = (
+        await db.exec(
+            select(WebhookSecret)
+            .where(
+                col(WebhookSecret.store_pk) == store_pk,
+                col(WebhookSecret.mode) == mode.value,
+                col(WebhookSecret.expired_at).is_(None),
+            )
+            .order_by(col(WebhookSecret.id))
+        )
+    ).all()
+    return [encryptor.decrypt(r.cipher, context=secret_context(store_pk, mode.value)) for r in rows]
+
+
+async def effective_for_stores(
+    db: AsyncSession, principal: Principal, store_pks: list[int]
+) -> dict[int, list[Effective]]:
+    """Every (version, mode) setting of many stores in three statements (no N+1)."""
+    stores = (
+        await db.exec(
+            select(Store).where(
+                col(Store.merchant_id) == principal.merchant_id,
+                (col(Store.id).in_(store_pks)) | col(Store.is_representative),
+            )
+        )
+    ).all()
+    representative = next((s for s in stores if s.is_representative), None)
+    wanted = {s.id for s in stores}
+    rows = (
+        await db.exec(
+            select(WebhookSetting).where(
+                col(WebhookSetting.merchant_id) == principal.merchant_id,
+                col(WebhookSetting.store_pk).in_(wanted),
+            )
+        )
+    ).all()
+    by_key = {(r.store_pk, r.module_version, r.mode): r for r in rows}
+    result: dict[int, list[Effective]] = {}
+    for store in stores:
+        if store.id not in store_pks:
+            continue
+        settings = []
+        for version in ModuleVersionValue:
+            for mode in IntegrationMode:
+                own = by_key.get((store.id, version.value, mode.value))
+                rep = None
+                if representative is not None and representative.id is not None:
+                    rep = (
+                        representative,
+                        by_key.get((representative.id, version.value, mode.value)),
+                    )
+                settings.append(effective(store, version, mode, own, rep))
+        assert store.id is not None
+        result[store.id] = settings
+    return result
+
+
+async def secrets_for(
+    db: AsyncSession, principal: Principal, keys: list[tuple[int, str]]
+) -> dict[tuple[int, str], list[WebhookSecret]]:
+    store_pks = sorted({pk for pk, _ in keys})
+    rows = (
+        await db.exec(
+            select(WebhookSecret)
+            .where(
+                col(WebhookSecret.merchant_id) == principal.merchant_id,
+                col(WebhookSecret.store_pk).in_(store_pks),
+            )
+            .order_by(col(WebhookSecret.id))
+        )
+    ).all()
+    found: dict[tuple[int, str], list[WebhookSecret]] = {key: [] for key in keys}
+    for row in rows:
+        if (row.store_pk, row.mode) in found:
+            found[(row.store_pk, row.mode)].append(row)
+    return found
+
+
+def deliveries_query(
+    principal: Principal, store_pk: int, version: ModuleVersionValue, mode: IntegrationMode
+) -> SelectOfScalar[WebhookDelivery]:
+    return select(WebhookDelivery).where(
+        col(WebhookDelivery.merchant_id) == principal.merchant_id,
+        col(WebhookDelivery.store_pk) == store_pk,
+        col(WebhookDelivery.module_version) == version.value,
+        col(WebhookDelivery.mode) == mode.value,
+    )
+
+
+async def visible_store(db: AsyncSession, principal: Principal, store_pk: int) -> Store | None:
+    return await store_by_pk(db=db, principal=principal, pk=store_pk)

@@ -1,0 +1,179 @@
+"""GraphQL types of webhooks. Signing secrets are shown once; only hints after that."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated
+
+import strawberry
+from sqlmodel import col
+
+from db.models import WebhookDelivery as DeliveryRow
+from db.models import WebhookSecret as SecretRow
+from gql_api.channels.types import IntegrationMode
+from gql_api.context import Info
+from gql_api.node import Node, to_global_id
+from gql_api.pagination import Connection, PageRequest, paginate, to_connection
+from gql_api.pg_catalog.types import ModuleVersion
+from gql_api.webhooks import payloads, service
+
+WebhookContentType = strawberry.enum(
+    payloads.WebhookContentType,
+    name="WebhookContentType",
+    description="JSON (application/json) or FORM_URLENCODED (application/x-www-form-urlencoded).",
+)
+WebhookPayloadVersion = strawberry.enum(
+    payloads.WebhookPayloadVersion,
+    name="WebhookPayloadVersion",
+    description="V2 payload versions; V2024_04_25 allows JSON only.",
+)
+
+
+class WebhookTriggerValue(StrEnum):
+    TEST = "TEST"
+    EVENT = "EVENT"
+
+
+WebhookTrigger = strawberry.enum(
+    WebhookTriggerValue,
+    name="WebhookTrigger",
+    description="Why a webhook was sent: TEST (호출 테스트) or EVENT.",
+)
+
+
+@strawberry.type
+class HttpHeader:
+    name: str
+    value: str
+
+
+@strawberry.type(description="A V2 signing secret; the value was shown once, when issued.")
+class WebhookSecret(Node):
+    hint: str
+    created_at: datetime
+    expired_at: datetime | None = strawberry.field(description="Set once expired; final.")
+
+    @classmethod
+    def from_row(cls, row: SecretRow) -> WebhookSecret:
+        assert row.id is not None
+        return cls(
+            id=to_global_id("WebhookSecret", row.id),
+            hint=row.hint,
+            created_at=row.created_at,
+            expired_at=row.expired_at,
+        )
+
+
+@strawberry.type(description="One webhook sent, as sent, with what came back.")
+class WebhookDelivery(Node):
+    trigger: WebhookTrigger  # type: ignore[valid-type]
+    url: str
+    request_headers: list[HttpHeader] = strawberry.field(
+        description="As sent, signature headers included."
+    )
+    request_body: str
+    status_code: int | None = strawberry.field(description="null when nothing came back.")
+    response_body: str | None = strawberry.field(description="At most the first 64 KiB.")
+    error: str | None = strawberry.field(description="Why it failed, in words.")
+    duration_ms: int
+    succeeded: bool
+    attempted_at: datetime
+
+    @classmethod
+    def from_row(cls, row: DeliveryRow) -> WebhookDelivery:
+        assert row.id is not None
+        return cls(
+            id=to_global_id("WebhookDelivery", row.id),
+            trigger=WebhookTriggerValue(row.trigger),
+            url=row.url,
+            request_headers=[HttpHeader(name=n, value=v) for n, v in row.request_headers],
+            request_body=row.request_body,
+            status_code=row.status_code,
+            response_body=row.response_body,
+            error=row.error,
+            duration_ms=row.duration_ms,
+            succeeded=row.succeeded,
+            attempted_at=row.attempted_at,
+        )
+
+
+def _pk(row: DeliveryRow) -> int:
+    assert row.id is not None
+    return row.id
+
+
+@strawberry.type(description="결제알림 setting of a store for one module version and mode.")
+class WebhookSetting:
+    module_version: ModuleVersion  # type: ignore[valid-type]
+    mode: IntegrationMode  # type: ignore[valid-type]
+    url: str | None = strawberry.field(description="null = not set.")
+    content_type: WebhookContentType  # type: ignore[valid-type]
+    payload_version: WebhookPayloadVersion | None  # type: ignore[valid-type]
+    uses_representative_setting: bool = strawberry.field(
+        description="Sub-stores follow the representative store until they opt out."
+    )
+    updated_at: datetime | None
+    effective: strawberry.Private[service.Effective]
+
+    @classmethod
+    def from_effective(cls, value: service.Effective) -> WebhookSetting:
+        return cls(
+            module_version=value.module_version,
+            mode=value.mode,
+            url=value.url,
+            content_type=value.content_type,
+            payload_version=value.payload_version,
+            uses_representative_setting=value.uses_representative_setting,
+            updated_at=value.updated_at,
+            effective=value,
+        )
+
+    @strawberry.field(description="V2 signing secrets of this mode (at most 2 active).")
+    async def secrets(self, info: Info) -> list[WebhookSecret]:
+        if self.effective.module_version is payloads.ModuleVersionValue.V1:
+            return []
+        rows = await info.context.loaders.webhook_secrets.load(
+            (self.effective.source_store_pk, self.effective.mode.value)
+        )
+        return [WebhookSecret.from_row(r) for r in rows]
+
+    @strawberry.field(description="Deliveries of this setting, newest first.")
+    async def deliveries(
+        self,
+        info: Info,
+        first: Annotated[int | None, strawberry.argument(description="At most 100.")] = None,
+        after: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
+    ) -> Connection[WebhookDelivery]:
+        principal = info.context.require_principal()
+        assert self.effective.store.id is not None
+        statement = service.deliveries_query(
+            principal, self.effective.store.id, self.effective.module_version, self.effective.mode
+        )
+        request = PageRequest(first=first, after=after, last=last, before=before)
+        async with info.context.db() as db:
+            page = await paginate(
+                db, statement, col(DeliveryRow.id), request, _pk, newest_first=True
+            )
+        return to_connection(page, WebhookDelivery.from_row)
+
+
+@strawberry.type
+class IpWhitelistSupport:
+    supported: bool
+    message: str
+    contact: str | None
+
+
+@strawberry.type(description="추가 설정 관리.")
+class AdditionalSettings:
+    @strawberry.field(description="IP whitelists are a V1 feature; V2 does not offer one.")
+    def ip_whitelist(self) -> IpWhitelistSupport:
+        return IpWhitelistSupport(
+            supported=False,
+            message="포트원 V2 결제 모듈에서는 화이트리스트 기능을 지원하지 않습니다. 해당 기능을 "
+            "필요로 하시는 경우 V2 기술지원 메일(tech.support@portone.io)로 문의 부탁드립니다.",
+            contact="tech.support@portone.io",
+        )
