@@ -102,6 +102,7 @@ def is_shared_test_mid(
                 path,
                 "A shared public test MID cannot be used in LIVE mode; use your own MID.",
             )
+            return False
         return True
     if shared_anywhere:
         problems.add(
@@ -141,9 +142,14 @@ def check_merchant_id(
 
 def check_credential_input(
     problems: Problems, module: PaymentModule, values: Sequence[CredentialValue]
-) -> dict[str, str]:
-    """Known keys, once each, sane values. Returns {key: value} ("" means: clear it)."""
+) -> tuple[dict[str, str], set[str]]:
+    """Known keys, once each, sane values.
+
+    Returns ({key: value} ("" means: clear it), the keys given with a refused value), so that
+    a refused value is not reported again as missing.
+    """
     result: dict[str, str] = {}
+    refused: set[str] = set()
     for item in values:
         path = (*_CREDENTIALS, item.key)
         field = module.field(item.key)
@@ -154,31 +160,28 @@ def check_credential_input(
                 f"“{module.name}” has no credential {item.key!r}.",
             )
             continue
-        if item.key in result:
+        if item.key in result or item.key in refused:
             problems.add(UserErrorCode.INVALID_INPUT, path, f"{field.label} is given twice.")
             continue
         value = item.value.strip()
+        message = None
         if len(value) > CREDENTIAL_MAX_LENGTH:
-            problems.add(
-                UserErrorCode.INVALID_INPUT,
-                path,
-                f"{field.label} must be at most {CREDENTIAL_MAX_LENGTH} characters.",
-            )
-            continue
-        if any(has_control_characters(c) and c not in _ALLOWED_WHITESPACE for c in value):
-            problems.add(
-                UserErrorCode.INVALID_INPUT, path, f"{field.label} contains control characters."
-            )
-            continue
-        if value and field.pattern and not re.fullmatch(field.pattern, value):
-            problems.add(
-                UserErrorCode.INVALID_INPUT,
-                path,
-                f"{field.label} does not have the expected format.",
-            )
+            message = f"{field.label} must be at most {CREDENTIAL_MAX_LENGTH} characters."
+        elif any(has_control_characters(c) and c not in _ALLOWED_WHITESPACE for c in value):
+            message = f"{field.label} contains control characters."
+        elif value and field.pattern and not re.fullmatch(field.pattern, value):
+            message = f"{field.label} does not have the expected format."
+        if message is not None:
+            problems.add(UserErrorCode.INVALID_INPUT, path, message)
+            refused.add(item.key)
             continue
         result[item.key] = value
-    return result
+    return result, refused
+
+
+def mid_refused(problems: Problems) -> bool:
+    """A refused shared test MID makes "credentials missing" beside the point."""
+    return any(e.code is UserErrorCode.SHARED_TEST_MID_NOT_ALLOWED for e in problems.errors)
 
 
 def check_required(

@@ -100,9 +100,10 @@ async def create_channel(
         problems, services.catalog, module, draft.mode, draft.pg_merchant_id.strip()
     )
     merchant_id = rules.check_merchant_id(problems, module, draft.pg_merchant_id, shared=shared)
-    values = rules.check_credential_input(problems, module, draft.credentials)
+    values, refused = rules.check_credential_input(problems, module, draft.credentials)
     present = {k: v for k, v in values.items() if v}
-    rules.check_required(problems, module, present, shared=shared)
+    if not rules.mid_refused(problems):
+        rules.check_required(problems, module, {**present, **dict.fromkeys(refused)}, shared=shared)
     problems.raise_if_any()
     await _ensure_name_free(db, store.id, draft.mode, name)
 
@@ -166,16 +167,18 @@ async def update_channel(
             changed.append("pgMerchantId")
 
     stored = dict(channel.credentials)
-    given = rules.check_credential_input(problems, module, changes.credentials or ())
-    if shared and changes.credentials is None:
-        stored = {}  # moving to a shared test MID drops the merchant's own credentials
+    given, refused = rules.check_credential_input(problems, module, changes.credentials or ())
+    if shared:
+        stored = {}  # a shared test MID uses the platform's credentials, not the merchant's
+        given = {k: v for k, v in given.items() if v}
     for key, value in given.items():
         changed.append(f"credentials.{key}")
         if value:
             stored[key] = _seal(services.encryptor, channel.channel_key, module, {key: value})[key]
         else:
             stored.pop(key, None)
-    rules.check_required(problems, module, stored, shared=shared)
+    if not rules.mid_refused(problems):
+        rules.check_required(problems, module, {**stored, **dict.fromkeys(refused)}, shared=shared)
     problems.raise_if_any()
 
     tax_type = changes.tax_type.value if changes.tax_type is not None else channel.tax_type

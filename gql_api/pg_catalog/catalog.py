@@ -92,7 +92,11 @@ class _Strict(BaseModel):
 
 def _valid_pattern(value: str | None) -> str | None:
     if value is not None:
-        re.compile(value)
+        try:
+            re.compile(value)
+        except re.error as error:
+            message = f"pattern {value!r} is not a valid regular expression: {error}"
+            raise ValueError(message) from None
         if not (value.startswith("^") and value.endswith("$")):
             raise ValueError(f"pattern {value!r} must be anchored with ^ and $")
     return value

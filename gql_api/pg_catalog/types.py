@@ -59,8 +59,13 @@ class PaymentModule:
         description="Regular expression an own MID must match, where the format is known."
     )
     merchant_id_help: str | None
-    credential_fields: list[CredentialField]
-    shared_test_merchant_ids: list[SharedTestMerchantId]
+    credential_fields: list[CredentialField] = strawberry.field(
+        description="What to send in `credentials` with an own MID (required ones in both modes)."
+    )
+    shared_test_merchant_ids: list[SharedTestMerchantId] = strawberry.field(
+        description="Public test MIDs usable in TEST mode; they use the platform's credentials, "
+        "so send no credentials with them."
+    )
 
     @classmethod
     def from_model(cls, module: catalog.PaymentModule) -> PaymentModule:
