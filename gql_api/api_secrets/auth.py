@@ -76,25 +76,38 @@ async def principal_for_secret(
         raise Unauthenticated(
             "The API secret is malformed (wrong format or checksum).", reason="MALFORMED"
         )
+    now = utcnow()
+    # One statement: the key's row, its store, and its recent failures (for throttling).
+    recent_failures = (
+        select(func.count())
+        .where(
+            col(ApiSecretFailure.key_id) == parsed.key_id,
+            col(ApiSecretFailure.attempted_at) > now - FAILURE_WINDOW,
+        )
+        .scalar_subquery()
+    )
     found = (
         await db.exec(
-            select(ApiSecret, Store)
+            select(ApiSecret, Store, recent_failures)
             .join(Store, col(Store.id) == col(ApiSecret.store_pk))
             .where(col(ApiSecret.key_id) == parsed.key_id)
         )
     ).first()
     if found is None:
         raise Unauthenticated("The API secret is not valid.", reason="INVALID")
-    secret, store = found
+    secret, store, failures = found
     assert secret.id is not None
-    now = utcnow()
     _check_usable(secret, store, now)
+    if failures >= MAX_FAILURES:
+        raise RateLimited(
+            "Too many failed attempts with this API secret; try again later.",
+            retryAfterSeconds=int(FAILURE_WINDOW.total_seconds()),
+        )
     fingerprint = api_keys.fingerprint(parsed.plaintext)
     known = verifier.verified.knows(
         fingerprint, secret_id=secret.id, secret_hash=secret.secret_hash
     )
     if not known:
-        await _throttle(db, parsed.key_id, now)
         if not await verifier.hashing.verify(secret.secret_hash, parsed.plaintext):
             await _record_failure(verifier.engine, secret, now)
             raise Unauthenticated("The API secret is not valid.", reason="INVALID")
@@ -214,22 +227,6 @@ async def issue_pair(db: AsyncSession, secret_id: int) -> TokenPair:
     )
     await db.flush()
     return TokenPair(access, refresh_token, access_expires)
-
-
-async def _throttle(db: AsyncSession, key_id: str, now: datetime) -> None:
-    failures = (
-        await db.exec(
-            select(func.count()).where(
-                col(ApiSecretFailure.key_id) == key_id,
-                col(ApiSecretFailure.attempted_at) > now - FAILURE_WINDOW,
-            )
-        )
-    ).one()
-    if failures >= MAX_FAILURES:
-        raise RateLimited(
-            "Too many failed attempts with this API secret; try again later.",
-            retryAfterSeconds=int(FAILURE_WINDOW.total_seconds()),
-        )
 
 
 async def _record_failure(engine: AsyncEngine, secret: ApiSecret, now: datetime) -> None:
