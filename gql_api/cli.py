@@ -1,4 +1,5 @@
-"""Command line: `integration-api serve | migrate | export-schema | check-config`."""
+"""Command line: `integration-api serve | migrate | export-schema | check-config |
+create-merchant`."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ def _serve(_: argparse.Namespace) -> int:
         host=settings.host,
         port=settings.port,
         log_config=None,
+        access_log=False,  # gql_api.access logs one JSON line per request instead
         proxy_headers=True,
     )
     return 0
@@ -47,6 +49,54 @@ def _export_schema(args: argparse.Namespace) -> int:
     else:
         Path(args.output).write_text(sdl, encoding="utf-8")
     return 0
+
+
+def _create_merchant(args: argparse.Namespace) -> int:
+    """Sign a merchant up without GraphQL (for operators); the password comes from stdin."""
+    import asyncio
+    import getpass
+
+    from db.engine import begin_write
+    from gql_api.accounts import service
+    from gql_api.app import create_state
+    from gql_api.errors import DomainError
+    from gql_api.settings import get_settings
+
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = getpass.getpass("Owner password: ")
+
+    async def run() -> int:
+        state = create_state(get_settings())
+        try:
+            async with state.session_factory() as db:
+                await begin_write(db)
+                try:
+                    signed = await service.sign_up(
+                        db=db,
+                        hashing=state.hashing,
+                        settings=state.settings,
+                        merchant_name=args.merchant_name,
+                        email=args.email,
+                        password=password,
+                        name=args.name,
+                    )
+                except DomainError as error:
+                    await db.rollback()
+                    for problem in error.errors:
+                        field = ".".join(problem.field or ())
+                        print(f"{problem.code.value} {field}: {problem.message}", file=sys.stderr)
+                    return 1
+                await db.commit()
+                print(f"merchant: {signed.merchant.name}")
+                print(f"owner: {signed.session.user.email}")
+                print(f"representative storeId: {signed.store.store_id}")
+                return 0
+        finally:
+            await state.engine.dispose()
+
+    return asyncio.run(run())
 
 
 def _check_config(_: argparse.Namespace) -> int:
@@ -79,6 +129,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands.add_parser("check-config", help="validate settings from the environment").set_defaults(
         run=_check_config
     )
+    create = commands.add_parser(
+        "create-merchant", help="sign a merchant up (merchant, 대표상점, OWNER) without GraphQL"
+    )
+    create.add_argument("--merchant-name", required=True)
+    create.add_argument("--email", required=True, help="the owner's email")
+    create.add_argument("--name", required=True, help="the owner's name")
+    create.add_argument(
+        "--password-stdin", action="store_true", help="read the password from standard input"
+    )
+    create.set_defaults(run=_create_merchant)
     args = parser.parse_args(argv)
     return int(args.run(args))
 
