@@ -25,6 +25,7 @@ from gql_api.api_secrets.verified import VerifiedSecrets
 from gql_api.auth import authenticate
 from gql_api.context import AppState, Context
 from gql_api.errors import ApiErrorCode, RateLimited, Unauthenticated
+from gql_api.graphiql import ASSETS_PATH, graphiql_assets_app, graphiql_response
 from gql_api.logs import current_request_id, new_request_id, set_request_id
 from gql_api.nul_guard import decode_json_without_nul
 from gql_api.pg_catalog.catalog import load_catalog
@@ -86,6 +87,10 @@ class GraphQLApp(GraphQL[Context, None]):
             except HTTPException as error:
                 response = _error_response(error.reason, error.status_code)
             await response(scope, receive, send)
+
+    async def render_graphql_ide(self, request: Request) -> Response:
+        # GraphiQL with every asset served by this service (see gql_api.graphiql), not unpkg.com.
+        return graphiql_response()
 
     def decode_json(self, data: str | bytes) -> object:
         return decode_json_without_nul(data)
@@ -240,6 +245,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         ],
         lifespan=lifespan,
     )
+    if settings.graphiql_on:
+        app.mount(ASSETS_PATH, graphiql_assets_app(), name="graphiql-assets")
     app.state.app_state = state
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_request_bytes)
     return app
