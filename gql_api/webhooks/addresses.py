@@ -21,6 +21,7 @@ RESOLVE_TIMEOUT_SECONDS = 5.0
 ALLOWED_NETWORKS_SETTING = "WEBHOOK_ALLOWED_NETWORKS"
 _CGNAT = ipaddress.ip_network("100.64.0.0/10")
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
+_NEVER_RESOLVE = frozenset({"invalid", "test", "example", "local", "onion"})
 
 
 class UrlRefused(ValueError):
@@ -104,6 +105,9 @@ async def resolve(host: str, port: int) -> tuple[IPAddress, ...]:
         literal = None
     if literal is not None:
         return (literal,)
+    name = host.rstrip(".").lower()
+    if name.rsplit(".", 1)[-1] in _NEVER_RESOLVE:  # RFC 6761/6762 special-use names
+        raise UrlRefused(f"The host {host!r} does not resolve.", forbidden=False)
     loop = asyncio.get_running_loop()
     try:
         async with asyncio.timeout(RESOLVE_TIMEOUT_SECONDS):
