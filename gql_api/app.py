@@ -20,13 +20,22 @@ from strawberry.http import GraphQLHTTPResponse
 from strawberry.types import ExecutionResult
 
 from db.engine import create_engine, create_session_factory
+from gql_api.access_log import AccessLogMiddleware
 from gql_api.api_secrets.auth import SecretVerifier
 from gql_api.api_secrets.verified import VerifiedSecrets
 from gql_api.auth import authenticate
 from gql_api.context import AppState, Context
-from gql_api.errors import ApiErrorCode, RateLimited, Unauthenticated
+from gql_api.errors import (
+    GRAPHQL_PARSE_FAILED,
+    GRAPHQL_VALIDATION_FAILED,
+    ApiErrorCode,
+    RateLimited,
+    Unauthenticated,
+    request_error_code,
+)
 from gql_api.graphiql import ASSETS_PATH, graphiql_assets_app, graphiql_response
 from gql_api.logs import current_request_id, new_request_id, set_request_id
+from gql_api.metrics import Metrics
 from gql_api.nul_guard import decode_json_without_nul
 from gql_api.pg_catalog.catalog import load_catalog
 from gql_api.schema import build_schema
@@ -39,13 +48,6 @@ logger = logging.getLogger("gql_api.app")
 _SESSION_KEY = "gql_api.session"
 _PRINCIPAL_KEY = "gql_api.principal"
 _SUB_RESPONSE_KEY = "gql_api.sub_response"
-_COMPLEXITY_MARKERS = (
-    "exceeds maximum operation depth",
-    "aliases found",
-    "Document contains more than",
-)
-GRAPHQL_PARSE_FAILED = "GRAPHQL_PARSE_FAILED"
-GRAPHQL_VALIDATION_FAILED = "GRAPHQL_VALIDATION_FAILED"
 _REQUEST_ERROR_CODES = frozenset(
     {GRAPHQL_PARSE_FAILED, GRAPHQL_VALIDATION_FAILED, ApiErrorCode.QUERY_TOO_COMPLEX.value}
 )
@@ -114,7 +116,7 @@ class GraphQLApp(GraphQL[Context, None]):
         for error in errors:
             extensions = error.setdefault("extensions", {})
             if "code" not in extensions:
-                extensions["code"] = _request_error_code(error.get("message", ""))
+                extensions["code"] = request_error_code(error.get("message", ""))
         # A document that could not run at all is the client's fault: 400, as GraphQL over HTTP.
         if data.get("data") is None and any(
             e["extensions"]["code"] in _REQUEST_ERROR_CODES for e in errors
@@ -123,14 +125,6 @@ class GraphQLApp(GraphQL[Context, None]):
             if sub_response is not None:
                 sub_response.status_code = 400
         return data
-
-
-def _request_error_code(message: str) -> str:
-    if any(marker in message for marker in _COMPLEXITY_MARKERS):
-        return ApiErrorCode.QUERY_TOO_COMPLEX.value
-    if message.startswith("Syntax Error"):
-        return GRAPHQL_PARSE_FAILED
-    return GRAPHQL_VALIDATION_FAILED
 
 
 def _error_response(message: str, status_code: int, **extensions: str | int) -> Response:
@@ -210,6 +204,7 @@ def create_state(settings: Settings) -> AppState:
         catalog=load_catalog(),
         encryptor=encryptor_from_settings(settings),
         verifier=SecretVerifier(engine=engine, hashing=hashing, verified=VerifiedSecrets()),
+        metrics=Metrics(engine),
     )
 
 
@@ -219,6 +214,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     async def healthz(_: Request) -> Response:
         return JSONResponse({"status": "ok"})
+
+    async def metrics(_: Request) -> Response:
+        return Response(state.metrics.render(), media_type=state.metrics.content_type)
 
     async def readyz(_: Request) -> Response:
         try:
@@ -242,11 +240,13 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Route("/graphql", graphql, methods=["GET", "POST"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
+            Route("/metrics", metrics, methods=["GET"]),
         ],
         lifespan=lifespan,
     )
     if settings.graphiql_on:
         app.mount(ASSETS_PATH, graphiql_assets_app(), name="graphiql-assets")
     app.state.app_state = state
+    app.add_middleware(AccessLogMiddleware, metrics=state.metrics)
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_request_bytes)
     return app

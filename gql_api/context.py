@@ -16,6 +16,7 @@ from starlette.responses import Response
 
 from gql_api.api_secrets.auth import SecretVerifier
 from gql_api.errors import Unauthenticated
+from gql_api.metrics import Metrics
 from gql_api.permissions import Principal
 from gql_api.pg_catalog.catalog import Catalog
 from gql_api.security.encryption import Encryptor
@@ -37,6 +38,7 @@ class AppState:
     catalog: Catalog
     encryptor: Encryptor
     verifier: SecretVerifier
+    metrics: Metrics
 
 
 @dataclass

@@ -37,6 +37,7 @@ from gql_api.ids import parse_global_id
 from gql_api.logs import current_request_id
 from gql_api.members import schema as members
 from gql_api.members.types import Invitation, Member
+from gql_api.metrics import OperationMetrics
 from gql_api.node import Node
 from gql_api.nul_guard import NoNulInStrings
 from gql_api.pg_catalog import schema as pg_catalog
@@ -129,6 +130,7 @@ class Schema(strawberry.Schema):
 
 def build_schema(settings: Settings) -> strawberry.Schema:
     extensions: list[type[SchemaExtension] | Callable[[], SchemaExtension]] = [
+        OperationMetrics,  # outermost: it sees the final (masked) errors
         LoggedMaskErrors,
         lambda: QueryDepthLimiter(max_depth=settings.max_query_depth),
         lambda: MaxAliasesLimiter(max_alias_count=settings.max_aliases),

@@ -18,7 +18,7 @@ from gql_api.pg_catalog.types import ModuleVersion
 from gql_api.user_errors import UserError, mutate, user_errors
 from gql_api.webhooks import calls, payloads, service
 from gql_api.webhooks.addresses import parse_networks
-from gql_api.webhooks.sender import Limits
+from gql_api.webhooks.sender import DeliveryResult, Limits
 from gql_api.webhooks.types import (
     WebhookContentType,
     WebhookDelivery,
@@ -195,6 +195,8 @@ class Mutation:
             ),
         )
 
+        app.metrics.webhook_tests.labels(result=_result_label(result)).inc()
+
         async def action(db: AsyncSession) -> DeliveryRow:
             return await calls.record(
                 db=db,
@@ -208,6 +210,16 @@ class Mutation:
         return WebhookTestPayload(
             delivery=WebhookDelivery.from_row(row) if row else None, user_errors=errors
         )
+
+
+def _result_label(result: DeliveryResult) -> str:
+    if result.succeeded:
+        return "succeeded"
+    if result.status_code is not None:
+        return "http_error"
+    if result.error and result.error.startswith("Not sent"):
+        return "blocked"
+    return "failed"
 
 
 async def resolve_secret_node(info: Info, pk: int) -> WebhookSecret | None:

@@ -1,0 +1,87 @@
+"""One JSON access-log line per request, and the request counters: never variables or bodies."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from gql_api.metrics import OPERATION_KEY, OUTCOME_KEY, Metrics
+from gql_api.permissions import Principal
+
+logger = logging.getLogger("gql_api.access")
+PRINCIPAL_KEY = "gql_api.principal"
+
+
+class AccessLogMiddleware:
+    def __init__(self, app: ASGIApp, *, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def send_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            self._log(scope, status, time.perf_counter() - started)
+
+    def _log(self, scope: Scope, status: int, seconds: float) -> None:
+        path = scope.get("path", "")
+        principal = scope.get(PRINCIPAL_KEY)
+        kind = principal.kind.value if isinstance(principal, Principal) else "anonymous"
+        if status == 401:
+            kind = "refused"
+        codes: list[str] = scope.get(OUTCOME_KEY) or []
+        outcome = _outcome(status, codes)
+        operation = None
+        if path == "/graphql" and scope.get("method") == "POST":
+            operation = self.metrics.operation_label(scope.get(OPERATION_KEY))
+            self.metrics.requests.labels(operation=operation, outcome=outcome).inc()
+            self.metrics.latency.labels(operation=operation).observe(seconds)
+            for code in codes:
+                self.metrics.errors.labels(code=code).inc()
+            if status >= 400 and not codes:
+                self.metrics.errors.labels(code=_status_code_label(status)).inc()
+        logger.info(
+            "%s %s %d",
+            scope.get("method"),
+            path,
+            status,
+            extra={
+                "method": scope.get("method"),
+                "path": path,
+                "status": status,
+                "duration_ms": round(seconds * 1000, 2),
+                "operation": operation,
+                "principal": kind,
+                "outcome": outcome,
+            },
+        )
+
+
+def _outcome(status: int, codes: list[str]) -> str:
+    if status >= 500:
+        return "server_error"
+    if status >= 400:
+        return "client_error"
+    if codes:
+        return "error"
+    return "ok"
+
+
+def _status_code_label(status: int) -> str:
+    return {401: "UNAUTHENTICATED", 413: "BAD_REQUEST", 429: "RATE_LIMITED"}.get(
+        status, "BAD_REQUEST"
+    )
