@@ -6,7 +6,7 @@ import base64
 import binascii
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Generic, TypeVar
 
 import strawberry
 from sqlalchemy.orm import Mapped
@@ -15,6 +15,9 @@ from sqlmodel.sql.expression import SelectOfScalar
 
 from gql_api.errors import BadRequest
 from gql_api.ids import MAX_PRIMARY_KEY
+
+if TYPE_CHECKING:
+    from gql_api.context import Info
 
 MAX_PAGE_SIZE = 100
 DEFAULT_PAGE_SIZE = 50
@@ -147,3 +150,35 @@ def to_connection(page: Page[Row], convert: Callable[[Row], NodeT]) -> Connectio
 
 def empty_connection() -> Connection[Any]:
     return to_connection(Page(rows=[], keys=[], has_next_page=False, has_previous_page=False), id)
+
+
+# Connection arguments, described once for every connection field.
+First = Annotated[
+    int | None,
+    strawberry.argument(description="At most this many items from the start (0-100, default 50)."),
+]
+After = Annotated[str | None, strawberry.argument(description="Items after this cursor.")]
+Last = Annotated[
+    int | None, strawberry.argument(description="At most this many items from the end (0-100).")
+]
+Before = Annotated[str | None, strawberry.argument(description="Items before this cursor.")]
+
+
+async def connection(
+    info: Info,
+    statement: SelectOfScalar[Row],
+    key: Mapped[Any],
+    request: PageRequest,
+    convert: Callable[[Row], NodeT],
+    *,
+    newest_first: bool = False,
+) -> Connection[NodeT]:
+    """One page of an already-scoped statement as a Relay connection."""
+    async with info.context.db() as db:
+        page = await paginate(db, statement, key, request, _row_id, newest_first=newest_first)
+    return to_connection(page, convert)
+
+
+def _row_id(row: Any) -> int:
+    assert row.id is not None
+    return int(row.id)

@@ -19,15 +19,18 @@ from gql_api.errors import Forbidden
 from gql_api.members import service as members_service
 from gql_api.members.types import Member
 from gql_api.node import Node, to_global_id
-from gql_api.pagination import Connection, PageRequest, paginate, to_connection
+from gql_api.pagination import (
+    After,
+    Before,
+    Connection,
+    First,
+    Last,
+    PageRequest,
+    connection,
+)
 from gql_api.permissions import STORE_SCOPED_ROLES
 from gql_api.stores import service as stores_service
-from gql_api.stores.types import AFTER, BEFORE, FIRST, LAST, Store
-
-
-def _pk(row: StoreRow | UserRow | AuditEventRow) -> int:
-    assert row.id is not None
-    return row.id
+from gql_api.stores.types import Store
 
 
 @strawberry.type(description="고객사: the merchant account that owns the stores.")
@@ -59,17 +62,15 @@ class Merchant(Node):
     async def stores(
         self,
         info: Info,
-        first: Annotated[int | None, strawberry.argument(description=FIRST)] = None,
-        after: Annotated[str | None, strawberry.argument(description=AFTER)] = None,
-        last: Annotated[int | None, strawberry.argument(description=LAST)] = None,
-        before: Annotated[str | None, strawberry.argument(description=BEFORE)] = None,
+        first: First = None,
+        after: After = None,
+        last: Last = None,
+        before: Before = None,
     ) -> Connection[Store]:
         principal = info.context.require_principal()
         request = PageRequest(first=first, after=after, last=last, before=before)
         statement = stores_service.visible_stores(principal)
-        async with info.context.db() as db:
-            page = await paginate(db, statement, col(StoreRow.id), request, _pk)
-        return to_connection(page, Store.from_row)
+        return await connection(info, statement, col(StoreRow.id), request, Store.from_row)
 
     @strawberry.field(
         description="Members, oldest first; STORE_* callers see only their sub-store's members."
@@ -77,38 +78,34 @@ class Merchant(Node):
     async def members(
         self,
         info: Info,
-        first: Annotated[int | None, strawberry.argument(description=FIRST)] = None,
-        after: Annotated[str | None, strawberry.argument(description=AFTER)] = None,
-        last: Annotated[int | None, strawberry.argument(description=LAST)] = None,
-        before: Annotated[str | None, strawberry.argument(description=BEFORE)] = None,
+        first: First = None,
+        after: After = None,
+        last: Last = None,
+        before: Before = None,
     ) -> Connection[Member]:
         principal = info.context.require_principal()
         request = PageRequest(first=first, after=after, last=last, before=before)
         statement = members_service.visible_members(principal)
-        async with info.context.db() as db:
-            page = await paginate(db, statement, col(UserRow.id), request, _pk)
-        return to_connection(page, Member.from_row)
+        return await connection(info, statement, col(UserRow.id), request, Member.from_row)
 
     @strawberry.field(description="The audit log, newest first (OWNER and ADMIN only).")
     async def audit_events(
         self,
         info: Info,
-        first: Annotated[int | None, strawberry.argument(description=FIRST)] = None,
-        after: Annotated[str | None, strawberry.argument(description=AFTER)] = None,
+        first: First = None,
+        after: After = None,
         store_id: Annotated[
             str | None, strawberry.argument(description="Only events of this store.")
         ] = None,
         action: Annotated[
             str | None, strawberry.argument(description='Only this action, e.g. "store.create".')
         ] = None,
-        last: Annotated[int | None, strawberry.argument(description=LAST)] = None,
-        before: Annotated[str | None, strawberry.argument(description=BEFORE)] = None,
+        last: Last = None,
+        before: Before = None,
     ) -> Connection[AuditEvent]:
         principal = info.context.require_principal()
         request = PageRequest(first=first, after=after, last=last, before=before)
         statement = audit_service.events_query(principal, store_id=store_id, action=action)
-        async with info.context.db() as db:
-            page = await paginate(
-                db, statement, col(AuditEventRow.id), request, _pk, newest_first=True
-            )
-        return to_connection(page, AuditEvent.from_row)
+        return await connection(
+            info, statement, col(AuditEventRow.id), request, AuditEvent.from_row, newest_first=True
+        )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
 
 import strawberry
 from sqlmodel import col
@@ -16,15 +15,20 @@ from gql_api.channels.pages import ChannelPageKey, ChannelQuery
 from gql_api.channels.types import Channel, ChannelFilter, IntegrationMode
 from gql_api.context import Info
 from gql_api.node import Node, to_global_id
-from gql_api.pagination import Connection, PageRequest, empty_connection, paginate, to_connection
+from gql_api.pagination import (
+    After,
+    Before,
+    Connection,
+    First,
+    Last,
+    PageRequest,
+    connection,
+    empty_connection,
+    to_connection,
+)
 from gql_api.pg_catalog.types import ModuleVersion
 from gql_api.stores import service
 from gql_api.webhooks.types import AdditionalSettings, WebhookSetting
-
-FIRST = "Return at most this many items from the start (0-100, default 50)."
-AFTER = "Return items after this cursor."
-LAST = "Return at most this many items from the end (0-100)."
-BEFORE = "Return items before this cursor."
 
 
 @strawberry.type(
@@ -59,10 +63,10 @@ class Store(Node):
     async def sub_stores(
         self,
         info: Info,
-        first: Annotated[int | None, strawberry.argument(description=FIRST)] = None,
-        after: Annotated[str | None, strawberry.argument(description=AFTER)] = None,
-        last: Annotated[int | None, strawberry.argument(description=LAST)] = None,
-        before: Annotated[str | None, strawberry.argument(description=BEFORE)] = None,
+        first: First = None,
+        after: After = None,
+        last: Last = None,
+        before: Before = None,
     ) -> Connection[Store]:
         principal = info.context.require_principal()
         statement = service.visible_sub_stores(principal, self.row)
@@ -70,19 +74,17 @@ class Store(Node):
         if statement is None:
             request.validated()
             return empty_connection()
-        async with info.context.db() as db:
-            page = await paginate(db, statement, col(StoreRow.id), request, _row_key)
-        return to_connection(page, Store.from_row)
+        return await connection(info, statement, col(StoreRow.id), request, Store.from_row)
 
     @strawberry.field(description="The store's channels, oldest first, optionally filtered.")
     async def channels(
         self,
         info: Info,
-        first: Annotated[int | None, strawberry.argument(description=FIRST)] = None,
-        after: Annotated[str | None, strawberry.argument(description=AFTER)] = None,
+        first: First = None,
+        after: After = None,
         filter: ChannelFilter | None = None,
-        last: Annotated[int | None, strawberry.argument(description=LAST)] = None,
-        before: Annotated[str | None, strawberry.argument(description=BEFORE)] = None,
+        last: Last = None,
+        before: Before = None,
     ) -> Connection[Channel]:
         request = PageRequest(first=first, after=after, last=last, before=before)
         request.validated()
@@ -103,18 +105,16 @@ class Store(Node):
     async def api_secrets(
         self,
         info: Info,
-        first: Annotated[int | None, strawberry.argument(description=FIRST)] = None,
-        after: Annotated[str | None, strawberry.argument(description=AFTER)] = None,
-        last: Annotated[int | None, strawberry.argument(description=LAST)] = None,
-        before: Annotated[str | None, strawberry.argument(description=BEFORE)] = None,
+        first: First = None,
+        after: After = None,
+        last: Last = None,
+        before: Before = None,
     ) -> Connection[ApiSecret]:
         principal = info.context.require_principal()
         assert self.row.id is not None
         statement = api_secrets_service.visible_secrets(principal, self.row.id)
         request = PageRequest(first=first, after=after, last=last, before=before)
-        async with info.context.db() as db:
-            page = await paginate(db, statement, col(ApiSecretRow.id), request, _row_key)
-        return to_connection(page, ApiSecret.from_row)
+        return await connection(info, statement, col(ApiSecretRow.id), request, ApiSecret.from_row)
 
     @strawberry.field(description="결제알림 setting for one module version and mode.")
     async def webhook_setting(
@@ -137,8 +137,3 @@ class Store(Node):
     @strawberry.field(description="추가 설정 관리.")
     def additional_settings(self) -> AdditionalSettings:
         return AdditionalSettings()
-
-
-def _row_key(row: StoreRow | ApiSecretRow) -> int:
-    assert row.id is not None
-    return row.id

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated
 
 import strawberry
 from sqlmodel import col
@@ -14,7 +13,7 @@ from db.models import WebhookSecret as SecretRow
 from gql_api.channels.types import IntegrationMode
 from gql_api.context import Info
 from gql_api.node import Node, to_global_id
-from gql_api.pagination import Connection, PageRequest, paginate, to_connection
+from gql_api.pagination import After, Before, Connection, First, Last, PageRequest, connection
 from gql_api.pg_catalog.types import ModuleVersion
 from gql_api.webhooks import payloads, service
 
@@ -98,11 +97,6 @@ class WebhookDelivery(Node):
         )
 
 
-def _pk(row: DeliveryRow) -> int:
-    assert row.id is not None
-    return row.id
-
-
 @strawberry.type(description="결제알림 setting of a store for one module version and mode.")
 class WebhookSetting:
     module_version: ModuleVersion  # type: ignore[valid-type]
@@ -142,10 +136,10 @@ class WebhookSetting:
     async def deliveries(
         self,
         info: Info,
-        first: Annotated[int | None, strawberry.argument(description="At most 100.")] = None,
-        after: str | None = None,
-        last: int | None = None,
-        before: str | None = None,
+        first: First = None,
+        after: After = None,
+        last: Last = None,
+        before: Before = None,
     ) -> Connection[WebhookDelivery]:
         principal = info.context.require_principal()
         assert self.effective.store.id is not None
@@ -153,11 +147,14 @@ class WebhookSetting:
             principal, self.effective.store.id, self.effective.module_version, self.effective.mode
         )
         request = PageRequest(first=first, after=after, last=last, before=before)
-        async with info.context.db() as db:
-            page = await paginate(
-                db, statement, col(DeliveryRow.id), request, _pk, newest_first=True
-            )
-        return to_connection(page, WebhookDelivery.from_row)
+        return await connection(
+            info,
+            statement,
+            col(DeliveryRow.id),
+            request,
+            WebhookDelivery.from_row,
+            newest_first=True,
+        )
 
 
 @strawberry.type
