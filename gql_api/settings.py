@@ -57,7 +57,8 @@ class Settings(BaseSettings):
     max_query_depth: int = Field(default=15, ge=2)
     max_aliases: int = Field(default=30, ge=0)
     max_tokens: int = Field(default=3000, ge=10)
-    max_request_bytes: int = Field(default=1_000_000, ge=1024)
+    # Large enough that an oversized field (a 10 MB credential) gets a userErrors answer.
+    max_request_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
 
     webhook_allowed_networks: Annotated[list[str], NoDecode] = Field(
         default_factory=list,

@@ -340,6 +340,10 @@ BAD_INPUTS: dict[str, tuple[Callable[[str], dict[str, Any]], list[tuple[str, lis
         _inicis(credentials=inicis_credentials(signKey="k" * 20_000)),
         [("INVALID_INPUT", _credential("signKey"))],
     ),
+    "secret of 10 MB": (
+        _inicis(credentials=inicis_credentials(signKey="k" * 10_000_000)),
+        [("INVALID_INPUT", _credential("signKey"))],
+    ),
     "credential with control characters": (
         _inicis(credentials=inicis_credentials(iniApiKey="abc\x07def\x1bghi")),
         [("INVALID_INPUT", _credential("iniApiKey"))],
