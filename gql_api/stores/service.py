@@ -10,7 +10,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import SelectOfScalar
 
-from db.models import Invitation, Merchant, Store, User
+from db.models import ApiSecret, Channel, Invitation, Merchant, Store, User, WebhookSecret
 from db.types import utcnow
 from gql_api import validation
 from gql_api.accounts.sessions import revoke_user_sessions
@@ -127,7 +127,8 @@ async def delete_sub_store(*, db: AsyncSession, principal: Principal, store_id: 
 
 
 async def _release_store_members(db: AsyncSession, store: Store) -> None:
-    """Members bound to a deleted sub-store lose access; its pending invitations die."""
+    """Members bound to a deleted sub-store lose access; its invitations, channels and secrets
+    end with it."""
     now = utcnow()
     members = (
         await db.exec(
@@ -146,6 +147,23 @@ async def _release_store_members(db: AsyncSession, store: Store) -> None:
             col(Invitation.revoked_at).is_(None),
         )
         .values(revoked_at=now)
+    )
+    # What belonged to the store goes with it: channels, API secrets (and so their tokens, which
+    # are checked against their secret), webhook signing secrets.
+    await db.exec(
+        update(Channel)
+        .where(col(Channel.store_pk) == store.id, col(Channel.deleted_at).is_(None))
+        .values(deleted_at=now, updated_at=now)
+    )
+    await db.exec(
+        update(ApiSecret)
+        .where(col(ApiSecret.store_pk) == store.id, col(ApiSecret.deleted_at).is_(None))
+        .values(deleted_at=now)
+    )
+    await db.exec(
+        update(WebhookSecret)
+        .where(col(WebhookSecret.store_pk) == store.id, col(WebhookSecret.expired_at).is_(None))
+        .values(expired_at=now)
     )
 
 

@@ -597,3 +597,35 @@ async def test_another_merchants_store_answers_like_an_unknown_one(api: Api) -> 
 
     # then
     assert theirs.body == missing.body
+
+
+STORE_CONTENTS = """
+mutation Fill($s: String!) {
+  channelCreate(input: {storeId: $s, mode: TEST, pgProvider: KCP_V2,
+                        moduleCode: "KCP_V2_PAYMENT", name: "KCP test", pgMerchantId: "T0000"}) {
+    channel { id } userErrors { code } }
+  apiSecretIssue(input: {storeId: $s, name: "Partner"}) { secret userErrors { code } }
+}
+"""
+
+
+async def test_deleting_a_sub_store_ends_its_channels_and_secrets(api: Api) -> None:
+    # given a sub-store with a channel and an API secret
+    owner = await api.sign_up()
+    store_id = (await create_store(api, owner, "Closing branch"))["storeId"]
+    filled = await api.gql(STORE_CONTENTS, {"s": store_id}, token=owner.token)
+    channel_id = filled.data["channelCreate"]["channel"]["id"]
+    secret = filled.data["apiSecretIssue"]["secret"]
+
+    # when the sub-store is deleted
+    deleted = await api.gql(STORE_DELETE, {"input": {"storeId": store_id}}, token=owner.token)
+    assert deleted.data["storeDelete"]["userErrors"] == []
+
+    # then its channel no longer resolves and its secret is refused
+    node = await api.gql(
+        "query($id: ID!) { node(id: $id) { id } }", {"id": channel_id}, token=owner.token
+    )
+    assert node.data == {"node": None}
+    refused = await api.gql("{ viewer { role } }", authorization=f"PortOne {secret}")
+    assert refused.status == 401
+    assert refused.error_codes == ["UNAUTHENTICATED"]
