@@ -76,3 +76,10 @@ async def begin_write(session: AsyncSession) -> None:
 
 def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
+
+
+async def begin_write_after_reads(session: AsyncSession) -> None:
+    """begin_write for a mutation that read first (and did slow work, such as argon2, with no
+    lock held): what it read stays readable, detached; re-read what it will change."""
+    session.expunge_all()
+    await begin_write(session)

@@ -88,6 +88,13 @@ class User(SQLModel, table=True):
             sqlite_where=text("removed_at IS NULL"),
             postgresql_where=text("removed_at IS NULL"),
         ),
+        Index(
+            "uq_users_one_owner",
+            "merchant_id",
+            unique=True,
+            sqlite_where=text("role = 'OWNER' AND removed_at IS NULL"),
+            postgresql_where=text("role = 'OWNER' AND removed_at IS NULL"),
+        ),
     )
 
     id: int | None = Field(default=None, primary_key=True)

@@ -22,7 +22,9 @@ def parse_global_id(value: str) -> tuple[str, int] | None:
     except (ValueError, UnicodeError, binascii.Error):
         return None
     type_name, _, digits = raw.partition(":")
-    if not type_name.isidentifier() or not digits.isdigit() or len(digits) > 10:
+    if not type_name.isidentifier() or not (digits.isascii() and digits.isdigit()):
+        return None
+    if len(digits) > 10:
         return None
     pk = int(digits)
     return (type_name, pk) if 0 < pk <= MAX_PRIMARY_KEY else None

@@ -10,7 +10,9 @@ from strawberry.dataloader import DataLoader
 
 from db.models import Channel, Merchant, Store, User, WebhookSecret
 from gql_api.channels.pages import ChannelPageKey, load_channel_pages
+from gql_api.members.service import visible_members
 from gql_api.pagination import Page
+from gql_api.permissions import Access, Operation, access
 from gql_api.stores.service import visible_stores
 from gql_api.webhooks.service import Effective, effective_for_stores, secrets_for
 
@@ -55,13 +57,13 @@ class Loaders:
         return [by_merchant.get(i) for i in merchant_ids]
 
     async def _users(self, ids: Sequence[int]) -> list[User | None]:
-        merchant_id = self._merchant_id()
+        """Users the caller may see as members (for createdBy and the viewer's own account)."""
+        principal = self._context.principal
+        if principal is None or access(principal, Operation.MEMBER_READ) is Access.NONE:
+            return [None for _ in ids]
+        statement = visible_members(principal).where(col(User.id).in_(ids))
         async with self._context.db() as db:
-            rows = (
-                await db.exec(
-                    select(User).where(col(User.id).in_(ids), col(User.merchant_id) == merchant_id)
-                )
-            ).all()
+            rows = (await db.exec(statement)).all()
         by_id = {row.id: row for row in rows}
         return [by_id.get(i) for i in ids]
 

@@ -91,7 +91,7 @@ async def paginate(
         statement = statement.where(key > before if newest_first else key < before)
     ascending = backward == newest_first
     statement = statement.order_by(key.asc() if ascending else key.desc()).limit(limit + 1)
-    rows = list((await db.exec(statement)).all()) if limit > 0 else []
+    rows = list((await db.exec(statement)).all())
     return page_from_rows(rows, request, key_of)
 
 

@@ -43,7 +43,8 @@ class Principal:
 
 
 class Operation(StrEnum):
-    READ = "read"  # merchant, stores, channels, webhook settings, secret metadata, members
+    READ = "read"  # merchant, stores, channels, webhook settings, secret metadata
+    MEMBER_READ = "member_read"  # members and their user accounts
     STORE_MANAGE = "store_manage"  # sub-store create / update / delete
     MEMBER_MANAGE = "member_manage"  # invite, change role, remove (within GRANTABLE)
     AUDIT_READ = "audit_read"
@@ -66,6 +67,7 @@ _A, _S, _N = Access.ALL, Access.OWN_STORE, Access.NONE
 _COLUMNS: tuple[str, ...] = (*(role.value for role in Role), API_SECRET)
 _ROWS: dict[Operation, tuple[Access, ...]] = {
     Operation.READ: (_A, _A, _A, _A, _A, _S, _S, _S),
+    Operation.MEMBER_READ: (_A, _A, _A, _A, _A, _S, _S, _N),
     Operation.STORE_MANAGE: (_A, _A, _N, _N, _N, _N, _N, _N),
     Operation.MEMBER_MANAGE: (_A, _A, _A, _N, _N, _S, _N, _N),
     Operation.AUDIT_READ: (_A, _A, _N, _N, _N, _N, _N, _N),

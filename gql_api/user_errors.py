@@ -36,12 +36,17 @@ def user_errors(error: DomainError) -> list[UserError]:
 
 
 async def mutate(
-    info: Info, action: Callable[[AsyncSession], Awaitable[T]]
+    info: Info, action: Callable[[AsyncSession], Awaitable[T]], *, writes_early: bool = True
 ) -> tuple[T | None, list[UserError]]:
-    """Run one mutation in one transaction: commit on success, roll back on any error."""
+    """Run one mutation in one transaction: commit on success, roll back on any error.
+
+    `writes_early=False` is for actions that do slow work (argon2) before writing: they call
+    db.engine.begin_write_after_reads themselves, so no write lock is held meanwhile.
+    """
     async with info.context.db() as db:
         try:
-            await begin_write(db)
+            if writes_early:
+                await begin_write(db)
             result = await action(db)
             await db.commit()
         except DomainError as error:

@@ -76,7 +76,7 @@ class Mutation:
                 name=input.name,
             )
 
-        result, errors = await mutate(info, action)
+        result, errors = await mutate(info, action, writes_early=False)
         if result is None:
             return MerchantSignUpPayload(merchant=None, session=None, user_errors=errors)
         opened = result.session
@@ -104,7 +104,7 @@ class Mutation:
                 password=input.password,
             )
 
-        opened, errors = await mutate(info, action)
+        opened, errors = await mutate(info, action, writes_early=False)
         if opened is None:
             return SessionCreatePayload(session=None, user_errors=errors)
         info.context.principal = sessions.principal_of(opened.user, opened.row)

@@ -5,11 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import delete, func
+from sqlalchemy import delete, func, text
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from db.engine import begin_write, begin_write_after_reads
 from db.models import LoginFailure, Merchant, Store, User
 from db.types import utcnow
 from gql_api import validation
@@ -53,6 +54,7 @@ async def sign_up(
         raise email_taken()
 
     password_hash = await hashing.hash(password)
+    await begin_write_after_reads(db)
     merchant = Merchant(name=merchant_name)
     db.add(merchant)
     await db.flush()
@@ -102,44 +104,29 @@ async def log_in(
 ) -> OpenedSession:
     """Check the password (timing-safe for unknown emails), throttled per email.
 
-    A failure is committed here, before the error is raised, so that it counts even though
-    the mutation itself changes nothing.
+    Each attempt is first recorded as a failure in its own short transaction (refused once the
+    email has too many), so concurrent guesses count too; argon2 then runs with no database
+    lock held, and a success deletes the email's failures.
     """
     email = email.strip().lower()[: validation.EMAIL_MAX_LENGTH]
-    now = utcnow()
-    window = timedelta(minutes=settings.login_failure_window_minutes)
-    await db.exec(
-        delete(LoginFailure).where(
-            col(LoginFailure.email) == email, col(LoginFailure.attempted_at) < now - window
-        )
-    )
-    failures = (
-        await db.exec(
-            select(func.count(), func.min(LoginFailure.attempted_at)).where(
-                col(LoginFailure.email) == email
-            )
-        )
-    ).one()
-    count, oldest = failures
-    if count >= settings.login_max_failures and oldest is not None:
-        retry_after = max(1, int((oldest + window - now).total_seconds()))
-        raise RateLimited(
-            "Too many failed log-in attempts for this email; try again later.",
-            retryAfterSeconds=retry_after,
-        )
-
+    await _claim_attempt(db, settings, email)
     user = await user_by_email(db, email)
     ok = await hashing.verify(user.password_hash if user else None, password[:1024])
     if user is None or not ok:
-        db.add(LoginFailure(email=email, attempted_at=now))
-        await db.commit()
         raise DomainError.single(
             UserErrorCode.INVALID_CREDENTIALS, ("input",), "Email or password is incorrect."
         )
+    new_hash = await hashing.hash(password) if hashing.needs_rehash(user.password_hash) else None
 
+    await begin_write(db)
     await db.exec(delete(LoginFailure).where(col(LoginFailure.email) == email))
-    if hashing.needs_rehash(user.password_hash):
-        user.password_hash = await hashing.hash(password)
+    user = await user_by_email(db, email)
+    if user is None:  # removed meanwhile
+        raise DomainError.single(
+            UserErrorCode.INVALID_CREDENTIALS, ("input",), "Email or password is incorrect."
+        )
+    if new_hash is not None:
+        user.password_hash = new_hash
         db.add(user)
     opened = await open_session(db=db, settings=settings, user=user)
     await audit.record(
@@ -151,6 +138,40 @@ async def log_in(
         summary="Logged in",
     )
     return opened
+
+
+async def _claim_attempt(db: AsyncSession, settings: Settings, email: str) -> None:
+    """Record this attempt as a failure up front, or refuse it when the email is throttled."""
+    now = utcnow()
+    window = timedelta(minutes=settings.login_failure_window_minutes)
+    await begin_write(db)
+    if db.bind is not None and db.bind.dialect.name == "postgresql":
+        # One attempt per email at a time decides; SQLite writes one at a time anyway.
+        connection = await db.connection()
+        await connection.execute(
+            text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": f"login:{email}"}
+        )
+    await db.exec(
+        delete(LoginFailure).where(
+            col(LoginFailure.email) == email, col(LoginFailure.attempted_at) < now - window
+        )
+    )
+    count, oldest = (
+        await db.exec(
+            select(func.count(), func.min(LoginFailure.attempted_at)).where(
+                col(LoginFailure.email) == email
+            )
+        )
+    ).one()
+    if count >= settings.login_max_failures and oldest is not None:
+        await db.commit()
+        retry_after = max(1, int((oldest + window - now).total_seconds()))
+        raise RateLimited(
+            "Too many failed log-in attempts for this email; try again later.",
+            retryAfterSeconds=retry_after,
+        )
+    db.add(LoginFailure(email=email, attempted_at=now))
+    await db.commit()
 
 
 async def user_by_email(db: AsyncSession, email: str) -> User | None:

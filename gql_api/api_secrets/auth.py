@@ -191,7 +191,17 @@ async def refresh(*, db: AsyncSession, refresh_token: str) -> TokenPair:
         _check_usable(secret, store, now)
     except Unauthenticated as error:
         raise DomainError.single(UserErrorCode.TOKEN_INVALID, path, error.message) from None
-    assert secret.id is not None
+    assert secret.id is not None and issued.id is not None
+    # Claim the refresh token: of two concurrent refreshes, exactly one wins.
+    claimed = await db.exec(
+        update(ApiToken)
+        .where(col(ApiToken.id) == issued.id, col(ApiToken.revoked_at).is_(None))
+        .values(revoked_at=now)
+    )
+    if claimed.rowcount != 1:
+        raise DomainError.single(
+            UserErrorCode.TOKEN_INVALID, path, "The refresh token is not valid (or already used)."
+        )
     return await issue_pair(db, secret.id)
 
 

@@ -98,7 +98,7 @@ class Mutation:
                 expiration_days=input.expiration_days,
             )
 
-        issued, errors = await mutate(info, action)
+        issued, errors = await mutate(info, action, writes_early=False)
         if issued is None:
             return ApiSecretIssuePayload(api_secret=None, secret=None, user_errors=errors)
         return ApiSecretIssuePayload(

@@ -10,6 +10,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import SelectOfScalar
 
+from db.engine import begin_write_after_reads
 from db.models import ApiSecret, ApiToken, Store
 from db.types import utcnow
 from gql_api import validation
@@ -81,13 +82,15 @@ async def issue(
     problems.raise_if_any()
     assert store is not None and store.id is not None
     generated = api_keys.generate()
+    secret_hash = await hashing.hash(generated.plaintext)
+    await begin_write_after_reads(db)
     now = utcnow()
     row = ApiSecret(
         key_id=generated.key_id,
         merchant_id=principal.merchant_id,
         store_pk=store.id,
         name=name,
-        secret_hash=await hashing.hash(generated.plaintext),
+        secret_hash=secret_hash,
         hint=api_keys.hint(generated),
         created_by=principal.user_id,
         created_at=now,

@@ -189,19 +189,22 @@ async def update_channel(
     if not changed:
         return channel
 
-    result = await db.exec(
-        update(Channel)
-        .where(col(Channel.id) == channel.id, col(Channel.version) == changes.version)
-        .values(
-            name=name,
-            pg_merchant_id=merchant_id,
-            shared_test=shared,
-            credentials=stored,
-            tax_type=tax_type,
-            version=changes.version + 1,
-            updated_at=utcnow(),
+    try:
+        result = await db.exec(
+            update(Channel)
+            .where(col(Channel.id) == channel.id, col(Channel.version) == changes.version)
+            .values(
+                name=name,
+                pg_merchant_id=merchant_id,
+                shared_test=shared,
+                credentials=stored,
+                tax_type=tax_type,
+                version=changes.version + 1,
+                updated_at=utcnow(),
+            )
         )
-    )
+    except IntegrityError:  # a concurrent rename took the name first
+        raise _name_taken() from None
     if result.rowcount != 1:  # someone else updated it since we read it
         raise _version_conflict()
     await _flush_name(db)

@@ -132,7 +132,7 @@ class Mutation:
                 password=input.password,
             )
 
-        accepted, errors = await mutate(info, action)
+        accepted, errors = await mutate(info, action, writes_early=False)
         if accepted is None:
             return InvitationAcceptPayload(member=None, session=None, user_errors=errors)
         opened = accepted.session
@@ -206,4 +206,15 @@ async def resolve_user_node(info: Info, pk: int) -> User | None:
     return User.from_row(row) if row else None
 
 
-NODE_RESOLVERS = {"Member": resolve_member_node, "User": resolve_user_node}
+async def resolve_invitation_node(info: Info, pk: int) -> Invitation | None:
+    principal = info.context.require_principal()
+    async with info.context.db() as db:
+        row = await service.invitation_by_pk(db=db, principal=principal, pk=pk)
+    return Invitation.from_row(row) if row else None
+
+
+NODE_RESOLVERS = {
+    "Member": resolve_member_node,
+    "User": resolve_user_node,
+    "Invitation": resolve_invitation_node,
+}

@@ -11,15 +11,17 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import SelectOfScalar
 
+from db.engine import begin_write_after_reads
 from db.models import Invitation, Merchant, Store, User
 from db.types import utcnow
 from gql_api import validation
 from gql_api.accounts.service import email_taken, user_by_email
 from gql_api.accounts.sessions import OpenedSession, open_session, revoke_user_sessions
 from gql_api.audit import service as audit
-from gql_api.errors import DomainError, Problems, UserErrorCode
+from gql_api.errors import DomainError, Forbidden, Problems, UserErrorCode
 from gql_api.ids import global_id, pk_of
 from gql_api.permissions import (
+    GRANTABLE,
     STORE_SCOPED_ROLES,
     Access,
     Operation,
@@ -54,18 +56,36 @@ class Accepted:
 
 
 def visible_members(principal: Principal) -> SelectOfScalar[User]:
-    """Active members of the caller's merchant; STORE_* callers see only their sub-store's."""
-    require(principal, Operation.READ)
+    """Active members of the caller's merchant; STORE_* callers see only their sub-store's;
+    API secrets see none (FORBIDDEN)."""
+    require(principal, Operation.MEMBER_READ)
     statement = select(User).where(
         col(User.merchant_id) == principal.merchant_id, col(User.removed_at).is_(None)
     )
-    if access(principal, Operation.READ) is Access.OWN_STORE:
+    if access(principal, Operation.MEMBER_READ) is Access.OWN_STORE:
         statement = statement.where(col(User.store_pk) == principal.store_pk)
     return statement
 
 
 async def member_by_pk(*, db: AsyncSession, principal: Principal, pk: int) -> User | None:
+    if access(principal, Operation.MEMBER_READ) is Access.NONE:
+        return None
     return (await db.exec(visible_members(principal).where(col(User.id) == pk))).first()
+
+
+async def invitation_by_pk(*, db: AsyncSession, principal: Principal, pk: int) -> Invitation | None:
+    """A pending invitation, for those who may manage members (STORE_MANAGER: its store's)."""
+    if access(principal, Operation.MEMBER_MANAGE) is Access.NONE:
+        return None
+    statement = select(Invitation).where(
+        col(Invitation.id) == pk,
+        col(Invitation.merchant_id) == principal.merchant_id,
+        col(Invitation.accepted_at).is_(None),
+        col(Invitation.revoked_at).is_(None),
+    )
+    if access(principal, Operation.MEMBER_MANAGE) is Access.OWN_STORE:
+        statement = statement.where(col(Invitation.store_pk) == principal.store_pk)
+    return (await db.exec(statement)).first()
 
 
 async def invite(
@@ -86,17 +106,28 @@ async def invite(
             )
         raise email_taken()
     now = utcnow()
-    # A new invitation supersedes any pending one for the same email.
-    await db.exec(
-        update(Invitation)
-        .where(
-            col(Invitation.merchant_id) == principal.merchant_id,
-            col(Invitation.email) == email,
-            col(Invitation.accepted_at).is_(None),
-            col(Invitation.revoked_at).is_(None),
+    # A new invitation supersedes the pending ones for the same email, but only those the
+    # caller could have issued itself.
+    pending = (
+        await db.exec(
+            select(Invitation).where(
+                col(Invitation.merchant_id) == principal.merchant_id,
+                col(Invitation.email) == email,
+                col(Invitation.accepted_at).is_(None),
+                col(Invitation.revoked_at).is_(None),
+                col(Invitation.expires_at) > now,
+            )
         )
-        .values(revoked_at=now)
-    )
+    ).all()
+    for earlier in pending:
+        if not _may_issue(principal, Role(earlier.role), earlier.store_pk):
+            raise DomainError.single(
+                UserErrorCode.ROLE_NOT_ALLOWED,
+                ("input", "email"),
+                "This email has a pending invitation that your role cannot replace.",
+            )
+        earlier.revoked_at = now
+        db.add(earlier)
     if role is Role.DEVELOPER:
         await _check_developer_limit(db, principal.merchant_id, ("input", "role"))
     token = new_token(INVITATION_TOKEN_PREFIX)
@@ -164,13 +195,37 @@ async def accept(
                 "The sub-store of this invitation no longer exists.",
             )
     role = Role(invitation.role)
+    inviter = await db.get(User, invitation.invited_by)
+    if not _inviter_may_still_grant(inviter, role, invitation.store_pk):
+        raise DomainError.single(
+            UserErrorCode.TOKEN_INVALID,
+            ("input", "token"),
+            "This invitation was withdrawn: whoever sent it can no longer grant this role.",
+        )
     if role is Role.DEVELOPER:
         await _check_developer_limit(db, invitation.merchant_id, ("input", "token"), invitation.id)
+    password_hash = await hashing.hash(password)
+    await begin_write_after_reads(db)
+    invitation = (
+        await db.exec(
+            select(Invitation)
+            .where(
+                col(Invitation.id) == invitation.id,
+                col(Invitation.accepted_at).is_(None),
+                col(Invitation.revoked_at).is_(None),
+            )
+            .with_for_update()
+        )
+    ).first()
+    if invitation is None:  # accepted or withdrawn while the password was being hashed
+        raise DomainError.single(
+            UserErrorCode.TOKEN_INVALID, ("input", "token"), "This invitation is not valid."
+        )
     user = User(
         merchant_id=invitation.merchant_id,
         email=invitation.email,
         name=name,
-        password_hash=await hashing.hash(password),
+        password_hash=password_hash,
         role=role.value,
         store_pk=invitation.store_pk,
     )
@@ -219,6 +274,8 @@ async def update_role(
     db.add(member)
     await db.flush()
     assert member.id is not None
+    if role is not previous:  # what they sent under their old role no longer stands
+        await _withdraw_invitations_by(db, member.id)
     await audit.record_by(
         db,
         principal,
@@ -238,6 +295,7 @@ async def remove(*, db: AsyncSession, principal: Principal, member_id: str) -> U
     member.removed_at = utcnow()
     db.add(member)
     await revoke_user_sessions(db, [member.id])
+    await _withdraw_invitations_by(db, member.id)
     await audit.record_by(
         db,
         principal,
@@ -255,6 +313,18 @@ async def transfer_ownership(
     """The owner hands ownership to an existing ADMIN and becomes ADMIN. (previous, new)"""
     require(principal, Operation.OWNERSHIP_TRANSFER)
     assert principal.user_id is not None
+    # Re-read the caller, locked: an earlier transfer in this or another request may have
+    # made it an ADMIN already.
+    owner = (
+        await db.exec(
+            select(User)
+            .where(col(User.id) == principal.user_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+    ).first()
+    if owner is None or owner.role != Role.OWNER.value or owner.removed_at is not None:
+        raise Forbidden("Only the owner can transfer ownership.")
     target = await _member(db, principal, member_id)
     if target.role != Role.ADMIN.value:
         raise DomainError.single(
@@ -262,11 +332,12 @@ async def transfer_ownership(
             ("input", "memberId"),
             "Ownership can move only to an existing ADMIN.",
         )
-    owner = await db.get(User, principal.user_id)
-    assert owner is not None and target.id is not None
+    assert target.id is not None
     owner.role = Role.ADMIN.value
+    db.add(owner)
+    await db.flush()  # demote first: at most one OWNER at any moment (uq_users_one_owner)
     target.role = Role.OWNER.value
-    db.add_all([owner, target])
+    db.add(target)
     await db.flush()
     await audit.record_by(
         db,
@@ -276,6 +347,34 @@ async def transfer_ownership(
         target_id=global_id("Member", target.id),
     )
     return owner, target
+
+
+def _may_issue(principal: Principal, role: Role, store_pk: int | None) -> bool:
+    if role not in grantable_roles(principal):
+        return False
+    scoped = access(principal, Operation.MEMBER_MANAGE) is Access.OWN_STORE
+    return not scoped or store_pk == principal.store_pk
+
+
+def _inviter_may_still_grant(inviter: User | None, role: Role, store_pk: int | None) -> bool:
+    if inviter is None or inviter.removed_at is not None:
+        return False
+    inviter_role = Role(inviter.role)
+    if role not in GRANTABLE[inviter_role]:
+        return False
+    return inviter_role not in STORE_SCOPED_ROLES or inviter.store_pk == store_pk
+
+
+async def _withdraw_invitations_by(db: AsyncSession, user_id: int) -> None:
+    await db.exec(
+        update(Invitation)
+        .where(
+            col(Invitation.invited_by) == user_id,
+            col(Invitation.accepted_at).is_(None),
+            col(Invitation.revoked_at).is_(None),
+        )
+        .values(revoked_at=utcnow())
+    )
 
 
 def _invited_email_taken() -> DomainError:

@@ -28,7 +28,7 @@ from gql_api.pagination import (
     PageRequest,
     connection,
 )
-from gql_api.permissions import STORE_SCOPED_ROLES
+from gql_api.permissions import Access, Operation, access
 from gql_api.stores import service as stores_service
 from gql_api.stores.types import Store
 
@@ -49,8 +49,8 @@ class Merchant(Node):
     @strawberry.field(description="대표상점, created at sign-up; it cannot be deleted.")
     async def representative_store(self, info: Info) -> Store:
         principal = info.context.require_principal()
-        if principal.role in STORE_SCOPED_ROLES:
-            raise Forbidden("Store-scoped roles see only their own sub-store.")
+        if access(principal, Operation.READ) is not Access.ALL:
+            raise Forbidden("Callers bound to a sub-store see only that sub-store.")
         row = await info.context.loaders.representative_store.load(self.pk)
         if row is None:
             raise RuntimeError("merchant without a representative store")

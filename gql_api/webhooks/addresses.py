@@ -74,6 +74,7 @@ def is_public(address: IPAddress, allowed: Sequence[IPNetwork] = ()) -> bool:
         or address.is_link_local
         or address.is_reserved
         or address.is_unspecified
+        or (isinstance(address, ipaddress.IPv6Address) and address.is_site_local)
     )
 
 
@@ -95,6 +96,10 @@ def check_shape(url: str, *, require_https: bool) -> tuple[SplitResult, str, int
     host = parts.hostname
     if not host or any(c.isspace() for c in url):
         raise UrlRefused("The URL has no valid host.", forbidden=False)
+    try:  # internationalised names travel as IDNA (punycode) in DNS, Host and SNI
+        host = host.encode("idna").decode("ascii")
+    except UnicodeError:
+        raise UrlRefused("The URL's host name is not valid.", forbidden=False) from None
     return parts, host, port or (443 if parts.scheme == "https" else 80)
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
+import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -12,6 +14,8 @@ import httpx
 from gql_api.webhooks.addresses import Target
 
 USER_AGENT = "integration-api-webhooks/1.0"
+DEADLINE_MARGIN_SECONDS = 5.0
+logger = logging.getLogger("gql_api.webhooks")
 
 
 @dataclass(frozen=True)
@@ -71,13 +75,15 @@ async def send(
             content=body.encode("utf-8"),
             extensions={"sni_hostname": target.host},
         )
+        deadline = limits.connect_seconds + limits.read_seconds + DEADLINE_MARGIN_SECONDS
         try:
-            response = await http.send(request, stream=True)
-            try:
-                status = response.status_code
-                response_body = await _read_capped(response, limits.response_max_bytes)
-            finally:
-                await response.aclose()
+            async with asyncio.timeout(deadline):  # a receiver dripping bytes cannot hold us
+                response = await http.send(request, stream=True)
+                try:
+                    status = response.status_code
+                    response_body = await _read_capped(response, limits.response_max_bytes)
+                finally:
+                    await response.aclose()
             if 300 <= status < 400:
                 location = response.headers.get("location", "")
                 error = f"Redirects are not followed (HTTP {status} to {location[:200]!r})."
@@ -95,6 +101,13 @@ async def send(
             error = f"The connection failed: {_reason(exc)}."
         except httpx.HTTPError as exc:
             error = f"The request failed: {_reason(exc)}."
+        except TimeoutError:
+            error = f"The receiver did not finish answering within {deadline:g} s."
+            if status is not None:
+                error = f"HTTP {status}, but {error[0].lower()}{error[1:]}"
+        except Exception as exc:  # whatever else happened is recorded, never raised
+            logger.warning("webhook send failed unexpectedly", exc_info=True)
+            error = f"The request failed: {type(exc).__name__}."
     return DeliveryResult(
         request_headers=sent_headers,
         status_code=status,

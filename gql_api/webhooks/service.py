@@ -375,6 +375,8 @@ async def secrets_for(
     db: AsyncSession, principal: Principal, keys: list[tuple[int, str]]
 ) -> dict[tuple[int, str], list[WebhookSecret]]:
     store_pks = sorted({pk for pk, _ in keys})
+    if access(principal, Operation.READ) is Access.OWN_STORE:
+        store_pks = [pk for pk in store_pks if pk == principal.store_pk]
     rows = (
         await db.exec(
             select(WebhookSecret)
@@ -395,12 +397,15 @@ async def secrets_for(
 def deliveries_query(
     principal: Principal, store_pk: int, version: ModuleVersionValue, mode: IntegrationMode
 ) -> SelectOfScalar[WebhookDelivery]:
-    return select(WebhookDelivery).where(
+    statement = select(WebhookDelivery).where(
         col(WebhookDelivery.merchant_id) == principal.merchant_id,
         col(WebhookDelivery.store_pk) == store_pk,
         col(WebhookDelivery.module_version) == version.value,
         col(WebhookDelivery.mode) == mode.value,
     )
+    if access(principal, Operation.READ) is Access.OWN_STORE:
+        statement = statement.where(col(WebhookDelivery.store_pk) == principal.store_pk)
+    return statement
 
 
 async def visible_store(db: AsyncSession, principal: Principal, store_pk: int) -> Store | None:

@@ -41,6 +41,7 @@ COLUMNS = [*ROLES, "API_SECRET"]
 # all = anywhere in the merchant; own = the caller's own sub-store / store(s); no = FORBIDDEN
 EXPECTED_MATRIX = {
     "read": "all all all all all own own own",
+    "member_read": "all all all all all own own no",
     "store_manage": "all all no no no no no no",
     "member_manage": "all all all no no own no no",
     "audit_read": "all all no no no no no no",
@@ -440,7 +441,7 @@ CASES: dict[str, Case] = {
     "Query.viewer": Case(None, run_viewer),
     "Query.merchant": Case("read", run_merchant),
     "Query.store": Case("read", run_store),
-    "Merchant.members": Case("read", run_members),
+    "Merchant.members": Case("member_read", run_members),
     "Merchant.auditEvents": Case("audit_read", run_audit),
     "Mutation.merchantSignUp": Case(None, run_sign_up, "merchantSignUp"),
     "Mutation.sessionCreate": Case(None, run_session_create, "sessionCreate"),
