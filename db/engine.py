@@ -52,6 +52,10 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
+        # SQLite's own lower() folds ASCII only; searches must match PostgreSQL's.
+        dbapi_connection.run_async(
+            lambda conn: conn.create_function("lower", 1, _unicode_lower, deterministic=True)
+        )
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Any) -> None:
@@ -72,6 +76,10 @@ async def begin_write(session: AsyncSession) -> None:
     if session.in_transaction():
         await session.rollback()
     await session.connection(execution_options={_SQLITE_IMMEDIATE: True})
+
+
+def _unicode_lower(value: object) -> object:
+    return value.lower() if isinstance(value, str) else value
 
 
 def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -98,15 +98,17 @@ async def principal_for_secret(
     secret, store, failures = found
     assert secret.id is not None
     _check_usable(secret, store, now)
-    if failures >= MAX_FAILURES:
-        raise RateLimited(
-            "Too many failed attempts with this API secret; try again later.",
-            retryAfterSeconds=int(FAILURE_WINDOW.total_seconds()),
-        )
     fingerprint = api_keys.fingerprint(parsed.plaintext)
     known = verifier.verified.knows(
         fingerprint, secret_id=secret.id, secret_hash=secret.secret_hash
     )
+    # Throttling stops argon2 work for a key under attack; a secret this process has already
+    # verified needs none, so guesses against a key id cannot lock a working integration out.
+    if not known and failures >= MAX_FAILURES:
+        raise RateLimited(
+            "Too many failed attempts with this API secret; try again later.",
+            retryAfterSeconds=int(FAILURE_WINDOW.total_seconds()),
+        )
     if not known:
         if not await verifier.hashing.verify(secret.secret_hash, parsed.plaintext):
             await _record_failure(verifier.engine, secret, now)
