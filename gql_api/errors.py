@@ -116,6 +116,7 @@ _COMPLEXITY_MARKERS = (
     "exceeds maximum operation depth",
     "aliases found",
     "Document contains more than",
+    "objects; at most",  # gql_api.query_cost
 )
 
 

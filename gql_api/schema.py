@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import strawberry
-from graphql import GraphQLError
+from graphql import ASTValidationRule, GraphQLError
 from strawberry.extensions import (
     AddValidationRules,
     DisableIntrospection,
@@ -41,6 +41,7 @@ from gql_api.metrics import OperationMetrics
 from gql_api.node import Node
 from gql_api.nul_guard import NoNulInStrings
 from gql_api.pg_catalog import schema as pg_catalog
+from gql_api.query_cost import query_cost_rule
 from gql_api.settings import Settings
 from gql_api.stores import schema as stores
 from gql_api.stores.merchant import Merchant
@@ -119,6 +120,16 @@ def _should_mask(error: GraphQLError) -> bool:
     return original is not None and not isinstance(original, (ApiError, GraphQLError))
 
 
+def _connection_fields(schema: strawberry.Schema) -> set[str]:
+    """Names of the fields that return a connection (they multiply a query's size)."""
+    names = set()
+    for graphql_type in schema._schema.type_map.values():
+        for name, field in (getattr(graphql_type, "fields", None) or {}).items():
+            if getattr(field, "args", None) and str(field.type).rstrip("!").endswith("Connection"):
+                names.add(name)
+    return names
+
+
 class Schema(strawberry.Schema):
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
@@ -129,6 +140,7 @@ class Schema(strawberry.Schema):
 
 
 def build_schema(settings: Settings) -> strawberry.Schema:
+    rules: list[type[ASTValidationRule]] = [NoNulInStrings]  # the cost rule joins once built
     extensions: list[type[SchemaExtension] | Callable[[], SchemaExtension]] = [
         OperationMetrics,  # outermost: it sees the final (masked) errors
         LoggedMaskErrors,
@@ -137,11 +149,11 @@ def build_schema(settings: Settings) -> strawberry.Schema:
         lambda: MaxTokensLimiter(max_token_count=settings.max_tokens),
         lambda: ParserCache(maxsize=512),
         lambda: ValidationCache(maxsize=512),
-        lambda: AddValidationRules([NoNulInStrings]),
+        lambda: AddValidationRules(rules),
     ]
     if not settings.introspection_on:
         extensions.append(DisableIntrospection)
-    return Schema(
+    schema = Schema(
         query=Query,
         mutation=Mutation,
         types=[
@@ -159,3 +171,5 @@ def build_schema(settings: Settings) -> strawberry.Schema:
         extensions=extensions,
         config=StrawberryConfig(disable_field_suggestions=not settings.introspection_on),
     )
+    rules.append(query_cost_rule(_connection_fields(schema), settings.max_query_objects))
+    return schema

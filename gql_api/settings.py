@@ -57,6 +57,9 @@ class Settings(BaseSettings):
     max_query_depth: int = Field(default=15, ge=2)
     max_aliases: int = Field(default=30, ge=0)
     max_tokens: int = Field(default=3000, ge=10)
+    max_query_objects: int = Field(
+        default=20_000, ge=100, description="product of page sizes along a query's paths"
+    )
     # Large enough that an oversized field (a 10 MB credential) gets a userErrors answer.
     max_request_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
 

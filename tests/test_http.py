@@ -34,10 +34,11 @@ mutation LogIn($input: SessionCreateInput!) {
 
 
 def nested_sub_stores(levels: int) -> str:
-    """A query `levels` x 3 fields deep below merchant.representativeStore."""
+    """A query `levels` x 3 fields deep below merchant.representativeStore (small pages, so
+    only the depth limit can refuse it)."""
     inner = "storeId"
     for _ in range(levels):
-        inner = f"subStores {{ edges {{ node {{ {inner} }} }} }}"
+        inner = f"subStores(first: 5) {{ edges {{ node {{ {inner} }} }} }}"
     return f"{{ merchant {{ representativeStore {{ {inner} }} }} }}"
 
 
