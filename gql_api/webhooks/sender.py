@@ -14,7 +14,7 @@ import httpx
 from gql_api.webhooks.addresses import Target
 
 USER_AGENT = "integration-api-webhooks/1.0"
-DEADLINE_MARGIN_SECONDS = 5.0
+DEADLINE_MARGIN_SECONDS = 2.0
 logger = logging.getLogger("gql_api.webhooks")
 
 
@@ -35,7 +35,8 @@ class DeliveryResult:
 
     @property
     def succeeded(self) -> bool:
-        return self.status_code is not None and 200 <= self.status_code < 300
+        ok = self.status_code is not None and 200 <= self.status_code < 300
+        return ok and self.error is None
 
 
 def _pinned_url(target: Target) -> str:
