@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
+    AsyncEngine,
+    async_sessionmaker,
+    create_async_engine,
+)
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
@@ -59,8 +66,10 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Any) -> None:
-        immediate = connection.get_execution_options().get(_SQLITE_IMMEDIATE, False)
-        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        # Reads run in autocommit (no BEGIN/ROLLBACK round trips); writes take the write lock
+        # up front with BEGIN IMMEDIATE (see begin_write and write_transaction).
+        if connection.get_execution_options().get(_SQLITE_IMMEDIATE, False):
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 async def begin_write(session: AsyncSession) -> None:
@@ -76,6 +85,15 @@ async def begin_write(session: AsyncSession) -> None:
     if session.in_transaction():
         await session.rollback()
     await session.connection(execution_options={_SQLITE_IMMEDIATE: True})
+
+
+@asynccontextmanager
+async def write_transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """A short write transaction of its own, outside any request's session."""
+    async with engine.connect() as connection:
+        connection = await connection.execution_options(**{_SQLITE_IMMEDIATE: True})
+        async with connection.begin():
+            yield connection
 
 
 def _unicode_lower(value: object) -> object:

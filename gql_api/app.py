@@ -232,6 +232,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         try:
             yield {}
         finally:
+            state.hashing.close()
             await state.engine.dispose()
 
     graphql = GraphQLApp(state)

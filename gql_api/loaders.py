@@ -29,6 +29,8 @@ class Loaders:
         self.store = DataLoader(self._stores)
         self.channel_pages = DataLoader(self._channel_pages)
         self.webhook_settings = DataLoader(self._webhook_settings)
+        # Store rows already loaded by this request, so loaders need not read them again.
+        self.store_rows: dict[int, Store] = {}
         self.webhook_secrets = DataLoader(self._webhook_secrets)
 
     def _merchant_id(self) -> int | None:
@@ -36,11 +38,12 @@ class Loaders:
         return principal.merchant_id if principal else None
 
     async def _merchants(self, ids: Sequence[int]) -> list[Merchant | None]:
-        allowed = [i for i in ids if i == self._merchant_id()]
+        # Only the caller's own merchant is visible; authentication already loaded it into
+        # the session, so get() usually answers without a query.
+        own = self._merchant_id()
         async with self._context.db() as db:
-            rows = (await db.exec(select(Merchant).where(col(Merchant.id).in_(allowed)))).all()
-        by_id = {row.id: row for row in rows}
-        return [by_id.get(i) for i in ids]
+            row = await db.get(Merchant, own) if own is not None and own in ids else None
+        return [row if i == own else None for i in ids]
 
     async def _representative_stores(self, merchant_ids: Sequence[int]) -> list[Store | None]:
         allowed = [i for i in merchant_ids if i == self._merchant_id()]
@@ -84,8 +87,10 @@ class Loaders:
 
     async def _webhook_settings(self, store_pks: Sequence[int]) -> list[list[Effective]]:
         principal = self._context.require_principal()
+        representative = await self.representative_store.load(principal.merchant_id)
+        stores = [self.store_rows[pk] for pk in store_pks]
         async with self._context.db() as db:
-            found = await effective_for_stores(db, principal, list(store_pks))
+            found = await effective_for_stores(db, principal, stores, representative)
         return [found.get(pk, []) for pk in store_pks]
 
     async def _webhook_secrets(self, keys: Sequence[tuple[int, str]]) -> list[list[WebhookSecret]]:

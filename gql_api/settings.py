@@ -43,10 +43,12 @@ class Settings(BaseSettings):
     login_max_failures: int = Field(default=5, ge=1)
     login_failure_window_minutes: int = Field(default=15, ge=1)
 
+    # RFC 9106's second recommendation (t=3, 64 MiB), one lane: well above OWASP's minimum,
+    # and one hash occupies one core, leaving the other to the event loop.
     argon2_time_cost: int = Field(default=3, ge=1)
     argon2_memory_kib: int = Field(default=65536, ge=8)
-    argon2_parallelism: int = Field(default=4, ge=1)
-    argon2_max_concurrency: int = Field(default=2, ge=1)
+    argon2_parallelism: int = Field(default=1, ge=1)
+    argon2_max_concurrency: int = Field(default=1, ge=1)
 
     graphiql_enabled: bool | None = Field(
         default=None, description="default: on, except when APP_ENV=production"

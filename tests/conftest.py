@@ -103,6 +103,7 @@ def settings(database_url: str) -> Settings:
 async def app(settings: Settings) -> AsyncIterator[Starlette]:
     application = create_app(settings)
     yield application
+    application.state.app_state.hashing.close()
     await application.state.app_state.engine.dispose()
 
 

@@ -9,7 +9,7 @@ from sqlalchemy.engine import Connection
 from sqlmodel import SQLModel
 
 from db import models  # noqa: F401  (registers the tables)
-from db.engine import create_engine
+from db.engine import create_engine, write_transaction
 
 target_metadata = SQLModel.metadata
 
@@ -39,9 +39,8 @@ def _run(connection: Connection) -> None:
 async def _run_async() -> None:
     engine = create_engine(_database_url())
     try:
-        async with engine.connect() as connection:
+        async with write_transaction(engine) as connection:
             await connection.run_sync(_run)
-            await connection.commit()
     finally:
         await engine.dispose()
 

@@ -11,7 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from db.models import ApiSecret, ApiSecretFailure, ApiToken, AuditEvent, Store
+from db.engine import write_transaction
+from db.models import ApiSecret, ApiSecretFailure, ApiToken, AuditEvent, Merchant, Store
 from db.types import utcnow
 from gql_api.api_secrets.verified import VerifiedSecrets
 from gql_api.errors import DomainError, RateLimited, Unauthenticated, UserErrorCode
@@ -88,14 +89,15 @@ async def principal_for_secret(
     )
     found = (
         await db.exec(
-            select(ApiSecret, Store, recent_failures)
+            select(ApiSecret, Store, Merchant, recent_failures)
             .join(Store, col(Store.id) == col(ApiSecret.store_pk))
+            .join(Merchant, col(Merchant.id) == col(ApiSecret.merchant_id))
             .where(col(ApiSecret.key_id) == parsed.key_id)
         )
     ).first()
     if found is None:
         raise Unauthenticated("The API secret is not valid.", reason="INVALID")
-    secret, store, failures = found
+    secret, store, _, failures = found
     assert secret.id is not None
     _check_usable(secret, store, now)
     fingerprint = api_keys.fingerprint(parsed.plaintext)
@@ -243,7 +245,7 @@ async def issue_pair(db: AsyncSession, secret_id: int) -> TokenPair:
 
 async def _record_failure(engine: AsyncEngine, secret: ApiSecret, now: datetime) -> None:
     """Count the failure in its own transaction; every FAILURE_BURST failures, audit it."""
-    async with engine.begin() as conn:
+    async with write_transaction(engine) as conn:
         await conn.execute(
             ApiSecretFailure.__table__.insert().values(  # type: ignore[attr-defined]
                 key_id=secret.key_id, attempted_at=now
@@ -281,7 +283,7 @@ async def _record_failure(engine: AsyncEngine, secret: ApiSecret, now: datetime)
 
 async def _touch(engine: AsyncEngine, secret_id: int, now: datetime) -> None:
     """lastUsedAt, written at most once a minute per secret."""
-    async with engine.begin() as conn:
+    async with write_transaction(engine) as conn:
         await conn.execute(
             update(ApiSecret)
             .where(

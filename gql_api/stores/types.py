@@ -28,6 +28,7 @@ from gql_api.pagination import (
 )
 from gql_api.pg_catalog.types import ModuleVersion
 from gql_api.stores import service
+from gql_api.webhooks.service import Effective
 from gql_api.webhooks.types import AdditionalSettings, WebhookSetting
 
 
@@ -123,16 +124,20 @@ class Store(Node):
         module_version: ModuleVersion,  # type: ignore[valid-type]
         mode: IntegrationMode,  # type: ignore[valid-type]
     ) -> WebhookSetting:
-        assert self.row.id is not None
-        settings = await info.context.loaders.webhook_settings.load(self.row.id)
+        settings = await self._webhook_settings(info)
         match = next(s for s in settings if s.module_version == module_version and s.mode == mode)
         return WebhookSetting.from_effective(match)
 
     @strawberry.field(description="All four webhook settings (V1/V2 × LIVE/TEST).")
     async def webhook_settings(self, info: Info) -> list[WebhookSetting]:
-        assert self.row.id is not None
-        settings = await info.context.loaders.webhook_settings.load(self.row.id)
+        settings = await self._webhook_settings(info)
         return [WebhookSetting.from_effective(s) for s in settings]
+
+    async def _webhook_settings(self, info: Info) -> list[Effective]:
+        assert self.row.id is not None
+        loaders = info.context.loaders
+        loaders.store_rows[self.row.id] = self.row
+        return await loaders.webhook_settings.load(self.row.id)
 
     @strawberry.field(description="추가 설정 관리.")
     def additional_settings(self) -> AdditionalSettings:

@@ -329,19 +329,13 @@ async def active_secrets(
 
 
 async def effective_for_stores(
-    db: AsyncSession, principal: Principal, store_pks: list[int]
+    db: AsyncSession,
+    principal: Principal,
+    stores: list[Store],
+    representative: Store | None,
 ) -> dict[int, list[Effective]]:
-    """Every (version, mode) setting of many stores in three statements (no N+1)."""
-    stores = (
-        await db.exec(
-            select(Store).where(
-                col(Store.merchant_id) == principal.merchant_id,
-                (col(Store.id).in_(store_pks)) | col(Store.is_representative),
-            )
-        )
-    ).all()
-    representative = next((s for s in stores if s.is_representative), None)
-    wanted = {s.id for s in stores}
+    """Every (version, mode) setting of many stores, in one statement (no N+1)."""
+    wanted = {s.id for s in stores} | ({representative.id} if representative else set())
     rows = (
         await db.exec(
             select(WebhookSetting).where(
@@ -353,8 +347,7 @@ async def effective_for_stores(
     by_key = {(r.store_pk, r.module_version, r.mode): r for r in rows}
     result: dict[int, list[Effective]] = {}
     for store in stores:
-        if store.id not in store_pks:
-            continue
+        assert store.id is not None
         settings = []
         for version in ModuleVersionValue:
             for mode in IntegrationMode:
@@ -366,7 +359,6 @@ async def effective_for_stores(
                         by_key.get((representative.id, version.value, mode.value)),
                     )
                 settings.append(effective(store, version, mode, own, rep))
-        assert store.id is not None
         result[store.id] = settings
     return result
 

@@ -8,10 +8,7 @@ Create Date: 2026-11-27 09:39:17.120189
 from collections.abc import Sequence
 
 import sqlalchemy as sa
-import sqlmodel
 from alembic import op
-
-import db.types
 
 revision: str = "0005"
 down_revision: str | None = "0004"
