@@ -9,6 +9,7 @@ from sqlmodel import col, select
 from strawberry.dataloader import DataLoader
 
 from db.models import Channel, Merchant, Store, User, WebhookSecret
+from gql_api.accounts.sessions import CALLER_MERCHANT
 from gql_api.channels.pages import ChannelPageKey, load_channel_pages
 from gql_api.members.service import visible_members
 from gql_api.pagination import Page
@@ -41,8 +42,14 @@ class Loaders:
         # Only the caller's own merchant is visible; authentication already loaded it into
         # the session, so get() usually answers without a query.
         own = self._merchant_id()
-        async with self._context.db() as db:
-            row = await db.get(Merchant, own) if own is not None and own in ids else None
+        row = None
+        if own is not None and own in ids:
+            async with self._context.db() as db:
+                cached = db.info.get(CALLER_MERCHANT)
+                if isinstance(cached, Merchant) and cached.id == own:
+                    row = cached
+                else:
+                    row = await db.get(Merchant, own)
         return [row if i == own else None for i in ids]
 
     async def _representative_stores(self, merchant_ids: Sequence[int]) -> list[Store | None]:

@@ -19,6 +19,9 @@ from gql_api.security.tokens import SESSION_TOKEN_PREFIX, new_token, token_hash
 from gql_api.settings import Settings
 
 MAX_TOKEN_LENGTH = 512
+# session.info key: the authenticated caller's merchant row, read with the credential (the
+# identity map holds rows only weakly, so it is kept here for the merchant loader).
+CALLER_MERCHANT = "caller_merchant"
 
 
 @dataclass(frozen=True)
@@ -70,12 +73,18 @@ async def principal_for_session(*, db: AsyncSession, token: str) -> Principal:
     ).first()
     if found is None:
         raise Unauthenticated("The session token is not valid.", reason="INVALID")
-    session, user, _ = found
+    session, user, merchant = found
+    db.info[CALLER_MERCHANT] = detached_merchant(merchant)
     if session.revoked_at is not None or user.removed_at is not None:
         raise Unauthenticated("The session has been logged out.", reason="REVOKED")
     if session.expires_at <= utcnow():
         raise Unauthenticated("The session has expired; log in again.", reason="EXPIRED")
     return principal_of(user, session)
+
+
+def detached_merchant(merchant: Merchant) -> Merchant:
+    """A copy outside the session: ending a transaction (begin_write) cannot expire it."""
+    return Merchant(id=merchant.id, name=merchant.name, created_at=merchant.created_at)
 
 
 def principal_of(user: User, session: AuthSession) -> Principal:

@@ -14,6 +14,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from db.engine import write_transaction
 from db.models import ApiSecret, ApiSecretFailure, ApiToken, AuditEvent, Merchant, Store
 from db.types import utcnow
+from gql_api.accounts.sessions import CALLER_MERCHANT, detached_merchant
 from gql_api.api_secrets.verified import VerifiedSecrets
 from gql_api.errors import DomainError, RateLimited, Unauthenticated, UserErrorCode
 from gql_api.ids import global_id
@@ -97,7 +98,8 @@ async def principal_for_secret(
     ).first()
     if found is None:
         raise Unauthenticated("The API secret is not valid.", reason="INVALID")
-    secret, store, _, failures = found
+    secret, store, merchant, failures = found
+    db.info[CALLER_MERCHANT] = detached_merchant(merchant)
     assert secret.id is not None
     _check_usable(secret, store, now)
     fingerprint = api_keys.fingerprint(parsed.plaintext)
