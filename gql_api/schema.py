@@ -140,12 +140,17 @@ class Schema(strawberry.Schema):
 
 
 def build_schema(settings: Settings) -> strawberry.Schema:
-    rules: list[type[ASTValidationRule]] = [NoNulInStrings]  # the cost rule joins once built
+    # Validation rule classes are built once: strawberry's validation cache is keyed by them,
+    # and the limiter extensions used as per-request factories would make new classes each
+    # time (every request validated again). The cost rule joins once the schema exists.
+    rules: list[type[ASTValidationRule]] = [
+        *QueryDepthLimiter(max_depth=settings.max_query_depth).validation_rules,
+        *MaxAliasesLimiter(max_alias_count=settings.max_aliases).validation_rules,
+        NoNulInStrings,
+    ]
     extensions: list[type[SchemaExtension] | Callable[[], SchemaExtension]] = [
         OperationMetrics,  # outermost: it sees the final (masked) errors
         LoggedMaskErrors,
-        lambda: QueryDepthLimiter(max_depth=settings.max_query_depth),
-        lambda: MaxAliasesLimiter(max_alias_count=settings.max_aliases),
         lambda: MaxTokensLimiter(max_token_count=settings.max_tokens),
         lambda: ParserCache(maxsize=512),
         lambda: ValidationCache(maxsize=512),
