@@ -109,3 +109,10 @@ async def begin_write_after_reads(session: AsyncSession) -> None:
     lock held): what it read stays readable, detached; re-read what it will change."""
     session.expunge_all()
     await begin_write(session)
+
+
+async def release_for_slow_work(session: AsyncSession) -> None:
+    """Give the connection back to the pool before slow work (argon2), so requests queued
+    behind that work do not hold connections other requests need. What was read stays
+    readable, detached; the session takes a new connection when used again."""
+    await session.close()

@@ -10,7 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from db.engine import begin_write, begin_write_after_reads
+from db.engine import begin_write, begin_write_after_reads, release_for_slow_work
 from db.models import LoginFailure, Merchant, Store, User
 from db.types import utcnow
 from gql_api import validation
@@ -53,6 +53,7 @@ async def sign_up(
     if await user_by_email(db, email) is not None:
         raise email_taken()
 
+    await release_for_slow_work(db)
     password_hash = await hashing.hash(password)
     await begin_write_after_reads(db)
     merchant = Merchant(name=merchant_name)
@@ -111,6 +112,7 @@ async def log_in(
     email = email.strip().lower()[: validation.EMAIL_MAX_LENGTH]
     await _claim_attempt(db, settings, email)
     user = await user_by_email(db, email)
+    await release_for_slow_work(db)
     ok = await hashing.verify(user.password_hash if user else None, password[:1024])
     if user is None or not ok:
         raise DomainError.single(

@@ -10,7 +10,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import SelectOfScalar
 
-from db.engine import begin_write_after_reads
+from db.engine import begin_write_after_reads, release_for_slow_work
 from db.models import ApiSecret, ApiToken, Store
 from db.types import utcnow
 from gql_api import validation
@@ -82,6 +82,7 @@ async def issue(
     problems.raise_if_any()
     assert store is not None and store.id is not None
     generated = api_keys.generate()
+    await release_for_slow_work(db)
     secret_hash = await hashing.hash(generated.plaintext)
     await begin_write_after_reads(db)
     now = utcnow()

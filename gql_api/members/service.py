@@ -11,7 +11,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import SelectOfScalar
 
-from db.engine import begin_write_after_reads
+from db.engine import begin_write_after_reads, release_for_slow_work
 from db.models import Invitation, Merchant, Store, User
 from db.types import utcnow
 from gql_api import validation
@@ -204,6 +204,7 @@ async def accept(
         )
     if role is Role.DEVELOPER:
         await _check_developer_limit(db, invitation.merchant_id, ("input", "token"), invitation.id)
+    await release_for_slow_work(db)
     password_hash = await hashing.hash(password)
     await begin_write_after_reads(db)
     invitation = (
