@@ -33,6 +33,10 @@ check: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
+# Performance targets, side by side (bench/README.md); BENCH_DB=postgresql for PostgreSQL.
+bench: $(STAMP)
+	$(BIN)/python bench/run.py
+
 format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
