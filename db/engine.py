@@ -41,7 +41,11 @@ def create_engine(database_url: str, *, pool_size: int = 10) -> AsyncEngine:
     else:
         kwargs["pool_size"] = pool_size
         kwargs["max_overflow"] = pool_size
-        kwargs["pool_pre_ping"] = True
+        # Reads run in autocommit (no BEGIN/ROLLBACK round trips per request); begin_write and
+        # write_transaction open a READ COMMITTED transaction for every write. No pre-ping
+        # either (a round trip per request): a dropped connection fails one request, and
+        # SQLAlchemy then discards the pool's stale connections.
+        kwargs["isolation_level"] = "AUTOCOMMIT"
     engine = create_async_engine(url, **kwargs)
     if url.get_backend_name() == "sqlite":
         _configure_sqlite(engine)
@@ -79,21 +83,25 @@ async def begin_write(session: AsyncSession) -> None:
     "database is locked" when another writer committed in between (the busy timeout does not
     apply to that upgrade), so writes start with BEGIN IMMEDIATE and wait their turn instead.
     """
-    bind = session.bind
-    if bind is None or bind.dialect.name != "sqlite":
-        return
     if session.in_transaction():
         await session.rollback()
-    await session.connection(execution_options={_SQLITE_IMMEDIATE: True})
+    await session.connection(execution_options=_write_options(session.bind))
 
 
 @asynccontextmanager
 async def write_transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
     """A short write transaction of its own, outside any request's session."""
     async with engine.connect() as connection:
-        connection = await connection.execution_options(**{_SQLITE_IMMEDIATE: True})
+        connection = await connection.execution_options(**_write_options(engine))
         async with connection.begin():
             yield connection
+
+
+def _write_options(bind: Any) -> dict[str, Any]:
+    """Execution options that make the next transaction a real write transaction."""
+    if bind is not None and bind.dialect.name == "sqlite":
+        return {_SQLITE_IMMEDIATE: True}
+    return {"isolation_level": "READ COMMITTED"}
 
 
 def _unicode_lower(value: object) -> object:
