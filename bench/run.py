@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import fcntl
 import json
 import os
 import platform
@@ -898,6 +899,12 @@ def main() -> int:
         raise BenchError("BENCH_DB must be sqlite or postgresql")
     ensure_wrk()
     OUT.mkdir(exist_ok=True)
+    # One benchmark at a time: two would share the cores (and bench/out/) and both be wrong.
+    lock = (OUT / ".lock").open("w")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise BenchError("another make bench is running (bench/out/.lock); wait for it") from None
     scratch = Path(tempfile.mkdtemp(prefix="gql-bench-"))
     from db.migrate import upgrade
     from gql_api.security.encryption import new_key
