@@ -33,6 +33,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -161,6 +162,82 @@ def idle_cpu_busy(seconds: float = 2.0) -> float:
     return 1 - (idle1 - idle0) / max(1, total1 - total0)
 
 
+class ForeignLoad:
+    """Samples, once a second, the CPU used by processes that are not part of the benchmark
+    (neither descendants of this script nor of its PostgreSQL server): a test suite or a build
+    running at the same time makes every number here wrong, and this says so."""
+
+    def __init__(self, extra_roots: Callable[[], list[int]]) -> None:
+        self.extra_roots = extra_roots
+        self.samples: list[float] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="foreign-load", daemon=True)
+        self._ticks = os.sysconf("SC_CLK_TCK")
+
+    @staticmethod
+    def _processes() -> dict[int, tuple[int, int]]:
+        """pid -> (parent pid, CPU ticks) for every process."""
+        found = {}
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                found[int(entry.name)] = (int(fields[1]), int(fields[11]) + int(fields[12]))
+        return found
+
+    def _foreign_ticks(
+        self, before: dict[int, tuple[int, int]], now: dict[int, tuple[int, int]]
+    ) -> int:
+        roots = {os.getpid(), *self.extra_roots()}
+        ours: dict[int, bool] = {}
+
+        def is_ours(pid: int) -> bool:
+            seen = []
+            while pid not in ours:
+                if pid in roots:
+                    ours[pid] = True
+                    break
+                parent = now.get(pid, (0, 0))[0]
+                if parent <= 1:
+                    ours[pid] = False
+                    break
+                seen.append(pid)
+                pid = parent
+            for visited in seen:
+                ours[visited] = ours[pid]
+            return ours[pid]
+
+        return sum(
+            ticks - before.get(pid, (0, 0))[1]
+            for pid, (_, ticks) in now.items()
+            if pid in before and not is_ours(pid)
+        )
+
+    def _run(self) -> None:
+        cpus = os.cpu_count() or 1
+        before = self._processes()
+        while not self._stop.wait(1.0):
+            now = self._processes()
+            foreign = self._foreign_ticks(before, now)
+            self.samples.append(foreign / self._ticks / cpus)
+            before = now
+
+    def __enter__(self) -> ForeignLoad:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def summary(self) -> tuple[float, float]:
+        """(mean, highest 1-second) share of all CPUs used by other processes."""
+        if not self.samples:
+            return 0.0, 0.0
+        return statistics.fmean(self.samples), max(self.samples)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -225,6 +302,7 @@ class Databases:
     count: dict[int, str]
     version: str
     stop: Callable[[], None] = lambda: None
+    roots: Callable[[], list[int]] = list  # pids of database server processes we started
 
 
 def sqlite_databases(scratch: Path) -> Databases:
@@ -268,7 +346,14 @@ def postgres_databases() -> Databases:
         count={n: server.database_url(f"count{n}") for n in (2, 20)},
         version=f"PostgreSQL {version} (throwaway server: fsync=off, synchronous_commit=off)",
         stop=server.stop,
+        roots=lambda: _postmaster(server.root / "data"),
     )
+
+
+def _postmaster(data: Path) -> list[int]:
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        return [int((data / "postmaster.pid").read_text().split()[0])]
+    return []
 
 
 def settings_for(database_url: str, key: str, scratch: Path) -> Any:
@@ -753,7 +838,14 @@ def code_version() -> str:
     return f"`{commit}`" + (" with uncommitted changes in gql_api/db" if dirty else "")
 
 
-def render(rows: list[Row], dbs: Databases, started: float, log_errors: str, busy: float) -> str:
+def render(
+    rows: list[Row],
+    dbs: Databases,
+    started: float,
+    log_errors: str,
+    busy: float,
+    foreign: tuple[float, float],
+) -> str:
     now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     lines = [
         f"## {'PostgreSQL' if DB == 'postgresql' else 'SQLite'}",
@@ -768,8 +860,13 @@ def render(rows: list[Row], dbs: Databases, started: float, log_errors: str, bus
         "omission); server: `integration-api serve` (uvicorn, 1 worker, access log off), "
         f"{argon2_defaults()}",
         f"- Errors in the server log: {log_errors}",
-        f"- Other work on the machine before the load: {busy:.0%} of the CPUs busy"
-        + (" (**results are unreliable**: run on an idle machine)" if busy > BUSY_LIMIT else ""),
+        f"- Other work on the machine: {busy:.0%} of the CPUs busy before the load, "
+        f"{foreign[0]:.0%} on average during it (highest second {foreign[1]:.0%})"
+        + (
+            " (**results are unreliable**: run on an idle machine)"
+            if max(busy, foreign[0]) > BUSY_LIMIT
+            else ""
+        ),
         "",
         "| measure | how | result | target | |",
         "|---|---|---|---|---|",
@@ -932,7 +1029,7 @@ def main() -> int:
         busy = idle_cpu_busy()
         if busy > BUSY_LIMIT:
             log(f"warning: {busy:.0%} of the CPUs are busy with other work; numbers will be off")
-        with servers(ctx) as (api, floor):
+        with servers(ctx) as (api, floor), ForeignLoad(dbs.roots) as foreign:
             if "--serve" in sys.argv:
                 serve_only(ctx, api, floor)
                 return 0
@@ -940,7 +1037,10 @@ def main() -> int:
     finally:
         dbs.stop()
         shutil.rmtree(scratch, ignore_errors=True)
-    section = render(rows, dbs, started, server_log_errors(OUT / f"api-{DB}.log"), busy)
+    errors = server_log_errors(OUT / f"api-{DB}.log")
+    section = render(rows, dbs, started, errors, busy, foreign.summary())
+    if foreign.summary()[0] > BUSY_LIMIT:
+        log(f"warning: other processes used {foreign.summary()[0]:.0%} of the CPUs meanwhile")
     print(section)
     write_results(section)
     log(f"written to {RESULTS.relative_to(ROOT)}")
