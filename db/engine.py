@@ -16,6 +16,8 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from db.sqlite_dialect import DRIVER_NAME as LEAN_AIOSQLITE
+
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 _SQLITE_IMMEDIATE = "sqlite_begin_immediate"
 
@@ -25,7 +27,7 @@ def async_url(database_url: str) -> URL:
     url = make_url(database_url)
     backend = url.get_backend_name()
     if backend == "sqlite":
-        return url.set(drivername="sqlite+aiosqlite")
+        return url.set(drivername=LEAN_AIOSQLITE)
     if backend in {"postgresql", "postgres"}:
         return url.set(drivername="postgresql+asyncpg")
     raise ValueError(f"unsupported database backend {backend!r}: use sqlite or postgresql")

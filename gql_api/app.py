@@ -38,6 +38,7 @@ from gql_api.logs import current_request_id, new_request_id, set_request_id
 from gql_api.metrics import Metrics
 from gql_api.nul_guard import decode_json_without_nul
 from gql_api.pg_catalog.catalog import load_catalog
+from gql_api.runtime import tune_garbage_collector
 from gql_api.schema import build_schema
 from gql_api.security.encryption import encryptor_from_settings
 from gql_api.security.passwords import PasswordHashing
@@ -229,6 +230,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[dict[str, Any]]:
+        tune_garbage_collector()
         try:
             yield {}
         finally:

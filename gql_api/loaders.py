@@ -9,7 +9,7 @@ from sqlmodel import col, select
 from strawberry.dataloader import DataLoader
 
 from db.models import Channel, Merchant, Store, User, WebhookSecret
-from gql_api.accounts.sessions import CALLER_MERCHANT
+from gql_api.caller import CallerMerchant, caller_merchant
 from gql_api.channels.pages import ChannelPageKey, load_channel_pages
 from gql_api.members.service import visible_members
 from gql_api.pagination import Page
@@ -38,18 +38,13 @@ class Loaders:
         principal = self._context.principal
         return principal.merchant_id if principal else None
 
-    async def _merchants(self, ids: Sequence[int]) -> list[Merchant | None]:
-        # Only the caller's own merchant is visible; authentication already loaded it into
-        # the session, so get() usually answers without a query.
+    async def _merchants(self, ids: Sequence[int]) -> list[Merchant | CallerMerchant | None]:
+        # Only the caller's own merchant is visible; authentication usually read it already.
         own = self._merchant_id()
-        row = None
+        row: Merchant | CallerMerchant | None = None
         if own is not None and own in ids:
             async with self._context.db() as db:
-                cached = db.info.get(CALLER_MERCHANT)
-                if isinstance(cached, Merchant) and cached.id == own:
-                    row = cached
-                else:
-                    row = await db.get(Merchant, own)
+                row = caller_merchant(db, own) or await db.get(Merchant, own)
         return [row if i == own else None for i in ids]
 
     async def _representative_stores(self, merchant_ids: Sequence[int]) -> list[Store | None]:

@@ -6,22 +6,22 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import update
-from sqlmodel import col, select
+from sqlalchemy import bindparam, update
+from sqlalchemy import select as core_select
+from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from db.driver_query import DriverQuery
 from db.models import AuthSession, Merchant, User
 from db.types import utcnow
 from gql_api.audit import service as audit
+from gql_api.caller import CallerMerchant, remember_caller_merchant
 from gql_api.errors import Unauthenticated
 from gql_api.permissions import Principal, PrincipalKind, Role
 from gql_api.security.tokens import SESSION_TOKEN_PREFIX, new_token, token_hash
 from gql_api.settings import Settings
 
 MAX_TOKEN_LENGTH = 512
-# session.info key: the authenticated caller's merchant row, read with the credential (the
-# identity map holds rows only weakly, so it is kept here for the merchant loader).
-CALLER_MERCHANT = "caller_merchant"
 
 
 @dataclass(frozen=True)
@@ -58,33 +58,62 @@ async def revoke_session(*, db: AsyncSession, principal: Principal) -> bool:
     return True
 
 
+# The session, its user and their merchant in one row (`viewer { merchant }` needs no second
+# query), read on every request, so run without the ORM (see db.driver_query).
+_CALLER = DriverQuery(
+    core_select(
+        col(AuthSession.id),
+        col(AuthSession.revoked_at),
+        col(AuthSession.expires_at),
+        col(User.id),
+        col(User.merchant_id),
+        col(User.role),
+        col(User.store_pk),
+        col(User.email),
+        col(User.removed_at),
+        col(Merchant.name),
+        col(Merchant.created_at),
+    )
+    .join(User, col(User.id) == col(AuthSession.user_id))
+    .join(Merchant, col(Merchant.id) == col(User.merchant_id))
+    .where(col(AuthSession.token_hash) == bindparam("token_hash"))
+)
+
+
 async def principal_for_session(*, db: AsyncSession, token: str) -> Principal:
     """The caller behind a `Bearer` session token; UNAUTHENTICATED says why it is refused."""
     if not token.startswith(SESSION_TOKEN_PREFIX) or len(token) > MAX_TOKEN_LENGTH:
         raise Unauthenticated("The bearer token is malformed.", reason="MALFORMED")
-    found = (
-        await db.exec(
-            # The merchant comes along so that `viewer { merchant }` needs no second query.
-            select(AuthSession, User, Merchant)
-            .join(User, col(User.id) == col(AuthSession.user_id))
-            .join(Merchant, col(Merchant.id) == col(User.merchant_id))
-            .where(col(AuthSession.token_hash) == token_hash(token))
-        )
-    ).first()
+    found = await _CALLER.first(await db.connection(), token_hash=token_hash(token))
     if found is None:
         raise Unauthenticated("The session token is not valid.", reason="INVALID")
-    session, user, merchant = found
-    db.info[CALLER_MERCHANT] = detached_merchant(merchant)
-    if session.revoked_at is not None or user.removed_at is not None:
+    (
+        session_id,
+        revoked_at,
+        expires_at,
+        user_id,
+        merchant_id,
+        role,
+        store_pk,
+        email,
+        removed_at,
+        merchant_name,
+        merchant_created_at,
+    ) = found
+    remember_caller_merchant(db, CallerMerchant(merchant_id, merchant_name, merchant_created_at))
+    if revoked_at is not None or removed_at is not None:
         raise Unauthenticated("The session has been logged out.", reason="REVOKED")
-    if session.expires_at <= utcnow():
+    if expires_at <= utcnow():
         raise Unauthenticated("The session has expired; log in again.", reason="EXPIRED")
-    return principal_of(user, session)
-
-
-def detached_merchant(merchant: Merchant) -> Merchant:
-    """A copy outside the session: ending a transaction (begin_write) cannot expire it."""
-    return Merchant(id=merchant.id, name=merchant.name, created_at=merchant.created_at)
+    return Principal(
+        kind=PrincipalKind.USER,
+        merchant_id=merchant_id,
+        user_id=user_id,
+        role=Role(role),
+        store_pk=store_pk,
+        session_id=session_id,
+        label=email,
+    )
 
 
 def principal_of(user: User, session: AuthSession) -> Principal:

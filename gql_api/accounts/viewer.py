@@ -9,7 +9,7 @@ from gql_api.api_secrets.service import secret_by_pk
 from gql_api.api_secrets.types import ApiSecret
 from gql_api.context import Info
 from gql_api.permissions import Principal
-from gql_api.stores.merchant import Merchant
+from gql_api.stores.merchant import Merchant, visible_merchant
 
 
 @strawberry.type(description="The authenticated caller.")
@@ -25,10 +25,10 @@ class Viewer:
 
     @strawberry.field(description="The caller's merchant (고객사).")
     async def merchant(self, info: Info) -> Merchant:
-        row = await info.context.loaders.merchant.load(self.principal.merchant_id)
-        if row is None:
+        merchant = await visible_merchant(info, self.principal.merchant_id)
+        if merchant is None:
             raise RuntimeError("principal without a merchant")
-        return Merchant.from_row(row)
+        return merchant
 
     @strawberry.field(description="The caller's role; null for an API-secret caller.")
     def role(self) -> MemberRole | None:  # type: ignore[valid-type]

@@ -14,8 +14,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from db.engine import write_transaction
 from db.models import ApiSecret, ApiSecretFailure, ApiToken, AuditEvent, Merchant, Store
 from db.types import utcnow
-from gql_api.accounts.sessions import CALLER_MERCHANT, detached_merchant
 from gql_api.api_secrets.verified import VerifiedSecrets
+from gql_api.caller import CallerMerchant, remember_caller_merchant
 from gql_api.errors import DomainError, RateLimited, Unauthenticated, UserErrorCode
 from gql_api.ids import global_id
 from gql_api.logs import current_request_id
@@ -99,7 +99,8 @@ async def principal_for_secret(
     if found is None:
         raise Unauthenticated("The API secret is not valid.", reason="INVALID")
     secret, store, merchant, failures = found
-    db.info[CALLER_MERCHANT] = detached_merchant(merchant)
+    assert merchant.id is not None
+    remember_caller_merchant(db, CallerMerchant(merchant.id, merchant.name, merchant.created_at))
     assert secret.id is not None
     _check_usable(secret, store, now)
     fingerprint = api_keys.fingerprint(parsed.plaintext)

@@ -14,6 +14,7 @@ from db.models import Store as StoreRow
 from db.models import User as UserRow
 from gql_api.audit import service as audit_service
 from gql_api.audit.types import AuditEvent
+from gql_api.caller import CallerMerchant, caller_merchant
 from gql_api.context import Info
 from gql_api.errors import Forbidden
 from gql_api.members import service as members_service
@@ -40,7 +41,7 @@ class Merchant(Node):
     pk: strawberry.Private[int]
 
     @classmethod
-    def from_row(cls, row: MerchantRow) -> Merchant:
+    def from_row(cls, row: MerchantRow | CallerMerchant) -> Merchant:
         assert row.id is not None
         return cls(
             id=to_global_id("Merchant", row.id), name=row.name, created_at=row.created_at, pk=row.id
@@ -109,3 +110,12 @@ class Merchant(Node):
         return await connection(
             info, statement, col(AuditEventRow.id), request, AuditEvent.from_row, newest_first=True
         )
+
+
+async def visible_merchant(info: Info, pk: int) -> Merchant | None:
+    """The merchant `pk` if it is the caller's: as authentication read it, or loaded."""
+    known = caller_merchant(info.context.session, pk)
+    if known is not None:
+        return Merchant.from_row(known)
+    row = await info.context.loaders.merchant.load(pk)
+    return Merchant.from_row(row) if row else None

@@ -8,7 +8,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from db.models import Store as StoreRow
 from gql_api.context import Info
 from gql_api.stores import service
-from gql_api.stores.merchant import Merchant
+from gql_api.stores.merchant import Merchant, visible_merchant
 from gql_api.stores.types import Store
 from gql_api.user_errors import UserError, mutate
 
@@ -52,8 +52,7 @@ class Query:
     @strawberry.field(description="The caller's merchant (고객사).")
     async def merchant(self, info: Info) -> Merchant | None:
         principal = info.context.require_principal()
-        row = await info.context.loaders.merchant.load(principal.merchant_id)
-        return Merchant.from_row(row) if row else None
+        return await visible_merchant(info, principal.merchant_id)
 
     @strawberry.field(description="A store by its storeId; null if absent or not visible.")
     async def store(self, info: Info, store_id: str) -> Store | None:
@@ -110,8 +109,7 @@ async def resolve_store_node(info: Info, pk: int) -> Store | None:
 
 
 async def resolve_merchant_node(info: Info, pk: int) -> Merchant | None:
-    row = await info.context.loaders.merchant.load(pk)
-    return Merchant.from_row(row) if row else None
+    return await visible_merchant(info, pk)
 
 
 NODE_RESOLVERS = {"Store": resolve_store_node, "Merchant": resolve_merchant_node}

@@ -1,0 +1,82 @@
+"""Hot read paths: a SELECT compiled once, run straight on the driver connection.
+
+Authentication reads one row on every request. Through SQLAlchemy's execution machinery that
+read costs several times the rest of a small query (result-set set-up, cursor objects, and on
+aiosqlite three trips to the connection's thread: execute, fetch, close). A `DriverQuery` is
+compiled once per dialect by SQLAlchemy, binds and converts values with the columns' own
+SQLAlchemy types, and runs in one driver call: `execute_fetchall` on aiosqlite (one trip),
+`fetch` on asyncpg (a statement asyncpg prepares once per connection).
+
+Only for reads, on a connection the caller holds exclusively.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Select
+from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+Processor = Callable[[Any], Any] | None
+
+
+@dataclass(frozen=True)
+class _Compiled:
+    sql: str
+    binds: tuple[tuple[str, Any, Processor], ...]  # name, default value, bind processor
+    results: tuple[Processor, ...]
+
+
+class DriverQuery:
+    def __init__(self, statement: Select[*tuple[Any, ...]]) -> None:
+        self._statement = statement
+        self._compiled: dict[str, _Compiled] = {}
+
+    def _compile(self, dialect: Dialect) -> _Compiled:
+        compiled = self._statement.compile(dialect=dialect)
+        names = compiled.positiontup or []
+        binds = tuple(
+            (
+                name,
+                compiled.binds[name].value,
+                compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect),
+            )
+            for name in names
+        )
+        results = tuple(
+            column.type.dialect_impl(dialect).result_processor(dialect, None)
+            for column in self._statement.selected_columns
+        )
+        found = _Compiled(sql=compiled.string, binds=binds, results=results)
+        self._compiled[dialect.name] = found
+        return found
+
+    async def all(self, connection: AsyncConnection, **params: Any) -> list[tuple[Any, ...]]:
+        dialect = connection.dialect
+        compiled = self._compiled.get(dialect.name) or self._compile(dialect)
+        args = []
+        for name, default, process in compiled.binds:
+            value = params.get(name, default)
+            args.append(process(value) if process is not None else value)
+        driver = (await connection.get_raw_connection()).driver_connection
+        try:
+            if dialect.name == "sqlite":
+                rows: Sequence[Sequence[Any]] = await driver.execute_fetchall(compiled.sql, args)  # type: ignore[union-attr]
+            else:
+                rows = await driver.fetch(compiled.sql, *args)  # type: ignore[union-attr]
+        except Exception:
+            # SQLAlchemy did not see this call: let it replace a connection that may be broken.
+            await connection.invalidate()
+            raise
+        results = compiled.results
+        return [
+            tuple(v if p is None else p(v) for p, v in zip(results, row, strict=True))
+            for row in rows
+        ]
+
+    async def first(self, connection: AsyncConnection, **params: Any) -> tuple[Any, ...] | None:
+        rows = await self.all(connection, **params)
+        return rows[0] if rows else None
