@@ -6,14 +6,16 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, or_, update
+from sqlalchemy import bindparam, func, or_, update
+from sqlalchemy import select as core_select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from db.driver_query import DriverQuery
 from db.engine import write_transaction
 from db.models import ApiSecret, ApiSecretFailure, ApiToken, AuditEvent, Merchant, Store
-from db.types import utcnow
+from db.types import UTCDateTime, utcnow
 from gql_api.api_secrets.verified import VerifiedSecrets
 from gql_api.caller import CallerMerchant, remember_caller_merchant
 from gql_api.errors import DomainError, RateLimited, Unauthenticated, UserErrorCode
@@ -49,7 +51,29 @@ class SecretVerifier:
     verified: VerifiedSecrets
 
 
-def _principal(secret: ApiSecret, store: Store) -> Principal:
+@dataclass(frozen=True, slots=True)
+class _SecretFacts:
+    """What authentication needs of an API secret row (the ORM row works as well)."""
+
+    id: int | None
+    key_id: str
+    merchant_id: int
+    name: str
+    hint: str
+    secret_hash: str
+    expires_at: datetime | None
+    last_used_at: datetime | None
+    deleted_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class _StoreFacts:
+    id: int | None
+    is_representative: bool
+    deleted_at: datetime | None
+
+
+def _principal(secret: ApiSecret | _SecretFacts, store: Store | _StoreFacts) -> Principal:
     return Principal(
         kind=PrincipalKind.API_SECRET,
         merchant_id=secret.merchant_id,
@@ -60,13 +84,50 @@ def _principal(secret: ApiSecret, store: Store) -> Principal:
     )
 
 
-def _check_usable(secret: ApiSecret, store: Store, now: datetime) -> None:
+def _check_usable(
+    secret: ApiSecret | _SecretFacts, store: Store | _StoreFacts, now: datetime
+) -> None:
     if secret.deleted_at is not None:
         raise Unauthenticated("The API secret has been deleted.", reason="REVOKED")
     if store.deleted_at is not None:
         raise Unauthenticated("The API secret's store has been deleted.", reason="REVOKED")
     if secret.expires_at is not None and secret.expires_at <= now:
         raise Unauthenticated("The API secret has expired.", reason="EXPIRED")
+
+
+# One statement, read on every `PortOne <secret>` request, so run without the ORM (see
+# db.driver_query): the key's row, its store, its merchant (viewer.merchant needs no second
+# query) and its recent failures (for throttling).
+_RECENT_FAILURES = (
+    core_select(func.count())
+    .where(
+        col(ApiSecretFailure.key_id) == col(ApiSecret.key_id),
+        col(ApiSecretFailure.attempted_at) > bindparam("since", type_=UTCDateTime()),
+    )
+    .scalar_subquery()
+)
+_CALLER = DriverQuery(
+    core_select(
+        col(ApiSecret.id),
+        col(ApiSecret.key_id),
+        col(ApiSecret.merchant_id),
+        col(ApiSecret.name),
+        col(ApiSecret.hint),
+        col(ApiSecret.secret_hash),
+        col(ApiSecret.expires_at),
+        col(ApiSecret.last_used_at),
+        col(ApiSecret.deleted_at),
+        col(Store.id),
+        col(Store.is_representative),
+        col(Store.deleted_at),
+        col(Merchant.name),
+        col(Merchant.created_at),
+        _RECENT_FAILURES,
+    )
+    .join(Store, col(Store.id) == col(ApiSecret.store_pk))
+    .join(Merchant, col(Merchant.id) == col(ApiSecret.merchant_id))
+    .where(col(ApiSecret.key_id) == bindparam("key_id"))
+)
 
 
 async def principal_for_secret(
@@ -79,28 +140,17 @@ async def principal_for_secret(
             "The API secret is malformed (wrong format or checksum).", reason="MALFORMED"
         )
     now = utcnow()
-    # One statement: the key's row, its store, and its recent failures (for throttling).
-    recent_failures = (
-        select(func.count())
-        .where(
-            col(ApiSecretFailure.key_id) == parsed.key_id,
-            col(ApiSecretFailure.attempted_at) > now - FAILURE_WINDOW,
-        )
-        .scalar_subquery()
+    found = await _CALLER.first(
+        await db.connection(), key_id=parsed.key_id, since=now - FAILURE_WINDOW
     )
-    found = (
-        await db.exec(
-            select(ApiSecret, Store, Merchant, recent_failures)
-            .join(Store, col(Store.id) == col(ApiSecret.store_pk))
-            .join(Merchant, col(Merchant.id) == col(ApiSecret.merchant_id))
-            .where(col(ApiSecret.key_id) == parsed.key_id)
-        )
-    ).first()
     if found is None:
         raise Unauthenticated("The API secret is not valid.", reason="INVALID")
-    secret, store, merchant, failures = found
-    assert merchant.id is not None
-    remember_caller_merchant(db, CallerMerchant(merchant.id, merchant.name, merchant.created_at))
+    secret = _SecretFacts(*found[:9])
+    store = _StoreFacts(*found[9:12])
+    merchant_name, merchant_created_at, failures = found[12:]
+    remember_caller_merchant(
+        db, CallerMerchant(secret.merchant_id, merchant_name, merchant_created_at)
+    )
     assert secret.id is not None
     _check_usable(secret, store, now)
     fingerprint = api_keys.fingerprint(parsed.plaintext)
@@ -246,7 +296,9 @@ async def issue_pair(db: AsyncSession, secret_id: int) -> TokenPair:
     return TokenPair(access, refresh_token, access_expires)
 
 
-async def _record_failure(engine: AsyncEngine, secret: ApiSecret, now: datetime) -> None:
+async def _record_failure(
+    engine: AsyncEngine, secret: ApiSecret | _SecretFacts, now: datetime
+) -> None:
     """Count the failure in its own transaction; every FAILURE_BURST failures, audit it."""
     async with write_transaction(engine) as conn:
         await conn.execute(
