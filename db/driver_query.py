@@ -7,7 +7,7 @@ compiled once per dialect by SQLAlchemy, binds and converts values with the colu
 SQLAlchemy types, and runs in one driver call: `execute_fetchall` on aiosqlite (one trip),
 `fetch` on asyncpg (a statement asyncpg prepares once per connection).
 
-Only for reads, on a connection the caller holds exclusively.
+Only for reads, on a connection the caller holds exclusively (or one of its own).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Any
 
 from sqlalchemy import Select
 from sqlalchemy.engine import Dialect
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 Processor = Callable[[Any], Any] | None
 
@@ -77,6 +77,13 @@ class DriverQuery:
             for row in rows
         ]
 
-    async def first(self, connection: AsyncConnection, **params: Any) -> tuple[Any, ...] | None:
-        rows = await self.all(connection, **params)
+    async def first(
+        self, bind: AsyncEngine | AsyncConnection, **params: Any
+    ) -> tuple[Any, ...] | None:
+        """The first row; given an engine, on a connection of its own, returned at once."""
+        if isinstance(bind, AsyncEngine):
+            async with bind.connect() as connection:
+                rows = await self.all(connection, **params)
+        else:
+            rows = await self.all(bind, **params)
         return rows[0] if rows else None

@@ -35,14 +35,15 @@ def async_url(database_url: str) -> URL:
 
 def create_engine(database_url: str, *, pool_size: int = 10) -> AsyncEngine:
     url = async_url(database_url)
-    kwargs: dict[str, Any] = {}
+    # Connections kept open between requests: an aiosqlite connection is a thread and a few
+    # PRAGMAs to set up, so a pool smaller than the usual concurrency would open and close
+    # "overflow" connections over and over.
+    kwargs: dict[str, Any] = {"pool_size": pool_size, "max_overflow": pool_size}
     if url.get_backend_name() == "sqlite":
         kwargs["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
         if url.database in (None, "", ":memory:"):
             raise ValueError("an in-memory SQLite database is not shared between connections")
     else:
-        kwargs["pool_size"] = pool_size
-        kwargs["max_overflow"] = pool_size
         # Reads run in autocommit (no BEGIN/ROLLBACK round trips per request); begin_write and
         # write_transaction open a READ COMMITTED transaction for every write. No pre-ping
         # either (a round trip per request): a dropped connection fails one request, and

@@ -11,7 +11,7 @@ from typing import Any
 from cross_web import HTTPException
 from sqlalchemy import text
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -24,6 +24,7 @@ from gql_api.access_log import AccessLogMiddleware
 from gql_api.api_secrets.auth import SecretVerifier
 from gql_api.api_secrets.verified import VerifiedSecrets
 from gql_api.auth import authenticate
+from gql_api.caller import Caller
 from gql_api.context import AppState, Context
 from gql_api.errors import (
     GRAPHQL_PARSE_FAILED,
@@ -46,8 +47,8 @@ from gql_api.settings import Settings, get_settings
 
 logger = logging.getLogger("gql_api.app")
 
-_SESSION_KEY = "gql_api.session"
-_PRINCIPAL_KEY = "gql_api.principal"
+_CALLER_KEY = "gql_api.caller"
+_CONTEXT_KEY = "gql_api.context"
 _SUB_RESPONSE_KEY = "gql_api.sub_response"
 _REQUEST_ERROR_CODES = frozenset(
     {GRAPHQL_PARSE_FAILED, GRAPHQL_VALIDATION_FAILED, ApiErrorCode.QUERY_TOO_COMPLEX.value}
@@ -72,24 +73,28 @@ class GraphQLApp(GraphQL[Context, None]):
             await Response("Not found", status_code=404)(scope, receive, send)
             return
         request = Request(scope)
-        async with self.state.session_factory() as session:
-            principal = None
-            header = request.headers.get("authorization")
-            if header is not None and request.method == "POST":
-                try:
-                    principal = await authenticate(session, self.state.verifier, header)
-                except (Unauthenticated, RateLimited) as error:
-                    status = 429 if isinstance(error, RateLimited) else 401
-                    response = _error_response(error.message, status, **error.extensions)
-                    await response(scope, receive, send)
-                    return
-            scope[_SESSION_KEY] = session
-            scope[_PRINCIPAL_KEY] = principal
+        caller = None
+        header = request.headers.get("authorization")
+        if header is not None and request.method == "POST":
             try:
-                response = await self.run(Request(scope, receive))
-            except HTTPException as error:
-                response = _error_response(error.reason, error.status_code)
-            await response(scope, receive, send)
+                caller = await authenticate(self.state.verifier, header)
+            except (Unauthenticated, RateLimited) as error:
+                status = 429 if isinstance(error, RateLimited) else 401
+                response = _error_response(error.message, status, **error.extensions)
+                await response(scope, receive, send)
+                return
+        scope[_CALLER_KEY] = caller
+        try:
+            response = await self.run(Request(scope, receive))
+        except HTTPException as error:
+            response = _error_response(error.reason, error.status_code)
+        except ClientDisconnect:
+            return  # the client went away before sending its whole request: nobody to answer
+        finally:
+            context = scope.get(_CONTEXT_KEY)
+            if context is not None:
+                await context.close()  # the database connection goes back before the reply
+        await response(scope, receive, send)
 
     async def render_graphql_ide(self, request: Request) -> Response:
         # GraphiQL with every asset served by this service (see gql_api.graphiql), not unpkg.com.
@@ -100,14 +105,17 @@ class GraphQLApp(GraphQL[Context, None]):
 
     async def get_context(self, request: Request, response: Response | None = None) -> Context:  # type: ignore[override]
         request.scope[_SUB_RESPONSE_KEY] = response
-        return Context(
+        caller: Caller | None = request.scope[_CALLER_KEY]
+        context = Context(
             request=request,
             response=response,
             app=self.state,
-            session=request.scope[_SESSION_KEY],
-            principal=request.scope[_PRINCIPAL_KEY],
+            principal=caller.principal if caller else None,
+            caller_merchant=caller.merchant if caller else None,
             request_id=current_request_id(),
         )
+        request.scope[_CONTEXT_KEY] = context
+        return context
 
     async def process_result(
         self, request: Request, result: ExecutionResult

@@ -15,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from gql_api.api_secrets.auth import SecretVerifier
+from gql_api.caller import CallerMerchant
 from gql_api.errors import Unauthenticated
 from gql_api.metrics import Metrics
 from gql_api.permissions import Principal
@@ -46,20 +47,30 @@ class Context:
     request: Request
     response: Response | None
     app: AppState
-    session: AsyncSession
     principal: Principal | None
     request_id: str
+    # The caller's merchant as authentication read it (None: anonymous, or not read).
+    caller_merchant: CallerMerchant | None = None
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     _loaders: Loaders | None = None
+    _session: AsyncSession | None = None
 
     @asynccontextmanager
     async def db(self) -> AsyncIterator[AsyncSession]:
         """The request's session, one user at a time (sibling fields resolve concurrently).
 
+        Created on first use (a query answered without the database never opens one).
         Never await a DataLoader inside this block: its batch function takes the same lock.
         """
         async with self._lock:
-            yield self.session
+            if self._session is None:
+                self._session = self.app.session_factory()
+            yield self._session
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
 
     def require_principal(self) -> Principal:
         if self.principal is None:

@@ -9,7 +9,7 @@ from sqlmodel import col, select
 from strawberry.dataloader import DataLoader
 
 from db.models import Channel, Merchant, Store, User, WebhookSecret
-from gql_api.caller import CallerMerchant, caller_merchant
+from gql_api.caller import CallerMerchant
 from gql_api.channels.pages import ChannelPageKey, load_channel_pages
 from gql_api.members.service import visible_members
 from gql_api.pagination import Page
@@ -43,8 +43,12 @@ class Loaders:
         own = self._merchant_id()
         row: Merchant | CallerMerchant | None = None
         if own is not None and own in ids:
-            async with self._context.db() as db:
-                row = caller_merchant(db, own) or await db.get(Merchant, own)
+            known = self._context.caller_merchant
+            if known is not None and known.id == own:
+                row = known
+            else:
+                async with self._context.db() as db:
+                    row = await db.get(Merchant, own)
         return [row if i == own else None for i in ids]
 
     async def _representative_stores(self, merchant_ids: Sequence[int]) -> list[Store | None]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import uuid
@@ -11,8 +12,15 @@ from datetime import UTC, datetime
 _request_id: ContextVar[str] = ContextVar("request_id", default="-")
 
 
+# Request ids need to be unique, not unguessable: a per-process random prefix and a counter
+# (uuid4 asks the kernel for randomness on every request, a system call that also hands the
+# GIL to the database threads).
+_PROCESS_PREFIX = uuid.uuid4().hex[:16]
+_sequence = itertools.count(1)
+
+
 def new_request_id() -> str:
-    return uuid.uuid4().hex
+    return f"{_PROCESS_PREFIX}{next(_sequence):016x}"
 
 
 def set_request_id(request_id: str) -> None:

@@ -8,6 +8,7 @@ from datetime import timedelta
 
 from sqlalchemy import bindparam, update
 from sqlalchemy import select as core_select
+from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -15,7 +16,7 @@ from db.driver_query import DriverQuery
 from db.models import AuthSession, Merchant, User
 from db.types import utcnow
 from gql_api.audit import service as audit
-from gql_api.caller import CallerMerchant, remember_caller_merchant
+from gql_api.caller import Caller, CallerMerchant
 from gql_api.errors import Unauthenticated
 from gql_api.permissions import Principal, PrincipalKind, Role
 from gql_api.security.tokens import SESSION_TOKEN_PREFIX, new_token, token_hash
@@ -80,11 +81,13 @@ _CALLER = DriverQuery(
 )
 
 
-async def principal_for_session(*, db: AsyncSession, token: str) -> Principal:
-    """The caller behind a `Bearer` session token; UNAUTHENTICATED says why it is refused."""
+async def caller_for_session(*, engine: AsyncEngine, token: str) -> Caller:
+    """The caller behind a `Bearer` session token; UNAUTHENTICATED says why it is refused.
+
+    Read on a connection of its own, back in the pool before the query runs."""
     if not token.startswith(SESSION_TOKEN_PREFIX) or len(token) > MAX_TOKEN_LENGTH:
         raise Unauthenticated("The bearer token is malformed.", reason="MALFORMED")
-    found = await _CALLER.first(await db.connection(), token_hash=token_hash(token))
+    found = await _CALLER.first(engine, token_hash=token_hash(token))
     if found is None:
         raise Unauthenticated("The session token is not valid.", reason="INVALID")
     (
@@ -100,12 +103,11 @@ async def principal_for_session(*, db: AsyncSession, token: str) -> Principal:
         merchant_name,
         merchant_created_at,
     ) = found
-    remember_caller_merchant(db, CallerMerchant(merchant_id, merchant_name, merchant_created_at))
     if revoked_at is not None or removed_at is not None:
         raise Unauthenticated("The session has been logged out.", reason="REVOKED")
     if expires_at <= utcnow():
         raise Unauthenticated("The session has expired; log in again.", reason="EXPIRED")
-    return Principal(
+    principal = Principal(
         kind=PrincipalKind.USER,
         merchant_id=merchant_id,
         user_id=user_id,
@@ -114,6 +116,7 @@ async def principal_for_session(*, db: AsyncSession, token: str) -> Principal:
         session_id=session_id,
         label=email,
     )
+    return Caller(principal, CallerMerchant(merchant_id, merchant_name, merchant_created_at))
 
 
 def principal_of(user: User, session: AuthSession) -> Principal:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import bindparam, func, or_, update
 from sqlalchemy import select as core_select
@@ -17,7 +18,7 @@ from db.engine import write_transaction
 from db.models import ApiSecret, ApiSecretFailure, ApiToken, AuditEvent, Merchant, Store
 from db.types import UTCDateTime, utcnow
 from gql_api.api_secrets.verified import VerifiedSecrets
-from gql_api.caller import CallerMerchant, remember_caller_merchant
+from gql_api.caller import Caller, CallerMerchant
 from gql_api.errors import DomainError, RateLimited, Unauthenticated, UserErrorCode
 from gql_api.ids import global_id
 from gql_api.logs import current_request_id
@@ -95,6 +96,23 @@ def _check_usable(
         raise Unauthenticated("The API secret has expired.", reason="EXPIRED")
 
 
+# What authentication reads of an API secret, its store and merchant (see _facts).
+_SECRET_COLUMNS = (
+    col(ApiSecret.id),
+    col(ApiSecret.key_id),
+    col(ApiSecret.merchant_id),
+    col(ApiSecret.name),
+    col(ApiSecret.hint),
+    col(ApiSecret.secret_hash),
+    col(ApiSecret.expires_at),
+    col(ApiSecret.last_used_at),
+    col(ApiSecret.deleted_at),
+    col(Store.id),
+    col(Store.is_representative),
+    col(Store.deleted_at),
+    col(Merchant.name),
+    col(Merchant.created_at),
+)
 # One statement, read on every `PortOne <secret>` request, so run without the ORM (see
 # db.driver_query): the key's row, its store, its merchant (viewer.merchant needs no second
 # query) and its recent failures (for throttling).
@@ -107,32 +125,15 @@ _RECENT_FAILURES = (
     .scalar_subquery()
 )
 _CALLER = DriverQuery(
-    core_select(
-        col(ApiSecret.id),
-        col(ApiSecret.key_id),
-        col(ApiSecret.merchant_id),
-        col(ApiSecret.name),
-        col(ApiSecret.hint),
-        col(ApiSecret.secret_hash),
-        col(ApiSecret.expires_at),
-        col(ApiSecret.last_used_at),
-        col(ApiSecret.deleted_at),
-        col(Store.id),
-        col(Store.is_representative),
-        col(Store.deleted_at),
-        col(Merchant.name),
-        col(Merchant.created_at),
-        _RECENT_FAILURES,
-    )
+    core_select(*_SECRET_COLUMNS, _RECENT_FAILURES)
+    .select_from(ApiSecret)
     .join(Store, col(Store.id) == col(ApiSecret.store_pk))
     .join(Merchant, col(Merchant.id) == col(ApiSecret.merchant_id))
     .where(col(ApiSecret.key_id) == bindparam("key_id"))
 )
 
 
-async def principal_for_secret(
-    *, db: AsyncSession, verifier: SecretVerifier, plaintext: str
-) -> Principal:
+async def caller_for_secret(*, verifier: SecretVerifier, plaintext: str) -> Caller:
     """The caller behind `PortOne <secret>`; UNAUTHENTICATED says why, never echoing it."""
     parsed = api_keys.parse(plaintext)
     if parsed is None:
@@ -140,17 +141,12 @@ async def principal_for_secret(
             "The API secret is malformed (wrong format or checksum).", reason="MALFORMED"
         )
     now = utcnow()
-    found = await _CALLER.first(
-        await db.connection(), key_id=parsed.key_id, since=now - FAILURE_WINDOW
-    )
+    # On a connection of its own, back in the pool before argon2 (if needed) or the query runs.
+    found = await _CALLER.first(verifier.engine, key_id=parsed.key_id, since=now - FAILURE_WINDOW)
     if found is None:
         raise Unauthenticated("The API secret is not valid.", reason="INVALID")
-    secret = _SecretFacts(*found[:9])
-    store = _StoreFacts(*found[9:12])
-    merchant_name, merchant_created_at, failures = found[12:]
-    remember_caller_merchant(
-        db, CallerMerchant(secret.merchant_id, merchant_name, merchant_created_at)
-    )
+    secret, store, merchant = _facts(found)
+    failures = found[14]
     assert secret.id is not None
     _check_usable(secret, store, now)
     fingerprint = api_keys.fingerprint(parsed.plaintext)
@@ -171,30 +167,40 @@ async def principal_for_secret(
         verifier.verified.remember(fingerprint, secret_id=secret.id, secret_hash=secret.secret_hash)
     if secret.last_used_at is None or secret.last_used_at <= now - LAST_USED_GRANULARITY:
         await _touch(verifier.engine, secret.id, now)
-    return _principal(secret, store)
+    return Caller(_principal(secret, store), merchant)
 
 
-async def principal_for_access_token(*, db: AsyncSession, token: str) -> Principal:
+_TOKEN_CALLER = DriverQuery(
+    core_select(*_SECRET_COLUMNS, col(ApiToken.revoked_at), col(ApiToken.expires_at))
+    .select_from(ApiToken)
+    .join(ApiSecret, col(ApiSecret.id) == col(ApiToken.api_secret_id))
+    .join(Store, col(Store.id) == col(ApiSecret.store_pk))
+    .join(Merchant, col(Merchant.id) == col(ApiSecret.merchant_id))
+    .where(col(ApiToken.token_hash) == bindparam("token_hash"), col(ApiToken.kind) == "access")
+)
+
+
+async def caller_for_access_token(*, engine: AsyncEngine, token: str) -> Caller:
     if not token.startswith(ACCESS_TOKEN_PREFIX) or len(token) > MAX_TOKEN_LENGTH:
         raise Unauthenticated("The bearer token is malformed.", reason="MALFORMED")
-    found = (
-        await db.exec(
-            select(ApiToken, ApiSecret, Store)
-            .join(ApiSecret, col(ApiSecret.id) == col(ApiToken.api_secret_id))
-            .join(Store, col(Store.id) == col(ApiSecret.store_pk))
-            .where(col(ApiToken.token_hash) == token_hash(token), col(ApiToken.kind) == "access")
-        )
-    ).first()
+    found = await _TOKEN_CALLER.first(engine, token_hash=token_hash(token))
     if found is None:
         raise Unauthenticated("The access token is not valid.", reason="INVALID")
-    issued, secret, store = found
+    secret, store, merchant = _facts(found)
+    revoked_at, expires_at = found[14:]
     now = utcnow()
-    if issued.revoked_at is not None:
+    if revoked_at is not None:
         raise Unauthenticated("The access token has been revoked.", reason="REVOKED")
-    if issued.expires_at <= now:
+    if expires_at <= now:
         raise Unauthenticated("The access token has expired; refresh it.", reason="EXPIRED")
     _check_usable(secret, store, now)
-    return _principal(secret, store)
+    return Caller(_principal(secret, store), merchant)
+
+
+def _facts(row: tuple[Any, ...]) -> tuple[_SecretFacts, _StoreFacts, CallerMerchant]:
+    """The secret, its store and merchant from the first columns (_SECRET_COLUMNS) of a row."""
+    secret = _SecretFacts(*row[:9])
+    return secret, _StoreFacts(*row[9:12]), CallerMerchant(secret.merchant_id, *row[12:14])
 
 
 @dataclass(frozen=True)
@@ -204,20 +210,20 @@ class TokenPair:
     access_token_expires_at: datetime
 
 
-async def verify_for_login(*, db: AsyncSession, verifier: SecretVerifier, plaintext: str) -> int:
+async def verify_for_login(*, verifier: SecretVerifier, plaintext: str) -> int:
     """The id of the secret to exchange for tokens; its failures are counted like any use.
 
     Runs before the mutation's write transaction: counting a failure and updating lastUsedAt
     use their own short transactions, which must not wait behind ours on SQLite.
     """
     try:
-        principal = await principal_for_secret(db=db, verifier=verifier, plaintext=plaintext)
+        caller = await caller_for_secret(verifier=verifier, plaintext=plaintext)
     except Unauthenticated as error:
         raise DomainError.single(
             UserErrorCode.INVALID_CREDENTIALS, ("input", "apiSecret"), error.message
         ) from None
-    assert principal.api_secret_id is not None
-    return principal.api_secret_id
+    assert caller.principal.api_secret_id is not None
+    return caller.principal.api_secret_id
 
 
 async def refresh(*, db: AsyncSession, refresh_token: str) -> TokenPair:

@@ -124,13 +124,10 @@ class Mutation:
         self, info: Info, input: ApiSecretLoginInput
     ) -> ApiSecretLoginPayload:
         verifier = info.context.app.verifier
-        async with info.context.db() as db:
-            try:
-                secret_id = await auth.verify_for_login(
-                    db=db, verifier=verifier, plaintext=input.api_secret
-                )
-            except DomainError as error:
-                return _pair_payload(None, user_errors(error))
+        try:
+            secret_id = await auth.verify_for_login(verifier=verifier, plaintext=input.api_secret)
+        except DomainError as error:
+            return _pair_payload(None, user_errors(error))
 
         async def action(db: AsyncSession) -> auth.TokenPair:
             return await auth.issue_pair(db, secret_id)

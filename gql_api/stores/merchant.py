@@ -14,7 +14,7 @@ from db.models import Store as StoreRow
 from db.models import User as UserRow
 from gql_api.audit import service as audit_service
 from gql_api.audit.types import AuditEvent
-from gql_api.caller import CallerMerchant, caller_merchant
+from gql_api.caller import CallerMerchant
 from gql_api.context import Info
 from gql_api.errors import Forbidden
 from gql_api.members import service as members_service
@@ -114,8 +114,8 @@ class Merchant(Node):
 
 async def visible_merchant(info: Info, pk: int) -> Merchant | None:
     """The merchant `pk` if it is the caller's: as authentication read it, or loaded."""
-    known = caller_merchant(info.context.session, pk)
-    if known is not None:
+    known = info.context.caller_merchant
+    if known is not None and known.id == pk:
         return Merchant.from_row(known)
     row = await info.context.loaders.merchant.load(pk)
     return Merchant.from_row(row) if row else None
