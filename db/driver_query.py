@@ -20,6 +20,8 @@ from sqlalchemy import Select
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from db import sqlite_reads
+
 Processor = Callable[[Any], Any] | None
 
 
@@ -54,13 +56,25 @@ class DriverQuery:
         self._compiled[dialect.name] = found
         return found
 
-    async def all(self, connection: AsyncConnection, **params: Any) -> list[tuple[Any, ...]]:
-        dialect = connection.dialect
+    def _prepare(self, dialect: Dialect, params: dict[str, Any]) -> tuple[_Compiled, list[Any]]:
         compiled = self._compiled.get(dialect.name) or self._compile(dialect)
         args = []
         for name, default, process in compiled.binds:
             value = params.get(name, default)
             args.append(process(value) if process is not None else value)
+        return compiled, args
+
+    @staticmethod
+    def _convert(compiled: _Compiled, rows: Sequence[Sequence[Any]]) -> list[tuple[Any, ...]]:
+        results = compiled.results
+        return [
+            tuple(v if p is None else p(v) for p, v in zip(results, row, strict=True))
+            for row in rows
+        ]
+
+    async def all(self, connection: AsyncConnection, **params: Any) -> list[tuple[Any, ...]]:
+        dialect = connection.dialect
+        compiled, args = self._prepare(dialect, params)
         driver = (await connection.get_raw_connection()).driver_connection
         try:
             if dialect.name == "sqlite":
@@ -71,17 +85,21 @@ class DriverQuery:
             # SQLAlchemy did not see this call: let it replace a connection that may be broken.
             await connection.invalidate()
             raise
-        results = compiled.results
-        return [
-            tuple(v if p is None else p(v) for p, v in zip(results, row, strict=True))
-            for row in rows
-        ]
+        return self._convert(compiled, rows)
 
     async def first(
         self, bind: AsyncEngine | AsyncConnection, **params: Any
     ) -> tuple[Any, ...] | None:
-        """The first row; given an engine, on a connection of its own, returned at once."""
+        """The first row; given an engine, on a connection of its own, returned at once
+        (on SQLite, read on the event loop's thread when SQLite is not busy: db.sqlite_reads).
+        """
         if isinstance(bind, AsyncEngine):
+            if bind.dialect.name == "sqlite":
+                compiled, args = self._prepare(bind.dialect, params)
+                found = sqlite_reads.read(bind, compiled.sql, args)
+                if found is not None:
+                    converted = self._convert(compiled, found)
+                    return converted[0] if converted else None
             async with bind.connect() as connection:
                 rows = await self.all(connection, **params)
         else:

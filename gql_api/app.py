@@ -19,6 +19,7 @@ from strawberry.asgi import GraphQL
 from strawberry.http import GraphQLHTTPResponse
 from strawberry.types import ExecutionResult
 
+from db import sqlite_reads
 from db.engine import create_engine, create_session_factory
 from gql_api.access_log import AccessLogMiddleware
 from gql_api.api_secrets.auth import SecretVerifier
@@ -243,6 +244,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             yield {}
         finally:
             state.hashing.close()
+            sqlite_reads.close(state.engine)
             await state.engine.dispose()
 
     graphql = GraphQLApp(state)
