@@ -5,9 +5,11 @@ read costs several times the rest of a small query (result-set set-up, cursor ob
 aiosqlite three trips to the connection's thread: execute, fetch, close). A `DriverQuery` is
 compiled once per dialect by SQLAlchemy, binds and converts values with the columns' own
 SQLAlchemy types, and runs in one driver call: `execute_fetchall` on aiosqlite (one trip),
-`fetch` on asyncpg (a statement asyncpg prepares once per connection).
+`fetch` on asyncpg (a statement asyncpg prepares once per connection), on a pooled
+connection of its own that goes straight back to the pool. On SQLite it is usually not even
+that: see db.sqlite_reads.
 
-Only for reads, on a connection the caller holds exclusively (or one of its own).
+Only for reads.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from typing import Any
 
 from sqlalchemy import Select
 from sqlalchemy.engine import Dialect
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.util import greenlet_spawn
 
 from db import sqlite_reads
 
@@ -72,36 +75,31 @@ class DriverQuery:
             for row in rows
         ]
 
-    async def all(self, connection: AsyncConnection, **params: Any) -> list[tuple[Any, ...]]:
-        dialect = connection.dialect
+    async def all(self, engine: AsyncEngine, **params: Any) -> list[tuple[Any, ...]]:
+        """The rows; on SQLite read on the event loop's thread unless SQLite is busy
+        (db.sqlite_reads), else on a pooled connection of its own, returned at once."""
+        dialect = engine.dialect
         compiled, args = self._prepare(dialect, params)
-        driver = (await connection.get_raw_connection()).driver_connection
+        if dialect.name == "sqlite":
+            found = sqlite_reads.read(engine, compiled.sql, args)
+            if found is not None:
+                return self._convert(compiled, found)
+        # The pool's connection itself, without a SQLAlchemy Connection around it.
+        pooled = await greenlet_spawn(engine.sync_engine.raw_connection)
         try:
+            driver = pooled.driver_connection
             if dialect.name == "sqlite":
                 rows: Sequence[Sequence[Any]] = await driver.execute_fetchall(compiled.sql, args)  # type: ignore[union-attr]
             else:
                 rows = await driver.fetch(compiled.sql, *args)  # type: ignore[union-attr]
         except Exception:
-            # SQLAlchemy did not see this call: let it replace a connection that may be broken.
-            await connection.invalidate()
+            # SQLAlchemy did not see this call: the connection may be broken, replace it.
+            await greenlet_spawn(pooled.invalidate)
             raise
+        finally:
+            await greenlet_spawn(pooled.close)
         return self._convert(compiled, rows)
 
-    async def first(
-        self, bind: AsyncEngine | AsyncConnection, **params: Any
-    ) -> tuple[Any, ...] | None:
-        """The first row; given an engine, on a connection of its own, returned at once
-        (on SQLite, read on the event loop's thread when SQLite is not busy: db.sqlite_reads).
-        """
-        if isinstance(bind, AsyncEngine):
-            if bind.dialect.name == "sqlite":
-                compiled, args = self._prepare(bind.dialect, params)
-                found = sqlite_reads.read(bind, compiled.sql, args)
-                if found is not None:
-                    converted = self._convert(compiled, found)
-                    return converted[0] if converted else None
-            async with bind.connect() as connection:
-                rows = await self.all(connection, **params)
-        else:
-            rows = await self.all(bind, **params)
+    async def first(self, engine: AsyncEngine, **params: Any) -> tuple[Any, ...] | None:
+        rows = await self.all(engine, **params)
         return rows[0] if rows else None
