@@ -22,4 +22,4 @@ class CallerMerchant:
 @dataclass(frozen=True, slots=True)
 class Caller:
     principal: Principal
-    merchant: CallerMerchant | None = None
+    merchant: CallerMerchant

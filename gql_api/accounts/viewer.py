@@ -9,7 +9,7 @@ from gql_api.api_secrets.service import secret_by_pk
 from gql_api.api_secrets.types import ApiSecret
 from gql_api.context import Info
 from gql_api.permissions import Principal
-from gql_api.stores.merchant import Merchant, visible_merchant
+from gql_api.stores.merchant import Merchant, own_merchant
 
 
 @strawberry.type(description="The authenticated caller.")
@@ -24,11 +24,8 @@ class Viewer:
         return User.from_row(row) if row else None
 
     @strawberry.field(description="The caller's merchant (고객사).")
-    async def merchant(self, info: Info) -> Merchant:
-        merchant = await visible_merchant(info, self.principal.merchant_id)
-        if merchant is None:
-            raise RuntimeError("principal without a merchant")
-        return merchant
+    def merchant(self, info: Info) -> Merchant:
+        return own_merchant(info)
 
     @strawberry.field(description="The caller's role; null for an API-secret caller.")
     def role(self) -> MemberRole | None:  # type: ignore[valid-type]

@@ -112,6 +112,15 @@ class Merchant(Node):
         )
 
 
+def own_merchant(info: Info) -> Merchant:
+    """The caller's merchant, as authentication read it (no query)."""
+    principal = info.context.require_principal()
+    known = info.context.caller_merchant
+    if known is None or known.id != principal.merchant_id:
+        raise RuntimeError("an authenticated caller without its merchant")
+    return Merchant.from_row(known)
+
+
 async def visible_merchant(info: Info, pk: int) -> Merchant | None:
     """The merchant `pk` if it is the caller's: as authentication read it, or loaded."""
     known = info.context.caller_merchant

@@ -8,7 +8,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from db.models import Store as StoreRow
 from gql_api.context import Info
 from gql_api.stores import service
-from gql_api.stores.merchant import Merchant, visible_merchant
+from gql_api.stores.merchant import Merchant, own_merchant, visible_merchant
 from gql_api.stores.types import Store
 from gql_api.user_errors import UserError, mutate
 
@@ -50,9 +50,8 @@ class StoreDeletePayload:
 @strawberry.type
 class Query:
     @strawberry.field(description="The caller's merchant (고객사).")
-    async def merchant(self, info: Info) -> Merchant | None:
-        principal = info.context.require_principal()
-        return await visible_merchant(info, principal.merchant_id)
+    def merchant(self, info: Info) -> Merchant | None:
+        return own_merchant(info)
 
     @strawberry.field(description="A store by its storeId; null if absent or not visible.")
     async def store(self, info: Info, store_id: str) -> Store | None:
