@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING
 from sqlmodel import col, select
 from strawberry.dataloader import DataLoader
 
-from db.models import Channel, Merchant, Store, User, WebhookSecret
+from db.models import Merchant, Store, User, WebhookSecret
 from gql_api.caller import CallerMerchant
-from gql_api.channels.pages import ChannelPageKey, load_channel_pages
+from gql_api.channels.pages import ChannelPageKey, ChannelRecord, load_channel_pages
 from gql_api.members.service import visible_members
 from gql_api.pagination import Page
 from gql_api.permissions import Access, Operation, access
@@ -86,7 +86,7 @@ class Loaders:
         by_pk = {row.id: row for row in rows}
         return [by_pk.get(pk) for pk in pks]
 
-    async def _channel_pages(self, keys: Sequence[ChannelPageKey]) -> list[Page[Channel]]:
+    async def _channel_pages(self, keys: Sequence[ChannelPageKey]) -> list[Page[ChannelRecord]]:
         principal = self._context.require_principal()
         async with self._context.db() as db:
             return await load_channel_pages(db, principal, keys)

@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import update
+from sqlalchemy import ColumnElement, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -67,14 +67,19 @@ def mask(value: str) -> str:
     return MASK + value[-4:] if len(value) >= _MASK_MIN_LENGTH else MASK
 
 
-def visible_channels(principal: Principal) -> SelectOfScalar[Channel]:
-    """Live channels of the caller's merchant, of the stores the caller may read."""
-    statement = select(Channel).where(
-        col(Channel.merchant_id) == principal.merchant_id, col(Channel.deleted_at).is_(None)
-    )
+def channel_scope(principal: Principal) -> list[ColumnElement[bool]]:
+    """Conditions for the live channels of the caller's merchant, of the stores it may read."""
+    conditions = [
+        col(Channel.merchant_id) == principal.merchant_id,
+        col(Channel.deleted_at).is_(None),
+    ]
     if access(principal, Operation.READ) is Access.OWN_STORE:
-        statement = statement.where(col(Channel.store_pk) == principal.store_pk)
-    return statement
+        conditions.append(col(Channel.store_pk) == principal.store_pk)
+    return conditions
+
+
+def visible_channels(principal: Principal) -> SelectOfScalar[Channel]:
+    return select(Channel).where(*channel_scope(principal))
 
 
 async def channel_by_pk(*, db: AsyncSession, principal: Principal, pk: int) -> Channel | None:

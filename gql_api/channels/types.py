@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated
 
@@ -9,9 +10,10 @@ import strawberry
 
 from db.models import Channel as ChannelRow
 from gql_api.channels import rules
+from gql_api.channels.pages import ChannelRecord
 from gql_api.context import Info
 from gql_api.node import Node, to_global_id
-from gql_api.pg_catalog.catalog import Catalog, PaymentModule
+from gql_api.pg_catalog.catalog import Catalog
 from gql_api.pg_catalog.catalog import ChannelPurpose as PurposeValue
 from gql_api.pg_catalog.catalog import ModuleVersion as VersionValue
 from gql_api.pg_catalog.catalog import PgProvider as ProviderValue
@@ -79,25 +81,26 @@ class Channel(Node):
     store_pk: strawberry.Private[int]
 
     @classmethod
-    def from_row(cls, row: ChannelRow, catalog: Catalog) -> Channel:
+    def from_row(cls, row: ChannelRow | ChannelRecord, catalog: Catalog) -> Channel:
+        """From an ORM row or a row of gql_api.channels.pages.COLUMNS."""
         assert row.id is not None
-        info = catalog.provider(ProviderValue(row.pg_provider))
-        module = info.module(row.module_code) if info else None
+        shape = _shape(catalog, row.pg_provider, row.module_code)
+        stored = row.credentials
         return cls(
             id=to_global_id("Channel", row.id),
             channel_key=row.channel_key,
             name=row.name,
             mode=rules.IntegrationMode(row.mode),
             type=rules.channel_type(row.mode, row.shared_test),
-            pg_provider=ProviderValue(row.pg_provider),
+            pg_provider=shape.provider,
             module_code=row.module_code,
-            module_versions=list(module.versions) if module else [VersionValue.V2],
+            module_versions=list(shape.versions),
             purpose=PurposeValue(row.purpose),
             pg_merchant_id=row.pg_merchant_id,
             tax_type=rules.TaxType(row.tax_type),
             credentials=[
-                _credential(key, row.credentials[key], module)
-                for key in _field_order(module, row.credentials)
+                _credential(key, stored[key], shape.labels.get(key, key))
+                for key in shape.ordered(stored)
             ],
             version=row.version,
             created_at=row.created_at,
@@ -115,20 +118,49 @@ class Channel(Node):
         return Store.from_row(row)
 
 
-def _field_order(module: PaymentModule | None, stored: dict[str, dict[str, str]]) -> list[str]:
-    """Stored keys in the order the catalog lists the fields (unknown keys last)."""
-    order = [f.key for f in module.credential_fields] if module else []
-    return [k for k in order if k in stored] + sorted(k for k in stored if k not in order)
+@dataclass(frozen=True)
+class _Shape:
+    """What the catalog says about how channels of one module are shown."""
+
+    provider: ProviderValue
+    versions: tuple[VersionValue, ...]
+    order: tuple[str, ...]  # credential keys in catalog order
+    labels: dict[str, str]
+
+    def ordered(self, stored: dict[str, dict[str, str]]) -> list[str]:
+        """Stored keys in the order the catalog lists the fields (unknown keys last)."""
+        known = [k for k in self.order if k in stored]
+        if len(known) == len(stored):
+            return known
+        return known + sorted(k for k in stored if k not in self.order)
 
 
-def _credential(
-    key: str, stored: dict[str, str], module: PaymentModule | None
-) -> ChannelCredential:
-    field = module.field(key) if module else None
+# Catalog lookups per (catalog, provider, module): a dashboard shows hundreds of channels.
+_shapes: dict[tuple[int, str, str], _Shape] = {}
+
+
+def _shape(catalog: Catalog, pg_provider: str, module_code: str) -> _Shape:
+    key = (id(catalog), pg_provider, module_code)
+    found = _shapes.get(key)
+    if found is None:
+        provider = ProviderValue(pg_provider)
+        info = catalog.provider(provider)
+        module = info.module(module_code) if info else None
+        fields = module.credential_fields if module else ()
+        found = _shapes[key] = _Shape(
+            provider=provider,
+            versions=module.versions if module else (VersionValue.V2,),
+            order=tuple(f.key for f in fields),
+            labels={f.key: f.label for f in fields},
+        )
+    return found
+
+
+def _credential(key: str, stored: dict[str, str], label: str) -> ChannelCredential:
     secret = "cipher" in stored
     return ChannelCredential(
         key=key,
-        label=field.label if field else key,
+        label=label,
         secret=secret,
         value=None if secret else stored.get("value"),
         masked_value=stored.get("masked") if secret else None,
