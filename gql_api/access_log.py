@@ -7,11 +7,11 @@ import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from gql_api.caller import Caller
 from gql_api.metrics import OPERATION_KEY, OUTCOME_KEY, Metrics
-from gql_api.permissions import Principal
 
 logger = logging.getLogger("gql_api.access")
-PRINCIPAL_KEY = "gql_api.principal"
+CALLER_KEY = "gql_api.caller"  # set by gql_api.app once the caller is known
 
 
 class AccessLogMiddleware:
@@ -39,8 +39,8 @@ class AccessLogMiddleware:
 
     def _log(self, scope: Scope, status: int, seconds: float) -> None:
         path = scope.get("path", "")
-        principal = scope.get(PRINCIPAL_KEY)
-        kind = principal.kind.value if isinstance(principal, Principal) else "anonymous"
+        caller = scope.get(CALLER_KEY)
+        kind = caller.principal.kind.value if isinstance(caller, Caller) else "anonymous"
         if status == 401:
             kind = "refused"
         codes: list[str] = scope.get(OUTCOME_KEY) or []
