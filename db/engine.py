@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import (
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from db.sqlite_dialect import DRIVER_NAME as LEAN_AIOSQLITE
+from db.sqlite_dialect import unicode_lower
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 _SQLITE_IMMEDIATE = "sqlite_begin_immediate"
@@ -68,7 +69,7 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         cursor.close()
         # SQLite's own lower() folds ASCII only; searches must match PostgreSQL's.
         dbapi_connection.run_async(
-            lambda conn: conn.create_function("lower", 1, _unicode_lower, deterministic=True)
+            lambda conn: conn.create_function("lower", 1, unicode_lower, deterministic=True)
         )
 
     @event.listens_for(engine.sync_engine, "begin")
@@ -105,10 +106,6 @@ def _write_options(bind: Any) -> dict[str, Any]:
     if bind is not None and bind.dialect.name == "sqlite":
         return {_SQLITE_IMMEDIATE: True}
     return {"isolation_level": "READ COMMITTED"}
-
-
-def _unicode_lower(value: object) -> object:
-    return value.lower() if isinstance(value, str) else value
 
 
 def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

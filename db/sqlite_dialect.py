@@ -26,4 +26,10 @@ class LeanAiosqliteDialect(SQLiteDialect_aiosqlite):
         super().do_rollback(dbapi_connection)  # type: ignore[no-untyped-call]
 
 
+def unicode_lower(value: str | bytes | int | float | None) -> str | bytes | int | float | None:
+    """lower() for every connection: SQLite's own folds ASCII only; searches must match
+    PostgreSQL's."""
+    return value.lower() if isinstance(value, str) else value
+
+
 registry.register("sqlite.aiosqlite_lean", __name__, "LeanAiosqliteDialect")

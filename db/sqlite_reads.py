@@ -26,6 +26,8 @@ from weakref import WeakKeyDictionary
 from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from db.sqlite_dialect import unicode_lower
+
 _BUSY = ("database is locked", "database is busy", "database table is locked")
 
 
@@ -45,6 +47,7 @@ def _connection(engine: AsyncEngine) -> sqlite3.Connection:
         assert database, "SQLite file path missing"
         connection = sqlite3.connect(database, timeout=0, isolation_level=None)
         connection.execute("PRAGMA query_only=ON")
+        connection.create_function("lower", 1, unicode_lower, deterministic=True)
         reader.connection = connection
     return reader.connection
 

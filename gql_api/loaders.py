@@ -88,8 +88,7 @@ class Loaders:
 
     async def _channel_pages(self, keys: Sequence[ChannelPageKey]) -> list[Page[ChannelRecord]]:
         principal = self._context.require_principal()
-        async with self._context.db() as db:
-            return await load_channel_pages(db, principal, keys)
+        return await load_channel_pages(self._context.app.engine, principal, keys)
 
     async def _webhook_settings(self, store_pks: Sequence[int]) -> list[list[Effective]]:
         principal = self._context.require_principal()

@@ -2,26 +2,29 @@
 
 Each store's page is its own keyset query (`store_pk = ? AND id > ? ORDER BY id LIMIT n`,
 served by the (store_pk, id) index, as fast for page 100 as for page 1); the pages of several
-stores are one statement, their queries joined with UNION ALL. Rows are plain column tuples,
-not ORM objects: a dashboard reads hundreds of channels on every view.
+stores are one statement, their queries joined with UNION ALL. A dashboard reads hundreds of
+channels on every view, so the statement of each shape is built once and run straight on the
+driver (db.driver_query), and rows are plain tuples, not ORM objects.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from datetime import datetime
+from typing import Any, NamedTuple
 
-from sqlalchemy import ColumnElement, Row, Select, func, or_, union_all
+from sqlalchemy import ColumnElement, Select, String, bindparam, func, or_, union_all
 from sqlalchemy import select as core_select
+from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import col
-from sqlmodel.ext.asyncio.session import AsyncSession
 
+from db.driver_query import DriverQuery
 from db.models import Channel
-from gql_api.channels.service import channel_scope
+from gql_api.channels.service import channel_scope, channel_scope_params
 from gql_api.pagination import Page, PageRequest, page_from_rows
-from gql_api.permissions import Principal
+from gql_api.permissions import Access, Operation, Principal, access
 
 SEARCH_MAX_LENGTH = 100
 
@@ -44,7 +47,25 @@ COLUMNS = (
     col(Channel.updated_at),
 )
 
-ChannelRecord = Row[*tuple[Any, ...]]
+
+class ChannelRecord(NamedTuple):
+    """One row of COLUMNS (what gql_api.channels.types.Channel.from_row reads)."""
+
+    id: int
+    store_pk: int
+    channel_key: str
+    name: str
+    mode: str
+    pg_provider: str
+    module_code: str
+    purpose: str
+    pg_merchant_id: str
+    shared_test: bool
+    tax_type: str
+    credentials: dict[str, dict[str, str]]
+    version: int
+    created_at: datetime
+    updated_at: datetime
 
 
 @dataclass(frozen=True)
@@ -63,78 +84,140 @@ class ChannelPageKey:
 
 
 def _key(row: ChannelRecord) -> int:
-    return int(row.id)
+    return row.id
 
 
 async def load_channel_pages(
-    db: AsyncSession, principal: Principal, keys: Sequence[ChannelPageKey]
+    engine: AsyncEngine, principal: Principal, keys: Sequence[ChannelPageKey]
 ) -> list[Page[ChannelRecord]]:
-    """Pages in the order of `keys`; one SQL statement per distinct (filter, page) shape."""
+    """Pages in the order of `keys`; one SQL statement per distinct (filter, page) shape,
+    on a connection of its own (db.driver_query)."""
     groups: dict[tuple[ChannelQuery, PageRequest], list[int]] = defaultdict(list)
     for key in keys:
         if key.store_pk not in groups[(key.query, key.request)]:
             groups[(key.query, key.request)].append(key.store_pk)
     pages: dict[ChannelPageKey, Page[ChannelRecord]] = {}
     for (query, request), store_pks in groups.items():
-        rows_by_store = await _fetch(db, principal, query, request, store_pks)
+        rows_by_store = await _fetch(engine, principal, query, request, store_pks)
         for store_pk in store_pks:
             rows = rows_by_store.get(store_pk, [])
             pages[ChannelPageKey(store_pk, query, request)] = page_from_rows(rows, request, _key)
     return [pages[key] for key in keys]
 
 
-def _conditions(principal: Principal, query: ChannelQuery) -> list[ColumnElement[bool]]:
-    conditions = channel_scope(principal)
-    if query.mode is not None:
-        conditions.append(col(Channel.mode) == query.mode)
-    if query.purpose is not None:
-        conditions.append(col(Channel.purpose) == query.purpose)
-    if query.pg_provider is not None:
-        conditions.append(col(Channel.pg_provider) == query.pg_provider)
-    if query.search:
-        term = query.search.strip().lower()[:SEARCH_MAX_LENGTH]
+@dataclass(frozen=True)
+class _Shape:
+    """What makes one page statement differ from another (values are bound parameters)."""
+
+    stores: int
+    own_store: bool
+    mode: bool
+    purpose: bool
+    pg_provider: bool
+    search: bool
+    after: bool
+    before: bool
+    backward: bool
+    limit: int
+
+
+# Statements by shape: a dashboard asks the same shape on every view.
+_ESCAPE = "\\"
+_statements: OrderedDict[_Shape, DriverQuery] = OrderedDict()
+MAX_SHAPES = 512
+
+
+def _statement(shape: _Shape, principal: Principal) -> DriverQuery:
+    found = _statements.get(shape)
+    if found is None:
+        scope = channel_scope(principal, bound=True)  # the same for every caller of this shape
+        found = _statements[shape] = DriverQuery(_build(shape, scope))
+        while len(_statements) > MAX_SHAPES:
+            _statements.popitem(last=False)
+    return found
+
+
+def _build(shape: _Shape, scope: list[ColumnElement[bool]]) -> Select[*tuple[Any, ...]]:
+    conditions = list(scope)
+    if shape.mode:
+        conditions.append(col(Channel.mode) == bindparam("mode"))
+    if shape.purpose:
+        conditions.append(col(Channel.purpose) == bindparam("purpose"))
+    if shape.pg_provider:
+        conditions.append(col(Channel.pg_provider) == bindparam("pg_provider"))
+    if shape.search:
+        term = bindparam("search", type_=String())
         conditions.append(
             or_(
-                func.lower(col(Channel.name)).contains(term, autoescape=True),
-                func.lower(col(Channel.pg_merchant_id)).contains(term, autoescape=True),
-                func.lower(col(Channel.channel_key)).contains(term, autoescape=True),
+                func.lower(col(Channel.name)).contains(term, escape=_ESCAPE),
+                func.lower(col(Channel.pg_merchant_id)).contains(term, escape=_ESCAPE),
+                func.lower(col(Channel.channel_key)).contains(term, escape=_ESCAPE),
             )
         )
-    return conditions
+    if shape.after:
+        conditions.append(col(Channel.id) > bindparam("after"))
+    if shape.before:
+        conditions.append(col(Channel.id) < bindparam("before"))
+    order = col(Channel.id).desc() if shape.backward else col(Channel.id).asc()
+
+    def page_of(index: int) -> Select[*tuple[Any, ...]]:
+        return (
+            core_select(*COLUMNS)
+            .where(*conditions, col(Channel.store_pk) == bindparam(f"store_{index}"))
+            .order_by(order)
+            .limit(shape.limit + 1)
+        )
+
+    if shape.stores == 1:
+        return page_of(0)
+    parts = [page_of(index).subquery() for index in range(shape.stores)]
+    return core_select(union_all(*(core_select(part) for part in parts)).subquery())
+
+
+def _escaped(term: str) -> str:
+    """A LIKE pattern matching `term` literally (what autoescape=True would do)."""
+    return (
+        term.replace(_ESCAPE, _ESCAPE * 2).replace("%", _ESCAPE + "%").replace("_", _ESCAPE + "_")
+    )
 
 
 async def _fetch(
-    db: AsyncSession,
+    engine: AsyncEngine,
     principal: Principal,
     query: ChannelQuery,
     request: PageRequest,
     store_pks: list[int],
 ) -> dict[int, list[ChannelRecord]]:
     limit, backward, after, before = request.validated()
-    conditions = _conditions(principal, query)
-    if after is not None:
-        conditions.append(col(Channel.id) > after)
-    if before is not None:
-        conditions.append(col(Channel.id) < before)
-    order = col(Channel.id).desc() if backward else col(Channel.id).asc()
-
-    def page_of(store_pk: int) -> Select[*tuple[Any, ...]]:
-        return (
-            core_select(*COLUMNS)
-            .where(*conditions, col(Channel.store_pk) == store_pk)
-            .order_by(order)
-            .limit(limit + 1)
-        )
-
-    if len(store_pks) == 1:
-        statement = page_of(store_pks[0])
-    else:
-        parts = [page_of(pk).subquery() for pk in store_pks]
-        statement = core_select(union_all(*(core_select(part) for part in parts)).subquery())
-    rows = (await db.exec(statement)).all()  # type: ignore[call-overload]
+    own_store = access(principal, Operation.READ) is Access.OWN_STORE
+    search = query.search.strip().lower()[:SEARCH_MAX_LENGTH] if query.search else ""
+    shape = _Shape(
+        stores=len(store_pks),
+        own_store=own_store,
+        mode=query.mode is not None,
+        purpose=query.purpose is not None,
+        pg_provider=query.pg_provider is not None,
+        search=bool(search),
+        after=after is not None,
+        before=before is not None,
+        backward=backward,
+        limit=limit,
+    )
+    params: dict[str, Any] = {
+        **channel_scope_params(principal),
+        "mode": query.mode,
+        "purpose": query.purpose,
+        "pg_provider": query.pg_provider,
+        "search": _escaped(search),
+        "after": after,
+        "before": before,
+    }
+    params.update((f"store_{index}", pk) for index, pk in enumerate(store_pks))
+    rows = await _statement(shape, principal).all(engine, **params)
     by_store: dict[int, list[ChannelRecord]] = defaultdict(list)
     for row in rows:
-        by_store[row.store_pk].append(row)
+        record = ChannelRecord(*row)
+        by_store[record.store_pk].append(record)
     for found in by_store.values():  # in the direction of travel, whatever UNION ALL did
         found.sort(key=_key, reverse=backward)
     return by_store

@@ -5,8 +5,9 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import ColumnElement, update
+from sqlalchemy import ColumnElement, bindparam, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -67,15 +68,21 @@ def mask(value: str) -> str:
     return MASK + value[-4:] if len(value) >= _MASK_MIN_LENGTH else MASK
 
 
-def channel_scope(principal: Principal) -> list[ColumnElement[bool]]:
-    """Conditions for the live channels of the caller's merchant, of the stores it may read."""
-    conditions = [
-        col(Channel.merchant_id) == principal.merchant_id,
-        col(Channel.deleted_at).is_(None),
-    ]
+def channel_scope(principal: Principal, *, bound: bool = False) -> list[ColumnElement[bool]]:
+    """Conditions for the live channels of the caller's merchant, of the stores it may read.
+
+    `bound`: the caller's values as bind parameters (channel_scope_params), for a statement
+    built once and run for many callers."""
+    merchant_id: Any = bindparam("merchant_id") if bound else principal.merchant_id
+    conditions = [col(Channel.merchant_id) == merchant_id, col(Channel.deleted_at).is_(None)]
     if access(principal, Operation.READ) is Access.OWN_STORE:
-        conditions.append(col(Channel.store_pk) == principal.store_pk)
+        store_pk: Any = bindparam("own_store_pk") if bound else principal.store_pk
+        conditions.append(col(Channel.store_pk) == store_pk)
     return conditions
+
+
+def channel_scope_params(principal: Principal) -> dict[str, int | None]:
+    return {"merchant_id": principal.merchant_id, "own_store_pk": principal.store_pk}
 
 
 def visible_channels(principal: Principal) -> SelectOfScalar[Channel]:

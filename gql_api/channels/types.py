@@ -82,7 +82,7 @@ class Channel(Node):
 
     @classmethod
     def from_row(cls, row: ChannelRow | ChannelRecord, catalog: Catalog) -> Channel:
-        """From an ORM row or a row of gql_api.channels.pages.COLUMNS."""
+        """From an ORM row or a gql_api.channels.pages.ChannelRecord."""
         assert row.id is not None
         shape = _shape(catalog, row.pg_provider, row.module_code)
         stored = row.credentials
