@@ -404,19 +404,15 @@ async def seed_all(dbs: Databases, key: str, scratch: Path) -> Seeded:
 
 
 async def count_statements(database_url: str, key: str, scratch: Path, token: str) -> list[str]:
-    """SQL statements of one (warm) dashboard request, in process, through the ASGI app."""
-    from sqlalchemy import event
-
+    """SQL statements of one (warm) dashboard request, in process, through the ASGI app:
+    those SQLAlchemy runs and those run straight on the driver (db.driver_query)."""
+    from db.driver_query import watch_statements
     from gql_api.app import create_app
 
     app = create_app(settings_for(database_url, key, scratch))
     engine = app.state.app_state.engine
     statements: list[str] = []
-
-    def on_execute(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        statements.append(" ".join(statement.split()))
-
-    event.listen(engine.sync_engine, "before_cursor_execute", on_execute)
+    stop = watch_statements(engine, lambda statement: statements.append(" ".join(statement.split())))
     try:
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
@@ -429,6 +425,7 @@ async def count_statements(database_url: str, key: str, scratch: Path, token: st
                 )
                 check(response, "dashboard (statement count)")
     finally:
+        stop()
         await engine.dispose()
     return list(statements)
 
@@ -658,7 +655,8 @@ async def measure(ctx: Context, api: Server, floor: Server) -> list[Row]:
     rows.append(
         Row(
             "SQL statements per dashboard request",
-            "in process (ASGI), `before_cursor_execute` on the app's engine, a warm request; "
+            "in process (ASGI), `db.driver_query.watch_statements` on the app's engine (what "
+            "SQLAlchemy runs and what runs straight on the driver), a warm request; "
             f"list in bench/out/statements-{DB}.txt",
             ", ".join(f"{n} sub-stores: **{c}**" for n, c in counts.items()) + extra,
             f"the same for 2 and 20 sub-stores, <= {TARGET_MAX_STATEMENTS}",

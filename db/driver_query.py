@@ -17,15 +17,37 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
+from weakref import WeakKeyDictionary
 
-from sqlalchemy import Select
-from sqlalchemy.engine import Dialect
+from sqlalchemy import Select, event
+from sqlalchemy.engine import Dialect, Engine
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.util import greenlet_spawn
 
 from db import sqlite_reads
 
 Processor = Callable[[Any], Any] | None
+StatementWatcher = Callable[[str], None]
+
+# Who wants to hear of DriverQuery statements, by engine (see watch_statements).
+_watchers: WeakKeyDictionary[Engine, list[StatementWatcher]] = WeakKeyDictionary()
+
+
+def watch_statements(engine: AsyncEngine, watcher: StatementWatcher) -> Callable[[], None]:
+    """Call `watcher` with the SQL of every statement run on `engine`, through SQLAlchemy or
+    as a DriverQuery (which SQLAlchemy's events do not see). Returns what stops it."""
+
+    def on_execute(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        watcher(statement)
+
+    event.listen(engine.sync_engine, "before_cursor_execute", on_execute)
+    _watchers.setdefault(engine.sync_engine, []).append(watcher)
+
+    def stop() -> None:
+        event.remove(engine.sync_engine, "before_cursor_execute", on_execute)
+        _watchers[engine.sync_engine].remove(watcher)
+
+    return stop
 
 
 @dataclass(frozen=True)
@@ -80,6 +102,8 @@ class DriverQuery:
         (db.sqlite_reads), else on a pooled connection of its own, returned at once."""
         dialect = engine.dialect
         compiled, args = self._prepare(dialect, params)
+        for watcher in _watchers.get(engine.sync_engine, ()):
+            watcher(compiled.sql)
         if dialect.name == "sqlite":
             found = sqlite_reads.read(engine, compiled.sql, args)
             if found is not None:

@@ -353,3 +353,47 @@ async def test_a_post_answers_in_json(client: httpx.AsyncClient) -> None:
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("application/json")
     assert response.json() == {"data": {"__typename": "Query"}}
+
+
+async def test_a_client_that_goes_away_mid_request_is_not_an_error(
+    app: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    # given: a client that announces a body, sends part of it and disconnects
+    body = json.dumps({"query": TYPENAME}).encode()
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/graphql",
+        "raw_path": b"/graphql",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [
+            (b"host", b"testserver"),
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+        ],
+        "client": ("127.0.0.1", 50000),
+        "server": ("testserver", 80),
+        "state": {},
+    }
+    messages = [
+        {"type": "http.request", "body": body[:5], "more_body": True},
+        {"type": "http.disconnect"},
+    ]
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return messages.pop(0)
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    # when
+    await app(scope, receive, send)
+
+    # then: nobody to answer, nothing logged as an error
+    assert [m for m in sent if m["type"] == "http.response.start"] == []
+    assert [r for r in caplog.records if r.levelname == "ERROR"] == []

@@ -6,8 +6,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import event
 from starlette.applications import Starlette
+
+from db.driver_query import watch_statements
 
 from tests.channels.helpers import create_channel, inicis_live_input, kcp_shared_test_input
 from tests.support import Api, SignedUp, create_store
@@ -37,17 +38,13 @@ MAX_STATEMENTS = 10
 
 @contextmanager
 def counting_statements(app: Starlette) -> Iterator[list[str]]:
+    """Every statement, through SQLAlchemy or as a DriverQuery."""
     statements: list[str] = []
-    engine = app.state.app_state.engine.sync_engine
-
-    def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        statements.append(statement)
-
-    event.listen(engine, "before_cursor_execute", count)
+    stop = watch_statements(app.state.app_state.engine, statements.append)
     try:
         yield statements
     finally:
-        event.remove(engine, "before_cursor_execute", count)
+        stop()
 
 
 async def add_store_with_channels(api: Api, owner: SignedUp, n: int) -> str:
