@@ -412,7 +412,9 @@ async def count_statements(database_url: str, key: str, scratch: Path, token: st
     app = create_app(settings_for(database_url, key, scratch))
     engine = app.state.app_state.engine
     statements: list[str] = []
-    stop = watch_statements(engine, lambda statement: statements.append(" ".join(statement.split())))
+    stop = watch_statements(
+        engine, lambda statement: statements.append(" ".join(statement.split()))
+    )
     try:
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:

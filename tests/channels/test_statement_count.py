@@ -9,7 +9,6 @@ from typing import Any
 from starlette.applications import Starlette
 
 from db.driver_query import watch_statements
-
 from tests.channels.helpers import create_channel, inicis_live_input, kcp_shared_test_input
 from tests.support import Api, SignedUp, create_store
 
