@@ -109,6 +109,15 @@ async def log_in(
     email has too many), so concurrent guesses count too; argon2 then runs with no database
     lock held, and a success deletes the email's failures.
     """
+    async with hashing.admission():
+        return await _log_in(
+            db=db, hashing=hashing, settings=settings, email=email, password=password
+        )
+
+
+async def _log_in(
+    *, db: AsyncSession, hashing: PasswordHashing, settings: Settings, email: str, password: str
+) -> OpenedSession:
     email = email.strip().lower()[: validation.EMAIL_MAX_LENGTH]
     await _claim_attempt(db, settings, email)
     user = await user_by_email(db, email)

@@ -41,6 +41,15 @@ class PasswordHashing:
         )
         # Verified against for unknown emails, so a miss costs as much as a wrong password.
         self._dummy_hash = self._hasher.hash("dummy password for timing equality")
+        self._admission = asyncio.Semaphore(2 * max_concurrency)
+
+    def admission(self) -> asyncio.Semaphore:
+        """Held for the whole of a piece of work that ends in hashing (a log-in): hashing is
+        the bottleneck anyway, and a burst of log-ins admitted at once would do all their
+        database work on the event loop at the same moment (tens of milliseconds during
+        which every other request waits). Twice the hashing concurrency keeps the hashing
+        threads busy."""
+        return self._admission
 
     async def hash(self, password: str) -> str:
         loop = asyncio.get_running_loop()
