@@ -21,7 +21,7 @@ from weakref import WeakKeyDictionary
 
 from sqlalchemy import Select, event
 from sqlalchemy.engine import Dialect, Engine
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.util import greenlet_spawn
 
 from db import sqlite_reads
@@ -60,7 +60,7 @@ class _Compiled:
 class DriverQuery:
     def __init__(self, statement: Select[*tuple[Any, ...]]) -> None:
         self._statement = statement
-        self._compiled: dict[str, _Compiled] = {}
+        self._compiled: WeakKeyDictionary[Dialect, _Compiled] = WeakKeyDictionary()
 
     def _compile(self, dialect: Dialect) -> _Compiled:
         compiled = self._statement.compile(dialect=dialect)
@@ -78,11 +78,11 @@ class DriverQuery:
             for column in self._statement.selected_columns
         )
         found = _Compiled(sql=compiled.string, binds=binds, results=results)
-        self._compiled[dialect.name] = found
+        self._compiled[dialect] = found
         return found
 
     def _prepare(self, dialect: Dialect, params: dict[str, Any]) -> tuple[_Compiled, list[Any]]:
-        compiled = self._compiled.get(dialect.name) or self._compile(dialect)
+        compiled = self._compiled.get(dialect) or self._compile(dialect)
         args = []
         for name, default, process in compiled.binds:
             value = params.get(name, default)
@@ -97,33 +97,58 @@ class DriverQuery:
             for row in rows
         ]
 
-    async def all(self, engine: AsyncEngine, **params: Any) -> list[tuple[Any, ...]]:
-        """The rows; on SQLite read on the event loop's thread unless SQLite is busy
-        (db.sqlite_reads), else on a pooled connection of its own, returned at once."""
+    @staticmethod
+    async def _run(
+        dialect: Dialect, driver: Any, compiled: _Compiled, args: list[Any]
+    ) -> Sequence[Sequence[Any]]:
+        if dialect.name == "sqlite":
+            rows: Sequence[Sequence[Any]] = await driver.execute_fetchall(compiled.sql, args)
+            return rows
+        return await driver.fetch(compiled.sql, *args)  # type: ignore[no-any-return]
+
+    async def all(
+        self, bind: AsyncEngine | AsyncConnection, *, on_loop: bool = True, **params: Any
+    ) -> list[tuple[Any, ...]]:
+        """The rows.
+
+        On SQLite, with `on_loop` (a bounded, indexed read), read on the event loop's thread
+        unless SQLite is busy (db.sqlite_reads). Otherwise on `bind`: a connection the caller
+        holds (a request's session keeps one: taking a second from the pool could wait for
+        ever once every connection is held by a request waiting for a second), or, given an
+        engine, a pooled connection of its own, returned at once.
+        """
+        engine = bind if isinstance(bind, AsyncEngine) else bind.engine
         dialect = engine.dialect
         compiled, args = self._prepare(dialect, params)
         for watcher in _watchers.get(engine.sync_engine, ()):
             watcher(compiled.sql)
-        if dialect.name == "sqlite":
+        if on_loop and dialect.name == "sqlite":
             found = sqlite_reads.read(engine, compiled.sql, args)
             if found is not None:
                 return self._convert(compiled, found)
+        if isinstance(bind, AsyncConnection):
+            driver = (await bind.get_raw_connection()).driver_connection
+            try:
+                rows = await self._run(dialect, driver, compiled, args)
+            except BaseException:
+                # SQLAlchemy did not see this call (and a cancelled one may still be running):
+                # the connection cannot be trusted, let SQLAlchemy replace it.
+                await bind.invalidate()
+                raise
+            return self._convert(compiled, rows)
         # The pool's connection itself, without a SQLAlchemy Connection around it.
         pooled = await greenlet_spawn(engine.sync_engine.raw_connection)
         try:
-            driver = pooled.driver_connection
-            if dialect.name == "sqlite":
-                rows: Sequence[Sequence[Any]] = await driver.execute_fetchall(compiled.sql, args)  # type: ignore[union-attr]
-            else:
-                rows = await driver.fetch(compiled.sql, *args)  # type: ignore[union-attr]
-        except Exception:
-            # SQLAlchemy did not see this call: the connection may be broken, replace it.
+            rows = await self._run(dialect, pooled.driver_connection, compiled, args)
+        except BaseException:
             await greenlet_spawn(pooled.invalidate)
             raise
         finally:
             await greenlet_spawn(pooled.close)
         return self._convert(compiled, rows)
 
-    async def first(self, engine: AsyncEngine, **params: Any) -> tuple[Any, ...] | None:
-        rows = await self.all(engine, **params)
+    async def first(
+        self, bind: AsyncEngine | AsyncConnection, **params: Any
+    ) -> tuple[Any, ...] | None:
+        rows = await self.all(bind, **params)
         return rows[0] if rows else None

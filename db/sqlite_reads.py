@@ -1,10 +1,12 @@
-"""SQLite point reads without leaving the event loop (authentication's hot path).
+"""Small SQLite reads without leaving the event loop (authentication, dashboard channel pages).
 
 With aiosqlite every statement is a trip to the connection's own thread and back, and under
 load each trip costs the event loop more (queueing, waking the thread, handing the GIL back
-and forth) than the read itself: a lookup of one row by a unique index in a WAL database
-takes some 20 microseconds. So the one read every authenticated request makes is run here,
-on a plain `sqlite3` connection of the event loop's thread:
+and forth) than a small indexed read itself: the lookup of one row by a unique index in a WAL
+database takes some 20 microseconds. So the reads that are known to be small run here, on a
+plain `sqlite3` connection of the event loop's thread: authentication's one row on every
+request, and the unfiltered channel pages of a dashboard (index lookups, at most a page per
+store; a filtered or searched listing may scan a store and stays on aiosqlite):
 
 - WAL readers never wait for writers, and this connection never waits at all (busy timeout
   0): if SQLite reports the database busy or locked, `read` returns None and the caller takes

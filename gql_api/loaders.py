@@ -88,7 +88,8 @@ class Loaders:
 
     async def _channel_pages(self, keys: Sequence[ChannelPageKey]) -> list[Page[ChannelRecord]]:
         principal = self._context.require_principal()
-        return await load_channel_pages(self._context.app.engine, principal, keys)
+        async with self._context.db() as db:
+            return await load_channel_pages(await db.connection(), principal, keys)
 
     async def _webhook_settings(self, store_pks: Sequence[int]) -> list[list[Effective]]:
         principal = self._context.require_principal()

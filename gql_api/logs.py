@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 import logging
+import os
 import uuid
 from contextvars import ContextVar
 from datetime import UTC, datetime
@@ -17,6 +18,16 @@ _request_id: ContextVar[str] = ContextVar("request_id", default="-")
 # GIL to the database threads).
 _PROCESS_PREFIX = uuid.uuid4().hex[:16]
 _sequence = itertools.count(1)
+
+
+def _new_process() -> None:
+    """A forked worker gets a prefix of its own (`gunicorn --preload` and the like)."""
+    global _PROCESS_PREFIX, _sequence
+    _PROCESS_PREFIX = uuid.uuid4().hex[:16]
+    _sequence = itertools.count(1)
+
+
+os.register_at_fork(after_in_child=_new_process)
 
 
 def new_request_id() -> str:

@@ -14,7 +14,10 @@ from sqlalchemy import text
 from sqlmodel import SQLModel
 from starlette.applications import Starlette
 
-from db import models  # noqa: F401  (registers the tables)
+from db import (
+    models,  # noqa: F401  (registers the tables)
+    sqlite_reads,
+)
 from db.engine import create_engine
 from db.migrate import upgrade
 from gql_api.app import create_app
@@ -104,6 +107,7 @@ async def app(settings: Settings) -> AsyncIterator[Starlette]:
     application = create_app(settings)
     yield application
     application.state.app_state.hashing.close()
+    sqlite_reads.close(application.state.app_state.engine)
     await application.state.app_state.engine.dispose()
 
 

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Column, Integer, MetaData, Table, select
+from sqlalchemy import Column, Integer, MetaData, Table, func, literal, select
 from starlette.applications import Starlette
 
 from db import sqlite_reads
@@ -96,3 +96,26 @@ async def test_the_event_loops_reader_cannot_write(api: Api, app: Starlette) -> 
     # when / then
     with pytest.raises(sqlite3.OperationalError, match=r"readonly|read-only|query_only"):
         sqlite_reads.read(engine, "UPDATE merchants SET name = 'x'", [])
+
+
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+async def test_a_cancelled_read_leaves_no_busy_connection_in_the_pool(database_url: str) -> None:
+    # given: reads cancelled while the server is still working on them
+    engine = create_engine(database_url)
+    slow = DriverQuery(select(func.pg_sleep(2)))
+    quick = DriverQuery(select(literal(7)))
+    try:
+        for _ in range(3):
+            task = asyncio.create_task(slow.first(engine))
+            await asyncio.sleep(0.1)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+
+        # when: more reads than the pool keeps connections, one after the other
+        answers = [await quick.first(engine) for _ in range(25)]
+    finally:
+        await engine.dispose()
+
+    # then: none of them met a connection still busy with a cancelled statement
+    assert answers == [(7,)] * 25

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import ColumnElement, Select, String, bindparam, func, or_, union_all
+from sqlalchemy import ColumnElement, Integer, Select, String, bindparam, func, or_, union_all
 from sqlalchemy import select as core_select
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import col
 
 from db.driver_query import DriverQuery
@@ -88,17 +88,17 @@ def _key(row: ChannelRecord) -> int:
 
 
 async def load_channel_pages(
-    engine: AsyncEngine, principal: Principal, keys: Sequence[ChannelPageKey]
+    connection: AsyncConnection, principal: Principal, keys: Sequence[ChannelPageKey]
 ) -> list[Page[ChannelRecord]]:
-    """Pages in the order of `keys`; one SQL statement per distinct (filter, page) shape,
-    on a connection of its own (db.driver_query)."""
+    """Pages in the order of `keys`; one SQL statement per distinct (filter, page) shape and
+    up to 64 stores, on the request's connection (db.driver_query)."""
     groups: dict[tuple[ChannelQuery, PageRequest], list[int]] = defaultdict(list)
     for key in keys:
         if key.store_pk not in groups[(key.query, key.request)]:
             groups[(key.query, key.request)].append(key.store_pk)
     pages: dict[ChannelPageKey, Page[ChannelRecord]] = {}
     for (query, request), store_pks in groups.items():
-        rows_by_store = await _fetch(engine, principal, query, request, store_pks)
+        rows_by_store = await _fetch(connection, principal, query, request, store_pks)
         for store_pk in store_pks:
             rows = rows_by_store.get(store_pk, [])
             pages[ChannelPageKey(store_pk, query, request)] = page_from_rows(rows, request, _key)
@@ -109,7 +109,7 @@ async def load_channel_pages(
 class _Shape:
     """What makes one page statement differ from another (values are bound parameters)."""
 
-    stores: int
+    stores: int  # one of STORE_BUCKETS
     own_store: bool
     mode: bool
     purpose: bool
@@ -118,13 +118,24 @@ class _Shape:
     after: bool
     before: bool
     backward: bool
-    limit: int
+
+    @property
+    def bounded(self) -> bool:
+        """Only index lookups of at most a page per store: cheap enough for the event loop's
+        own SQLite reader (db.sqlite_reads). A filter or a search may scan a whole store."""
+        return not (self.mode or self.purpose or self.pg_provider or self.search)
 
 
-# Statements by shape: a dashboard asks the same shape on every view.
+# Stores per statement: a batch is cut into chunks of at most the largest bucket (SQLite
+# refuses more than 500 terms in a UNION ALL), and a chunk is padded to the next bucket with
+# a store id that does not exist, so that few statement shapes ever exist.
+STORE_BUCKETS = (1, 2, 4, 8, 16, 32, 64)
+_NO_STORE = 0
 _ESCAPE = "\\"
+# Statements by shape, least recently used dropped first: a dashboard asks the same shapes on
+# every view.
 _statements: OrderedDict[_Shape, DriverQuery] = OrderedDict()
-MAX_SHAPES = 512
+MAX_SHAPES = 256
 
 
 def _statement(shape: _Shape, principal: Principal) -> DriverQuery:
@@ -134,6 +145,8 @@ def _statement(shape: _Shape, principal: Principal) -> DriverQuery:
         found = _statements[shape] = DriverQuery(_build(shape, scope))
         while len(_statements) > MAX_SHAPES:
             _statements.popitem(last=False)
+    else:
+        _statements.move_to_end(shape)
     return found
 
 
@@ -159,13 +172,14 @@ def _build(shape: _Shape, scope: list[ColumnElement[bool]]) -> Select[*tuple[Any
     if shape.before:
         conditions.append(col(Channel.id) < bindparam("before"))
     order = col(Channel.id).desc() if shape.backward else col(Channel.id).asc()
+    limit = bindparam("limit", type_=Integer())
 
     def page_of(index: int) -> Select[*tuple[Any, ...]]:
         return (
             core_select(*COLUMNS)
             .where(*conditions, col(Channel.store_pk) == bindparam(f"store_{index}"))
             .order_by(order)
-            .limit(shape.limit + 1)
+            .limit(limit)
         )
 
     if shape.stores == 1:
@@ -181,8 +195,19 @@ def _escaped(term: str) -> str:
     )
 
 
+def _chunks(store_pks: list[int]) -> list[list[int]]:
+    """`store_pks` cut into chunks of at most the largest bucket, each padded to a bucket."""
+    size = STORE_BUCKETS[-1]
+    chunks = []
+    for start in range(0, len(store_pks), size):
+        chunk = store_pks[start : start + size]
+        bucket = next(b for b in STORE_BUCKETS if b >= len(chunk))
+        chunks.append(chunk + [_NO_STORE] * (bucket - len(chunk)))
+    return chunks
+
+
 async def _fetch(
-    engine: AsyncEngine,
+    connection: AsyncConnection,
     principal: Principal,
     query: ChannelQuery,
     request: PageRequest,
@@ -191,18 +216,6 @@ async def _fetch(
     limit, backward, after, before = request.validated()
     own_store = access(principal, Operation.READ) is Access.OWN_STORE
     search = query.search.strip().lower()[:SEARCH_MAX_LENGTH] if query.search else ""
-    shape = _Shape(
-        stores=len(store_pks),
-        own_store=own_store,
-        mode=query.mode is not None,
-        purpose=query.purpose is not None,
-        pg_provider=query.pg_provider is not None,
-        search=bool(search),
-        after=after is not None,
-        before=before is not None,
-        backward=backward,
-        limit=limit,
-    )
     params: dict[str, Any] = {
         **channel_scope_params(principal),
         "mode": query.mode,
@@ -211,13 +224,26 @@ async def _fetch(
         "search": _escaped(search),
         "after": after,
         "before": before,
+        "limit": limit + 1,
     }
-    params.update((f"store_{index}", pk) for index, pk in enumerate(store_pks))
-    rows = await _statement(shape, principal).all(engine, **params)
     by_store: dict[int, list[ChannelRecord]] = defaultdict(list)
-    for row in rows:
-        record = ChannelRecord(*row)
-        by_store[record.store_pk].append(record)
+    for chunk in _chunks(store_pks):
+        shape = _Shape(
+            stores=len(chunk),
+            own_store=own_store,
+            mode=query.mode is not None,
+            purpose=query.purpose is not None,
+            pg_provider=query.pg_provider is not None,
+            search=bool(search),
+            after=after is not None,
+            before=before is not None,
+            backward=backward,
+        )
+        stores = {f"store_{index}": pk for index, pk in enumerate(chunk)}
+        statement = _statement(shape, principal)
+        for row in await statement.all(connection, on_loop=shape.bounded, **params, **stores):
+            record = ChannelRecord(*row)
+            by_store[record.store_pk].append(record)
     for found in by_store.values():  # in the direction of travel, whatever UNION ALL did
         found.sort(key=_key, reverse=backward)
     return by_store
