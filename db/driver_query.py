@@ -122,12 +122,15 @@ class DriverQuery:
         compiled, args = self._prepare(dialect, params)
         for watcher in _watchers.get(engine.sync_engine, ()):
             watcher(compiled.sql)
-        if on_loop and dialect.name == "sqlite":
+        driver = None
+        if isinstance(bind, AsyncConnection):
+            driver = (await bind.get_raw_connection()).driver_connection
+        # Not when the caller's connection is inside a transaction: it must read its own writes.
+        if on_loop and dialect.name == "sqlite" and not getattr(driver, "in_transaction", False):
             found = sqlite_reads.read(engine, compiled.sql, args)
             if found is not None:
                 return self._convert(compiled, found)
         if isinstance(bind, AsyncConnection):
-            driver = (await bind.get_raw_connection()).driver_connection
             try:
                 rows = await self._run(dialect, driver, compiled, args)
             except BaseException:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import base64
 import binascii
+from functools import lru_cache
 
 MAX_PRIMARY_KEY = 2**31 - 1  # primary keys are 32-bit integers on PostgreSQL
 
 
+@lru_cache(maxsize=4096)  # a dashboard shows the same few hundred objects again and again
 def global_id(type_name: str, pk: int) -> str:
     return base64.urlsafe_b64encode(f"{type_name}:{pk}".encode()).decode().rstrip("=")
 

@@ -8,14 +8,14 @@ from typing import TYPE_CHECKING
 from sqlmodel import col, select
 from strawberry.dataloader import DataLoader
 
-from db.models import Merchant, Store, User, WebhookSecret
+from db.models import Merchant, Store, User
 from gql_api.caller import CallerMerchant
 from gql_api.channels.pages import ChannelPageKey, ChannelRecord, load_channel_pages
 from gql_api.members.service import visible_members
 from gql_api.pagination import Page
 from gql_api.permissions import Access, Operation, access
 from gql_api.stores.service import visible_stores
-from gql_api.webhooks.service import Effective, effective_for_stores, secrets_for
+from gql_api.webhooks.service import Effective, SecretRecord, effective_for_stores, secrets_for
 
 if TYPE_CHECKING:
     from gql_api.context import Context
@@ -99,7 +99,7 @@ class Loaders:
             found = await effective_for_stores(db, principal, stores, representative)
         return [found.get(pk, []) for pk in store_pks]
 
-    async def _webhook_secrets(self, keys: Sequence[tuple[int, str]]) -> list[list[WebhookSecret]]:
+    async def _webhook_secrets(self, keys: Sequence[tuple[int, str]]) -> list[list[SecretRecord]]:
         principal = self._context.require_principal()
         async with self._context.db() as db:
             found = await secrets_for(db, principal, list(keys))

@@ -6,6 +6,7 @@ import base64
 import binascii
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import TYPE_CHECKING, Annotated, Any, Generic, TypeVar
 
 import strawberry
@@ -27,6 +28,7 @@ Row = TypeVar("Row")
 NodeT = TypeVar("NodeT")
 
 
+@lru_cache(maxsize=4096)
 def encode_cursor(key: int) -> str:
     return base64.urlsafe_b64encode(f"{_CURSOR_PREFIX}{key}".encode()).decode().rstrip("=")
 

@@ -15,7 +15,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import ColumnElement, Integer, Select, String, bindparam, func, or_, union_all
+from sqlalchemy import (
+    BindParameter,
+    ColumnElement,
+    Integer,
+    Select,
+    String,
+    bindparam,
+    func,
+    or_,
+    union_all,
+)
 from sqlalchemy import select as core_select
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import col
@@ -25,6 +35,7 @@ from db.models import Channel
 from gql_api.channels.service import channel_scope, channel_scope_params
 from gql_api.pagination import Page, PageRequest, page_from_rows
 from gql_api.permissions import Access, Operation, Principal, access
+from gql_api.store_batches import store_binds, store_chunks, store_params
 
 SEARCH_MAX_LENGTH = 100
 
@@ -109,7 +120,7 @@ async def load_channel_pages(
 class _Shape:
     """What makes one page statement differ from another (values are bound parameters)."""
 
-    stores: int  # one of STORE_BUCKETS
+    stores: int  # one of gql_api.store_batches.STORE_BUCKETS
     own_store: bool
     mode: bool
     purpose: bool
@@ -126,11 +137,6 @@ class _Shape:
         return not (self.mode or self.purpose or self.pg_provider or self.search)
 
 
-# Stores per statement: a batch is cut into chunks of at most the largest bucket (SQLite
-# refuses more than 500 terms in a UNION ALL), and a chunk is padded to the next bucket with
-# a store id that does not exist, so that few statement shapes ever exist.
-STORE_BUCKETS = (1, 2, 4, 8, 16, 32, 64)
-_NO_STORE = 0
 _ESCAPE = "\\"
 # Statements by shape, least recently used dropped first: a dashboard asks the same shapes on
 # every view.
@@ -174,17 +180,18 @@ def _build(shape: _Shape, scope: list[ColumnElement[bool]]) -> Select[*tuple[Any
     order = col(Channel.id).desc() if shape.backward else col(Channel.id).asc()
     limit = bindparam("limit", type_=Integer())
 
-    def page_of(index: int) -> Select[*tuple[Any, ...]]:
+    def page_of(store: BindParameter[int]) -> Select[*tuple[Any, ...]]:
         return (
             core_select(*COLUMNS)
-            .where(*conditions, col(Channel.store_pk) == bindparam(f"store_{index}"))
+            .where(*conditions, col(Channel.store_pk) == store)
             .order_by(order)
             .limit(limit)
         )
 
+    stores = store_binds(shape.stores)
     if shape.stores == 1:
-        return page_of(0)
-    parts = [page_of(index).subquery() for index in range(shape.stores)]
+        return page_of(stores[0])
+    parts = [page_of(store).subquery() for store in stores]
     return core_select(union_all(*(core_select(part) for part in parts)).subquery())
 
 
@@ -193,17 +200,6 @@ def _escaped(term: str) -> str:
     return (
         term.replace(_ESCAPE, _ESCAPE * 2).replace("%", _ESCAPE + "%").replace("_", _ESCAPE + "_")
     )
-
-
-def _chunks(store_pks: list[int]) -> list[list[int]]:
-    """`store_pks` cut into chunks of at most the largest bucket, each padded to a bucket."""
-    size = STORE_BUCKETS[-1]
-    chunks = []
-    for start in range(0, len(store_pks), size):
-        chunk = store_pks[start : start + size]
-        bucket = next(b for b in STORE_BUCKETS if b >= len(chunk))
-        chunks.append(chunk + [_NO_STORE] * (bucket - len(chunk)))
-    return chunks
 
 
 async def _fetch(
@@ -227,7 +223,7 @@ async def _fetch(
         "limit": limit + 1,
     }
     by_store: dict[int, list[ChannelRecord]] = defaultdict(list)
-    for chunk in _chunks(store_pks):
+    for chunk in store_chunks(store_pks):
         shape = _Shape(
             stores=len(chunk),
             own_store=own_store,
@@ -239,8 +235,8 @@ async def _fetch(
             before=before is not None,
             backward=backward,
         )
-        stores = {f"store_{index}": pk for index, pk in enumerate(chunk)}
         statement = _statement(shape, principal)
+        stores = store_params(chunk)
         for row in await statement.all(connection, on_loop=shape.bounded, **params, **stores):
             record = ChannelRecord(*row)
             by_store[record.store_pk].append(record)

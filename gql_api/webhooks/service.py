@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, NamedTuple
 
-from sqlalchemy import func
+from sqlalchemy import bindparam, func
+from sqlalchemy import select as core_select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import SelectOfScalar
 
+from db.driver_query import DriverQuery
 from db.models import Store, WebhookDelivery, WebhookSecret, WebhookSetting
 from db.types import utcnow
 from gql_api.audit import service as audit
@@ -19,6 +22,7 @@ from gql_api.errors import DomainError, Problems, UserErrorCode
 from gql_api.ids import global_id, pk_of
 from gql_api.permissions import Access, Operation, Principal, access, require
 from gql_api.security.encryption import Encryptor
+from gql_api.store_batches import store_binds, store_chunks, store_params
 from gql_api.stores.service import store_by_pk, store_by_store_id
 from gql_api.webhooks import signing
 from gql_api.webhooks.addresses import IPNetwork, UrlRefused, check_url
@@ -54,8 +58,8 @@ def effective(
     store: Store,
     version: ModuleVersionValue,
     mode: IntegrationMode,
-    own: WebhookSetting | None,
-    representative: tuple[Store, WebhookSetting | None] | None,
+    own: WebhookSetting | SettingRecord | None,
+    representative: tuple[Store, WebhookSetting | SettingRecord | None] | None,
 ) -> Effective:
     """Resolve a sub-store's "same as the representative store" checkbox."""
     follows = not store.is_representative and (own is None or own.uses_representative_setting)
@@ -328,23 +332,97 @@ async def active_secrets(
     return [encryptor.decrypt(r.cipher, context=secret_context(store_pk, mode.value)) for r in rows]
 
 
+class SettingRecord(NamedTuple):
+    """What a listing reads of a webhook_settings row (effective() reads it like the row)."""
+
+    store_pk: int
+    module_version: str
+    mode: str
+    url: str | None
+    content_type: str
+    payload_version: str | None
+    uses_representative_setting: bool
+    updated_at: datetime | None
+
+
+class SecretRecord(NamedTuple):
+    """What a listing shows of a webhook_secrets row (never the cipher)."""
+
+    id: int
+    store_pk: int
+    mode: str
+    hint: str
+    created_at: datetime
+    expired_at: datetime | None
+
+
+# Read on every dashboard view, for many stores at once: statements built once per number of
+# stores (gql_api.store_batches) and run on the request's connection (db.driver_query).
+_settings_reads: dict[int, DriverQuery] = {}
+_secrets_reads: dict[int, DriverQuery] = {}
+
+
+def _settings_read(stores: int) -> DriverQuery:
+    found = _settings_reads.get(stores)
+    if found is None:
+        found = _settings_reads[stores] = DriverQuery(
+            core_select(
+                col(WebhookSetting.store_pk),
+                col(WebhookSetting.module_version),
+                col(WebhookSetting.mode),
+                col(WebhookSetting.url),
+                col(WebhookSetting.content_type),
+                col(WebhookSetting.payload_version),
+                col(WebhookSetting.uses_representative_setting),
+                col(WebhookSetting.updated_at),
+            ).where(
+                col(WebhookSetting.merchant_id) == bindparam("merchant_id"),
+                col(WebhookSetting.store_pk).in_(store_binds(stores)),
+            )
+        )
+    return found
+
+
+def _secrets_read(stores: int) -> DriverQuery:
+    found = _secrets_reads.get(stores)
+    if found is None:
+        found = _secrets_reads[stores] = DriverQuery(
+            core_select(
+                col(WebhookSecret.id),
+                col(WebhookSecret.store_pk),
+                col(WebhookSecret.mode),
+                col(WebhookSecret.hint),
+                col(WebhookSecret.created_at),
+                col(WebhookSecret.expired_at),
+            )
+            .where(
+                col(WebhookSecret.merchant_id) == bindparam("merchant_id"),
+                col(WebhookSecret.store_pk).in_(store_binds(stores)),
+            )
+            .order_by(col(WebhookSecret.id))
+        )
+    return found
+
+
 async def effective_for_stores(
     db: AsyncSession,
     principal: Principal,
     stores: list[Store],
     representative: Store | None,
 ) -> dict[int, list[Effective]]:
-    """Every (version, mode) setting of many stores, in one statement (no N+1)."""
-    wanted = {s.id for s in stores} | ({representative.id} if representative else set())
-    rows = (
-        await db.exec(
-            select(WebhookSetting).where(
-                col(WebhookSetting.merchant_id) == principal.merchant_id,
-                col(WebhookSetting.store_pk).in_(wanted),
-            )
-        )
-    ).all()
-    by_key = {(r.store_pk, r.module_version, r.mode): r for r in rows}
+    """Every (version, mode) setting of many stores, in one statement per 64 stores."""
+    wanted = sorted(
+        {s.id for s in stores if s.id}
+        | ({representative.id} if representative and representative.id else set())
+    )
+    connection = await db.connection()
+    by_key: dict[tuple[int, str, str], SettingRecord] = {}
+    for chunk in store_chunks(wanted):
+        params: dict[str, Any] = {"merchant_id": principal.merchant_id, **store_params(chunk)}
+        rows = await _settings_read(len(chunk)).all(connection, **params)
+        for row in rows:
+            record = SettingRecord(*row)
+            by_key[(record.store_pk, record.module_version, record.mode)] = record
     result: dict[int, list[Effective]] = {}
     for store in stores:
         assert store.id is not None
@@ -365,24 +443,21 @@ async def effective_for_stores(
 
 async def secrets_for(
     db: AsyncSession, principal: Principal, keys: list[tuple[int, str]]
-) -> dict[tuple[int, str], list[WebhookSecret]]:
+) -> dict[tuple[int, str], list[SecretRecord]]:
     store_pks = sorted({pk for pk, _ in keys})
     if access(principal, Operation.READ) is Access.OWN_STORE:
         store_pks = [pk for pk in store_pks if pk == principal.store_pk]
-    rows = (
-        await db.exec(
-            select(WebhookSecret)
-            .where(
-                col(WebhookSecret.merchant_id) == principal.merchant_id,
-                col(WebhookSecret.store_pk).in_(store_pks),
-            )
-            .order_by(col(WebhookSecret.id))
-        )
-    ).all()
-    found: dict[tuple[int, str], list[WebhookSecret]] = {key: [] for key in keys}
-    for row in rows:
-        if (row.store_pk, row.mode) in found:
-            found[(row.store_pk, row.mode)].append(row)
+    connection = await db.connection()
+    found: dict[tuple[int, str], list[SecretRecord]] = {key: [] for key in keys}
+    for chunk in store_chunks(store_pks):
+        params: dict[str, Any] = {"merchant_id": principal.merchant_id, **store_params(chunk)}
+        rows = await _secrets_read(len(chunk)).all(connection, **params)
+        for row in rows:
+            record = SecretRecord(*row)
+            if (record.store_pk, record.mode) in found:
+                found[(record.store_pk, record.mode)].append(record)
+    for secrets in found.values():  # oldest first, across chunks
+        secrets.sort(key=lambda secret: secret.id)
     return found
 
 

@@ -16,6 +16,7 @@ from gql_api.node import Node, to_global_id
 from gql_api.pagination import After, Before, Connection, First, Last, PageRequest, connection
 from gql_api.pg_catalog.types import ModuleVersion
 from gql_api.webhooks import payloads, service
+from gql_api.webhooks.service import SecretRecord
 
 WebhookContentType = strawberry.enum(
     payloads.WebhookContentType,
@@ -54,7 +55,7 @@ class WebhookSecret(Node):
     expired_at: datetime | None = strawberry.field(description="Set once expired; final.")
 
     @classmethod
-    def from_row(cls, row: SecretRow) -> WebhookSecret:
+    def from_row(cls, row: SecretRow | SecretRecord) -> WebhookSecret:
         assert row.id is not None
         return cls(
             id=to_global_id("WebhookSecret", row.id),
