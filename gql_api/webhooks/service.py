@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import Any, NamedTuple
 
 from sqlalchemy import bindparam, func
@@ -22,7 +23,7 @@ from gql_api.errors import DomainError, Problems, UserErrorCode
 from gql_api.ids import global_id, pk_of
 from gql_api.permissions import Access, Operation, Principal, access, require
 from gql_api.security.encryption import Encryptor
-from gql_api.store_batches import store_binds, store_chunks, store_params
+from gql_api.store_batches import STORE_BUCKETS, store_binds, store_chunks, store_params
 from gql_api.stores.service import store_by_pk, store_by_store_id
 from gql_api.webhooks import signing
 from gql_api.webhooks.addresses import IPNetwork, UrlRefused, check_url
@@ -358,50 +359,42 @@ class SecretRecord(NamedTuple):
 
 # Read on every dashboard view, for many stores at once: statements built once per number of
 # stores (gql_api.store_batches) and run on the request's connection (db.driver_query).
-_settings_reads: dict[int, DriverQuery] = {}
-_secrets_reads: dict[int, DriverQuery] = {}
-
-
+@lru_cache(maxsize=len(STORE_BUCKETS))
 def _settings_read(stores: int) -> DriverQuery:
-    found = _settings_reads.get(stores)
-    if found is None:
-        found = _settings_reads[stores] = DriverQuery(
-            core_select(
-                col(WebhookSetting.store_pk),
-                col(WebhookSetting.module_version),
-                col(WebhookSetting.mode),
-                col(WebhookSetting.url),
-                col(WebhookSetting.content_type),
-                col(WebhookSetting.payload_version),
-                col(WebhookSetting.uses_representative_setting),
-                col(WebhookSetting.updated_at),
-            ).where(
-                col(WebhookSetting.merchant_id) == bindparam("merchant_id"),
-                col(WebhookSetting.store_pk).in_(store_binds(stores)),
-            )
+    return DriverQuery(
+        core_select(
+            col(WebhookSetting.store_pk),
+            col(WebhookSetting.module_version),
+            col(WebhookSetting.mode),
+            col(WebhookSetting.url),
+            col(WebhookSetting.content_type),
+            col(WebhookSetting.payload_version),
+            col(WebhookSetting.uses_representative_setting),
+            col(WebhookSetting.updated_at),
+        ).where(
+            col(WebhookSetting.merchant_id) == bindparam("merchant_id"),
+            col(WebhookSetting.store_pk).in_(store_binds(stores)),
         )
-    return found
+    )
 
 
+@lru_cache(maxsize=len(STORE_BUCKETS))
 def _secrets_read(stores: int) -> DriverQuery:
-    found = _secrets_reads.get(stores)
-    if found is None:
-        found = _secrets_reads[stores] = DriverQuery(
-            core_select(
-                col(WebhookSecret.id),
-                col(WebhookSecret.store_pk),
-                col(WebhookSecret.mode),
-                col(WebhookSecret.hint),
-                col(WebhookSecret.created_at),
-                col(WebhookSecret.expired_at),
-            )
-            .where(
-                col(WebhookSecret.merchant_id) == bindparam("merchant_id"),
-                col(WebhookSecret.store_pk).in_(store_binds(stores)),
-            )
-            .order_by(col(WebhookSecret.id))
+    return DriverQuery(
+        core_select(
+            col(WebhookSecret.id),
+            col(WebhookSecret.store_pk),
+            col(WebhookSecret.mode),
+            col(WebhookSecret.hint),
+            col(WebhookSecret.created_at),
+            col(WebhookSecret.expired_at),
         )
-    return found
+        .where(
+            col(WebhookSecret.merchant_id) == bindparam("merchant_id"),
+            col(WebhookSecret.store_pk).in_(store_binds(stores)),
+        )
+        .order_by(col(WebhookSecret.id))
+    )
 
 
 async def effective_for_stores(
