@@ -8,8 +8,7 @@ from typing import TYPE_CHECKING
 from sqlmodel import col, select
 from strawberry.dataloader import DataLoader
 
-from db.models import Merchant, Store, User
-from gql_api.caller import CallerMerchant
+from db.models import Store, User
 from gql_api.channels.pages import ChannelPageKey, ChannelRecord, load_channel_pages
 from gql_api.members.service import visible_members
 from gql_api.pagination import Page
@@ -24,7 +23,6 @@ if TYPE_CHECKING:
 class Loaders:
     def __init__(self, context: Context) -> None:
         self._context = context
-        self.merchant = DataLoader(self._merchants)
         self.representative_store = DataLoader(self._representative_stores)
         self.user = DataLoader(self._users)
         self.store = DataLoader(self._stores)
@@ -37,19 +35,6 @@ class Loaders:
     def _merchant_id(self) -> int | None:
         principal = self._context.principal
         return principal.merchant_id if principal else None
-
-    async def _merchants(self, ids: Sequence[int]) -> list[Merchant | CallerMerchant | None]:
-        # Only the caller's own merchant is visible; authentication usually read it already.
-        own = self._merchant_id()
-        row: Merchant | CallerMerchant | None = None
-        if own is not None and own in ids:
-            known = self._context.caller_merchant
-            if known is not None and known.id == own:
-                row = known
-            else:
-                async with self._context.db() as db:
-                    row = await db.get(Merchant, own)
-        return [row if i == own else None for i in ids]
 
     async def _representative_stores(self, merchant_ids: Sequence[int]) -> list[Store | None]:
         allowed = [i for i in merchant_ids if i == self._merchant_id()]

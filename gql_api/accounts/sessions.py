@@ -107,7 +107,26 @@ async def caller_for_session(*, engine: AsyncEngine, token: str) -> Caller:
         raise Unauthenticated("The session has been logged out.", reason="REVOKED")
     if expires_at <= utcnow():
         raise Unauthenticated("The session has expired; log in again.", reason="EXPIRED")
-    principal = Principal(
+    principal = _user_principal(merchant_id, user_id, role, store_pk, session_id, email)
+    return Caller(principal, CallerMerchant(merchant_id, merchant_name, merchant_created_at))
+
+
+def principal_of(user: User, session: AuthSession) -> Principal:
+    assert user.id is not None
+    return _user_principal(
+        user.merchant_id, user.id, user.role, user.store_pk, session.id, user.email
+    )
+
+
+def _user_principal(
+    merchant_id: int,
+    user_id: int,
+    role: str,
+    store_pk: int | None,
+    session_id: int | None,
+    email: str,
+) -> Principal:
+    return Principal(
         kind=PrincipalKind.USER,
         merchant_id=merchant_id,
         user_id=user_id,
@@ -115,20 +134,6 @@ async def caller_for_session(*, engine: AsyncEngine, token: str) -> Caller:
         store_pk=store_pk,
         session_id=session_id,
         label=email,
-    )
-    return Caller(principal, CallerMerchant(merchant_id, merchant_name, merchant_created_at))
-
-
-def principal_of(user: User, session: AuthSession) -> Principal:
-    assert user.id is not None
-    return Principal(
-        kind=PrincipalKind.USER,
-        merchant_id=user.merchant_id,
-        user_id=user.id,
-        role=Role(user.role),
-        store_pk=user.store_pk,
-        session_id=session.id,
-        label=user.email,
     )
 
 

@@ -9,10 +9,11 @@ driver (db.driver_query), and rows are plain tuples, not ORM objects.
 
 from __future__ import annotations
 
-from collections import OrderedDict, defaultdict
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import Any, NamedTuple
 
 from sqlalchemy import (
@@ -32,9 +33,13 @@ from sqlmodel import col
 
 from db.driver_query import DriverQuery
 from db.models import Channel
-from gql_api.channels.service import channel_scope, channel_scope_params
+from gql_api.channels.service import (
+    bound_channel_scope,
+    channel_scope_params,
+    reads_own_store_only,
+)
 from gql_api.pagination import Page, PageRequest, page_from_rows
-from gql_api.permissions import Access, Operation, Principal, access
+from gql_api.permissions import Principal
 from gql_api.store_batches import store_binds, store_chunks, store_params
 
 SEARCH_MAX_LENGTH = 100
@@ -138,22 +143,13 @@ class _Shape:
 
 
 _ESCAPE = "\\"
+
+
 # Statements by shape, least recently used dropped first: a dashboard asks the same shapes on
 # every view.
-_statements: OrderedDict[_Shape, DriverQuery] = OrderedDict()
-MAX_SHAPES = 256
-
-
-def _statement(shape: _Shape, principal: Principal) -> DriverQuery:
-    found = _statements.get(shape)
-    if found is None:
-        scope = channel_scope(principal, bound=True)  # the same for every caller of this shape
-        found = _statements[shape] = DriverQuery(_build(shape, scope))
-        while len(_statements) > MAX_SHAPES:
-            _statements.popitem(last=False)
-    else:
-        _statements.move_to_end(shape)
-    return found
+@lru_cache(maxsize=256)
+def _statement(shape: _Shape) -> DriverQuery:
+    return DriverQuery(_build(shape, bound_channel_scope(shape.own_store)))
 
 
 def _build(shape: _Shape, scope: list[ColumnElement[bool]]) -> Select[*tuple[Any, ...]]:
@@ -210,7 +206,7 @@ async def _fetch(
     store_pks: list[int],
 ) -> dict[int, list[ChannelRecord]]:
     limit, backward, after, before = request.validated()
-    own_store = access(principal, Operation.READ) is Access.OWN_STORE
+    own_store = reads_own_store_only(principal)
     search = query.search.strip().lower()[:SEARCH_MAX_LENGTH] if query.search else ""
     params: dict[str, Any] = {
         **channel_scope_params(principal),
@@ -235,7 +231,7 @@ async def _fetch(
             before=before is not None,
             backward=backward,
         )
-        statement = _statement(shape, principal)
+        statement = _statement(shape)
         stores = store_params(chunk)
         for row in await statement.all(connection, on_loop=shape.bounded, **params, **stores):
             record = ChannelRecord(*row)

@@ -68,21 +68,31 @@ def mask(value: str) -> str:
     return MASK + value[-4:] if len(value) >= _MASK_MIN_LENGTH else MASK
 
 
-def channel_scope(principal: Principal, *, bound: bool = False) -> list[ColumnElement[bool]]:
-    """Conditions for the live channels of the caller's merchant, of the stores it may read.
+def channel_scope(principal: Principal) -> list[ColumnElement[bool]]:
+    """Conditions for the live channels of the caller's merchant, of the stores it may read."""
+    own_store = principal.store_pk if reads_own_store_only(principal) else None
+    return _scope(principal.merchant_id, own_store)
 
-    `bound`: the caller's values as bind parameters (channel_scope_params), for a statement
-    built once and run for many callers."""
-    merchant_id: Any = bindparam("merchant_id") if bound else principal.merchant_id
-    conditions = [col(Channel.merchant_id) == merchant_id, col(Channel.deleted_at).is_(None)]
-    if access(principal, Operation.READ) is Access.OWN_STORE:
-        store_pk: Any = bindparam("own_store_pk") if bound else principal.store_pk
-        conditions.append(col(Channel.store_pk) == store_pk)
-    return conditions
+
+def reads_own_store_only(principal: Principal) -> bool:
+    return access(principal, Operation.READ) is Access.OWN_STORE
+
+
+def bound_channel_scope(own_store_only: bool) -> list[ColumnElement[bool]]:
+    """channel_scope with the caller's values as bind parameters (channel_scope_params), for a
+    statement built once and run for every caller with the same `reads_own_store_only`."""
+    return _scope(bindparam("merchant_id"), bindparam("own_store_pk") if own_store_only else None)
 
 
 def channel_scope_params(principal: Principal) -> dict[str, int | None]:
     return {"merchant_id": principal.merchant_id, "own_store_pk": principal.store_pk}
+
+
+def _scope(merchant_id: Any, own_store_pk: Any | None) -> list[ColumnElement[bool]]:
+    conditions = [col(Channel.merchant_id) == merchant_id, col(Channel.deleted_at).is_(None)]
+    if own_store_pk is not None:
+        conditions.append(col(Channel.store_pk) == own_store_pk)
+    return conditions
 
 
 def visible_channels(principal: Principal) -> SelectOfScalar[Channel]:

@@ -121,10 +121,7 @@ def own_merchant(info: Info) -> Merchant:
     return Merchant.from_row(known)
 
 
-async def visible_merchant(info: Info, pk: int) -> Merchant | None:
-    """The merchant `pk` if it is the caller's: as authentication read it, or loaded."""
-    known = info.context.caller_merchant
-    if known is not None and known.id == pk:
-        return Merchant.from_row(known)
-    row = await info.context.loaders.merchant.load(pk)
-    return Merchant.from_row(row) if row else None
+def visible_merchant(info: Info, pk: int) -> Merchant | None:
+    """The merchant `pk` if it is the caller's, the only one a caller may see."""
+    principal = info.context.require_principal()
+    return own_merchant(info) if pk == principal.merchant_id else None

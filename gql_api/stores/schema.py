@@ -108,7 +108,7 @@ async def resolve_store_node(info: Info, pk: int) -> Store | None:
 
 
 async def resolve_merchant_node(info: Info, pk: int) -> Merchant | None:
-    return await visible_merchant(info, pk)
+    return visible_merchant(info, pk)
 
 
 NODE_RESOLVERS = {"Store": resolve_store_node, "Merchant": resolve_merchant_node}

@@ -9,13 +9,28 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy import select
 from sqlmodel import SQLModel
 
 from db.engine import create_engine
 from gql_api.app import create_app
 from gql_api.settings import Settings
+from tests.conftest import make_settings
 from tests.support import Api, GraphQLResponse
+
+
+@pytest.fixture(name="settings")
+def loopback_settings(database_url: str) -> Settings:
+    """Settings for modules that send to loopback receivers (127.0.0.0/8 allowed, 1 s
+    timeouts): imported into such a module, it replaces the default `settings` fixture."""
+    return make_settings(
+        database_url,
+        webhook_allowed_networks=["127.0.0.0/8"],
+        webhook_read_timeout_seconds=1.0,
+        webhook_connect_timeout_seconds=1.0,
+    )
+
 
 SETTING_FIELDS = """
   moduleVersion mode url contentType payloadVersion usesRepresentativeSetting updatedAt

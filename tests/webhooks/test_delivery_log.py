@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
-
-from gql_api.settings import Settings
-from tests.conftest import make_settings
 from tests.support import Api
-from tests.webhooks.helpers import DELIVERY_FIELDS, delivered, save_setting
+from tests.webhooks.helpers import (
+    DELIVERY_FIELDS,
+    delivered,
+    loopback_settings,  # noqa: F401  (the `settings` fixture)
+    save_setting,
+)
 from tests.webhooks.receiver import Receivers
 
 LOG = f"""
@@ -44,16 +45,6 @@ query Node($id: ID!) {
   node(id: $id) { id ... on WebhookDelivery { url statusCode succeeded } }
 }
 """
-
-
-@pytest.fixture
-def settings(database_url: str) -> Settings:
-    return make_settings(
-        database_url,
-        webhook_allowed_networks=["127.0.0.0/8"],
-        webhook_read_timeout_seconds=1.0,
-        webhook_connect_timeout_seconds=1.0,
-    )
 
 
 async def page(

@@ -20,14 +20,13 @@ import uvicorn
 from standardwebhooks.webhooks import Webhook
 from starlette.applications import Starlette
 
-from gql_api.settings import Settings
-from tests.conftest import make_settings
 from tests.support import Api
 from tests.webhooks.helpers import (
     DELIVERY_FIELDS,
     delivered,
     errors_of,
     issue_secret,
+    loopback_settings,  # noqa: F401  (the `settings` fixture)
     save_setting,
     update_setting,
 )
@@ -43,16 +42,6 @@ query Log($storeId: String!) {{
   }}
 }}
 """
-
-
-@pytest.fixture
-def settings(database_url: str) -> Settings:
-    return make_settings(
-        database_url,
-        webhook_allowed_networks=["127.0.0.0/8"],
-        webhook_read_timeout_seconds=1.0,
-        webhook_connect_timeout_seconds=1.0,
-    )
 
 
 @asynccontextmanager

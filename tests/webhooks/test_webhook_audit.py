@@ -4,10 +4,6 @@ from __future__ import annotations
 
 import json
 
-import pytest
-
-from gql_api.settings import Settings
-from tests.conftest import make_settings
 from tests.support import Api
 from tests.webhooks.helpers import (
     SECRET_EXPIRE,
@@ -16,6 +12,7 @@ from tests.webhooks.helpers import (
     delivered,
     errors_of,
     issue_secret,
+    loopback_settings,  # noqa: F401  (the `settings` fixture)
     run_test_call,
     save_setting,
     update_setting,
@@ -31,16 +28,6 @@ query Audit($action: String) {
   }
 }
 """
-
-
-@pytest.fixture
-def settings(database_url: str) -> Settings:
-    return make_settings(
-        database_url,
-        webhook_allowed_networks=["127.0.0.0/8"],
-        webhook_read_timeout_seconds=1.0,
-        webhook_connect_timeout_seconds=1.0,
-    )
 
 
 async def test_webhook_actions_are_audited_without_secrets(

@@ -8,20 +8,13 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from gql_api.settings import Settings
-from tests.conftest import make_settings
 from tests.support import Api
-from tests.webhooks.helpers import delivered, save_setting, update_setting
-
-
-@pytest.fixture
-def settings(database_url: str) -> Settings:
-    return make_settings(
-        database_url,
-        webhook_allowed_networks=["127.0.0.0/8"],
-        webhook_read_timeout_seconds=1.0,
-        webhook_connect_timeout_seconds=1.0,
-    )
+from tests.webhooks.helpers import (
+    delivered,
+    loopback_settings,  # noqa: F401  (the `settings` fixture)
+    save_setting,
+    update_setting,
+)
 
 
 @contextlib.asynccontextmanager

@@ -8,8 +8,6 @@ from typing import Any
 import pytest
 from standardwebhooks.webhooks import Webhook
 
-from gql_api.settings import Settings
-from tests.conftest import make_settings
 from tests.support import Api, GraphQLResponse, create_store, invite_and_join
 from tests.webhooks.helpers import (
     SECRET_EXPIRE,
@@ -19,6 +17,7 @@ from tests.webhooks.helpers import (
     errors_of,
     issue_api_secret,
     issue_secret,
+    loopback_settings,  # noqa: F401  (the `settings` fixture)
     read_setting,
     save_setting,
     setting_input,
@@ -26,16 +25,6 @@ from tests.webhooks.helpers import (
 from tests.webhooks.receiver import Receiver, Receivers
 
 OTHER_URL = "http://127.0.0.1:9/other"
-
-
-@pytest.fixture
-def settings(database_url: str) -> Settings:
-    return make_settings(
-        database_url,
-        webhook_allowed_networks=["127.0.0.0/8"],
-        webhook_read_timeout_seconds=1.0,
-        webhook_connect_timeout_seconds=1.0,
-    )
 
 
 @dataclass

@@ -9,29 +9,18 @@ import secrets
 import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from gql_api.settings import Settings
-from tests.conftest import make_settings
 from tests.support import Api
 from tests.webhooks.helpers import (
     SECRET_EXPIRE,
     delivered,
     header_map,
     issue_secret,
+    loopback_settings,  # noqa: F401  (the `settings` fixture)
     save_setting,
 )
 from tests.webhooks.receiver import Receivers
 
 STRANGER_SECRET = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
-
-
-@pytest.fixture
-def settings(database_url: str) -> Settings:
-    return make_settings(
-        database_url,
-        webhook_allowed_networks=["127.0.0.0/8"],
-        webhook_read_timeout_seconds=1.0,
-        webhook_connect_timeout_seconds=1.0,
-    )
 
 
 def signatures(header: str) -> list[str]:

@@ -9,14 +9,13 @@ from typing import Any
 import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from gql_api.settings import Settings
-from tests.conftest import make_settings
 from tests.support import Api, create_store
 from tests.webhooks.helpers import (
     delivered,
     errors_of,
     header_map,
     issue_secret,
+    loopback_settings,  # noqa: F401  (the `settings` fixture)
     run_test_call,
     save_setting,
     update_setting,
@@ -35,16 +34,6 @@ query Log($storeId: String!, $moduleVersion: ModuleVersion!, $mode: IntegrationM
 
 BIG_RESPONSE = b"x" * 200_000
 RESPONSE_LIMIT = 65536
-
-
-@pytest.fixture
-def settings(database_url: str) -> Settings:
-    return make_settings(
-        database_url,
-        webhook_allowed_networks=["127.0.0.0/8"],
-        webhook_read_timeout_seconds=1.0,
-        webhook_connect_timeout_seconds=1.0,
-    )
 
 
 async def log_ids(api: Api, token: str, store_id: str, version: str = "V2") -> list[str]:

@@ -8,10 +8,15 @@ from __future__ import annotations
 
 import pytest
 
-from gql_api.settings import Settings
-from tests.conftest import make_settings
 from tests.support import Api
-from tests.webhooks.helpers import delivered, errors_of, read_setting, save_setting, update_setting
+from tests.webhooks.helpers import (
+    delivered,
+    errors_of,
+    loopback_settings,  # noqa: F401  (the `settings` fixture)
+    read_setting,
+    save_setting,
+    update_setting,
+)
 from tests.webhooks.receiver import Receivers
 
 FORBIDDEN = "WEBHOOK_URL_FORBIDDEN"
@@ -48,16 +53,6 @@ NON_PUBLIC = [
 ]
 
 MALFORMED = ["http:///hook", "http://exa mple.invalid/", "http://127.0.0.1:99999/", "http://"]
-
-
-@pytest.fixture
-def settings(database_url: str) -> Settings:
-    return make_settings(
-        database_url,
-        webhook_allowed_networks=["127.0.0.0/8"],
-        webhook_read_timeout_seconds=1.0,
-        webhook_connect_timeout_seconds=1.0,
-    )
 
 
 @pytest.mark.parametrize(
