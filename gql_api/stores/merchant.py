@@ -124,4 +124,4 @@ def own_merchant(info: Info) -> Merchant:
 def visible_merchant(info: Info, pk: int) -> Merchant | None:
     """The merchant `pk` if it is the caller's, the only one a caller may see."""
     principal = info.context.require_principal()
-    return own_merchant(info) if pk == principal.merchant_id else None
+    return own_merchant(info) if stores_service.merchant_visible(principal, pk) else None

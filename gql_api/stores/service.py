@@ -10,7 +10,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import SelectOfScalar
 
-from db.models import ApiSecret, Channel, Invitation, Merchant, Store, User, WebhookSecret
+from db.models import ApiSecret, Channel, Invitation, Store, User, WebhookSecret
 from db.types import utcnow
 from gql_api import validation
 from gql_api.accounts.sessions import revoke_user_sessions
@@ -21,6 +21,11 @@ from gql_api.permissions import Access, Operation, Principal, access, require
 REPRESENTATIVE_STORE_NAME = "대표상점"
 STORE_NAME_MAX_LENGTH = 100
 STORE_ID_PREFIX = "store-"
+
+
+def merchant_visible(principal: Principal, merchant_pk: int) -> bool:
+    """A caller sees one merchant: its own."""
+    return merchant_pk == principal.merchant_id
 
 
 def new_store_id() -> str:
@@ -52,10 +57,6 @@ def visible_sub_stores(principal: Principal, store: Store) -> SelectOfScalar[Sto
     if not store.is_representative or store.merchant_id != principal.merchant_id:
         return None
     return visible_stores(principal).where(col(Store.is_representative).is_(False))
-
-
-async def merchant(*, db: AsyncSession, principal: Principal) -> Merchant | None:
-    return await db.get(Merchant, principal.merchant_id)
 
 
 async def store_by_store_id(
