@@ -167,13 +167,17 @@ class AuthSession(SQLModel, table=True):
 
 
 class LoginFailure(SQLModel, table=True):
-    """One failed log-in, counted per email across processes for throttling."""
+    """One failed log-in, counted per email and per client address across processes."""
 
     __tablename__ = "login_failures"
-    __table_args__ = (Index("ix_login_failures_email_at", "email", "attempted_at"),)
+    __table_args__ = (
+        Index("ix_login_failures_email_at", "email", "attempted_at"),
+        Index("ix_login_failures_client_at", "client_address", "attempted_at"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     email: str = Field(max_length=254)
+    client_address: str = Field(default="unknown", max_length=64)
     attempted_at: datetime = _created_at()
 
 
@@ -258,13 +262,18 @@ class ApiToken(SQLModel, table=True):
 
 
 class ApiSecretFailure(SQLModel, table=True):
-    """A failed use of an existing key id, counted across processes for throttling."""
+    """A use of an existing key id that needed argon2 and has not (yet) succeeded, per client
+    address: counted across processes for throttling."""
 
     __tablename__ = "api_secret_failures"
-    __table_args__ = (Index("ix_api_secret_failures_key_at", "key_id", "attempted_at"),)
+    __table_args__ = (
+        Index("ix_api_secret_failures_key_at", "key_id", "attempted_at"),
+        Index("ix_api_secret_failures_key_client_at", "key_id", "client_address", "attempted_at"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     key_id: str = Field(max_length=32)
+    client_address: str = Field(default="unknown", max_length=64)
     attempted_at: datetime = _created_at()
 
 

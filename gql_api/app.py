@@ -19,6 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from strawberry.asgi import GraphQL
 from strawberry.http import GraphQLHTTPResponse
 from strawberry.types import ExecutionResult
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from db import sqlite_reads
 from db.engine import create_engine, create_session_factory
@@ -27,6 +28,7 @@ from gql_api.api_secrets.auth import SecretVerifier
 from gql_api.api_secrets.verified import VerifiedSecrets
 from gql_api.auth import authenticate
 from gql_api.caller import Caller
+from gql_api.client_address import client_address
 from gql_api.context import AppState, Context
 from gql_api.errors import (
     GRAPHQL_PARSE_FAILED,
@@ -78,7 +80,9 @@ class GraphQLApp(GraphQL[Context, None]):
         header = request.headers.get("authorization")
         if header is not None and request.method == "POST":
             try:
-                caller = await authenticate(self.state.verifier, header)
+                caller = await authenticate(
+                    self.state.verifier, header, client_address=client_address(scope)
+                )
             except (Unauthenticated, RateLimited) as error:
                 status = 429 if isinstance(error, RateLimited) else 401
                 response = _error_response(error.message, status, **error.extensions)
@@ -118,6 +122,7 @@ class GraphQLApp(GraphQL[Context, None]):
             principal=caller.principal if caller else None,
             caller_merchant=caller.merchant if caller else None,
             request_id=current_request_id(),
+            client_address=client_address(request.scope),
         )
         request.scope[_CONTEXT_KEY] = context
         return context
@@ -266,4 +271,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     app.state.app_state = state
     app.add_middleware(AccessLogMiddleware, metrics=state.metrics)
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_request_bytes)
+    if settings.forwarded_allow_ips:
+        # Outermost: everything after it sees the client a trusted proxy forwarded for.
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.forwarded_allow_ips)
     return app

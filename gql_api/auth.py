@@ -15,8 +15,11 @@ from gql_api.security.tokens import ACCESS_TOKEN_PREFIX
 SCHEMES = "`Bearer <session or access token>` or `PortOne <API secret>`"
 
 
-async def authenticate(verifier: SecretVerifier, header: str) -> Caller:
-    """Reads on connections of its own, each back in the pool before the query runs."""
+async def authenticate(verifier: SecretVerifier, header: str, *, client_address: str) -> Caller:
+    """Reads on connections of its own, each back in the pool before the query runs.
+
+    `client_address` (gql_api.client_address) keys the throttling of failed API-secret uses.
+    """
     scheme, _, credential = header.strip().partition(" ")
     credential = credential.strip()
     if not credential:
@@ -26,5 +29,7 @@ async def authenticate(verifier: SecretVerifier, header: str) -> Caller:
             return await caller_for_access_token(engine=verifier.engine, token=credential)
         return await caller_for_session(engine=verifier.engine, token=credential)
     if scheme.lower() == "portone":
-        return await caller_for_secret(verifier=verifier, plaintext=credential)
+        return await caller_for_secret(
+            verifier=verifier, plaintext=credential, client_address=client_address
+        )
     raise Unauthenticated(f"Unsupported authorization scheme; use {SCHEMES}.", reason="MALFORMED")

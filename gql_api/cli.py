@@ -26,7 +26,8 @@ def _serve(_: argparse.Namespace) -> int:
         port=settings.port,
         log_config=None,
         access_log=False,  # gql_api.access logs one JSON line per request instead
-        proxy_headers=True,
+        # The app applies FORWARDED_ALLOW_IPS itself (gql_api.app), so tests see the same rule.
+        proxy_headers=False,
     )
     return 0
 

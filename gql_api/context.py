@@ -49,6 +49,8 @@ class Context:
     app: AppState
     principal: Principal | None
     request_id: str
+    # gql_api.client_address: the peer, or what a trusted proxy forwarded.
+    client_address: str
     # The caller's merchant as authentication read it (None: anonymous, or not read).
     caller_merchant: CallerMerchant | None = None
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)

@@ -38,6 +38,11 @@ class Settings(BaseSettings):
         description="comma-separated Fernet keys, newest first",
     )
     log_level: str = "INFO"
+    forwarded_allow_ips: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="comma-separated proxy addresses (or CIDR ranges, or *) whose "
+        "X-Forwarded-For names the client; empty: the connection's peer is the client",
+    )
 
     session_ttl_hours: int = Field(default=12, ge=1, le=24 * 30)
     login_max_failures: int = Field(default=5, ge=1)
@@ -74,7 +79,9 @@ class Settings(BaseSettings):
     webhook_response_max_bytes: int = Field(default=65536, ge=1024, le=1_048_576)
     webhook_delivery_retention_days: int = Field(default=30, ge=1)
 
-    @field_validator("encryption_keys", "webhook_allowed_networks", mode="before")
+    @field_validator(
+        "encryption_keys", "webhook_allowed_networks", "forwarded_allow_ips", mode="before"
+    )
     @classmethod
     def _split_keys(cls, value: object) -> object:
         if isinstance(value, str):

@@ -133,7 +133,9 @@ _CALLER = DriverQuery(
 )
 
 
-async def caller_for_secret(*, verifier: SecretVerifier, plaintext: str) -> Caller:
+async def caller_for_secret(
+    *, verifier: SecretVerifier, plaintext: str, client_address: str
+) -> Caller:
     """The caller behind `PortOne <secret>`; UNAUTHENTICATED says why, never echoing it."""
     parsed = api_keys.parse(plaintext)
     if parsed is None:
@@ -210,14 +212,16 @@ class TokenPair:
     access_token_expires_at: datetime
 
 
-async def verify_for_login(*, verifier: SecretVerifier, plaintext: str) -> int:
+async def verify_for_login(*, verifier: SecretVerifier, plaintext: str, client_address: str) -> int:
     """The id of the secret to exchange for tokens; its failures are counted like any use.
 
     Runs before the mutation's write transaction: counting a failure and updating lastUsedAt
     use their own short transactions, which must not wait behind ours on SQLite.
     """
     try:
-        caller = await caller_for_secret(verifier=verifier, plaintext=plaintext)
+        caller = await caller_for_secret(
+            verifier=verifier, plaintext=plaintext, client_address=client_address
+        )
     except Unauthenticated as error:
         raise DomainError.single(
             UserErrorCode.INVALID_CREDENTIALS, ("input", "apiSecret"), error.message

@@ -125,7 +125,11 @@ class Mutation:
     ) -> ApiSecretLoginPayload:
         verifier = info.context.app.verifier
         try:
-            secret_id = await auth.verify_for_login(verifier=verifier, plaintext=input.api_secret)
+            secret_id = await auth.verify_for_login(
+                verifier=verifier,
+                plaintext=input.api_secret,
+                client_address=info.context.client_address,
+            )
         except DomainError as error:
             return _pair_payload(None, user_errors(error))
 
