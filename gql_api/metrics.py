@@ -46,6 +46,13 @@ class Metrics:
             ["code"],
             registry=self.registry,
         )
+        self.api_secret_verifications = Counter(
+            "api_secret_verifications_total",
+            "API secrets presented without a cached verify: ok and failed ran argon2; "
+            "refused_tag and refused_throttled did not.",
+            ["result"],
+            registry=self.registry,
+        )
         self.webhook_tests = Counter(
             "webhook_test_calls_total",
             "Webhook test calls by result.",
