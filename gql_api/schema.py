@@ -17,7 +17,6 @@ from strawberry.extensions import (
     ParserCache,
     QueryDepthLimiter,
     SchemaExtension,
-    ValidationCache,
 )
 from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
@@ -46,6 +45,7 @@ from gql_api.settings import Settings
 from gql_api.stores import schema as stores
 from gql_api.stores.merchant import Merchant
 from gql_api.stores.types import Store
+from gql_api.suggestions import CachedValidation
 from gql_api.webhooks import schema as webhooks
 from gql_api.webhooks.types import WebhookDelivery, WebhookSecret
 
@@ -131,6 +131,18 @@ def _connection_fields(schema: strawberry.Schema) -> set[str]:
 
 
 class Schema(strawberry.Schema):
+    def __init__(self, *args: Any, hide_suggestions: bool, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.hide_suggestions = hide_suggestions
+
+    def _get_custom_context_kwargs(
+        self, operation_extensions: dict[str, Any] | None = None, *, sync: bool = False
+    ) -> dict[str, Any]:
+        # What strawberry hands to graphql-core's execute(), which coerces the variables with
+        # it: no "Did you mean" for an enum value or input field in a variable either.
+        kwargs = super()._get_custom_context_kwargs(operation_extensions, sync=sync)
+        return {**kwargs, "hide_suggestions": self.hide_suggestions}
+
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
     ) -> None:
@@ -153,7 +165,7 @@ def build_schema(settings: Settings) -> strawberry.Schema:
         LoggedMaskErrors,
         lambda: MaxTokensLimiter(max_token_count=settings.max_tokens),
         lambda: ParserCache(maxsize=512),
-        lambda: ValidationCache(maxsize=512),
+        lambda: CachedValidation(hide_suggestions=not settings.introspection_on),
         lambda: AddValidationRules(rules),
     ]
     if not settings.introspection_on:
@@ -175,6 +187,7 @@ def build_schema(settings: Settings) -> strawberry.Schema:
         ],
         extensions=extensions,
         config=StrawberryConfig(disable_field_suggestions=not settings.introspection_on),
+        hide_suggestions=not settings.introspection_on,
     )
     rules.append(query_cost_rule(_connection_fields(schema), settings.max_query_objects))
     return schema

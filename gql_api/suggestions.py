@@ -1,0 +1,50 @@
+"""Document validation (cached) that can leave schema names out of its error messages.
+
+graphql-core ends errors about an unknown field, argument, type, enum value or input field with
+"Did you mean 'merchant'?"; with introspection off those hints would hand the schema out name by
+name. graphql-core has one switch for all of them, `hide_suggestions`: the validation here
+passes it on, and gql_api.schema.Schema passes it to the coercion of variables.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from functools import lru_cache
+
+from graphql import ASTValidationRule, DocumentNode, GraphQLError, GraphQLSchema, validate
+from strawberry.extensions import SchemaExtension
+from strawberry.schema.validation_rules.maybe_null import MaybeNullValidationRule
+from strawberry.schema.validation_rules.one_of import OneOfInputValidationRule
+
+# What strawberry's own validation (strawberry.schema.schema.validate_document) adds.
+_STRAWBERRY_RULES = (MaybeNullValidationRule, OneOfInputValidationRule)
+
+
+@lru_cache(maxsize=512)
+def _validate(
+    schema: GraphQLSchema,
+    document: DocumentNode,
+    rules: tuple[type[ASTValidationRule], ...],
+    hide_suggestions: bool,
+) -> list[GraphQLError]:
+    return validate(
+        schema, document, (*rules, *_STRAWBERRY_RULES), hide_suggestions=hide_suggestions
+    )
+
+
+class CachedValidation(SchemaExtension):
+    """strawberry's ValidationCache, with graphql-core's `hide_suggestions` switch."""
+
+    def __init__(self, *, hide_suggestions: bool) -> None:
+        self.hide_suggestions = hide_suggestions
+
+    def on_validate(self) -> Iterator[None]:
+        context = self.execution_context
+        assert context.graphql_document is not None
+        context.pre_execution_errors = _validate(
+            context.schema._schema,
+            context.graphql_document,
+            context.validation_rules,
+            self.hide_suggestions,
+        )
+        yield
