@@ -8,6 +8,7 @@ import time
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gql_api.caller import Caller
+from gql_api.client_address import client_address
 from gql_api.metrics import OPERATION_KEY, OUTCOME_KEY, Metrics
 
 logger = logging.getLogger("gql_api.access")
@@ -66,6 +67,7 @@ class AccessLogMiddleware:
                 "duration_ms": round(seconds * 1000, 2),
                 "operation": operation,
                 "principal": kind,
+                "client": client_address(scope),
                 "outcome": outcome,
             },
         )

@@ -59,6 +59,11 @@ class Metrics:
             ["result"],
             registry=self.registry,
         )
+        self.login_delays = Counter(
+            "login_attempts_delayed_total",
+            "Log-in attempts delayed because their email passed LOGIN_EMAIL_SLOWDOWN_AFTER.",
+            registry=self.registry,
+        )
         pool = Gauge(
             "db_pool_connections_in_use",
             "Database connections checked out of the pool.",

@@ -45,7 +45,31 @@ class Settings(BaseSettings):
     )
 
     session_ttl_hours: int = Field(default=12, ge=1, le=24 * 30)
-    login_max_failures: int = Field(default=5, ge=1)
+    login_max_failures: int = Field(
+        default=5,
+        ge=1,
+        description="failed log-ins for one email from one client address within the window "
+        "before that pair gets RATE_LIMITED",
+    )
+    login_max_failures_per_address: int = Field(
+        default=50,
+        ge=1,
+        description="failed log-ins from one client address (any emails) within the window "
+        "before that address gets RATE_LIMITED",
+    )
+    login_email_slowdown_after: int = Field(
+        default=20,
+        ge=1,
+        description="failed log-ins for one email (all addresses) within the window after which "
+        "its attempts are delayed, never refused",
+    )
+    login_email_max_delay_seconds: float = Field(
+        default=3.0,
+        ge=0,
+        le=30,
+        description="the longest delay of an attempt past LOGIN_EMAIL_SLOWDOWN_AFTER (the delay "
+        "starts at 0.25 s and doubles with each further failure)",
+    )
     login_failure_window_minutes: int = Field(default=15, ge=1)
 
     # RFC 9106's second recommendation (t=3, 64 MiB), one lane: well above OWASP's minimum,
