@@ -89,8 +89,11 @@ class Mutation:
         )
 
     @strawberry.mutation(
-        description="Log in. After 5 failures for one email within 15 minutes, further "
-        "attempts get RATE_LIMITED for a while."
+        description="Log in. Failures are counted within a window (default 15 minutes): "
+        "after 5 for one email from one client address, that address gets RATE_LIMITED for "
+        "that email; after 50 from one address for any emails, that address gets RATE_LIMITED; "
+        "guesses from elsewhere never refuse the owner. Past 20 for one email from all "
+        "addresses, its attempts are delayed (at most a few seconds), not refused."
     )
     async def session_create(self, info: Info, input: SessionCreateInput) -> SessionCreatePayload:
         app = info.context.app
@@ -100,8 +103,10 @@ class Mutation:
                 db=db,
                 hashing=app.hashing,
                 settings=app.settings,
+                metrics=app.metrics,
                 email=input.email,
                 password=input.password,
+                client_address=info.context.client_address,
             )
 
         opened, errors = await mutate(info, action, writes_early=False)

@@ -2,26 +2,30 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from dataclasses import dataclass
-from datetime import timedelta
 
-from sqlalchemy import delete, func, text
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from db.engine import begin_write, begin_write_after_reads, release_for_slow_work
-from db.models import LoginFailure, Merchant, Store, User
-from db.types import utcnow
+from db.models import Merchant, Store, User
 from gql_api import validation
+from gql_api.accounts import throttling
 from gql_api.accounts.sessions import OpenedSession, open_session
 from gql_api.audit import service as audit
-from gql_api.errors import DomainError, Problems, RateLimited, UserErrorCode
+from gql_api.errors import DomainError, Problems, UserErrorCode
 from gql_api.ids import global_id
+from gql_api.metrics import Metrics
 from gql_api.permissions import Role
 from gql_api.security.passwords import PasswordHashing
 from gql_api.settings import Settings
 from gql_api.stores.service import REPRESENTATIVE_STORE_NAME, new_store_id
+
+logger = logging.getLogger("gql_api.accounts")
+FAILED_LOGIN_AUDIT_EVERY = 5  # failures for one account within the window
 
 
 @dataclass(frozen=True)
@@ -100,42 +104,82 @@ async def log_in(
     db: AsyncSession,
     hashing: PasswordHashing,
     settings: Settings,
+    metrics: Metrics,
     email: str,
     password: str,
+    client_address: str,
 ) -> OpenedSession:
-    """Check the password (timing-safe for unknown emails), throttled per email.
+    """Check the password (timing-safe for unknown emails), throttled (accounts.throttling):
+    refused per (email, client address) and per address, only delayed per email.
 
-    Each attempt is first recorded as a failure in its own short transaction (refused once the
-    email has too many), so concurrent guesses count too; argon2 then runs with no database
-    lock held, and a success deletes the email's failures.
+    Each attempt is first recorded as a failure in its own short transaction, so concurrent
+    guesses count too; a delay is waited out, and argon2 runs, with no connection held.
     """
-    async with hashing.admission():
-        return await _log_in(
-            db=db, hashing=hashing, settings=settings, email=email, password=password
+    email = email.strip().lower()[: validation.EMAIL_MAX_LENGTH]
+
+    async def check(claim: throttling.Claim) -> OpenedSession:
+        return await _check_password(
+            db=db,
+            hashing=hashing,
+            settings=settings,
+            claim=claim,
+            email=email,
+            password=password,
+            client_address=client_address,
         )
 
+    async with hashing.admission():
+        claim = await throttling.claim_attempt(
+            db, settings=settings, email=email, client_address=client_address
+        )
+        if not claim.delay_seconds:
+            return await check(claim)
+    # Waited outside the admission, so slowed-down emails do not hold up other log-ins.
+    await release_for_slow_work(db)
+    metrics.login_delays.inc()
+    logger.info(
+        "log-in attempt delayed",
+        extra={
+            "client": client_address,
+            "delay_seconds": claim.delay_seconds,
+            **throttling.email_for_logs(email),
+        },
+    )
+    await asyncio.sleep(claim.delay_seconds)
+    async with hashing.admission():
+        return await check(claim)
 
-async def _log_in(
-    *, db: AsyncSession, hashing: PasswordHashing, settings: Settings, email: str, password: str
+
+async def _check_password(
+    *,
+    db: AsyncSession,
+    hashing: PasswordHashing,
+    settings: Settings,
+    claim: throttling.Claim,
+    email: str,
+    password: str,
+    client_address: str,
 ) -> OpenedSession:
-    email = email.strip().lower()[: validation.EMAIL_MAX_LENGTH]
-    await _claim_attempt(db, settings, email)
     user = await user_by_email(db, email)
     await release_for_slow_work(db)
     ok = await hashing.verify(user.password_hash if user else None, password[:1024])
     if user is None or not ok:
-        raise DomainError.single(
-            UserErrorCode.INVALID_CREDENTIALS, ("input",), "Email or password is incorrect."
+        await _failed(
+            db,
+            settings=settings,
+            claim=claim,
+            user=user,
+            email=email,
+            client_address=client_address,
         )
+        raise invalid_credentials()
     new_hash = await hashing.hash(password) if hashing.needs_rehash(user.password_hash) else None
 
     await begin_write(db)
-    await db.exec(delete(LoginFailure).where(col(LoginFailure.email) == email))
+    await throttling.forget_failures(db, email=email, client_address=client_address)
     user = await user_by_email(db, email)
     if user is None:  # removed meanwhile
-        raise DomainError.single(
-            UserErrorCode.INVALID_CREDENTIALS, ("input",), "Email or password is incorrect."
-        )
+        raise invalid_credentials()
     if new_hash is not None:
         user.password_hash = new_hash
         db.add(user)
@@ -151,38 +195,45 @@ async def _log_in(
     return opened
 
 
-async def _claim_attempt(db: AsyncSession, settings: Settings, email: str) -> None:
-    """Record this attempt as a failure up front, or refuse it when the email is throttled."""
-    now = utcnow()
-    window = timedelta(minutes=settings.login_failure_window_minutes)
-    await begin_write(db)
-    if db.bind is not None and db.bind.dialect.name == "postgresql":
-        # One attempt per email at a time decides; SQLite writes one at a time anyway.
-        connection = await db.connection()
-        await connection.execute(
-            text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": f"login:{email}"}
-        )
-    await db.exec(
-        delete(LoginFailure).where(
-            col(LoginFailure.email) == email, col(LoginFailure.attempted_at) < now - window
-        )
+async def _failed(
+    db: AsyncSession,
+    *,
+    settings: Settings,
+    claim: throttling.Claim,
+    user: User | None,
+    email: str,
+    client_address: str,
+) -> None:
+    """A log line for every failure; for an account, an audit event every few failures."""
+    logger.warning(
+        "failed log-in",
+        extra={
+            "client": client_address,
+            "email_failures": claim.email_failures,
+            **throttling.email_for_logs(email),
+        },
     )
-    count, oldest = (
-        await db.exec(
-            select(func.count(), func.min(LoginFailure.attempted_at)).where(
-                col(LoginFailure.email) == email
-            )
-        )
-    ).one()
-    if count >= settings.login_max_failures and oldest is not None:
-        await db.commit()
-        retry_after = max(1, int((oldest + window - now).total_seconds()))
-        raise RateLimited(
-            "Too many failed log-in attempts for this email; try again later.",
-            retryAfterSeconds=retry_after,
-        )
-    db.add(LoginFailure(email=email, attempted_at=now))
+    if user is None or claim.email_failures % FAILED_LOGIN_AUDIT_EVERY:
+        return
+    assert user.id is not None
+    # Committed here: the mutation rolls back on the error that follows.
+    await begin_write(db)
+    await audit.record(
+        db,
+        merchant_id=user.merchant_id,
+        actor=f"unknown caller at {client_address}",
+        action="session.failed_login",
+        target_id=global_id("User", user.id),
+        summary=f"{claim.email_failures} failed log-in attempts for {user.email} within "
+        f"{settings.login_failure_window_minutes} minutes, the latest from {client_address}",
+    )
     await db.commit()
+
+
+def invalid_credentials() -> DomainError:
+    return DomainError.single(
+        UserErrorCode.INVALID_CREDENTIALS, ("input",), "Email or password is incorrect."
+    )
 
 
 async def user_by_email(db: AsyncSession, email: str) -> User | None:

@@ -184,7 +184,9 @@ async def test_a_nul_byte_in_the_email_is_refused_cleanly(api: Api, email: str) 
 # --- throttling -----------------------------------------------------------------------------
 
 
-async def test_after_five_failures_even_the_right_password_is_rate_limited(api: Api) -> None:
+async def test_after_five_failures_from_one_address_even_the_right_password_from_it_is_refused(
+    api: Api,
+) -> None:
     # given
     owner = await api.sign_up()
     await fail_log_in(api, owner.email, 5)
@@ -212,7 +214,9 @@ async def test_four_failures_do_not_lock_the_owner_out(api: Api) -> None:
     assert payload["session"]["token"]
 
 
-async def test_the_limit_is_per_email(api: Api) -> None:
+async def test_failures_for_one_email_do_not_limit_another_from_the_same_address(
+    api: Api,
+) -> None:
     # given
     victim = await api.sign_up()
     other = await api.sign_up()
