@@ -9,7 +9,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gql_api.caller import Caller
 from gql_api.client_address import client_address
-from gql_api.metrics import OPERATION_KEY, OUTCOME_KEY, Metrics
+from gql_api.metrics import OPERATION_KEY, OTHER, OUTCOME_KEY, ROOT_FIELD_KEY, Metrics
 
 logger = logging.getLogger("gql_api.access")
 CALLER_KEY = "gql_api.caller"  # set by gql_api.app once the caller is known
@@ -46,11 +46,12 @@ class AccessLogMiddleware:
             kind = "refused"
         codes: list[str] = scope.get(OUTCOME_KEY) or []
         outcome = _outcome(status, codes)
-        operation = None
+        operation = root_field = None
         if path == "/graphql" and scope.get("method") == "POST":
-            operation = self.metrics.operation_label(scope.get(OPERATION_KEY))
-            self.metrics.requests.labels(operation=operation, outcome=outcome).inc()
-            self.metrics.latency.labels(operation=operation).observe(seconds)
+            operation = scope.get(OPERATION_KEY)
+            root_field = scope.get(ROOT_FIELD_KEY) or OTHER
+            self.metrics.requests.labels(operation=root_field, outcome=outcome).inc()
+            self.metrics.latency.labels(operation=root_field).observe(seconds)
             for code in codes:
                 self.metrics.errors.labels(code=code).inc()
             if status >= 400 and not codes:
@@ -66,6 +67,7 @@ class AccessLogMiddleware:
                 "status": status,
                 "duration_ms": round(seconds * 1000, 2),
                 "operation": operation,
+                "root_field": root_field,
                 "principal": kind,
                 "client": client_address(scope),
                 "outcome": outcome,

@@ -41,6 +41,7 @@ from gql_api.errors import (
 from gql_api.graphiql import ASSETS_PATH, graphiql_assets_app, graphiql_response
 from gql_api.logs import current_request_id, new_request_id, set_request_id
 from gql_api.metrics import Metrics
+from gql_api.metrics_access import metrics_listener, metrics_routes
 from gql_api.nul_guard import decode_json_without_nul
 from gql_api.pg_catalog.catalog import load_catalog
 from gql_api.runtime import tune_garbage_collector
@@ -234,9 +235,6 @@ def create_app(settings: Settings | None = None) -> Starlette:
     async def healthz(_: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
-    async def metrics(_: Request) -> Response:
-        return Response(state.metrics.render(), media_type=state.metrics.content_type)
-
     async def readyz(_: Request) -> Response:
         try:
             async with asyncio.timeout(READY_TIMEOUT_SECONDS), state.engine.connect() as conn:
@@ -250,7 +248,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
     async def lifespan(_: Starlette) -> AsyncIterator[dict[str, Any]]:
         tune_garbage_collector()
         try:
-            yield {}
+            with metrics_listener(settings, state.metrics):
+                yield {}
         finally:
             state.hashing.close()
             sqlite_reads.close(state.engine)
@@ -262,7 +261,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Route("/graphql", graphql, methods=["GET", "POST"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
-            Route("/metrics", metrics, methods=["GET"]),
+            *metrics_routes(settings, state.metrics),
         ],
         lifespan=lifespan,
     )

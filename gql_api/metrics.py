@@ -1,12 +1,12 @@
 """Prometheus metrics: requests by operation and outcome, errors by code, webhook test calls,
-database connections in use. Labels carry operation names, never variables."""
+database connections in use. The operation label is a root field of the schema (or `other`),
+never a name the client chose, nor a variable."""
 
 from __future__ import annotations
 
-import re
-import threading
 from collections.abc import Iterator
 
+from graphql import DocumentNode, FieldNode, GraphQLSchema, get_operation_ast
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -14,9 +14,10 @@ from strawberry.extensions import SchemaExtension
 
 from gql_api.errors import request_error_code
 
-MAX_OPERATION_NAMES = 200  # client-chosen names: cap the label's cardinality
-_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
-OPERATION_KEY = "gql_api.operation"
+OPERATION_KEY = "gql_api.operation"  # the client's operationName, shortened: for the log only
+ROOT_FIELD_KEY = "gql_api.root_field"  # the operation label
+OTHER = "other"
+OPERATION_NAME_MAX_LENGTH = 64
 OUTCOME_KEY = "gql_api.outcome"
 
 
@@ -29,13 +30,13 @@ class Metrics:
         self.registry = CollectorRegistry()
         self.requests = Counter(
             "graphql_requests_total",
-            "GraphQL requests by operation name and outcome.",
+            "GraphQL requests by operation (its first root field) and outcome.",
             ["operation", "outcome"],
             registry=self.registry,
         )
         self.latency = Histogram(
             "graphql_request_duration_seconds",
-            "GraphQL request latency by operation name.",
+            "GraphQL request latency by operation (its first root field).",
             ["operation"],
             registry=self.registry,
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
@@ -70,21 +71,6 @@ class Metrics:
             registry=self.registry,
         )
         pool.set_function(lambda: _checked_out(engine))
-        self._names: set[str] = set()
-        self._lock = threading.Lock()
-
-    def operation_label(self, name: str | None) -> str:
-        if not name:
-            return "anonymous"
-        if not _NAME.match(name):
-            return "invalid"
-        with self._lock:
-            if name in self._names:
-                return name
-            if len(self._names) >= MAX_OPERATION_NAMES:
-                return "other"
-            self._names.add(name)
-            return name
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
@@ -95,8 +81,24 @@ def _checked_out(engine: AsyncEngine) -> float:
     return float(checked_out()) if callable(checked_out) else 0.0
 
 
+def root_field(
+    schema: GraphQLSchema, document: DocumentNode | None, operation_name: str | None
+) -> str:
+    """The first field at the root of the operation that the schema's root type has, else
+    `other`: whatever a client sends, the label takes one of a few dozen values."""
+    operation = get_operation_ast(document, operation_name) if document is not None else None
+    root = schema.get_root_type(operation.operation) if operation is not None else None
+    if operation is None or root is None:
+        return OTHER
+    for selection in operation.selection_set.selections:
+        if isinstance(selection, FieldNode) and selection.name.value in root.fields:
+            return selection.name.value
+    return OTHER
+
+
 class OperationMetrics(SchemaExtension):
-    """Notes the operation name and the error codes of each request for the access log."""
+    """Notes the operation (its root field, and the client's name for it) and the error codes of
+    each request for the access log and the metrics."""
 
     def on_operation(self) -> Iterator[None]:
         yield
@@ -104,7 +106,12 @@ class OperationMetrics(SchemaExtension):
         scope = getattr(getattr(context, "request", None), "scope", None)
         if scope is None:
             return
-        scope[OPERATION_KEY] = self.execution_context.operation_name
+        execution = self.execution_context
+        name = execution.operation_name
+        scope[OPERATION_KEY] = name[:OPERATION_NAME_MAX_LENGTH] if name else None
+        scope[ROOT_FIELD_KEY] = root_field(
+            execution.schema._schema, execution.graphql_document, name
+        )
         result = self.execution_context.result
         errors = getattr(result, "errors", None) or []
         codes = [

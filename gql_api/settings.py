@@ -8,7 +8,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 # OWASP Password Storage Cheat Sheet minimum for argon2id.
@@ -94,6 +94,20 @@ class Settings(BaseSettings):
     # Large enough that an oversized field (a 10 MB credential) gets a userErrors answer.
     max_request_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
 
+    metrics_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="serve the metrics on their own listener, METRICS_HOST:METRICS_PORT; the "
+        "API's port then answers 404 on /metrics",
+    )
+    metrics_host: str | None = Field(default=None, description="default: HOST")
+    metrics_token: SecretStr | None = Field(
+        default=None,
+        min_length=32,
+        description="when set, metrics require `Authorization: Bearer <token>`",
+    )
+
     webhook_allowed_networks: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description="comma-separated CIDR ranges webhooks may reach although not public",
@@ -120,10 +134,21 @@ class Settings(BaseSettings):
         return value
 
     @model_validator(mode="after")
+    def _metrics_port_of_its_own(self) -> Settings:
+        if self.metrics_port is not None and self.metrics_port == self.port:
+            raise ValueError("METRICS_PORT must differ from PORT")
+        return self
+
+    @model_validator(mode="after")
     def _strict_in_production(self) -> Settings:
         if self.app_env is AppEnv.PRODUCTION:
             if not self.encryption_keys:
                 raise ValueError("ENCRYPTION_KEYS is required when APP_ENV=production")
+            if self.metrics_port is None and self.metrics_token is None:
+                raise ValueError(
+                    "METRICS_PORT or METRICS_TOKEN is required when APP_ENV=production "
+                    "(metrics are not for the public)"
+                )
             if (
                 self.argon2_memory_kib < OWASP_MIN_MEMORY_KIB
                 or self.argon2_time_cost < OWASP_MIN_TIME_COST

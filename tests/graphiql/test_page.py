@@ -139,7 +139,12 @@ def test_fetch_script_check_mode_passes() -> None:
     "overrides",
     [
         {"graphiql_enabled": False},
-        {"app_env": "production", "argon2_memory_kib": 19456, "argon2_time_cost": 2},
+        {
+            "app_env": "production",
+            "argon2_memory_kib": 19456,
+            "argon2_time_cost": 2,
+            "metrics_token": "metrics-token-for-the-tests-0123456789",
+        },
     ],
     ids=["GRAPHIQL_ENABLED=false", "APP_ENV=production"],
 )
