@@ -12,7 +12,8 @@ from collections.abc import Sequence
 from sqlalchemy import BindParameter, bindparam
 
 STORE_BUCKETS = (1, 2, 4, 8, 16, 32, 64)
-NO_STORE = 0  # ids start at 1 on both databases
+# Negative: no row can have it (0 is a valid key, and an explicit insert can store it).
+NO_STORE = -1
 
 
 def store_chunks(store_pks: Sequence[int]) -> list[list[int]]:

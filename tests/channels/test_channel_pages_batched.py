@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import asyncio
 
+from sqlalchemy import text
+from starlette.applications import Starlette
+
 from tests.channels.helpers import create_channel, kcp_shared_test_input
 from tests.support import Api, SignedUp, create_store, invite_and_join
 
@@ -161,3 +164,32 @@ async def test_more_concurrent_listings_than_pooled_connections_are_all_answered
     for result in results:
         stores = result.data["merchant"]["stores"]["nodes"]
         assert [n["name"] for n in stores[1]["channels"]["nodes"]] == ["one", "two"]
+
+
+async def test_a_store_with_the_id_padding_once_had_gets_its_channels_once(
+    api: Api, owner: SignedUp, app: Starlette
+) -> None:
+    # given a store whose primary key is 0 (the padding id batches used), beside two others:
+    # three stores, which one statement pads to four
+    zero_store = "store-00000000-0000-4000-8000-000000000000"
+    async with app.state.app_state.engine.begin() as connection:
+        await connection.execute(
+            text(
+                "INSERT INTO stores (id, store_id, merchant_id, name, is_representative,"
+                " created_at, updated_at) SELECT 0, :zero, merchant_id, 'Zero', :no,"
+                " created_at, updated_at FROM stores WHERE store_id = :representative"
+            ),
+            {"zero": zero_store, "no": False, "representative": owner.representative_store_id},
+        )
+    other_store, _ = await create_store(api, owner.token, "Other")
+    await add_channels(api, owner, zero_store, "zero 1", "zero 2")
+    await add_channels(api, owner, other_store, "other 1")
+
+    # when
+    pages = await every_store(api, owner.token, first=10)
+
+    # then each store has exactly its own channels, none twice
+    assert len(pages) == 3
+    assert pages[zero_store]["nodes"] == [{"name": "zero 1"}, {"name": "zero 2"}]
+    assert pages[other_store]["nodes"] == [{"name": "other 1"}]
+    assert pages[owner.representative_store_id]["nodes"] == []
