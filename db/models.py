@@ -236,6 +236,9 @@ class ApiSecret(SQLModel, table=True):
     name: str = Field(max_length=100)
     secret_hash: str = Field(sa_column=Column(String(256), nullable=False))
     hint: str = Field(max_length=64)
+    # gql_api.security.api_keys.verify_tag: a look-alike is refused without argon2. None for a
+    # secret issued before it existed, until its first successful verify.
+    verify_tag: str | None = Field(default=None, max_length=8)
     created_by: int | None = Field(
         default=None, sa_column=Column(Integer, ForeignKey("users.id"), nullable=True)
     )
@@ -262,8 +265,8 @@ class ApiToken(SQLModel, table=True):
 
 
 class ApiSecretFailure(SQLModel, table=True):
-    """A use of an existing key id that needed argon2 and has not (yet) succeeded, per client
-    address: counted across processes for throttling."""
+    """A use of an existing key id that failed, or whose argon2 verify is still running, per
+    client address: counted across processes for throttling (a success deletes its row)."""
 
     __tablename__ = "api_secret_failures"
     __table_args__ = (
@@ -274,6 +277,9 @@ class ApiSecretFailure(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     key_id: str = Field(max_length=32)
     client_address: str = Field(default="unknown", max_length=64)
+    # False: refused by its verification tag, without argon2 (it never counts against the
+    # key's budget of argon2 verifications).
+    ran_argon2: bool = True
     attempted_at: datetime = _created_at()
 
 

@@ -93,6 +93,7 @@ async def issue(
         name=name,
         secret_hash=secret_hash,
         hint=api_keys.hint(generated),
+        verify_tag=api_keys.verify_tag(generated.plaintext),
         created_by=principal.user_id,
         created_at=now,
         expires_at=now + timedelta(days=expiration_days) if expiration_days else None,

@@ -72,3 +72,19 @@ def hint(parsed: ParsedSecret) -> str:
 def fingerprint(plaintext: str) -> str:
     """A fast hash for the in-process cache of verified secrets (never stored)."""
     return hashlib.sha256(plaintext.encode("ascii")).hexdigest()
+
+
+VERIFY_TAG_LENGTH = 8  # hex characters: 32 bits
+
+
+def verify_tag(plaintext: str) -> str:
+    """The first 32 bits of the secret's SHA-256, stored beside its argon2id hash.
+
+    A presented secret whose tag differs is refused without argon2, so guesses cost no hashing
+    and cannot use up the per-key budget of verifications that the genuine secret relies on.
+    Storing it costs nothing: 32 bits of a hash of 256 random bits leave 224 unknown, and
+    SHA-256 cannot be inverted. It is 32 bits rather than 16 because a tag match is visible by
+    timing (argon2 takes longer): 16 bits could be found with some 65,000 guesses and then used
+    to forge look-alikes that reach argon2 at will; 32 bits take billions of requests.
+    """
+    return fingerprint(plaintext)[:VERIFY_TAG_LENGTH]
