@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import logging
+import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import bindparam, func, or_, update
+from sqlalchemy import Update, bindparam, or_, update
 from sqlalchemy import select as core_select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import col, select
@@ -15,13 +15,12 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from db.driver_query import DriverQuery
 from db.engine import write_transaction
-from db.models import ApiSecret, ApiSecretFailure, ApiToken, AuditEvent, Merchant, Store
-from db.types import UTCDateTime, utcnow
+from db.models import ApiSecret, ApiToken, Merchant, Store
+from db.types import utcnow
+from gql_api.api_secrets import throttling
 from gql_api.api_secrets.verified import VerifiedSecrets
 from gql_api.caller import Caller, CallerMerchant
 from gql_api.errors import DomainError, RateLimited, Unauthenticated, UserErrorCode
-from gql_api.ids import global_id
-from gql_api.logs import current_request_id
 from gql_api.permissions import Principal, PrincipalKind
 from gql_api.security import api_keys
 from gql_api.security.passwords import PasswordHashing
@@ -32,14 +31,12 @@ from gql_api.security.tokens import (
     token_hash,
 )
 
-logger = logging.getLogger("gql_api.api_secrets")
+if TYPE_CHECKING:
+    from gql_api.metrics import Metrics
 
 ACCESS_TOKEN_TTL = timedelta(minutes=30)
 REFRESH_TOKEN_TTL = timedelta(days=1)
 LAST_USED_GRANULARITY = timedelta(minutes=1)
-FAILURE_WINDOW = timedelta(minutes=15)
-MAX_FAILURES = 10  # per key id and window, then RATE_LIMITED
-FAILURE_BURST = 5  # this many failures in the window write one audit event
 MAX_TOKEN_LENGTH = 512
 
 
@@ -50,6 +47,12 @@ class SecretVerifier:
     engine: AsyncEngine
     hashing: PasswordHashing
     verified: VerifiedSecrets
+    # api_secret_verifications_total goes here (the app's AppState sets it).
+    metrics: Metrics | None = None
+
+    def count(self, result: str) -> None:
+        if self.metrics is not None:
+            self.metrics.api_secret_verifications.labels(result=result).inc()
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +65,7 @@ class _SecretFacts:
     name: str
     hint: str
     secret_hash: str
+    verify_tag: str | None
     expires_at: datetime | None
     last_used_at: datetime | None
     deleted_at: datetime | None
@@ -104,6 +108,7 @@ _SECRET_COLUMNS = (
     col(ApiSecret.name),
     col(ApiSecret.hint),
     col(ApiSecret.secret_hash),
+    col(ApiSecret.verify_tag),
     col(ApiSecret.expires_at),
     col(ApiSecret.last_used_at),
     col(ApiSecret.deleted_at),
@@ -114,18 +119,10 @@ _SECRET_COLUMNS = (
     col(Merchant.created_at),
 )
 # One statement, read on every `PortOne <secret>` request, so run without the ORM (see
-# db.driver_query): the key's row, its store, its merchant (viewer.merchant needs no second
-# query) and its recent failures (for throttling).
-_RECENT_FAILURES = (
-    core_select(func.count())
-    .where(
-        col(ApiSecretFailure.key_id) == col(ApiSecret.key_id),
-        col(ApiSecretFailure.attempted_at) > bindparam("since", type_=UTCDateTime()),
-    )
-    .scalar_subquery()
-)
+# db.driver_query): the key's row, its store and its merchant (viewer.merchant needs no second
+# query). Throttling is read only when argon2 would run (gql_api.api_secrets.throttling).
 _CALLER = DriverQuery(
-    core_select(*_SECRET_COLUMNS, _RECENT_FAILURES)
+    core_select(*_SECRET_COLUMNS)
     .select_from(ApiSecret)
     .join(Store, col(Store.id) == col(ApiSecret.store_pk))
     .join(Merchant, col(Merchant.id) == col(ApiSecret.merchant_id))
@@ -136,7 +133,11 @@ _CALLER = DriverQuery(
 async def caller_for_secret(
     *, verifier: SecretVerifier, plaintext: str, client_address: str
 ) -> Caller:
-    """The caller behind `PortOne <secret>`; UNAUTHENTICATED says why, never echoing it."""
+    """The caller behind `PortOne <secret>`; UNAUTHENTICATED says why, never echoing it.
+
+    Guesses never cause the genuine secret to be refused, and never start more than
+    MAX_VERIFICATIONS argon2 runs per key and window (gql_api.api_secrets.throttling).
+    """
     parsed = api_keys.parse(plaintext)
     if parsed is None:
         raise Unauthenticated(
@@ -144,32 +145,73 @@ async def caller_for_secret(
         )
     now = utcnow()
     # On a connection of its own, back in the pool before argon2 (if needed) or the query runs.
-    found = await _CALLER.first(verifier.engine, key_id=parsed.key_id, since=now - FAILURE_WINDOW)
+    found = await _CALLER.first(verifier.engine, key_id=parsed.key_id)
     if found is None:
         raise Unauthenticated("The API secret is not valid.", reason="INVALID")
     secret, store, merchant = _facts(found)
-    failures = found[14]
     assert secret.id is not None
     _check_usable(secret, store, now)
     fingerprint = api_keys.fingerprint(parsed.plaintext)
-    known = verifier.verified.knows(
-        fingerprint, secret_id=secret.id, secret_hash=secret.secret_hash
-    )
-    # Throttling stops argon2 work for a key under attack; a secret this process has already
-    # verified needs none, so guesses against a key id cannot lock a working integration out.
-    if not known and failures >= MAX_FAILURES:
-        raise RateLimited(
-            "Too many failed attempts with this API secret; try again later.",
-            retryAfterSeconds=int(FAILURE_WINDOW.total_seconds()),
-        )
-    if not known:
-        if not await verifier.hashing.verify(secret.secret_hash, parsed.plaintext):
-            await _record_failure(verifier.engine, secret, now)
-            raise Unauthenticated("The API secret is not valid.", reason="INVALID")
-        verifier.verified.remember(fingerprint, secret_id=secret.id, secret_hash=secret.secret_hash)
+    if not _known(verifier, fingerprint, secret):
+        async with verifier.verified.one_verify_at_a_time(fingerprint):
+            if not _known(verifier, fingerprint, secret):
+                await _verify(verifier, secret, parsed.plaintext, client_address, now)
+                verifier.verified.remember(
+                    fingerprint, secret_id=secret.id, secret_hash=secret.secret_hash
+                )
+                return Caller(_principal(secret, store), merchant)
     if secret.last_used_at is None or secret.last_used_at <= now - LAST_USED_GRANULARITY:
         await _touch(verifier.engine, secret.id, now)
     return Caller(_principal(secret, store), merchant)
+
+
+def _known(verifier: SecretVerifier, fingerprint: str, secret: _SecretFacts) -> bool:
+    assert secret.id is not None
+    return verifier.verified.knows(fingerprint, secret_id=secret.id, secret_hash=secret.secret_hash)
+
+
+async def _verify(
+    verifier: SecretVerifier,
+    secret: _SecretFacts,
+    plaintext: str,
+    client_address: str,
+    now: datetime,
+) -> None:
+    """argon2, within the throttling rules; returns only for the right secret."""
+    tag = api_keys.verify_tag(plaintext)
+    engine = verifier.engine
+    try:
+        if secret.verify_tag is not None and not secrets.compare_digest(tag, secret.verify_tag):
+            await throttling.refuse_by_tag(engine, secret, client_address=client_address, now=now)
+            verifier.count("refused_tag")
+            raise Unauthenticated("The API secret is not valid.", reason="INVALID")
+        attempt = await throttling.claim_verification(
+            engine,
+            secret,
+            client_address=client_address,
+            tag_matched=secret.verify_tag is not None,
+            now=now,
+        )
+    except RateLimited:
+        verifier.count("refused_throttled")
+        raise
+    if not await verifier.hashing.verify(secret.secret_hash, plaintext):
+        verifier.count("failed")
+        await throttling.record_failed_verification(
+            engine, secret, client_address=client_address, now=now
+        )
+        raise Unauthenticated("The API secret is not valid.", reason="INVALID")
+    verifier.count("ok")
+    assert secret.id is not None
+    async with write_transaction(engine) as conn:
+        await conn.execute(throttling.forget_attempt(attempt))
+        if secret.verify_tag is None:  # issued before tags: add it now
+            await conn.execute(
+                update(ApiSecret)
+                .where(col(ApiSecret.id) == secret.id, col(ApiSecret.verify_tag).is_(None))
+                .values(verify_tag=tag)
+            )
+        await conn.execute(_touch_statement(secret.id, now))
 
 
 _TOKEN_CALLER = DriverQuery(
@@ -189,7 +231,7 @@ async def caller_for_access_token(*, engine: AsyncEngine, token: str) -> Caller:
     if found is None:
         raise Unauthenticated("The access token is not valid.", reason="INVALID")
     secret, store, merchant = _facts(found)
-    revoked_at, expires_at = found[14:]
+    revoked_at, expires_at = found[15:]
     now = utcnow()
     if revoked_at is not None:
         raise Unauthenticated("The access token has been revoked.", reason="REVOKED")
@@ -201,8 +243,8 @@ async def caller_for_access_token(*, engine: AsyncEngine, token: str) -> Caller:
 
 def _facts(row: tuple[Any, ...]) -> tuple[_SecretFacts, _StoreFacts, CallerMerchant]:
     """The secret, its store and merchant from the first columns (_SECRET_COLUMNS) of a row."""
-    secret = _SecretFacts(*row[:9])
-    return secret, _StoreFacts(*row[9:12]), CallerMerchant(secret.merchant_id, *row[12:14])
+    secret = _SecretFacts(*row[:10])
+    return secret, _StoreFacts(*row[10:13]), CallerMerchant(secret.merchant_id, *row[13:15])
 
 
 @dataclass(frozen=True)
@@ -306,57 +348,21 @@ async def issue_pair(db: AsyncSession, secret_id: int) -> TokenPair:
     return TokenPair(access, refresh_token, access_expires)
 
 
-async def _record_failure(
-    engine: AsyncEngine, secret: ApiSecret | _SecretFacts, now: datetime
-) -> None:
-    """Count the failure in its own transaction; every FAILURE_BURST failures, audit it."""
-    async with write_transaction(engine) as conn:
-        await conn.execute(
-            ApiSecretFailure.__table__.insert().values(  # type: ignore[attr-defined]
-                key_id=secret.key_id, attempted_at=now
-            )
-        )
-        await conn.execute(
-            ApiSecretFailure.__table__.delete().where(  # type: ignore[attr-defined]
-                col(ApiSecretFailure.attempted_at) < now - FAILURE_WINDOW * 4
-            )
-        )
-        count = (
-            await conn.execute(
-                select(func.count()).where(
-                    col(ApiSecretFailure.key_id) == secret.key_id,
-                    col(ApiSecretFailure.attempted_at) > now - FAILURE_WINDOW,
-                )
-            )
-        ).scalar_one()
-        if count % FAILURE_BURST == 0:
-            assert secret.id is not None
-            await conn.execute(
-                AuditEvent.__table__.insert().values(  # type: ignore[attr-defined]
-                    merchant_id=secret.merchant_id,
-                    actor="unknown caller",
-                    action="api_secret.failed_use",
-                    target_id=global_id("ApiSecret", secret.id),
-                    summary=f"{count} failed attempts to use API secret “{secret.name}” "
-                    f"({secret.hint}) within {int(FAILURE_WINDOW.total_seconds() // 60)} minutes",
-                    request_id=current_request_id(),
-                    occurred_at=now,
-                )
-            )
-    logger.warning("failed API secret use", extra={"key_id": secret.key_id})
-
-
 async def _touch(engine: AsyncEngine, secret_id: int, now: datetime) -> None:
-    """lastUsedAt, written at most once a minute per secret."""
     async with write_transaction(engine) as conn:
-        await conn.execute(
-            update(ApiSecret)
-            .where(
-                col(ApiSecret.id) == secret_id,
-                or_(
-                    col(ApiSecret.last_used_at).is_(None),
-                    col(ApiSecret.last_used_at) <= now - LAST_USED_GRANULARITY,
-                ),
-            )
-            .values(last_used_at=now)
+        await conn.execute(_touch_statement(secret_id, now))
+
+
+def _touch_statement(secret_id: int, now: datetime) -> Update:
+    """lastUsedAt, written at most once a minute per secret."""
+    return (
+        update(ApiSecret)
+        .where(
+            col(ApiSecret.id) == secret_id,
+            or_(
+                col(ApiSecret.last_used_at).is_(None),
+                col(ApiSecret.last_used_at) <= now - LAST_USED_GRANULARITY,
+            ),
         )
+        .values(last_used_at=now)
+    )
