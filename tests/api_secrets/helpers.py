@@ -225,15 +225,12 @@ async def connect(database_url: str) -> AsyncIterator[AsyncConnection]:
 
 async def secret_row(database_url: str, pk: int) -> dict[str, Any]:
     async with connect(database_url) as conn:
-        row = (
-            (await conn.execute(select(ApiSecret.__table__).where(ApiSecret.__table__.c.id == pk)))
-            .mappings()
-            .one()
-        )  # type: ignore[attr-defined]
+        table = ApiSecret.__table__  # type: ignore[attr-defined]
+        row = (await conn.execute(select(table).where(table.c.id == pk))).mappings().one()
     return dict(row)
 
 
-async def set_secret_columns(database_url: str, pk: int, **values: datetime | None) -> None:
+async def set_secret_columns(database_url: str, pk: int, **values: datetime | str | None) -> None:
     async with connect(database_url) as conn:
         await conn.execute(update(ApiSecret).where(ApiSecret.id == pk).values(**values))  # type: ignore[arg-type]
 
