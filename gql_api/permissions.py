@@ -81,17 +81,44 @@ MATRIX: dict[Operation, dict[str, Access]] = {
 }
 
 
-# The roles each role may grant, and so the members it may act on. Nobody grants OWNER: it
-# moves only by an explicit ownership transfer.
-GRANTABLE: dict[Role, frozenset[Role]] = {
-    Role.OWNER: frozenset(Role) - {Role.OWNER},
-    Role.ADMIN: frozenset(Role) - {Role.OWNER},
-    Role.MANAGER: frozenset({Role.READ_ONLY}) | STORE_SCOPED_ROLES,
-    Role.DEVELOPER: frozenset(),
-    Role.READ_ONLY: frozenset(),
-    Role.STORE_MANAGER: STORE_SCOPED_ROLES,
-    Role.STORE_READ_ONLY: frozenset(),
-}
+def covers(granter: Access, granted: Access) -> bool:
+    """Whether a caller with `granter` access can do all that `granted` allows, on the same
+    store scope (an OWN_STORE grant is bound to the granter's own store by the services)."""
+    order = {Access.NONE: 0, Access.OWN_STORE: 1, Access.ALL: 2}
+    return order[granter] >= order[granted]
+
+
+def role_covers(granter: Role, granted: Role) -> bool:
+    """Whether `granter` may do everything `granted` may, cell by cell of the matrix."""
+    return all(
+        covers(MATRIX[operation][granter.value], MATRIX[operation][granted.value])
+        for operation in Operation
+    )
+
+
+# Which roles may make peers of their own role: a product decision (the console lets an
+# admin add admins and a sub-store manager add sub-store managers, not a manager add managers),
+# never a question of rights, which the matrix alone decides.
+PEER_GRANTING = frozenset({Role.ADMIN, Role.STORE_MANAGER})
+
+
+def _grantable(granter: Role) -> frozenset[Role]:
+    """Derived from the matrix: a role may be granted, changed to or acted on only by a caller
+    whose own access covers every cell of that role's row. Only callers who may manage members
+    grant at all, and nobody grants OWNER: it moves only by an explicit ownership transfer."""
+    if MATRIX[Operation.MEMBER_MANAGE][granter.value] is Access.NONE:
+        return frozenset()
+    return frozenset(
+        role
+        for role in Role
+        if role is not Role.OWNER
+        and role_covers(granter, role)
+        and (role is not granter or granter in PEER_GRANTING)
+    )
+
+
+# The roles each role may grant, and so the members it may act on.
+GRANTABLE: dict[Role, frozenset[Role]] = {role: _grantable(role) for role in Role}
 
 
 def grantable_roles(principal: Principal) -> frozenset[Role]:

@@ -15,7 +15,7 @@ from db.engine import begin_write_after_reads, release_for_slow_work
 from db.models import Invitation, Merchant, Store, User
 from db.types import utcnow
 from gql_api import validation
-from gql_api.accounts.service import email_taken, user_by_email
+from gql_api.accounts.service import user_by_email
 from gql_api.accounts.sessions import OpenedSession, open_session, revoke_user_sessions
 from gql_api.audit import service as audit
 from gql_api.errors import DomainError, Forbidden, Problems, UserErrorCode
@@ -99,12 +99,12 @@ async def invite(
     _check_grantable(principal, role, ("input", "role"))
     store_pk = await _store_for_role(db, principal, role, store_id)
     existing = await user_by_email(db, email)
-    if existing is not None:
-        if existing.merchant_id == principal.merchant_id:
-            raise DomainError.single(
-                UserErrorCode.ALREADY_MEMBER, ("input", "email"), "This person is already a member."
-            )
-        raise email_taken()
+    # Another merchant's account is none of this merchant's business: the invitation is made as
+    # for any new email, and the clash surfaces only to the invitee, when accepting.
+    if existing is not None and existing.merchant_id == principal.merchant_id:
+        raise DomainError.single(
+            UserErrorCode.ALREADY_MEMBER, ("input", "email"), "This person is already a member."
+        )
     now = utcnow()
     # A new invitation supersedes the pending ones for the same email, but only those the
     # caller could have issued itself.
@@ -350,20 +350,26 @@ async def transfer_ownership(
     return owner, target
 
 
-def _may_issue(principal: Principal, role: Role, store_pk: int | None) -> bool:
-    if role not in grantable_roles(principal):
+def _may_grant(
+    granter: Role, granter_store_pk: int | None, role: Role, store_pk: int | None
+) -> bool:
+    """The grantable-role rule (permissions.GRANTABLE) on the same store scope: a store-scoped
+    granter grants only within its own sub-store."""
+    if role not in GRANTABLE[granter]:
         return False
-    scoped = access(principal, Operation.MEMBER_MANAGE) is Access.OWN_STORE
-    return not scoped or store_pk == principal.store_pk
+    return granter not in STORE_SCOPED_ROLES or store_pk == granter_store_pk
+
+
+def _may_issue(principal: Principal, role: Role, store_pk: int | None) -> bool:
+    if principal.role is None:  # API secrets grant nothing
+        return False
+    return _may_grant(principal.role, principal.store_pk, role, store_pk)
 
 
 def _inviter_may_still_grant(inviter: User | None, role: Role, store_pk: int | None) -> bool:
     if inviter is None or inviter.removed_at is not None:
         return False
-    inviter_role = Role(inviter.role)
-    if role not in GRANTABLE[inviter_role]:
-        return False
-    return inviter_role not in STORE_SCOPED_ROLES or inviter.store_pk == store_pk
+    return _may_grant(Role(inviter.role), inviter.store_pk, role, store_pk)
 
 
 async def _withdraw_invitations_by(db: AsyncSession, user_id: int) -> None:

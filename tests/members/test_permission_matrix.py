@@ -243,8 +243,10 @@ async def run_member_role_update(
     world: World, token: str | None, role: str | None
 ) -> GraphQLResponse:
     target = await world.fresh_store_member()
+    # STORE_READ_ONLY: a role every member manager may grant (a MANAGER may not make a
+    # STORE_MANAGER: that role may edit channels, which a MANAGER may not).
     query = """mutation($m: ID!, $s: String!) { memberRoleUpdate(input:
-        {memberId: $m, role: STORE_MANAGER, storeId: $s}) { userErrors { code } } }"""
+        {memberId: $m, role: STORE_READ_ONLY, storeId: $s}) { userErrors { code } } }"""
     return await _q(world, token, query, m=target.member_id, s=world.sub_store)
 
 
