@@ -1,4 +1,10 @@
-"""호출 테스트: send a signed sample event to the saved setting and record what happened."""
+"""호출 테스트: send a signed sample event to the saved setting and record what happened.
+
+A call is started (checked, counted and recorded as unfinished, in one short transaction),
+performed with no transaction open, then finished (the record completed). Counting the rows
+of calls started, not finished, keeps the per-store limit exact across processes and
+concurrent requests.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +12,11 @@ import time
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import delete
-from sqlmodel import col
+from sqlalchemy import delete, func
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from db.models import WebhookDelivery
+from db.models import Store, WebhookDelivery
 from db.types import utcnow
 from gql_api.audit import service as audit
 from gql_api.channels.rules import IntegrationMode
@@ -25,6 +31,8 @@ from gql_api.webhooks.sender import DeliveryResult, Limits, send
 from gql_api.webhooks.service import Effective, active_secrets, managed_store, store_settings
 
 TRIGGER_TEST = "TEST"
+TEST_CALLS_PER_MINUTE = 10  # per store, counted in the database
+UNFINISHED = "Not finished: the call was in progress, or the server stopped before it ended."
 
 
 @dataclass(frozen=True)
@@ -33,6 +41,66 @@ class PreparedCall:
     url: str
     headers: list[tuple[str, str]]
     body: str
+
+
+@dataclass(frozen=True)
+class StartedCall:
+    call: PreparedCall
+    delivery_id: int  # the row recording the call, completed by finish()
+
+
+async def start(
+    *,
+    db: AsyncSession,
+    principal: Principal,
+    encryptor: Encryptor,
+    store_id: str,
+    module_version: ModuleVersionValue,
+    mode: IntegrationMode,
+) -> StartedCall:
+    """Check and count a test call, and record it as unfinished (in a write transaction)."""
+    call = await prepare(
+        db=db,
+        principal=principal,
+        encryptor=encryptor,
+        store_id=store_id,
+        module_version=module_version,
+        mode=mode,
+    )
+    setting = call.setting
+    assert setting.store.id is not None
+    # Calls of one store are counted one at a time (SQLite: the write transaction already is).
+    await db.exec(select(Store.id).where(col(Store.id) == setting.store.id).with_for_update())
+    recent = (
+        await db.exec(
+            select(func.count()).where(
+                col(WebhookDelivery.store_pk) == setting.store.id,
+                col(WebhookDelivery.trigger) == TRIGGER_TEST,
+                col(WebhookDelivery.attempted_at) > utcnow() - timedelta(minutes=1),
+            )
+        )
+    ).one()
+    if recent >= TEST_CALLS_PER_MINUTE:
+        raise DomainError.single(
+            UserErrorCode.WEBHOOK_TEST_RATE_LIMITED,
+            ("input", "storeId"),
+            f"At most {TEST_CALLS_PER_MINUTE} test calls a minute per store; try again shortly.",
+        )
+    row = WebhookDelivery(
+        merchant_id=principal.merchant_id,
+        store_pk=setting.store.id,
+        module_version=setting.module_version.value,
+        mode=setting.mode.value,
+        trigger=TRIGGER_TEST,
+        url=call.url,
+        request_headers=[[name, value] for name, value in call.headers],
+        request_body=call.body,
+        error=UNFINISHED,
+    )
+    db.add(row)
+    await db.flush()
+    assert row.id is not None
+    return StartedCall(call=call, delivery_id=row.id)
 
 
 async def prepare(
@@ -46,7 +114,14 @@ async def prepare(
 ) -> PreparedCall:
     """The request the saved setting calls for (never unsaved edits), signed for V2."""
     store = await managed_store(db, principal, store_id)
-    setting = await store_settings(db, store, module_version, mode)
+    setting = await store_settings(db, principal, store, module_version, mode)
+    if setting.representative_hidden:
+        raise DomainError.single(
+            UserErrorCode.WEBHOOK_REPRESENTATIVE_SETTING,
+            ("input", "storeId"),
+            "This store uses the representative store's webhook setting, which only "
+            "merchant-wide roles can test.",
+        )
     if setting.url is None:
         raise DomainError.single(
             UserErrorCode.WEBHOOK_URL_NOT_SET,
@@ -93,31 +168,28 @@ async def perform(
     return await send(target, headers=call.headers, body=call.body, limits=limits)
 
 
-async def record(
+async def finish(
     *,
     db: AsyncSession,
     principal: Principal,
-    call: PreparedCall,
+    started: StartedCall,
     result: DeliveryResult,
     retention: timedelta,
 ) -> WebhookDelivery:
-    setting = call.setting
+    """Complete the record of a started call, prune old ones and write the audit event."""
+    call, setting = started.call, started.call.setting
     assert setting.store.id is not None
-    row = WebhookDelivery(
-        merchant_id=principal.merchant_id,
-        store_pk=setting.store.id,
-        module_version=setting.module_version.value,
-        mode=setting.mode.value,
-        trigger=TRIGGER_TEST,
-        url=call.url,
-        request_headers=[[name, value] for name, value in result.request_headers],
-        request_body=call.body,
-        status_code=result.status_code,
-        response_body=result.response_body,
-        error=result.error[:1000] if result.error else None,
-        duration_ms=result.duration_ms,
-        succeeded=result.succeeded,
-    )
+    row = await db.get(WebhookDelivery, started.delivery_id)
+    if row is None:  # the store was deleted meanwhile
+        raise DomainError.single(
+            UserErrorCode.NOT_FOUND, ("input", "storeId"), "No store with this storeId."
+        )
+    row.request_headers = [[name, value] for name, value in result.request_headers]
+    row.status_code = result.status_code
+    row.response_body = result.response_body
+    row.error = result.error[:1000] if result.error else None
+    row.duration_ms = result.duration_ms
+    row.succeeded = result.succeeded
     db.add(row)
     await db.exec(
         delete(WebhookDelivery).where(
@@ -126,7 +198,6 @@ async def record(
         )
     )
     await db.flush()
-    assert row.id is not None
     outcome = f"HTTP {result.status_code}" if result.status_code is not None else result.error
     await audit.record_by(
         db,
@@ -135,6 +206,6 @@ async def record(
         f"Test call of the {setting.module_version.value} {setting.mode.value} webhook to "
         f"{call.url}: {outcome}",
         store_id=setting.store.store_id,
-        target_id=global_id("WebhookDelivery", row.id),
+        target_id=global_id("WebhookDelivery", started.delivery_id),
     )
     return row

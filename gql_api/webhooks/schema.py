@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import timedelta
 
 import strawberry
-from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from db.models import WebhookDelivery as DeliveryRow
@@ -13,9 +12,8 @@ from db.models import WebhookSecret as SecretRow
 from gql_api.channels import rules
 from gql_api.channels.types import IntegrationMode
 from gql_api.context import Info
-from gql_api.errors import DomainError
 from gql_api.pg_catalog.types import ModuleVersion
-from gql_api.user_errors import UserError, mutate, user_errors
+from gql_api.user_errors import UserError, mutate
 from gql_api.webhooks import calls, payloads, service
 from gql_api.webhooks.addresses import parse_networks
 from gql_api.webhooks.sender import DeliveryResult, Limits
@@ -163,30 +161,32 @@ class Mutation:
 
     @strawberry.mutation(
         description="호출 테스트: send a signed sample event to the saved URL and record the "
-        "delivery, whatever the receiver did."
+        "delivery, whatever the receiver did. At most "
+        f"{calls.TEST_CALLS_PER_MINUTE} test calls a minute per store "
+        "(WEBHOOK_TEST_RATE_LIMITED). A store that follows the representative store's setting "
+        "can be tested by merchant-wide callers only (WEBHOOK_REPRESENTATIVE_SETTING)."
     )
     async def webhook_test(self, info: Info, input: WebhookTestInput) -> WebhookTestPayload:
         principal = info.context.require_principal()
         app = info.context.app
-        async with info.context.db() as db:
-            try:
-                call = await calls.prepare(
-                    db=db,
-                    principal=principal,
-                    encryptor=app.encryptor,
-                    store_id=input.store_id,
-                    module_version=payloads.ModuleVersionValue(input.module_version),
-                    mode=rules.IntegrationMode(input.mode),
-                )
-            except DomainError as error:
-                return WebhookTestPayload(delivery=None, user_errors=user_errors(error))
-            # No transaction stays open while the receiver takes its time; the rows read so far
-            # are detached first, so ending the transaction does not expire them.
-            db.expunge_all()
-            await db.rollback()
+
+        async def start(db: AsyncSession) -> calls.StartedCall:
+            return await calls.start(
+                db=db,
+                principal=principal,
+                encryptor=app.encryptor,
+                store_id=input.store_id,
+                module_version=payloads.ModuleVersionValue(input.module_version),
+                mode=rules.IntegrationMode(input.mode),
+            )
+
+        # No transaction stays open while the receiver takes its time.
+        started, errors = await mutate(info, start)
+        if started is None:
+            return WebhookTestPayload(delivery=None, user_errors=errors)
         settings = app.settings
         result = await calls.perform(
-            call,
+            started.call,
             allowed=parse_networks(settings.webhook_allowed_networks),
             limits=Limits(
                 connect_seconds=settings.webhook_connect_timeout_seconds,
@@ -197,16 +197,16 @@ class Mutation:
 
         app.metrics.webhook_tests.labels(result=_result_label(result)).inc()
 
-        async def action(db: AsyncSession) -> DeliveryRow:
-            return await calls.record(
+        async def finish(db: AsyncSession) -> DeliveryRow:
+            return await calls.finish(
                 db=db,
                 principal=principal,
-                call=call,
+                started=started,
                 result=result,
                 retention=timedelta(days=settings.webhook_delivery_retention_days),
             )
 
-        row, errors = await mutate(info, action)
+        row, errors = await mutate(info, finish)
         return WebhookTestPayload(
             delivery=WebhookDelivery.from_row(row) if row else None, user_errors=errors
         )
@@ -231,13 +231,8 @@ async def resolve_secret_node(info: Info, pk: int) -> WebhookSecret | None:
 
 async def resolve_delivery_node(info: Info, pk: int) -> WebhookDelivery | None:
     principal = info.context.require_principal()
-    statement = select(DeliveryRow).where(
-        col(DeliveryRow.id) == pk, col(DeliveryRow.merchant_id) == principal.merchant_id
-    )
     async with info.context.db() as db:
-        row = (await db.exec(statement)).first()
-        if row is not None and await service.visible_store(db, principal, row.store_pk) is None:
-            row = None
+        row = await service.delivery_by_pk(db=db, principal=principal, pk=pk)
     return WebhookDelivery.from_row(row) if row else None
 
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any, NamedTuple
 
-from sqlalchemy import bindparam, func
+from sqlalchemy import bindparam, case, delete, false, func
 from sqlalchemy import select as core_select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
@@ -34,6 +34,12 @@ from gql_api.webhooks.payloads import (
 )
 
 MAX_ACTIVE_SECRETS = 2
+# A listing shows every active secret and the most recent expired ones, so that reading the
+# secrets of many stores on the event loop stays bounded however often secrets were rotated.
+MAX_LISTED_SECRETS = MAX_ACTIVE_SECRETS + 8
+# Expired secrets are deleted this long after expiry, when a secret of the same store and mode
+# is issued (the delivery log's default retention).
+EXPIRED_SECRET_RETENTION = timedelta(days=30)
 
 
 @dataclass(frozen=True)
@@ -49,6 +55,21 @@ class Effective:
     uses_representative_setting: bool
     updated_at: datetime | None
     source_store_pk: int  # whose URL and secrets apply
+    # Set by as_seen_by: the caller may not see the representative store's URL, secrets or
+    # deliveries that this setting follows (the URL is then None).
+    representative_hidden: bool = False
+
+
+def as_seen_by(principal: Principal, setting: Effective) -> Effective:
+    """`setting` as `principal` may see it.
+
+    A store-scoped caller (STORE_* roles, a sub-store API secret) learns that its store follows
+    the representative store, never that store's URL (which may carry a token), secrets or
+    deliveries, and cannot send to it: those belong to merchant-wide callers.
+    """
+    if principal.store_pk is None or setting.source_store_pk == setting.store.id:
+        return setting
+    return replace(setting, url=None, representative_hidden=True)
 
 
 def default_payload_version(version: ModuleVersionValue) -> WebhookPayloadVersion | None:
@@ -87,8 +108,13 @@ def effective(
 
 
 async def store_settings(
-    db: AsyncSession, store: Store, version: ModuleVersionValue, mode: IntegrationMode
+    db: AsyncSession,
+    principal: Principal,
+    store: Store,
+    version: ModuleVersionValue,
+    mode: IntegrationMode,
 ) -> Effective:
+    """The setting in force for `store`, as `principal` may see it (as_seen_by)."""
     rows = (
         await db.exec(
             select(WebhookSetting, Store)
@@ -114,7 +140,7 @@ async def store_settings(
             )
         ).first()
         representative = (rep_store, None) if rep_store else None
-    return effective(store, version, mode, own, representative)
+    return as_seen_by(principal, effective(store, version, mode, own, representative))
 
 
 async def managed_store(db: AsyncSession, principal: Principal, store_id: str) -> Store:
@@ -220,7 +246,7 @@ async def update_setting(
         f"{content_type.value}, payload {version.value if version else '-'}{follows}",
         store_id=store.store_id,
     )
-    return await store_settings(db, store, module_version, mode)
+    return await store_settings(db, principal, store, module_version, mode)
 
 
 async def issue_secret(
@@ -251,6 +277,13 @@ async def issue_secret(
             ("input", "mode"),
             f"At most {MAX_ACTIVE_SECRETS} secrets can be active; expire one first.",
         )
+    await db.exec(
+        delete(WebhookSecret).where(
+            col(WebhookSecret.store_pk) == store.id,
+            col(WebhookSecret.mode) == mode.value,
+            col(WebhookSecret.expired_at) < utcnow() - EXPIRED_SECRET_RETENTION,
+        )
+    )
     plaintext = signing.new_secret()
     row = WebhookSecret(
         merchant_id=principal.merchant_id,
@@ -328,6 +361,7 @@ async def active_secrets(
                 col(WebhookSecret.expired_at).is_(None),
             )
             .order_by(col(WebhookSecret.id))
+            .limit(MAX_ACTIVE_SECRETS)
         )
     ).all()
     return [encryptor.decrypt(r.cipher, context=secret_context(store_pk, mode.value)) for r in rows]
@@ -380,7 +414,19 @@ def _settings_read(stores: int) -> DriverQuery:
 
 @lru_cache(maxsize=len(STORE_BUCKETS))
 def _secrets_read(stores: int) -> DriverQuery:
-    return DriverQuery(
+    """At most MAX_LISTED_SECRETS per store and mode: the active ones, then the newest."""
+    rank = (
+        func.row_number()
+        .over(
+            partition_by=(col(WebhookSecret.store_pk), col(WebhookSecret.mode)),
+            order_by=(
+                case((col(WebhookSecret.expired_at).is_(None), 0), else_=1),
+                col(WebhookSecret.id).desc(),
+            ),
+        )
+        .label("rank")
+    )
+    ranked = (
         core_select(
             col(WebhookSecret.id),
             col(WebhookSecret.store_pk),
@@ -388,12 +434,25 @@ def _secrets_read(stores: int) -> DriverQuery:
             col(WebhookSecret.hint),
             col(WebhookSecret.created_at),
             col(WebhookSecret.expired_at),
+            rank,
         )
         .where(
             col(WebhookSecret.merchant_id) == bindparam("merchant_id"),
             col(WebhookSecret.store_pk).in_(store_binds(stores)),
         )
-        .order_by(col(WebhookSecret.id))
+        .subquery()
+    )
+    return DriverQuery(
+        core_select(
+            ranked.c.id,
+            ranked.c.store_pk,
+            ranked.c.mode,
+            ranked.c.hint,
+            ranked.c.created_at,
+            ranked.c.expired_at,
+        )
+        .where(ranked.c.rank <= MAX_LISTED_SECRETS)
+        .order_by(ranked.c.id)
     )
 
 
@@ -429,7 +488,8 @@ async def effective_for_stores(
                         representative,
                         by_key.get((representative.id, version.value, mode.value)),
                     )
-                settings.append(effective(store, version, mode, own, rep))
+                setting = effective(store, version, mode, own, rep)
+                settings.append(as_seen_by(principal, setting))
         result[store.id] = settings
     return result
 
@@ -454,18 +514,56 @@ async def secrets_for(
     return found
 
 
-def deliveries_query(
-    principal: Principal, store_pk: int, version: ModuleVersionValue, mode: IntegrationMode
-) -> SelectOfScalar[WebhookDelivery]:
+def deliveries_query(principal: Principal, setting: Effective) -> SelectOfScalar[WebhookDelivery]:
+    """The deliveries of `setting` that `principal` may see (see visible_deliveries)."""
+    assert setting.store.id is not None
     statement = select(WebhookDelivery).where(
         col(WebhookDelivery.merchant_id) == principal.merchant_id,
-        col(WebhookDelivery.store_pk) == store_pk,
-        col(WebhookDelivery.module_version) == version.value,
-        col(WebhookDelivery.mode) == mode.value,
+        col(WebhookDelivery.store_pk) == setting.store.id,
+        col(WebhookDelivery.module_version) == setting.module_version.value,
+        col(WebhookDelivery.mode) == setting.mode.value,
     )
-    if access(principal, Operation.READ) is Access.OWN_STORE:
-        statement = statement.where(col(WebhookDelivery.store_pk) == principal.store_pk)
-    return statement
+    return visible_deliveries(principal, setting, statement)
+
+
+def visible_deliveries(
+    principal: Principal, setting: Effective, statement: SelectOfScalar[WebhookDelivery]
+) -> SelectOfScalar[WebhookDelivery]:
+    """Deliveries of a sub-store that follows the representative store went to that store's URL,
+    signed with its secrets: a store-scoped caller sees none of them. Since a sub-store may stop
+    following at any time, such a caller sees only deliveries made after its store's own
+    setting was last saved."""
+    if principal.store_pk is None:
+        return statement
+    statement = statement.where(col(WebhookDelivery.store_pk) == principal.store_pk)
+    if setting.representative_hidden:
+        return statement.where(false())
+    if setting.store.is_representative:
+        return statement
+    if setting.updated_at is None:
+        return statement.where(false())
+    return statement.where(col(WebhookDelivery.attempted_at) >= setting.updated_at)
+
+
+async def delivery_by_pk(
+    *, db: AsyncSession, principal: Principal, pk: int
+) -> WebhookDelivery | None:
+    """One delivery, if `principal` may see it (the rule of visible_deliveries)."""
+    statement = select(WebhookDelivery).where(
+        col(WebhookDelivery.id) == pk, col(WebhookDelivery.merchant_id) == principal.merchant_id
+    )
+    row = (await db.exec(statement)).first()
+    if row is None:
+        return None
+    store = await visible_store(db, principal, row.store_pk)
+    if store is None:
+        return None
+    if principal.store_pk is None:
+        return row
+    setting = await store_settings(
+        db, principal, store, ModuleVersionValue(row.module_version), IntegrationMode(row.mode)
+    )
+    return (await db.exec(visible_deliveries(principal, setting, statement))).first()
 
 
 async def visible_store(db: AsyncSession, principal: Principal, store_pk: int) -> Store | None:

@@ -102,11 +102,16 @@ class WebhookDelivery(Node):
 class WebhookSetting:
     module_version: ModuleVersion  # type: ignore[valid-type]
     mode: IntegrationMode  # type: ignore[valid-type]
-    url: str | None = strawberry.field(description="null = not set.")
+    url: str | None = strawberry.field(
+        description="null = not set, or hidden: a store-scoped caller does not see the "
+        "representative store's URL that its store follows."
+    )
     content_type: WebhookContentType  # type: ignore[valid-type]
     payload_version: WebhookPayloadVersion | None  # type: ignore[valid-type]
     uses_representative_setting: bool = strawberry.field(
-        description="Sub-stores follow the representative store until they opt out."
+        description="Sub-stores follow the representative store until they opt out; the "
+        "representative store's URL, secrets and deliveries then apply, which only "
+        "merchant-wide callers see and test."
     )
     updated_at: datetime | None
     effective: strawberry.Private[service.Effective]
@@ -124,16 +129,28 @@ class WebhookSetting:
             effective=value,
         )
 
-    @strawberry.field(description="V2 signing secrets of this mode (at most 2 active).")
+    @strawberry.field(
+        description="V2 signing secrets of this mode, oldest first: the active ones (at most 2) "
+        f"and the most recent expired ones, {service.MAX_LISTED_SECRETS} at most. An expired "
+        f"secret may be deleted {service.EXPIRED_SECRET_RETENTION.days} days after expiry. "
+        "Empty for a store-scoped caller when the store follows the representative store's "
+        "setting."
+    )
     async def secrets(self, info: Info) -> list[WebhookSecret]:
         if self.effective.module_version is payloads.ModuleVersionValue.V1:
+            return []
+        if self.effective.representative_hidden:
             return []
         rows = await info.context.loaders.webhook_secrets.load(
             (self.effective.source_store_pk, self.effective.mode.value)
         )
         return [WebhookSecret.from_row(r) for r in rows]
 
-    @strawberry.field(description="Deliveries of this setting, newest first.")
+    @strawberry.field(
+        description="Deliveries of this setting, newest first. A store-scoped caller sees none "
+        "while the store follows the representative store's setting, and only those made since "
+        "the store's own setting was last saved."
+    )
     async def deliveries(
         self,
         info: Info,
@@ -143,10 +160,7 @@ class WebhookSetting:
         before: Before = None,
     ) -> Connection[WebhookDelivery]:
         principal = info.context.require_principal()
-        assert self.effective.store.id is not None
-        statement = service.deliveries_query(
-            principal, self.effective.store.id, self.effective.module_version, self.effective.mode
-        )
+        statement = service.deliveries_query(principal, self.effective)
         request = PageRequest(first=first, after=after, last=last, before=before)
         return await connection(
             info,
