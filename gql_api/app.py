@@ -42,8 +42,8 @@ from gql_api.graphiql import ASSETS_PATH, graphiql_assets_app, graphiql_response
 from gql_api.logs import current_request_id, new_request_id, set_request_id
 from gql_api.metrics import Metrics
 from gql_api.metrics_access import metrics_listener, metrics_routes
-from gql_api.nul_guard import decode_json_without_nul
 from gql_api.pg_catalog.catalog import load_catalog
+from gql_api.request_json import decode_request_json
 from gql_api.runtime import tune_garbage_collector
 from gql_api.schema import build_schema
 from gql_api.security.encryption import encryptor_from_settings
@@ -96,6 +96,17 @@ class GraphQLApp(GraphQL[Context, None]):
             response = _error_response(error.reason, error.status_code)
         except ClientDisconnect:
             return  # the client went away before sending its whole request: nobody to answer
+        except _BodyTooLargeError:
+            raise  # answered by RequestContextMiddleware
+        except Exception:  # masked like any unexpected error, never a plain-text 500
+            request_id = current_request_id()
+            logger.exception("unexpected error serving /graphql", extra={"request_id": request_id})
+            response = _error_response(
+                "Internal server error.",
+                500,
+                code=ApiErrorCode.INTERNAL.value,
+                requestId=request_id,
+            )
         finally:
             context = scope.get(_CONTEXT_KEY)
             if context is not None:
@@ -107,7 +118,7 @@ class GraphQLApp(GraphQL[Context, None]):
         return graphiql_response()
 
     def decode_json(self, data: str | bytes) -> object:
-        return decode_json_without_nul(data)
+        return decode_request_json(data)
 
     def encode_json(self, data: object) -> bytes:
         # orjson: a dashboard answer is some 160 kB of JSON, several times faster than json.
