@@ -42,7 +42,12 @@ def current_request_id() -> str:
     return _request_id.get()
 
 
+MAX_FIELD_CHARS = 4096  # per message, traceback or extra value: a line stays a few KB
+
+
 class JsonFormatter(logging.Formatter):
+    """One JSON object per line; long values are cut in the middle (head and tail kept)."""
+
     _RESERVED = frozenset(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime"}
 
     def format(self, record: logging.LogRecord) -> str:
@@ -50,15 +55,33 @@ class JsonFormatter(logging.Formatter):
             "time": datetime.fromtimestamp(record.created, UTC).isoformat(),
             "level": record.levelname,
             "logger": record.name,
-            "message": record.getMessage(),
+            "message": _capped(record.getMessage()),
             "request_id": getattr(record, "request_id", None) or current_request_id(),
         }
         for key, value in vars(record).items():
             if key not in self._RESERVED and key not in entry:
-                entry[key] = value
+                entry[key] = _capped_value(value)
         if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry, ensure_ascii=False, default=str)
+            entry["exception"] = _capped(self.formatException(record.exc_info))
+        line = json.dumps(entry, ensure_ascii=False, default=str)
+        # A lone surrogate cannot be written as UTF-8: written as its \ud800 escape instead.
+        return line.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _capped(text: str) -> str:
+    if len(text) <= MAX_FIELD_CHARS:
+        return text
+    half = MAX_FIELD_CHARS // 2
+    return f"{text[:half]} …[{len(text) - 2 * half} characters cut]… {text[-half:]}"
+
+
+def _capped_value(value: object) -> object:
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    if isinstance(value, str):
+        return _capped(value)
+    text = json.dumps(value, ensure_ascii=False, default=str)
+    return value if len(text) <= MAX_FIELD_CHARS else _capped(text)
 
 
 def configure_logging(level: str) -> None:
