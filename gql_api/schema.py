@@ -33,6 +33,7 @@ from gql_api.channels.types import Channel
 from gql_api.context import Info
 from gql_api.errors import ApiError, ApiErrorCode, Forbidden
 from gql_api.ids import parse_global_id
+from gql_api.input_limits import ListLimits, largest_max_items
 from gql_api.logs import current_request_id
 from gql_api.members import schema as members
 from gql_api.members.types import Invitation, Member
@@ -160,6 +161,7 @@ def build_schema(settings: Settings) -> strawberry.Schema:
         *MaxAliasesLimiter(max_alias_count=settings.max_aliases).validation_rules,
         NoNulInStrings,
     ]
+    largest_list = 0  # the schema's largest list maximum, set once the schema exists
     extensions: list[type[SchemaExtension] | Callable[[], SchemaExtension]] = [
         OperationMetrics,  # outermost: it sees the final (masked) errors
         LoggedMaskErrors,
@@ -167,6 +169,7 @@ def build_schema(settings: Settings) -> strawberry.Schema:
         lambda: ParserCache(maxsize=512),
         lambda: CachedValidation(hide_suggestions=not settings.introspection_on),
         lambda: AddValidationRules(rules),
+        lambda: ListLimits(fallback=largest_list),
     ]
     if not settings.introspection_on:
         extensions.append(DisableIntrospection)
@@ -190,4 +193,5 @@ def build_schema(settings: Settings) -> strawberry.Schema:
         hide_suggestions=not settings.introspection_on,
     )
     rules.append(query_cost_rule(_connection_fields(schema), settings.max_query_objects))
+    largest_list = largest_max_items(schema._schema)
     return schema

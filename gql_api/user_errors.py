@@ -28,11 +28,24 @@ class UserError:
     message: str = strawberry.field(description="A sentence to show to a person.")
 
 
+MAX_USER_ERRORS = 50
+
+
 def user_errors(error: DomainError) -> list[UserError]:
-    return [
+    """The problems of `error`, at most MAX_USER_ERRORS of them and one saying how many more."""
+    shown = [
         UserError(field=list(e.field) if e.field else None, code=e.code, message=e.message)
-        for e in error.errors
+        for e in error.errors[:MAX_USER_ERRORS]
     ]
+    hidden = len(error.errors) - MAX_USER_ERRORS
+    if hidden > 0:
+        more = UserError(
+            field=None,
+            code=UserErrorCode.INVALID_INPUT,
+            message=f"{hidden} more problems not shown; fix these and send the input again.",
+        )
+        shown.append(more)
+    return shown
 
 
 async def mutate(

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
-from gql_api.errors import Problems, UserErrorCode
+from gql_api.errors import DomainError, Problems, UserErrorCode
 from gql_api.pg_catalog.catalog import (
     Catalog,
     ChannelPurpose,
@@ -18,6 +18,7 @@ from gql_api.pg_catalog.catalog import (
 from gql_api.validation import has_control_characters
 
 CREDENTIAL_MAX_LENGTH = 16_384  # a PEM private key or certificate fits comfortably
+MAX_CREDENTIALS = 10  # items per input; the catalog's modules have at most 5 fields
 MID_MAX_LENGTH = 100
 _CREDENTIALS = ("input", "credentials")
 _ALLOWED_WHITESPACE = {"\n", "\r", "\t"}
@@ -177,6 +178,16 @@ def check_credential_input(
             continue
         result[item.key] = value
     return result, refused
+
+
+def check_credential_count(values: Sequence[CredentialValue]) -> None:
+    """Refuses more credentials than any module has, before any of them is looked at."""
+    if len(values) > MAX_CREDENTIALS:
+        raise DomainError.single(
+            UserErrorCode.INVALID_INPUT,
+            _CREDENTIALS,
+            f"At most {MAX_CREDENTIALS} credentials can be sent at once.",
+        )
 
 
 def mid_refused(problems: Problems) -> bool:

@@ -9,6 +9,7 @@ from db.models import Channel as ChannelRow
 from gql_api.channels import rules, service
 from gql_api.channels.types import Channel, IntegrationMode, TaxType
 from gql_api.context import Info
+from gql_api.input_limits import limited_list
 from gql_api.pg_catalog import catalog
 from gql_api.pg_catalog.types import ChannelPurpose, PgProvider
 from gql_api.user_errors import UserError, mutate
@@ -31,7 +32,11 @@ class ChannelCreateInput:
         description="Own MID, or one of the module's shared test MIDs (TEST mode only)."
     )
     purpose: ChannelPurpose = catalog.ChannelPurpose.PAYMENT  # type: ignore[valid-type]
-    credentials: list[CredentialInput] = strawberry.field(default_factory=list)
+    credentials: list[CredentialInput] = limited_list(
+        max_items=rules.MAX_CREDENTIALS,
+        description="The module's credential fields (see pgProviders).",
+        default_factory=list,
+    )
     tax_type: TaxType = rules.TaxType.UNSET  # type: ignore[valid-type]
 
 
@@ -50,7 +55,11 @@ class ChannelUpdateInput:
     version: int = strawberry.field(description="The version you read; stale: VERSION_CONFLICT.")
     name: str | None = None
     pg_merchant_id: str | None = None
-    credentials: list[CredentialInput] | None = None
+    credentials: list[CredentialInput] | None = limited_list(
+        max_items=rules.MAX_CREDENTIALS,
+        description="Credentials to change; the others stay.",
+        default=None,
+    )
     tax_type: TaxType | None = None  # type: ignore[valid-type]
 
 

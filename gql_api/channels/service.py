@@ -108,6 +108,7 @@ async def create_channel(
     *, db: AsyncSession, principal: Principal, services: ChannelServices, draft: ChannelDraft
 ) -> Channel:
     require(principal, Operation.CHANNEL_MANAGE)
+    rules.check_credential_count(draft.credentials)
     store = await _managed_store(db, principal, draft.store_id)
     problems = Problems()
     name = validation.name(problems, draft.name, ("input", "name"), label="Channel name")
@@ -164,6 +165,7 @@ async def update_channel(
 ) -> Channel:
     """Change name, MID, credentials or tax type; omitted values (and secrets) stay."""
     require(principal, Operation.CHANNEL_MANAGE)
+    rules.check_credential_count(changes.credentials or ())
     channel = await _managed_channel(db, principal, changes.channel_id)
     if channel.version != changes.version:
         raise _version_conflict()
