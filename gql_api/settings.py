@@ -91,8 +91,11 @@ class Settings(BaseSettings):
     max_query_objects: int = Field(
         default=20_000, ge=100, description="product of page sizes along a query's paths"
     )
-    # Large enough that an oversized field (a 10 MB credential) gets a userErrors answer.
-    max_request_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
+    max_request_bytes: int = Field(
+        default=1024 * 1024,
+        ge=1024,
+        description="larger bodies get 413; fields have their own, smaller limits (userErrors)",
+    )
 
     metrics_port: int | None = Field(
         default=None,
