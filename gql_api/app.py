@@ -227,6 +227,7 @@ def create_state(settings: Settings) -> AppState:
         parallelism=settings.argon2_parallelism,
         max_concurrency=settings.argon2_max_concurrency,
     )
+    metrics = Metrics(engine)
     return AppState(
         settings=settings,
         engine=engine,
@@ -234,8 +235,10 @@ def create_state(settings: Settings) -> AppState:
         hashing=hashing,
         catalog=load_catalog(),
         encryptor=encryptor_from_settings(settings),
-        verifier=SecretVerifier(engine=engine, hashing=hashing, verified=VerifiedSecrets()),
-        metrics=Metrics(engine),
+        verifier=SecretVerifier(
+            engine=engine, hashing=hashing, verified=VerifiedSecrets(), metrics=metrics
+        ),
+        metrics=metrics,
     )
 
 

@@ -41,10 +41,6 @@ class AppState:
     verifier: SecretVerifier
     metrics: Metrics
 
-    def __post_init__(self) -> None:
-        # The verifier counts argon2 runs and refusals in this app's registry.
-        self.verifier.metrics = self.metrics
-
 
 @dataclass
 class Context:

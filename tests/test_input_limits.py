@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,7 @@ from db import sqlite_reads
 from gql_api.app import create_app
 from gql_api.channels.rules import MAX_CREDENTIALS
 from gql_api.errors import DomainError, FieldError, UserErrorCode
-from gql_api.input_limits import list_inputs, max_items
+from gql_api.input_limits import ListLimits, largest_max_items, list_inputs, max_items
 from gql_api.pg_catalog.catalog import load_catalog
 from gql_api.schema import build_schema
 from gql_api.settings import Settings
@@ -64,15 +63,12 @@ def flood(count: int = FLOOD) -> list[dict[str, str]]:
 
 async def post_bytes(
     client: httpx.AsyncClient, body: dict[str, Any], token: str | None = None
-) -> tuple[httpx.Response, float]:
-    """The response and the CPU seconds this process spent on it (the body encoded before)."""
+) -> httpx.Response:
     content = orjson.dumps(body)
     headers = {"content-type": "application/json"}
     if token is not None:
         headers["authorization"] = f"Bearer {token}"
-    started = time.process_time()
-    response = await client.post("/graphql", content=content, headers=headers)
-    return response, time.process_time() - started
+    return await client.post("/graphql", content=content, headers=headers)
 
 
 # --- lists over their maximum ----------------------------------------------------------------
@@ -85,7 +81,7 @@ async def test_a_hundred_thousand_credentials_from_an_owner_get_one_user_error(
     channel_input = inicis_live_input(owner.representative_store_id, credentials=flood())
 
     # when
-    response, cpu_seconds = await post_bytes(
+    response = await post_bytes(
         client, {"query": CHANNEL_CREATE, "variables": {"input": channel_input}}, owner.token
     )
 
@@ -96,7 +92,6 @@ async def test_a_hundred_thousand_credentials_from_an_owner_get_one_user_error(
     assert errors(payload) == [("INVALID_INPUT", ["input", "credentials"])]
     assert str(MAX_CREDENTIALS) in payload["userErrors"][0]["message"]
     assert await count_rows(app, "channels") == 0
-    assert cpu_seconds < 1.5  # 5 s and more before the limit (the whole list was converted)
 
 
 async def test_a_hundred_thousand_credentials_from_anyone_get_a_small_answer(
@@ -106,7 +101,7 @@ async def test_a_hundred_thousand_credentials_from_anyone_get_a_small_answer(
     channel_input = inicis_live_input(owner.representative_store_id, credentials=flood())
 
     # when
-    response, cpu_seconds = await post_bytes(
+    response = await post_bytes(
         client, {"query": CHANNEL_CREATE, "variables": {"input": channel_input}}
     )
 
@@ -114,7 +109,6 @@ async def test_a_hundred_thousand_credentials_from_anyone_get_a_small_answer(
     assert len(response.content) < SMALL_ANSWER_BYTES
     assert [e["extensions"]["code"] for e in response.json()["errors"]] == ["UNAUTHENTICATED"]
     assert await count_rows(app, "channels") == 0
-    assert cpu_seconds < 1.5  # 5 s and more before the limit
 
 
 async def test_a_flood_in_a_list_variable_is_cut_as_well(
@@ -127,7 +121,7 @@ async def test_a_flood_in_a_list_variable_is_cut_as_well(
     }
 
     # when
-    response, cpu_seconds = await post_bytes(
+    response = await post_bytes(
         client, {"query": CREDENTIALS_AS_A_VARIABLE, "variables": variables}, owner.token
     )
 
@@ -137,7 +131,6 @@ async def test_a_flood_in_a_list_variable_is_cut_as_well(
     assert errors(data["channelCreate"]) == [("INVALID_INPUT", ["input", "credentials"])]
     assert errors(data["other"]) == [("INVALID_INPUT", ["input", "credentials"])]
     assert await count_rows(app, "channels") == 0
-    assert cpu_seconds < 3.0  # two lists of 100,000
 
 
 async def test_two_hundred_bad_credentials_get_one_user_error(
@@ -179,7 +172,7 @@ async def test_a_channel_update_with_too_many_credentials_changes_nothing(
     update = {"id": channel["id"], "version": channel["version"], "credentials": flood()}
 
     # when
-    response, _ = await post_bytes(
+    response = await post_bytes(
         client, {"query": CHANNEL_UPDATE, "variables": {"input": update}}, owner.token
     )
 
@@ -300,7 +293,7 @@ async def test_a_hundred_thousand_credentials_are_413_with_the_default_limit(
     channel_input = inicis_live_input("store-unused", credentials=flood())
 
     # when
-    response, _ = await post_bytes(
+    response = await post_bytes(
         default_client, {"query": CHANNEL_CREATE, "variables": {"input": channel_input}}
     )
 
@@ -308,3 +301,22 @@ async def test_a_hundred_thousand_credentials_are_413_with_the_default_limit(
     assert response.status_code == 413
     assert len(response.content) < SMALL_ANSWER_BYTES
     assert [e["extensions"]["code"] for e in response.json()["errors"]] == ["BAD_REQUEST"]
+
+
+def test_list_limits_cut_a_flood_before_it_is_converted_item_by_item() -> None:
+    """What keeps a flood cheap: the variables reach graphql-core's coercion (and the service)
+    with at most maximum + 1 items, whatever was sent; valid lists are never changed."""
+    # given
+    schema = build_schema(Settings(introspection_enabled=True))._schema
+    input_type = schema.type_map["ChannelCreateInput"]
+    flooded = {"credentials": flood(), "name": "Flood"}
+    valid = {"credentials": flood(MAX_CREDENTIALS), "name": "Fine"}
+
+    # when
+    limits = ListLimits(fallback=largest_max_items(schema))
+    limits._cut(flooded, input_type)  # type: ignore[arg-type]
+    limits._cut(valid, input_type)  # type: ignore[arg-type]
+
+    # then
+    assert len(flooded["credentials"]) == MAX_CREDENTIALS + 1
+    assert valid["credentials"] == flood(MAX_CREDENTIALS)

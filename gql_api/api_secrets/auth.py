@@ -47,7 +47,7 @@ class SecretVerifier:
     engine: AsyncEngine
     hashing: PasswordHashing
     verified: VerifiedSecrets
-    # api_secret_verifications_total goes here (the app's AppState sets it).
+    # api_secret_verifications_total (None: not counted, e.g. in the CLI).
     metrics: Metrics | None = None
 
     def count(self, result: str) -> None:
