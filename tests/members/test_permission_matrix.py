@@ -414,6 +414,10 @@ async def run_webhook_test(world: World, token: str | None, role: str | None) ->
         "mode": "TEST",
         "url": CLOSED_PORT_URL,
     }
+    if _bound_to_sub_store(role):
+        # A store-scoped caller may test only its sub-store's own setting, never the
+        # representative store's that a sub-store follows by default.
+        setting["usesRepresentativeSetting"] = False
     await _gql(world, world.tokens["OWNER"], SETTING_UPDATE, {"i": setting})
     query = """mutation($s: String!) { webhookTest(input: {storeId: $s, moduleVersion: V2,
         mode: TEST}) { delivery { succeeded error } userErrors { code } } }"""
