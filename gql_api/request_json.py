@@ -1,9 +1,11 @@
 """The request body's JSON, refused at the door when it could hurt what comes after.
 
-Refused with 400 BAD_REQUEST: nesting deeper than `MAX_JSON_DEPTH` (graphql-core, strawberry and
-logging recurse over values; Python's stack ends near 1,000 frames), strings that are not
-Unicode scalar values (a lone surrogate cannot be encoded as UTF-8: not by the database, the
-response or the log) and NUL characters (PostgreSQL text cannot hold them).
+Refused with 400 BAD_REQUEST: a body that is not a JSON object (strawberry reads its fields),
+nesting deeper than `MAX_JSON_DEPTH` (graphql-core, strawberry and logging recurse over values;
+Python's stack ends near 1,000 frames), objects with more than `MAX_OBJECT_KEYS` members
+(graphql-core describes a wrong input object in full, for each of up to 50 errors), strings
+that are not Unicode scalar values (a lone surrogate cannot be encoded as UTF-8: not by the
+database, the response or the log) and NUL characters (PostgreSQL text cannot hold them).
 """
 
 from __future__ import annotations
@@ -16,7 +18,10 @@ from cross_web import HTTPException
 from gql_api.nul_guard import MESSAGE as NUL_MESSAGE
 
 MAX_JSON_DEPTH = 64  # the deepest input of the schema is 5 levels below the body
+MAX_OBJECT_KEYS = 1000  # the widest input object has a dozen fields; variables stay far below
 DEPTH_MESSAGE = f"The JSON body is nested more than {MAX_JSON_DEPTH} levels deep."
+WIDTH_MESSAGE = f"A JSON object in the body has more than {MAX_OBJECT_KEYS} members."
+NOT_AN_OBJECT_MESSAGE = "The JSON body must be an object with a `query` member."
 UNICODE_MESSAGE = (
     "The JSON body is not valid Unicode: strings must not hold lone surrogates "
     "(\\ud800-\\udfff escapes without their pair) or bytes that are not UTF-8."
@@ -42,20 +47,30 @@ def decode_request_json(data: str | bytes) -> object:
     # JSON text cannot hold a raw NUL: a decoded NUL comes from an escape, found at C speed.
     if b"\\u0000" in raw and _NUL_ESCAPE.search(raw):
         raise HTTPException(400, NUL_MESSAGE)
-    if _too_deep(decoded):
-        raise HTTPException(400, DEPTH_MESSAGE)
+    # A list is left to strawberry, which answers that batching is off.
+    if not isinstance(decoded, _CONTAINERS):
+        raise HTTPException(400, NOT_AN_OBJECT_MESSAGE)
+    problem = _shape_problem(decoded)
+    if problem is not None:
+        raise HTTPException(400, problem)
     return decoded
 
 
-def _too_deep(value: object) -> bool:
-    """Whether arrays and objects nest deeper than MAX_JSON_DEPTH: level by level, no recursion,
-    one C-level pass over each level's children (tens of ms for a 1 MiB body)."""
+def _shape_problem(value: object) -> str | None:
+    """Arrays and objects nested deeper than MAX_JSON_DEPTH, or an object wider than
+    MAX_OBJECT_KEYS: level by level, no recursion, one C-level pass over each level's children
+    (tens of ms for a 1 MiB body)."""
     level = [value] if isinstance(value, _CONTAINERS) else []
     for _ in range(MAX_JSON_DEPTH):
         children: list[object] = []
         for item in level:
-            children.extend(item.values() if isinstance(item, dict) else item)
+            if isinstance(item, dict):
+                if len(item) > MAX_OBJECT_KEYS:
+                    return WIDTH_MESSAGE
+                children.extend(item.values())
+            else:
+                children.extend(item)
         level = [child for child in children if isinstance(child, _CONTAINERS)]
         if not level:
-            return False
-    return True
+            return None
+    return DEPTH_MESSAGE

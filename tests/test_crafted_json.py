@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from gql_api.logs import MAX_FIELD_CHARS, JsonFormatter
-from gql_api.request_json import MAX_JSON_DEPTH
+from gql_api.request_json import MAX_JSON_DEPTH, MAX_OBJECT_KEYS
 from tests.support import Api
 
 LOG_LINE_MAX_BYTES = 3 * MAX_FIELD_CHARS  # "a few KB"
@@ -297,3 +297,47 @@ def test_a_log_line_with_a_lone_surrogate_is_still_utf8() -> None:
     # then
     line.encode("utf-8")  # no UnicodeEncodeError in the handler
     assert json.loads(line)["message"].startswith("bad ")
+
+
+# --- shape ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("body", ["null", "12", '"abc"', "true"])
+async def test_a_body_that_is_not_an_object_is_a_bad_request(
+    client: httpx.AsyncClient, logs: pytest.LogCaptureFixture, body: str
+) -> None:
+    # when
+    response = await post_raw(client, body)
+
+    # then: 400, not a masked 500 with a traceback in the log
+    assert_refused(response)
+    assert_small_logs(logs)
+
+
+@pytest.mark.parametrize("where", ["input", "credential"])
+async def test_an_object_with_a_flood_of_members_is_a_bad_request(
+    client: httpx.AsyncClient, logs: pytest.LogCaptureFixture, where: str
+) -> None:
+    """graphql-core describes a wrong input object in full for each of up to 50 errors: 80,000
+    unknown members cost it seconds. Such an object never reaches it."""
+    # given
+    flood = {f"k{i}": 1 for i in range(MAX_OBJECT_KEYS + 1)}
+    channel: dict[str, Any] = {"storeId": "store-x", "credentials": []}
+    if where == "input":
+        channel.update(flood)
+    else:
+        channel["credentials"] = [flood]
+    body = json.dumps(
+        {
+            "query": "mutation($i: ChannelCreateInput!) { channelCreate(input: $i) "
+            "{ userErrors { code } } }",
+            "variables": {"i": channel},
+        }
+    )
+
+    # when
+    response = await post_raw(client, body)
+
+    # then
+    assert str(MAX_OBJECT_KEYS) in assert_refused(response)["errors"][0]["message"]
+    assert_small_logs(logs)
