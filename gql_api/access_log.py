@@ -15,6 +15,10 @@ logger = logging.getLogger("gql_api.access")
 CALLER_KEY = "gql_api.caller"  # set by gql_api.app once the caller is known
 
 
+class BodyTooLargeError(Exception):
+    """The body passed MAX_REQUEST_BYTES while being read; gql_api.app answers it with 413."""
+
+
 class AccessLogMiddleware:
     def __init__(self, app: ASGIApp, *, metrics: Metrics) -> None:
         self.app = app
@@ -35,6 +39,9 @@ class AccessLogMiddleware:
 
         try:
             await self.app(scope, receive, send_status)
+        except BodyTooLargeError:
+            status = 413  # answered outside this middleware: not a server error
+            raise
         finally:
             self._log(scope, status, time.perf_counter() - started)
 

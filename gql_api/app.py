@@ -23,7 +23,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from db import sqlite_reads
 from db.engine import create_engine, create_session_factory
-from gql_api.access_log import CALLER_KEY, AccessLogMiddleware
+from gql_api.access_log import CALLER_KEY, AccessLogMiddleware, BodyTooLargeError
 from gql_api.api_secrets.auth import SecretVerifier
 from gql_api.api_secrets.verified import VerifiedSecrets
 from gql_api.auth import authenticate
@@ -96,7 +96,7 @@ class GraphQLApp(GraphQL[Context, None]):
             response = _error_response(error.reason, error.status_code)
         except ClientDisconnect:
             return  # the client went away before sending its whole request: nobody to answer
-        except _BodyTooLargeError:
+        except BodyTooLargeError:
             raise  # answered by RequestContextMiddleware
         except Exception:  # masked like any unexpected error, never a plain-text 500
             request_id = current_request_id()
@@ -188,7 +188,7 @@ class RequestContextMiddleware:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_body_bytes:
-                    raise _BodyTooLargeError
+                    raise BodyTooLargeError
             return message
 
         async def send_with_id(message: Message) -> None:
@@ -204,12 +204,8 @@ class RequestContextMiddleware:
             return
         try:
             await self.app(scope, limited_receive, send_with_id)
-        except _BodyTooLargeError:
+        except BodyTooLargeError:
             await _too_large(scope, receive, send_with_id)
-
-
-class _BodyTooLargeError(Exception):
-    pass
 
 
 async def _too_large(scope: Scope, receive: Receive, send: Send) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -290,8 +291,11 @@ async def test_a_request_over_1_mib_is_413(client: httpx.AsyncClient) -> None:
     assert first_error_code(response.json())
 
 
-async def test_a_streamed_request_over_1_mib_is_413(client: httpx.AsyncClient) -> None:
+async def test_a_streamed_request_over_1_mib_is_413(
+    client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+) -> None:
     # given: no Content-Length, the body arrives in chunks
+    caplog.set_level(logging.INFO, logger="gql_api.access")
     payload = json.dumps({"query": TYPENAME, "variables": {"pad": "x" * TWO_MIB}}).encode()
 
     async def chunks() -> Any:
@@ -308,6 +312,9 @@ async def test_a_streamed_request_over_1_mib_is_413(client: httpx.AsyncClient) -
     assert "content-length" not in response.request.headers
     assert first_error_code(response.json())
     assert response.headers.get("x-request-id")
+    # logged and counted as the client's error, not a server error
+    access = [r for r in caplog.records if r.name == "gql_api.access"]
+    assert [(r.status, r.outcome) for r in access] == [(413, "client_error")]  # type: ignore[attr-defined]
 
 
 async def test_a_request_just_under_1_mb_is_served(client: httpx.AsyncClient) -> None:
