@@ -2,7 +2,8 @@
 
 - A secret this process has verified needs no argon2 and is never throttled (see auth.py).
 - A presented secret whose verification tag (api_keys.verify_tag) differs from the stored one
-  never runs argon2. It counts as a failure of its (key id, client address); once that pair has
+  never runs argon2. It counts as a failure of its (key id, client address: an IPv6 address
+  counts as its /64, see gql_api.client_address.throttling_key); once that pair has
   MAX_FAILURES failures in FAILURE_WINDOW, it is refused with RATE_LIMITED instead.
 - Before argon2 runs, the attempt is written first (claimed) under a per-key lock. It is refused
   when the key already has MAX_VERIFICATIONS argon2 runs started and not succeeded in the window,
@@ -27,6 +28,7 @@ from sqlmodel import col
 
 from db.engine import write_transaction
 from db.models import ApiSecretFailure, AuditEvent
+from gql_api.client_address import throttling_key
 from gql_api.errors import RateLimited
 from gql_api.ids import global_id
 from gql_api.logs import current_request_id
@@ -77,7 +79,7 @@ async def claim_verification(
         inserted = await conn.execute(
             insert(_FAILURES).values(
                 key_id=secret.key_id,
-                client_address=client_address,
+                client_address=throttling_key(client_address),
                 ran_argon2=True,
                 attempted_at=now,
             )
@@ -103,7 +105,7 @@ async def refuse_by_tag(
         await conn.execute(
             insert(_FAILURES).values(
                 key_id=secret.key_id,
-                client_address=client_address,
+                client_address=throttling_key(client_address),
                 ran_argon2=False,
                 attempted_at=now,
             )
@@ -133,7 +135,7 @@ async def _lock(conn: AsyncConnection, key_id: str) -> None:
 def _of(key_id: str, client_address: str) -> tuple[ColumnElement[bool], ...]:
     return (
         col(ApiSecretFailure.key_id) == key_id,
-        col(ApiSecretFailure.client_address) == client_address,
+        col(ApiSecretFailure.client_address) == throttling_key(client_address),
     )
 
 

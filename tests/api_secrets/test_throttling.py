@@ -115,6 +115,28 @@ async def test_the_genuine_secret_is_served_even_from_the_forgers_own_address(
     assert verifications(app)["ok"] == 1
 
 
+async def test_forgeries_from_many_addresses_of_one_ipv6_network_share_one_limit(
+    app: Starlette, api: Api
+) -> None:
+    # given: ten forgeries of a key id, each from its own address in one /64
+    owner = await api.sign_up()
+    issued = await issue(api, owner.token, owner.representative_store_id)
+    guesses = forgeries(issued.secret, 12)
+    for index, forged in enumerate(guesses[:10], start=1):
+        async with client_at(app, f"2001:db8:1:2::{index:x}") as forger:
+            assert_refused(await forger.gql(WHO_AM_I, authorization=portone(forged)), "INVALID")
+
+    # when: one more from yet another address of that /64, and one from the next /64
+    async with client_at(app, "2001:db8:1:2:abcd::1") as same_network:
+        again = await same_network.gql(WHO_AM_I, authorization=portone(guesses[10]))
+    async with client_at(app, "2001:db8:1:3::1") as next_network:
+        elsewhere = await next_network.gql(WHO_AM_I, authorization=portone(guesses[11]))
+
+    # then
+    assert_rate_limited(again)
+    assert_refused(elsewhere, "INVALID", issued.secret)
+
+
 async def test_a_secret_issued_before_tags_gets_one_on_its_first_successful_verify(
     app: Starlette, api: Api, database_url: str
 ) -> None:
