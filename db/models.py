@@ -173,12 +173,32 @@ class LoginFailure(SQLModel, table=True):
     __table_args__ = (
         Index("ix_login_failures_email_at", "email", "attempted_at"),
         Index("ix_login_failures_client_at", "client_address", "attempted_at"),
+        Index("ix_login_failures_email_not_before", "email", "not_before"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
     email: str = Field(max_length=254)
-    client_address: str = Field(default="unknown", max_length=64)
+    client_address: str = Field(default="unknown", max_length=64)  # its throttling key
     attempted_at: datetime = _created_at()
+    # Past the per-email ceiling: the turn this attempt was given, before which its password
+    # is not checked (the next attempt's turn comes an interval later).
+    not_before: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class LoginKnownAddress(SQLModel, table=True):
+    """An (email, client address) that has logged in: it never waits for its turn behind
+    someone else's guessing."""
+
+    __tablename__ = "login_known_addresses"
+    __table_args__ = (
+        Index("uq_login_known_addresses_email_client", "email", "client_key", unique=True),
+        Index("ix_login_known_addresses_last_success_at", "last_success_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    email: str = Field(max_length=254)
+    client_key: str = Field(max_length=64)  # gql_api.client_address.throttling_key
+    last_success_at: datetime = _created_at()
 
 
 class Channel(SQLModel, table=True):

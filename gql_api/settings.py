@@ -61,14 +61,22 @@ class Settings(BaseSettings):
         default=20,
         ge=1,
         description="failed log-ins for one email (all addresses) within the window after which "
-        "its attempts are delayed, never refused",
+        "its password checks are spaced out (see LOGIN_EMAIL_MAX_DELAY_SECONDS)",
     )
     login_email_max_delay_seconds: float = Field(
         default=3.0,
         ge=0,
         le=30,
-        description="the longest delay of an attempt past LOGIN_EMAIL_SLOWDOWN_AFTER (the delay "
-        "starts at 0.25 s and doubles with each further failure)",
+        description="the longest interval between password checks for one email past "
+        "LOGIN_EMAIL_SLOWDOWN_AFTER (it starts at 0.25 s and doubles with each further failure)",
+    )
+    login_email_max_queue_seconds: float = Field(
+        default=30.0,
+        ge=0,
+        le=300,
+        description="how far ahead an attempt past LOGIN_EMAIL_SLOWDOWN_AFTER may be given its "
+        "turn; further out it gets RATE_LIMITED (an address that has logged in to the email "
+        "within 30 days takes no turn)",
     )
     login_failure_window_minutes: int = Field(default=15, ge=1)
 

@@ -92,8 +92,11 @@ class Mutation:
         description="Log in. Failures are counted within a window (default 15 minutes): "
         "after 5 for one email from one client address, that address gets RATE_LIMITED for "
         "that email; after 50 from one address for any emails, that address gets RATE_LIMITED; "
-        "guesses from elsewhere never refuse the owner. Past 20 for one email from all "
-        "addresses, its attempts are delayed (at most a few seconds), not refused."
+        "an IPv6 address counts as its /64. Past 20 for one email from all addresses, its "
+        "password checks take turns (at most a few seconds apart), and an attempt whose turn "
+        "is over 30 seconds ahead gets RATE_LIMITED; an address that has logged in to the "
+        "email within 30 days takes no turn, so guesses from elsewhere never delay or refuse "
+        "the owner there."
     )
     async def session_create(self, info: Info, input: SessionCreateInput) -> SessionCreatePayload:
         app = info.context.app

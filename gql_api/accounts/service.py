@@ -110,10 +110,12 @@ async def log_in(
     client_address: str,
 ) -> OpenedSession:
     """Check the password (timing-safe for unknown emails), throttled (accounts.throttling):
-    refused per (email, client address) and per address, only delayed per email.
+    refused per (email, client address) and per address; per email, past its ceiling, checks
+    take turns (refused when the turn is too far ahead), except from an address that has
+    logged in to it before.
 
     Each attempt is first recorded as a failure in its own short transaction, so concurrent
-    guesses count too; a delay is waited out, and argon2 runs, with no connection held.
+    guesses count too; its turn is waited for, and argon2 runs, with no connection held.
     """
     email = email.strip().lower()[: validation.EMAIL_MAX_LENGTH]
 
@@ -176,7 +178,7 @@ async def _check_password(
     new_hash = await hashing.hash(password) if hashing.needs_rehash(user.password_hash) else None
 
     await begin_write(db)
-    await throttling.forget_failures(db, email=email, client_address=client_address)
+    await throttling.succeeded(db, email=email, client_address=client_address)
     user = await user_by_email(db, email)
     if user is None:  # removed meanwhile
         raise invalid_credentials()

@@ -1,11 +1,22 @@
 """Throttling of log-in attempts, so that guessing can never lock an account's owner out.
 
-Refusals are keyed by the client address (gql_api.client_address): one email from one address
-(LOGIN_MAX_FAILURES), and one address over any emails (LOGIN_MAX_FAILURES_PER_ADDRESS). Across
-all addresses an email's failures only slow its attempts down, by a bounded delay past
-LOGIN_EMAIL_SLOWDOWN_AFTER; they never refuse them. Every attempt is recorded as a failure
-before the password is checked (concurrent guesses count too), and a success deletes the
-failures of its (email, address).
+Refusals are keyed by the client address's throttling key (gql_api.client_address: an IPv6
+address counts as its /64): one email from one address (LOGIN_MAX_FAILURES), and one address
+over any emails (LOGIN_MAX_FAILURES_PER_ADDRESS). Every attempt is recorded as a failure before
+the password is checked (concurrent guesses count too), and a success deletes the failures of
+its (email, address).
+
+Past LOGIN_EMAIL_SLOWDOWN_AFTER failures for one email (all addresses), its password checks
+take turns: each attempt, under the email's lock, is given the turn
+`max(now, the email's latest turn) + interval` (0.25 s doubling with each further failure, at
+most LOGIN_EMAIL_MAX_DELAY_SECONDS) and waits for it, so however many arrive at once, checks
+for the email run at most one per interval, in every process sharing the database. A turn
+further than LOGIN_EMAIL_MAX_QUEUE_SECONDS ahead is refused (RATE_LIMITED) instead.
+
+An (email, address) that has logged in within KNOWN_FOR takes no turn: the owner, from an
+address they have used, is neither delayed nor refused by someone else's guessing. From a new
+address (a new device, a new network) during a sustained attack, the owner waits for a turn
+like any guess, and may be refused while the queue is full.
 """
 
 from __future__ import annotations
@@ -19,17 +30,20 @@ from datetime import datetime, timedelta
 from typing import NoReturn
 
 from sqlalchemy import ColumnElement, delete, func, text
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from db.engine import begin_write
-from db.models import LoginFailure
+from db.models import LoginFailure, LoginKnownAddress
 from db.types import utcnow
+from gql_api.client_address import throttling_key
 from gql_api.errors import RateLimited
 from gql_api.settings import Settings
 
 PRUNE_BATCH = 100
 FIRST_DELAY_SECONDS = 0.25
+KNOWN_FOR = timedelta(days=30)  # since an (email, address)'s last success
 # PostgreSQL advisory-lock classes, always taken in this order, so two claims cannot deadlock.
 # The (email, address) pair needs no lock of its own: its address's lock covers it.
 _ADDRESS_LOCK = 1
@@ -44,17 +58,19 @@ class Claim:
     """An attempt that may go ahead, recorded as a failure until it succeeds."""
 
     email_failures: int  # for the email within the window, from all addresses, this one included
-    delay_seconds: float  # to wait, with no connection held, before checking the password
+    delay_seconds: float  # until its turn: to wait, with no connection held, before the check
 
 
 async def claim_attempt(
     db: AsyncSession, *, settings: Settings, email: str, client_address: str
 ) -> Claim:
-    """Record this attempt as a failure up front, or refuse it (RateLimited) when its address,
-    or its email from this address, has too many failures within the window."""
+    """Record this attempt as a failure up front, with its turn when the email is past its
+    ceiling; or refuse it (RateLimited) when its address, or its email from this address, has
+    too many failures within the window, or when its turn would be too far ahead."""
     now = utcnow()
     window = timedelta(minutes=settings.login_failure_window_minutes)
     since = now - window
+    key = throttling_key(client_address)
     await begin_write(db)
     if db.bind is not None and db.bind.dialect.name == "postgresql":
         # One attempt per address and per email at a time decides; SQLite writes one at a time.
@@ -66,14 +82,14 @@ async def claim_attempt(
             ),
             {
                 "address_lock": _ADDRESS_LOCK,
-                "address": client_address,
+                "address": key,
                 "email_lock": _EMAIL_LOCK,
                 "email": email,
             },
         )
     await _prune(db, before=since)
 
-    from_address = col(LoginFailure.client_address) == client_address
+    from_address = col(LoginFailure.client_address) == key
     for_email = col(LoginFailure.email) == email
     address_failures = await _count(db, since, from_address)
     if address_failures >= settings.login_max_failures_per_address:
@@ -102,28 +118,93 @@ async def claim_attempt(
             "try again later.",
         )
     email_failures = await _count(db, since, for_email) + 1
-    db.add(LoginFailure(email=email, client_address=client_address, attempted_at=now))
+    turn = None
+    if email_failures > settings.login_email_slowdown_after and not await _known(
+        db, email=email, client_key=key, now=now
+    ):
+        turn = await _take_turn(
+            db,
+            settings=settings,
+            email=email,
+            interval=turn_interval(settings, email_failures),
+            now=now,
+        )
+    db.add(LoginFailure(email=email, client_address=key, attempted_at=now, not_before=turn))
     await db.commit()
-    return Claim(email_failures=email_failures, delay_seconds=delay(settings, email_failures))
+    delay_seconds = (turn - now).total_seconds() if turn is not None else 0.0
+    return Claim(email_failures=email_failures, delay_seconds=delay_seconds)
 
 
-def delay(settings: Settings, email_failures: int) -> float:
-    """0 up to the per-email ceiling, then 0.25 s doubling per failure, at most the setting."""
+def turn_interval(settings: Settings, email_failures: int) -> timedelta:
+    """Between turns: none up to the per-email ceiling, then 0.25 s doubling per failure, at
+    most LOGIN_EMAIL_MAX_DELAY_SECONDS."""
     excess = email_failures - settings.login_email_slowdown_after
     if excess <= 0:
-        return 0.0
-    return min(
-        settings.login_email_max_delay_seconds, FIRST_DELAY_SECONDS * 2.0 ** min(excess - 1, 20)
+        return timedelta(0)
+    seconds = FIRST_DELAY_SECONDS * 2.0 ** min(excess - 1, 20)
+    return timedelta(seconds=min(settings.login_email_max_delay_seconds, seconds))
+
+
+async def _take_turn(
+    db: AsyncSession, *, settings: Settings, email: str, interval: timedelta, now: datetime
+) -> datetime:
+    """The next turn of the email, an interval after its latest (the caller holds its lock);
+    RateLimited when that is further ahead than LOGIN_EMAIL_MAX_QUEUE_SECONDS."""
+    latest = (
+        await db.exec(
+            select(func.max(col(LoginFailure.not_before))).where(
+                col(LoginFailure.email) == email, col(LoginFailure.not_before) > now
+            )
+        )
+    ).one()
+    turn = max(now, latest or now) + interval
+    too_far = (turn - now).total_seconds() - settings.login_email_max_queue_seconds
+    if too_far > 0:
+        await db.commit()
+        raise RateLimited(
+            "Too many log-in attempts for this email; try again later.",
+            retryAfterSeconds=max(1, math.ceil(too_far)),
+        )
+    return turn
+
+
+async def _known(db: AsyncSession, *, email: str, client_key: str, now: datetime) -> bool:
+    statement = select(LoginKnownAddress.id).where(
+        col(LoginKnownAddress.email) == email,
+        col(LoginKnownAddress.client_key) == client_key,
+        col(LoginKnownAddress.last_success_at) >= now - KNOWN_FOR,
     )
+    return (await db.exec(statement)).first() is not None
 
 
-async def forget_failures(db: AsyncSession, *, email: str, client_address: str) -> None:
-    """After a success: the failures of this (email, address), not those from elsewhere."""
+async def succeeded(db: AsyncSession, *, email: str, client_address: str) -> None:
+    """After a success, in its transaction: forget the failures of this (email, address), not
+    those from elsewhere, and remember the pair as known (it will take no turns)."""
+    now = utcnow()
+    key = throttling_key(client_address)
     await db.exec(
         delete(LoginFailure).where(
-            col(LoginFailure.email) == email, col(LoginFailure.client_address) == client_address
+            col(LoginFailure.email) == email, col(LoginFailure.client_address) == key
         )
     )
+    dialect = db.bind.dialect.name if db.bind is not None else "sqlite"
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    upsert = insert(LoginKnownAddress).values(email=email, client_key=key, last_success_at=now)
+    await db.exec(
+        upsert.on_conflict_do_update(
+            index_elements=["email", "client_key"],
+            set_={"last_success_at": upsert.excluded.last_success_at},
+        )
+    )
+    # A small batch per success, oldest first, skipping rows another success is pruning.
+    stale = (
+        select(LoginKnownAddress.id)
+        .where(col(LoginKnownAddress.last_success_at) < now - KNOWN_FOR)
+        .order_by(col(LoginKnownAddress.last_success_at))
+        .limit(PRUNE_BATCH)
+        .with_for_update(skip_locked=True)
+    )
+    await db.exec(delete(LoginKnownAddress).where(col(LoginKnownAddress.id).in_(stale)))
 
 
 def email_for_logs(email: str) -> dict[str, str]:

@@ -1,5 +1,6 @@
-"""sessionCreate throttling: guessing never locks the owner out; failures are logged, audited
-and pruned."""
+"""sessionCreate throttling: guessing never locks the owner out; past the per-email ceiling
+password checks take turns (refused when the queue is full) except from an address known to the
+email; IPv6 addresses count per /64; failures are logged, audited and pruned."""
 
 from __future__ import annotations
 
@@ -19,8 +20,9 @@ from starlette.applications import Starlette
 
 from db import sqlite_reads
 from db.engine import create_engine
-from db.models import AuditEvent, LoginFailure
+from db.models import AuditEvent, LoginFailure, LoginKnownAddress
 from gql_api.app import create_app
+from gql_api.client_address import throttling_key
 from gql_api.logs import JsonFormatter
 from tests.conftest import make_settings
 from tests.support import PASSWORD, Api, GraphQLResponse
@@ -51,6 +53,13 @@ ATTACKER_ADDRESS = "127.0.0.2"
 OTHER_ADDRESS = "127.0.0.3"
 WRONG_PASSWORD = "wrong password 123"
 DELAYED = "login_attempts_delayed_total"
+# Turns come 0.25 s, then 0.5 s, then 1 s apart; with a queue of 0.9 s the first two are
+# given and every later one is refused, however fast or slow the claims run.
+TAKING_TURNS = {
+    "login_email_slowdown_after": 3,
+    "login_email_max_delay_seconds": 1.0,
+    "login_email_max_queue_seconds": 0.9,
+}
 
 
 # --- helpers --------------------------------------------------------------------------------
@@ -126,6 +135,36 @@ async def failed_login_events(api: Api, token: str) -> list[dict[str, Any]]:
 
 def as_json(record: logging.LogRecord) -> str:
     return JsonFormatter().format(record)
+
+
+def guessers(count: int) -> list[str]:
+    """Addresses in distinct IPv6 /64 networks: no per-address limit holds them back."""
+    return [f"2001:db8:{n:x}::1" for n in range(1, count + 1)]
+
+
+async def guess_from(app: Starlette, address: str, email: str) -> GraphQLResponse:
+    async with client_at(app, address) as guesser:
+        return await log_in(guesser, email, WRONG_PASSWORD)
+
+
+def checked(results: list[GraphQLResponse]) -> list[GraphQLResponse]:
+    """The answers of attempts whose password was checked (and was wrong)."""
+    return [
+        r
+        for r in results
+        if not r.error_codes
+        and [e["code"] for e in r.data["sessionCreate"]["userErrors"]] == ["INVALID_CREDENTIALS"]
+    ]
+
+
+async def turns_of(database_url: str, email: str) -> list[datetime]:
+    async with connect(database_url) as conn:
+        rows = await conn.execute(
+            select(col(LoginFailure.not_before))
+            .where(col(LoginFailure.email) == email, col(LoginFailure.not_before).is_not(None))
+            .order_by(col(LoginFailure.not_before))
+        )
+        return list(rows.scalars())
 
 
 # --- refusals are per address ---------------------------------------------------------------
@@ -220,10 +259,10 @@ async def test_a_success_forgets_only_the_failures_of_its_own_address(
     assert_rate_limited(from_attacker)
 
 
-# --- the per-email ceiling slows down, never refuses -----------------------------------------
+# --- past the per-email ceiling, password checks take turns ---------------------------------
 
 
-async def test_past_the_per_email_ceiling_attempts_are_delayed_not_refused(
+async def test_past_the_per_email_ceiling_an_attempt_waits_for_its_turn(
     database_url: str,
 ) -> None:
     overrides = {
@@ -251,6 +290,136 @@ async def test_past_the_per_email_ceiling_attempts_are_delayed_not_refused(
         # then: delayed, and let in
         assert_logged_in(result, owner.email)
         assert delayed_attempts(app) == 2
+
+
+async def test_concurrent_guesses_from_many_addresses_get_a_bounded_number_of_checks(
+    database_url: str,
+) -> None:
+    async with (
+        service(database_url, **TAKING_TURNS) as app,
+        client_at(app, OWNER_ADDRESS) as api,
+    ):
+        # given: the email at its ceiling, from three addresses
+        owner = await api.sign_up()
+        for address in ("10.0.0.1", "10.0.0.2", "10.0.0.3"):
+            assert checked([await guess_from(app, address, owner.email)])
+
+        # when: twenty guesses arrive at once, each from its own /64
+        results = await asyncio.gather(
+            *(guess_from(app, address, owner.email) for address in guessers(20))
+        )
+
+    # then: two were given turns and checked; the queue was full for the other eighteen
+    assert len(checked(results)) == 2
+    refused = [r for r in results if r.error_codes == ["RATE_LIMITED"]]
+    assert len(refused) == 18
+    for result in refused:
+        assert_rate_limited(result)
+    assert delayed_attempts(app) == 2
+    # and: the turns were spaced by the interval, whatever the clock did
+    first, second = await turns_of(database_url, owner.email)
+    assert second - first >= timedelta(seconds=0.5)
+
+
+async def test_the_owner_from_a_known_address_takes_no_turn_during_an_attack(
+    database_url: str,
+) -> None:
+    async with (
+        service(database_url, **TAKING_TURNS) as app,
+        client_at(app, OWNER_ADDRESS) as api,
+        client_at(app, OTHER_ADDRESS) as new_device,
+    ):
+        # given: the owner has logged in from their address once
+        owner = await api.sign_up()
+        assert_logged_in(await log_in(api, owner.email, PASSWORD), owner.email)
+        for address in ("10.0.0.1", "10.0.0.2", "10.0.0.3"):
+            assert checked([await guess_from(app, address, owner.email)])
+        # and: an attack fills the email's queue
+        attack = asyncio.gather(
+            *(guess_from(app, address, owner.email) for address in guessers(10))
+        )
+        for _ in range(1000):
+            if delayed_attempts(app) == 2:
+                break
+            await asyncio.sleep(0.01)
+        delayed_before = delayed_attempts(app)
+
+        # when
+        from_home = await log_in(api, owner.email, PASSWORD)
+        from_new_device = await log_in(new_device, owner.email, PASSWORD)
+        results = await attack
+
+    # then: from home, at once; from a new address, queued like any guess (here: refused)
+    assert delayed_before == 2
+    assert_logged_in(from_home, owner.email)
+    assert_rate_limited(from_new_device)
+    assert delayed_attempts(app) == 2
+    assert len(checked(results)) == 2
+
+
+async def test_known_addresses_unused_for_30_days_are_pruned(api: Api, database_url: str) -> None:
+    # given: two known addresses, one of them last used 31 days ago
+    long_ago = datetime.now(UTC) - timedelta(days=31)
+    lately = datetime.now(UTC) - timedelta(days=29)
+    async with connect(database_url) as conn:
+        await conn.execute(
+            insert(LoginKnownAddress),
+            [
+                {
+                    "email": "old@example.com",
+                    "client_key": OTHER_ADDRESS,
+                    "last_success_at": long_ago,
+                },
+                {
+                    "email": "new@example.com",
+                    "client_key": OTHER_ADDRESS,
+                    "last_success_at": lately,
+                },
+            ],
+        )
+
+    # when: anyone logs in
+    owner = await api.sign_up()
+    assert_logged_in(await log_in(api, owner.email, PASSWORD), owner.email)
+
+    # then: the stale row is pruned, and the success remembered
+    async with connect(database_url) as conn:
+        left = (await conn.execute(select(col(LoginKnownAddress.email)))).scalars().all()
+    assert sorted(left) == ["new@example.com", owner.email]
+
+
+# --- IPv6 addresses count per /64 -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("address", "key"),
+    [
+        ("2001:db8:1:2::1", "2001:db8:1:2::/64"),
+        ("2001:db8:1:2:ffff:ffff:ffff:ffff", "2001:db8:1:2::/64"),
+        ("::ffff:192.0.2.7", "192.0.2.7"),
+        ("192.0.2.7", "192.0.2.7"),
+        ("unknown", "unknown"),
+    ],
+)
+def test_the_throttling_key_of_an_address(address: str, key: str) -> None:
+    assert throttling_key(address) == key
+
+
+async def test_addresses_in_one_ipv6_network_share_one_per_address_limit(
+    database_url: str,
+) -> None:
+    async with service(database_url, login_max_failures_per_address=4) as app:
+        # given: four guesses from four addresses of one /64
+        for n in range(1, 5):
+            assert checked([await guess_from(app, f"2001:db8:1:2::{n}", f"victim{n}@example.com")])
+
+        # when
+        same_network = await guess_from(app, "2001:db8:1:2:abcd::9", "victim9@example.com")
+        next_network = await guess_from(app, "2001:db8:1:3::1", "victim9@example.com")
+
+    # then
+    assert_rate_limited(same_network)
+    assert checked([next_network])
 
 
 # --- logs and audit -------------------------------------------------------------------------
