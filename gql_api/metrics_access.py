@@ -79,7 +79,7 @@ def metrics_listener(settings: Settings, metrics: Metrics) -> Iterator[None]:
         yield
         return
     app = _guarded(make_wsgi_app(metrics.registry), _token(settings))
-    host = settings.metrics_host or settings.host
+    host = settings.metrics_host
     family = socket.getaddrinfo(
         host, settings.metrics_port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
     )[0][0]

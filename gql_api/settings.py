@@ -112,7 +112,8 @@ class Settings(BaseSettings):
         description="serve the metrics on their own listener, METRICS_HOST:METRICS_PORT; the "
         "API's port then answers 404 on /metrics",
     )
-    metrics_host: str | None = Field(default=None, description="default: HOST")
+    # Loopback unless said otherwise: a metrics port without a token must not face the world.
+    metrics_host: str = Field(default="127.0.0.1", description="where METRICS_PORT listens")
     metrics_token: SecretStr | None = Field(
         default=None,
         min_length=32,

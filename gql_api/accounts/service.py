@@ -25,7 +25,6 @@ from gql_api.settings import Settings
 from gql_api.stores.service import REPRESENTATIVE_STORE_NAME, new_store_id
 
 logger = logging.getLogger("gql_api.accounts")
-FAILED_LOGIN_AUDIT_EVERY = 5  # failures for one account within the window
 
 
 @dataclass(frozen=True)
@@ -206,7 +205,8 @@ async def _failed(
     email: str,
     client_address: str,
 ) -> None:
-    """A log line for every failure; for an account, an audit event every few failures."""
+    """A log line for every failure; for an account, an audit event at 5, 10, 20, 40 … failures
+    (audit.failures_worth_an_event: a flood cannot bury the merchant's audit log)."""
     logger.warning(
         "failed log-in",
         extra={
@@ -215,7 +215,7 @@ async def _failed(
             **throttling.email_for_logs(email),
         },
     )
-    if user is None or claim.email_failures % FAILED_LOGIN_AUDIT_EVERY:
+    if user is None or not audit.failures_worth_an_event(claim.email_failures):
         return
     assert user.id is not None
     # Committed here: the mutation rolls back on the error that follows.

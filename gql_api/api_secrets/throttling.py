@@ -28,6 +28,7 @@ from sqlmodel import col
 
 from db.engine import write_transaction
 from db.models import ApiSecretFailure, AuditEvent
+from gql_api.audit import service as audit
 from gql_api.client_address import throttling_key
 from gql_api.errors import RateLimited
 from gql_api.ids import global_id
@@ -38,7 +39,7 @@ logger = logging.getLogger("gql_api.api_secrets")
 FAILURE_WINDOW = timedelta(minutes=15)
 MAX_FAILURES = 10  # per (key id, client address) and window, then RATE_LIMITED
 MAX_VERIFICATIONS = 10  # argon2 runs started and not succeeded, per key id and window
-FAILURE_BURST = 5  # this many failures of a key in the window write one audit event
+PRUNE_BATCH = 100
 PRUNE_AFTER = FAILURE_WINDOW * 4
 
 _FAILURES = ApiSecretFailure.__table__  # type: ignore[attr-defined]
@@ -159,8 +160,15 @@ async def _refuse_if_over(
 
 
 async def _after_failure(conn: AsyncConnection, secret: Secret, now: datetime) -> None:
-    """Prune old rows (of every key), and every FAILURE_BURST failures of the key, audit."""
-    await conn.execute(delete(_FAILURES).where(_FAILURES.c.attempted_at < now - PRUNE_AFTER))
+    """Prune old rows (of every key), and audit the key's failures at 5, 10, 20, 40 …"""
+    # Ids grow with time: the oldest rows are among the lowest ids, a few index entries away,
+    # where a search by age alone would scan the whole table on every failure.
+    oldest = select(_FAILURES.c.id).order_by(_FAILURES.c.id).limit(PRUNE_BATCH)
+    await conn.execute(
+        delete(_FAILURES).where(
+            _FAILURES.c.id.in_(oldest), _FAILURES.c.attempted_at < now - PRUNE_AFTER
+        )
+    )
     count = (
         await conn.execute(
             select(func.count()).where(
@@ -169,7 +177,7 @@ async def _after_failure(conn: AsyncConnection, secret: Secret, now: datetime) -
             )
         )
     ).scalar_one()
-    if count % FAILURE_BURST == 0:
+    if audit.failures_worth_an_event(count):
         assert secret.id is not None
         await conn.execute(
             insert(AuditEvent.__table__).values(  # type: ignore[attr-defined]

@@ -11,6 +11,19 @@ from gql_api.logs import current_request_id
 from gql_api.permissions import Operation, Principal, require
 
 SUMMARY_MAX_LENGTH = 2000
+FAILURES_FIRST_AUDITED = 5  # failed log-ins or API-secret uses of one account or key
+
+
+def failures_worth_an_event(count: int) -> bool:
+    """Whether the count-th failure within a window writes an audit event: at 5, 10, 20, 40 …
+
+    Doubling keeps the log readable under a flood (a million guesses write 18 events, each
+    saying how many there were by then) where "every 5th" would bury the merchant's audit log.
+    """
+    if count < FAILURES_FIRST_AUDITED or count % FAILURES_FIRST_AUDITED:
+        return False
+    multiple = count // FAILURES_FIRST_AUDITED
+    return multiple & (multiple - 1) == 0
 
 
 async def record(

@@ -5,8 +5,10 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from starlette.applications import Starlette
 
 from db.types import utcnow
+from gql_api.audit.service import failures_worth_an_event
 from tests.api_secrets.helpers import (
     DELETE,
     ISSUE,
@@ -28,6 +30,7 @@ from tests.api_secrets.helpers import (
     second_instance,
     set_secret_columns,
 )
+from tests.api_secrets.test_throttling import client_at
 from tests.support import INVITE, Api, GraphQLResponse, create_store, invite_and_join
 
 LOOK_AROUND = """
@@ -375,6 +378,33 @@ async def test_every_five_failures_write_an_audit_event_for_the_owner(api: Api) 
         assert issued.secret not in repr(event)
         assert issued.random_part not in repr(event)
         assert random_part(wrong) not in repr(event)
+
+
+async def test_a_flood_of_failures_writes_a_few_audit_events_not_one_per_five(
+    api: Api, app: Starlette
+) -> None:
+    """Rotating addresses get past the per-address limit: 80 failures must not bury the
+    merchant's audit log under 16 events. They write 5 (at 5, 10, 20, 40 and 80)."""
+    # given
+    owner = await api.sign_up()
+    issued = await issue(api, owner.token, owner.representative_store_id, name="Webshop")
+    wrong = near_miss(issued.secret)
+
+    # when: 8 addresses, 10 failures each
+    for n in range(8):
+        async with client_at(app, f"127.0.1.{n}") as guesser:
+            for _ in range(10):
+                assert_refused(await guesser.gql(WHO_AM_I, authorization=portone(wrong)), None)
+
+    # then
+    events = await failed_use_events(api, owner.token)
+    assert len(events) == 5
+    assert any("80 failed attempts" in event["summary"] for event in events)
+
+
+def test_failure_audit_events_are_written_at_doubling_counts() -> None:
+    worth = [count for count in range(1, 1000) if failures_worth_an_event(count)]
+    assert worth == [5, 10, 20, 40, 80, 160, 320, 640]
 
 
 async def test_failed_logins_count_towards_the_limit(api: Api) -> None:
