@@ -1,4 +1,8 @@
-"""Per-request context: the caller, one database session, and per-request DataLoaders."""
+"""Per-request context: the caller, one database session, and per-request DataLoaders.
+
+The loaders belong to their areas (gql_api/<area>/loaders.py, on gql_api.dataloaders.AreaLoader);
+the context only holds them by key, so it imports no area.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import Any, TypeAlias
 
 import strawberry
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
@@ -23,9 +27,6 @@ from gql_api.pg_catalog.catalog import Catalog
 from gql_api.security.encryption import Encryptor
 from gql_api.security.passwords import PasswordHashing
 from gql_api.settings import Settings
-
-if TYPE_CHECKING:
-    from gql_api.loaders import Loaders
 
 
 @dataclass
@@ -53,8 +54,10 @@ class Context:
     client_address: str
     # The caller's merchant as authentication read it (None: anonymous, or not read).
     caller_merchant: CallerMerchant | None = None
+    # gql_api.dataloaders.AreaLoader instances by context_key, created on first use.
+    dataloaders: dict[str, object] = field(default_factory=dict)
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    _loaders: Loaders | None = None
+    _holder: asyncio.Task[Any] | None = None
     _session: AsyncSession | None = None
 
     @asynccontextmanager
@@ -62,12 +65,24 @@ class Context:
         """The request's session, one user at a time (sibling fields resolve concurrently).
 
         Created on first use (a query answered without the database never opens one).
-        Never await a DataLoader inside this block: its batch function takes the same lock.
+        Inside this block the task holds the lock that DataLoader batches take, so loading
+        there would wait forever: AreaLoader.load refuses with a RuntimeError, as does a
+        nested db() in the same task.
         """
+        if self.holds_db():
+            raise RuntimeError("context.db() inside context.db() in the same task")
         async with self._lock:
-            if self._session is None:
-                self._session = self.app.session_factory()
-            yield self._session
+            self._holder = asyncio.current_task()
+            try:
+                if self._session is None:
+                    self._session = self.app.session_factory()
+                yield self._session
+            finally:
+                self._holder = None
+
+    def holds_db(self) -> bool:
+        """True inside this task's `async with self.db()` block."""
+        return self._holder is not None and self._holder is asyncio.current_task()
 
     async def close(self) -> None:
         if self._session is not None:
@@ -80,14 +95,6 @@ class Context:
                 "Authentication required: send Authorization: Bearer <token> or PortOne <secret>."
             )
         return self.principal
-
-    @property
-    def loaders(self) -> Loaders:
-        if self._loaders is None:
-            from gql_api.loaders import Loaders
-
-            self._loaders = Loaders(self)
-        return self._loaders
 
 
 Info: TypeAlias = strawberry.Info[Context, Any]

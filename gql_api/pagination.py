@@ -5,9 +5,10 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import TYPE_CHECKING, Annotated, Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeAlias, TypeVar
 
 import strawberry
 from sqlalchemy.orm import Mapped
@@ -17,15 +18,15 @@ from sqlmodel.sql.expression import SelectOfScalar
 from gql_api.errors import BadRequest
 from gql_api.ids import MAX_PRIMARY_KEY
 
-if TYPE_CHECKING:
-    from gql_api.context import Info
-
 MAX_PAGE_SIZE = 100
 DEFAULT_PAGE_SIZE = 50
 _CURSOR_PREFIX = "k1:"
 
 Row = TypeVar("Row")
 NodeT = TypeVar("NodeT")
+
+OpenSession: TypeAlias = Callable[[], AbstractAsyncContextManager[AsyncSession]]
+"""How a connection reads: the request's `context.db` (one session user at a time)."""
 
 
 @lru_cache(maxsize=4096)
@@ -167,7 +168,7 @@ Before = Annotated[str | None, strawberry.argument(description="Items before thi
 
 
 async def connection(
-    info: Info,
+    db: OpenSession,
     statement: SelectOfScalar[Row],
     key: Mapped[Any],
     request: PageRequest,
@@ -175,9 +176,9 @@ async def connection(
     *,
     newest_first: bool = False,
 ) -> Connection[NodeT]:
-    """One page of an already-scoped statement as a Relay connection."""
-    async with info.context.db() as db:
-        page = await paginate(db, statement, key, request, _row_id, newest_first=newest_first)
+    """One page of an already-scoped statement as a Relay connection, read through `db`."""
+    async with db() as session:
+        page = await paginate(session, statement, key, request, _row_id, newest_first=newest_first)
     return to_connection(page, convert)
 
 

@@ -10,13 +10,10 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from db.engine import begin_write
 from gql_api.context import Info
-from gql_api.errors import DomainError, UserErrorCode
+from gql_api.enums import UserErrorCode
+from gql_api.errors import DomainError
 
 T = TypeVar("T")
-
-UserErrorCodeEnum = strawberry.enum(
-    UserErrorCode, name="UserErrorCode", description="Machine-readable reason for a user error."
-)
 
 
 @strawberry.type(description="A problem with the input of a mutation; nothing was changed.")
@@ -24,7 +21,7 @@ class UserError:
     field: list[str] | None = strawberry.field(
         description='Path to the input field at fault, e.g. ["input", "name"].'
     )
-    code: UserErrorCodeEnum  # type: ignore[valid-type]
+    code: UserErrorCode
     message: str = strawberry.field(description="A sentence to show to a person.")
 
 

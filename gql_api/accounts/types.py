@@ -9,13 +9,6 @@ import strawberry
 from db.models import AuthSession as AuthSessionRow
 from db.models import User as UserRow
 from gql_api.node import Node, to_global_id
-from gql_api.permissions import Role
-
-MemberRole = strawberry.enum(
-    Role,
-    name="MemberRole",
-    description="Console roles; STORE_* roles are bound to one sub-store and see nothing else.",
-)
 
 
 @strawberry.type(description="A console account.")

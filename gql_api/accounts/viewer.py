@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import strawberry
 
-from gql_api.accounts.types import MemberRole, User
+from gql_api.accounts.types import User
 from gql_api.api_secrets.service import secret_by_pk
 from gql_api.api_secrets.types import ApiSecret
 from gql_api.context import Info
+from gql_api.enums import MemberRole
+from gql_api.members.loaders import UserLoader
 from gql_api.permissions import Principal
 from gql_api.stores.merchant import Merchant, own_merchant
 
@@ -20,7 +22,7 @@ class Viewer:
     async def user(self, info: Info) -> User | None:
         if self.principal.user_id is None:
             return None
-        row = await info.context.loaders.user.load(self.principal.user_id)
+        row = await UserLoader.of(info.context).load(self.principal.user_id)
         return User.from_row(row) if row else None
 
     @strawberry.field(description="The caller's merchant (고객사).")
@@ -28,7 +30,7 @@ class Viewer:
         return own_merchant(info)
 
     @strawberry.field(description="The caller's role; null for an API-secret caller.")
-    def role(self) -> MemberRole | None:  # type: ignore[valid-type]
+    def role(self) -> MemberRole | None:
         return self.principal.role
 
     @strawberry.field(description="The API secret of a partner integration; null for users.")

@@ -10,6 +10,7 @@ from db.models import ApiSecret as ApiSecretRow
 from db.types import utcnow
 from gql_api.accounts.types import User
 from gql_api.context import Info
+from gql_api.members.loaders import UserLoader
 from gql_api.node import Node, to_global_id
 
 
@@ -47,5 +48,5 @@ class ApiSecret(Node):
     async def created_by(self, info: Info) -> User | None:
         if self.created_by_pk is None:
             return None
-        row = await info.context.loaders.user.load(self.created_by_pk)
+        row = await UserLoader.of(info.context).load(self.created_by_pk)
         return User.from_row(row) if row else None

@@ -7,11 +7,11 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from db.models import Channel as ChannelRow
 from gql_api.channels import rules, service
-from gql_api.channels.types import Channel, IntegrationMode, TaxType
+from gql_api.channels.types import Channel
 from gql_api.context import Info
+from gql_api.enums import ChannelPurpose, IntegrationMode, PgProvider, TaxType
 from gql_api.input_limits import limited_list
 from gql_api.pg_catalog import catalog
-from gql_api.pg_catalog.types import ChannelPurpose, PgProvider
 from gql_api.user_errors import UserError, mutate
 
 
@@ -24,20 +24,20 @@ class CredentialInput:
 @strawberry.input(description="Add a channel (채널 추가) to a store.")
 class ChannelCreateInput:
     store_id: str
-    mode: IntegrationMode  # type: ignore[valid-type]
-    pg_provider: PgProvider  # type: ignore[valid-type]
+    mode: IntegrationMode
+    pg_provider: PgProvider
     module_code: str = strawberry.field(description="A module code from pgProviders.")
     name: str = strawberry.field(description="1-100 characters, unique per store and mode.")
     pg_merchant_id: str = strawberry.field(
         description="Own MID, or one of the module's shared test MIDs (TEST mode only)."
     )
-    purpose: ChannelPurpose = catalog.ChannelPurpose.PAYMENT  # type: ignore[valid-type]
+    purpose: ChannelPurpose = catalog.ChannelPurpose.PAYMENT
     credentials: list[CredentialInput] = limited_list(
         max_items=rules.MAX_CREDENTIALS,
         description="The module's credential fields (see pgProviders).",
         default_factory=list,
     )
-    tax_type: TaxType = rules.TaxType.UNSET  # type: ignore[valid-type]
+    tax_type: TaxType = rules.TaxType.UNSET
 
 
 @strawberry.type
@@ -60,7 +60,7 @@ class ChannelUpdateInput:
         description="Credentials to change; the others stay.",
         default=None,
     )
-    tax_type: TaxType | None = None  # type: ignore[valid-type]
+    tax_type: TaxType | None = None
 
 
 @strawberry.type

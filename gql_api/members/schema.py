@@ -7,8 +7,9 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from db.models import User as UserRow
 from gql_api.accounts import sessions
-from gql_api.accounts.types import MemberRole, Session, User
+from gql_api.accounts.types import Session, User
 from gql_api.context import Info
+from gql_api.enums import MemberRole
 from gql_api.members import service
 from gql_api.members.types import Invitation, Member
 from gql_api.permissions import Role
@@ -18,7 +19,7 @@ from gql_api.user_errors import UserError, mutate
 @strawberry.input(description="Invite a person to the merchant with a role.")
 class MemberInviteInput:
     email: str
-    role: MemberRole  # type: ignore[valid-type]
+    role: MemberRole
     store_id: str | None = strawberry.field(
         default=None, description="The sub-store, for STORE_MANAGER and STORE_READ_ONLY only."
     )
@@ -50,7 +51,7 @@ class InvitationAcceptPayload:
 @strawberry.input(description="Change a member's role (never OWNER: use the transfer).")
 class MemberRoleUpdateInput:
     member_id: strawberry.ID
-    role: MemberRole  # type: ignore[valid-type]
+    role: MemberRole
     store_id: str | None = strawberry.field(
         default=None, description="The sub-store, for STORE_MANAGER and STORE_READ_ONLY only."
     )

@@ -8,24 +8,25 @@ import strawberry
 
 from db.models import Invitation as InvitationRow
 from db.models import User as UserRow
-from gql_api.accounts.types import MemberRole, User
+from gql_api.accounts.types import User
 from gql_api.context import Info
+from gql_api.enums import MemberRole
 from gql_api.node import Node, to_global_id
-from gql_api.permissions import Role
+from gql_api.stores.loaders import StoreLoader
 from gql_api.stores.types import Store
 
 
 async def _store(info: Info, store_pk: int | None) -> Store | None:
     if store_pk is None:
         return None
-    row = await info.context.loaders.store.load(store_pk)
+    row = await StoreLoader.of(info.context).load(store_pk)
     return Store.from_row(row) if row else None
 
 
 @strawberry.type(description="A person's membership of the merchant, with their role.")
 class Member(Node):
     user: User
-    role: MemberRole  # type: ignore[valid-type]
+    role: MemberRole
     created_at: datetime
     store_pk: strawberry.Private[int | None]
 
@@ -35,7 +36,7 @@ class Member(Node):
         return cls(
             id=to_global_id("Member", row.id),
             user=User.from_row(row),
-            role=Role(row.role),
+            role=MemberRole(row.role),
             created_at=row.created_at,
             store_pk=row.store_pk,
         )
@@ -48,7 +49,7 @@ class Member(Node):
 @strawberry.type(description="A pending invitation; the token was shown once, to the inviter.")
 class Invitation(Node):
     email: str
-    role: MemberRole  # type: ignore[valid-type]
+    role: MemberRole
     expires_at: datetime
     store_pk: strawberry.Private[int | None]
 
@@ -58,7 +59,7 @@ class Invitation(Node):
         return cls(
             id=to_global_id("Invitation", row.id),
             email=row.email,
-            role=Role(row.role),
+            role=MemberRole(row.role),
             expires_at=row.expires_at,
             store_pk=row.store_pk,
         )

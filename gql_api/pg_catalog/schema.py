@@ -7,8 +7,9 @@ from typing import Annotated
 import strawberry
 
 from gql_api.context import Info
+from gql_api.enums import ChannelPurpose, ModuleVersion
 from gql_api.pg_catalog import catalog
-from gql_api.pg_catalog.types import ChannelPurpose, ModuleVersion, PgProviderInfo
+from gql_api.pg_catalog.types import PgProviderInfo
 
 
 @strawberry.type
@@ -21,11 +22,11 @@ class Query:
         self,
         info: Info,
         module_version: Annotated[
-            ModuleVersion | None,  # type: ignore[valid-type]
+            ModuleVersion | None,
             strawberry.argument(description="Only modules of this PortOne module version."),
         ] = None,
         purpose: Annotated[
-            ChannelPurpose | None,  # type: ignore[valid-type]
+            ChannelPurpose | None,
             strawberry.argument(description="Only modules with this channel purpose."),
         ] = None,
     ) -> list[PgProviderInfo]:

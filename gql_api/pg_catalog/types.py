@@ -4,19 +4,8 @@ from __future__ import annotations
 
 import strawberry
 
+from gql_api.enums import ChannelPurpose, ModuleVersion, PgProvider
 from gql_api.pg_catalog import catalog
-
-ModuleVersion = strawberry.enum(
-    catalog.ModuleVersion, name="ModuleVersion", description="포트원 결제 모듈 버전."
-)
-ChannelPurpose = strawberry.enum(
-    catalog.ChannelPurpose,
-    name="ChannelPurpose",
-    description="채널 속성: PAYMENT (결제) or IDENTITY_VERIFICATION (본인인증).",
-)
-PgProvider = strawberry.enum(
-    catalog.PgProvider, name="PgProvider", description="PortOne's PG provider codes."
-)
 
 
 @strawberry.type(description="A credential the PG asks for when a channel is added.")
@@ -52,8 +41,8 @@ class SharedTestMerchantId:
 class PaymentModule:
     code: str = strawberry.field(description="Pass as `moduleCode` to channelCreate.")
     name: str = strawberry.field(description="Name as the console shows it.")
-    versions: list[ModuleVersion]  # type: ignore[valid-type]
-    purposes: list[ChannelPurpose]  # type: ignore[valid-type]
+    versions: list[ModuleVersion]
+    purposes: list[ChannelPurpose]
     merchant_id_label: str = strawberry.field(description="Label of the MID (pgMerchantId).")
     merchant_id_pattern: str | None = strawberry.field(
         description="Regular expression an own MID must match, where the format is known."
@@ -87,7 +76,7 @@ class PaymentModule:
 
 @strawberry.type(description="A PG (결제대행사) and its payment modules.")
 class PgProviderInfo:
-    provider: PgProvider  # type: ignore[valid-type]
+    provider: PgProvider
     display_name: str = strawberry.field(description='e.g. "NHN KCP", "KG이니시스".')
     modules: list[PaymentModule]
 

@@ -31,6 +31,7 @@ from gql_api.pagination import (
 )
 from gql_api.permissions import Access, Operation, access
 from gql_api.stores import service as stores_service
+from gql_api.stores.loaders import RepresentativeStoreLoader
 from gql_api.stores.types import Store
 
 
@@ -52,7 +53,7 @@ class Merchant(Node):
         principal = info.context.require_principal()
         if access(principal, Operation.READ) is not Access.ALL:
             raise Forbidden("Callers bound to a sub-store see only that sub-store.")
-        row = await info.context.loaders.representative_store.load(self.pk)
+        row = await RepresentativeStoreLoader.of(info.context).load(self.pk)
         if row is None:
             raise RuntimeError("merchant without a representative store")
         return Store.from_row(row)
@@ -71,7 +72,9 @@ class Merchant(Node):
         principal = info.context.require_principal()
         request = PageRequest(first=first, after=after, last=last, before=before)
         statement = stores_service.visible_stores(principal)
-        return await connection(info, statement, col(StoreRow.id), request, Store.from_row)
+        return await connection(
+            info.context.db, statement, col(StoreRow.id), request, Store.from_row
+        )
 
     @strawberry.field(
         description="Members, oldest first; STORE_* callers see only their sub-store's members."
@@ -87,7 +90,9 @@ class Merchant(Node):
         principal = info.context.require_principal()
         request = PageRequest(first=first, after=after, last=last, before=before)
         statement = members_service.visible_members(principal)
-        return await connection(info, statement, col(UserRow.id), request, Member.from_row)
+        return await connection(
+            info.context.db, statement, col(UserRow.id), request, Member.from_row
+        )
 
     @strawberry.field(description="The audit log, newest first (OWNER and ADMIN only).")
     async def audit_events(
@@ -108,7 +113,12 @@ class Merchant(Node):
         request = PageRequest(first=first, after=after, last=last, before=before)
         statement = audit_service.events_query(principal, store_id=store_id, action=action)
         return await connection(
-            info, statement, col(AuditEventRow.id), request, AuditEvent.from_row, newest_first=True
+            info.context.db,
+            statement,
+            col(AuditEventRow.id),
+            request,
+            AuditEvent.from_row,
+            newest_first=True,
         )
 
 

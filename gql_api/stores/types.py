@@ -1,4 +1,9 @@
-"""GraphQL types of the stores area, built from rows by explicit allow-lists."""
+"""GraphQL types of the stores area, built from rows by explicit allow-lists.
+
+`Channel` is declared here too: it and `Store` refer to each other (Store.channels,
+Channel.store), and two modules doing so would import each other. Its fields are the channels
+area's (gql_api.channels.fields); gql_api.channels.types re-exports it.
+"""
 
 from __future__ import annotations
 
@@ -11,9 +16,11 @@ from db.models import ApiSecret as ApiSecretRow
 from db.models import Store as StoreRow
 from gql_api.api_secrets import service as api_secrets_service
 from gql_api.api_secrets.types import ApiSecret
+from gql_api.channels.fields import ChannelFields, ChannelFilter
+from gql_api.channels.loaders import ChannelPagesLoader
 from gql_api.channels.pages import ChannelPageKey, ChannelQuery
-from gql_api.channels.types import Channel, ChannelFilter, IntegrationMode
 from gql_api.context import Info
+from gql_api.enums import IntegrationMode, ModuleVersion
 from gql_api.node import Node, to_global_id
 from gql_api.pagination import (
     After,
@@ -26,8 +33,9 @@ from gql_api.pagination import (
     empty_connection,
     to_connection,
 )
-from gql_api.pg_catalog.types import ModuleVersion
 from gql_api.stores import service
+from gql_api.stores.loaders import StoreLoader
+from gql_api.webhooks.loaders import WebhookSettingsLoader
 from gql_api.webhooks.service import Effective
 from gql_api.webhooks.types import AdditionalSettings, WebhookSetting
 
@@ -75,7 +83,9 @@ class Store(Node):
         if statement is None:
             request.validated()
             return empty_connection()
-        return await connection(info, statement, col(StoreRow.id), request, Store.from_row)
+        return await connection(
+            info.context.db, statement, col(StoreRow.id), request, Store.from_row
+        )
 
     @strawberry.field(description="The store's channels, oldest first, optionally filtered.")
     async def channels(
@@ -96,7 +106,7 @@ class Store(Node):
             search=filter.search if filter else None,
         )
         assert self.row.id is not None
-        page = await info.context.loaders.channel_pages.load(
+        page = await ChannelPagesLoader.of(info.context).load(
             ChannelPageKey(store_pk=self.row.id, query=query, request=request)
         )
         catalog = info.context.app.catalog
@@ -115,17 +125,21 @@ class Store(Node):
         assert self.row.id is not None
         statement = api_secrets_service.visible_secrets(principal, self.row.id)
         request = PageRequest(first=first, after=after, last=last, before=before)
-        return await connection(info, statement, col(ApiSecretRow.id), request, ApiSecret.from_row)
+        return await connection(
+            info.context.db, statement, col(ApiSecretRow.id), request, ApiSecret.from_row
+        )
 
     @strawberry.field(description="결제알림 setting for one module version and mode.")
     async def webhook_setting(
         self,
         info: Info,
-        module_version: ModuleVersion,  # type: ignore[valid-type]
-        mode: IntegrationMode,  # type: ignore[valid-type]
+        module_version: ModuleVersion,
+        mode: IntegrationMode,
     ) -> WebhookSetting:
         settings = await self._webhook_settings(info)
-        match = next(s for s in settings if s.module_version == module_version and s.mode == mode)
+        match = next(
+            s for s in settings if s.module_version == module_version.value and s.mode == mode
+        )
         return WebhookSetting.from_effective(match)
 
     @strawberry.field(description="All four webhook settings (V1/V2 × LIVE/TEST).")
@@ -134,11 +148,18 @@ class Store(Node):
         return [WebhookSetting.from_effective(s) for s in settings]
 
     async def _webhook_settings(self, info: Info) -> list[Effective]:
-        assert self.row.id is not None
-        loaders = info.context.loaders
-        loaders.store_rows[self.row.id] = self.row
-        return await loaders.webhook_settings.load(self.row.id)
+        return await WebhookSettingsLoader.of(info.context).load(self.row)
 
     @strawberry.field(description="추가 설정 관리.")
     def additional_settings(self) -> AdditionalSettings:
         return AdditionalSettings()
+
+
+@strawberry.type(description="채널: a PG channel of a store.")
+class Channel(ChannelFields):
+    @strawberry.field(description="The store the channel belongs to.")
+    async def store(self, info: Info) -> Store:
+        row = await StoreLoader.of(info.context).load(self.store_pk)
+        if row is None:
+            raise RuntimeError("channel of a store the caller cannot see")
+        return Store.from_row(row)

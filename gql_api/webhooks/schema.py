@@ -10,33 +10,26 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from db.models import WebhookDelivery as DeliveryRow
 from db.models import WebhookSecret as SecretRow
 from gql_api.channels import rules
-from gql_api.channels.types import IntegrationMode
 from gql_api.context import Info
-from gql_api.pg_catalog.types import ModuleVersion
+from gql_api.enums import IntegrationMode, ModuleVersion, WebhookContentType, WebhookPayloadVersion
 from gql_api.user_errors import UserError, mutate
 from gql_api.webhooks import calls, payloads, service
 from gql_api.webhooks.addresses import parse_networks
 from gql_api.webhooks.sender import DeliveryResult, Limits
-from gql_api.webhooks.types import (
-    WebhookContentType,
-    WebhookDelivery,
-    WebhookPayloadVersion,
-    WebhookSecret,
-    WebhookSetting,
-)
+from gql_api.webhooks.types import WebhookDelivery, WebhookSecret, WebhookSetting
 
 
 @strawberry.input(description="Save a webhook setting (URL, content type, payload version).")
 class WebhookSettingUpdateInput:
     store_id: str
-    module_version: ModuleVersion  # type: ignore[valid-type]
-    mode: IntegrationMode  # type: ignore[valid-type]
+    module_version: ModuleVersion
+    mode: IntegrationMode
     url: str | None = strawberry.field(
         default=None,
         description="http(s), public host, at most 2048 characters; https in LIVE. null clears.",
     )
-    content_type: WebhookContentType = payloads.WebhookContentType.JSON  # type: ignore[valid-type]
-    payload_version: WebhookPayloadVersion | None = strawberry.field(  # type: ignore[valid-type]
+    content_type: WebhookContentType = payloads.WebhookContentType.JSON
+    payload_version: WebhookPayloadVersion | None = strawberry.field(
         default=None, description="V2 only; default V2024_04_25 (JSON only)."
     )
     uses_representative_setting: bool | None = strawberry.field(
@@ -54,7 +47,7 @@ class WebhookSettingUpdatePayload:
 @strawberry.input(description="Issue a V2 signing secret for a store and mode.")
 class WebhookSecretIssueInput:
     store_id: str
-    mode: IntegrationMode  # type: ignore[valid-type]
+    mode: IntegrationMode
 
 
 @strawberry.type
@@ -80,8 +73,8 @@ class WebhookSecretExpirePayload:
 @strawberry.input(description="호출 테스트: send a test webhook to the saved setting.")
 class WebhookTestInput:
     store_id: str
-    module_version: ModuleVersion  # type: ignore[valid-type]
-    mode: IntegrationMode  # type: ignore[valid-type]
+    module_version: ModuleVersion
+    mode: IntegrationMode
 
 
 @strawberry.type

@@ -3,43 +3,25 @@
 from __future__ import annotations
 
 from datetime import datetime
-from enum import StrEnum
 
 import strawberry
 from sqlmodel import col
 
 from db.models import WebhookDelivery as DeliveryRow
 from db.models import WebhookSecret as SecretRow
-from gql_api.channels.types import IntegrationMode
 from gql_api.context import Info
+from gql_api.enums import (
+    IntegrationMode,
+    ModuleVersion,
+    WebhookContentType,
+    WebhookPayloadVersion,
+    WebhookTrigger,
+)
 from gql_api.node import Node, to_global_id
 from gql_api.pagination import After, Before, Connection, First, Last, PageRequest, connection
-from gql_api.pg_catalog.types import ModuleVersion
 from gql_api.webhooks import payloads, service
+from gql_api.webhooks.loaders import WebhookSecretsLoader
 from gql_api.webhooks.service import SecretRecord
-
-WebhookContentType = strawberry.enum(
-    payloads.WebhookContentType,
-    name="WebhookContentType",
-    description="JSON (application/json) or FORM_URLENCODED (application/x-www-form-urlencoded).",
-)
-WebhookPayloadVersion = strawberry.enum(
-    payloads.WebhookPayloadVersion,
-    name="WebhookPayloadVersion",
-    description="V2 payload versions; V2024_04_25 allows JSON only.",
-)
-
-
-class WebhookTriggerValue(StrEnum):
-    TEST = "TEST"
-    EVENT = "EVENT"
-
-
-WebhookTrigger = strawberry.enum(
-    WebhookTriggerValue,
-    name="WebhookTrigger",
-    description="Why a webhook was sent: TEST (호출 테스트) or EVENT.",
-)
 
 
 @strawberry.type
@@ -67,7 +49,7 @@ class WebhookSecret(Node):
 
 @strawberry.type(description="One webhook sent, as sent, with what came back.")
 class WebhookDelivery(Node):
-    trigger: WebhookTrigger  # type: ignore[valid-type]
+    trigger: WebhookTrigger
     url: str
     request_headers: list[HttpHeader] = strawberry.field(
         description="As sent, signature headers included."
@@ -85,7 +67,7 @@ class WebhookDelivery(Node):
         assert row.id is not None
         return cls(
             id=to_global_id("WebhookDelivery", row.id),
-            trigger=WebhookTriggerValue(row.trigger),
+            trigger=WebhookTrigger(row.trigger),
             url=row.url,
             request_headers=[HttpHeader(name=n, value=v) for n, v in row.request_headers],
             request_body=row.request_body,
@@ -100,14 +82,14 @@ class WebhookDelivery(Node):
 
 @strawberry.type(description="결제알림 setting of a store for one module version and mode.")
 class WebhookSetting:
-    module_version: ModuleVersion  # type: ignore[valid-type]
-    mode: IntegrationMode  # type: ignore[valid-type]
+    module_version: ModuleVersion
+    mode: IntegrationMode
     url: str | None = strawberry.field(
         description="null = not set, or hidden: a store-scoped caller does not see the "
         "representative store's URL that its store follows."
     )
-    content_type: WebhookContentType  # type: ignore[valid-type]
-    payload_version: WebhookPayloadVersion | None  # type: ignore[valid-type]
+    content_type: WebhookContentType
+    payload_version: WebhookPayloadVersion | None
     uses_representative_setting: bool = strawberry.field(
         description="Sub-stores follow the representative store until they opt out; the "
         "representative store's URL, secrets and deliveries then apply, which only "
@@ -119,7 +101,7 @@ class WebhookSetting:
     @classmethod
     def from_effective(cls, value: service.Effective) -> WebhookSetting:
         return cls(
-            module_version=value.module_version,
+            module_version=ModuleVersion(value.module_version),
             mode=value.mode,
             url=value.url,
             content_type=value.content_type,
@@ -141,7 +123,7 @@ class WebhookSetting:
             return []
         if self.effective.representative_hidden:
             return []
-        rows = await info.context.loaders.webhook_secrets.load(
+        rows = await WebhookSecretsLoader.of(info.context).load(
             (self.effective.source_store_pk, self.effective.mode.value)
         )
         return [WebhookSecret.from_row(r) for r in rows]
@@ -163,7 +145,7 @@ class WebhookSetting:
         statement = service.deliveries_query(principal, self.effective)
         request = PageRequest(first=first, after=after, last=last, before=before)
         return await connection(
-            info,
+            info.context.db,
             statement,
             col(DeliveryRow.id),
             request,

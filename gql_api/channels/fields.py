@@ -1,0 +1,150 @@
+"""What the GraphQL `Channel` shows, apart from its store. Secret credentials only ever masked.
+
+`Channel` itself (these fields and `store`) is declared beside `Store` in gql_api.stores.types,
+since each of the two refers to the other; gql_api.channels.types is where it is imported from.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Self
+
+import strawberry
+
+from db.models import Channel as ChannelRow
+from gql_api.channels import rules
+from gql_api.channels.pages import ChannelRecord
+from gql_api.enums import (
+    ChannelPurpose,
+    ChannelType,
+    IntegrationMode,
+    ModuleVersion,
+    PgProvider,
+    TaxType,
+)
+from gql_api.node import Node, to_global_id
+from gql_api.pg_catalog.catalog import Catalog
+
+
+@strawberry.type(description="One credential of a channel. Secret values are never returned.")
+class ChannelCredential:
+    key: str
+    label: str
+    secret: bool
+    value: str | None = strawberry.field(description="The value, for non-secret fields only.")
+    masked_value: str | None = strawberry.field(
+        description="For secret fields: •••• and, for long values, the last 4 characters."
+    )
+
+
+@strawberry.input(description="Filter a store's channels; all given conditions must hold.")
+class ChannelFilter:
+    mode: IntegrationMode | None = None
+    purpose: ChannelPurpose | None = None
+    pg_provider: PgProvider | None = None
+    search: str | None = strawberry.field(
+        default=None, description="Case-insensitive match on name, MID or channel key."
+    )
+
+
+@strawberry.type
+class ChannelFields(Node):
+    """The fields of gql_api.stores.types.Channel but its store (never in the schema itself)."""
+
+    channel_key: str = strawberry.field(
+        description="channel-key-<uuid4>, passed as channelKey in payment calls."
+    )
+    name: str = strawberry.field(description="Unique per store and mode among live channels.")
+    mode: IntegrationMode
+    type: ChannelType
+    pg_provider: PgProvider
+    module_code: str
+    module_versions: list[ModuleVersion]
+    purpose: ChannelPurpose
+    pg_merchant_id: str = strawberry.field(description="MID (PG상점아이디).")
+    tax_type: TaxType
+    credentials: list[ChannelCredential]
+    version: int = strawberry.field(
+        description="Optimistic-concurrency counter; send it back to channelUpdate."
+    )
+    created_at: datetime
+    updated_at: datetime
+    store_pk: strawberry.Private[int]
+
+    @classmethod
+    def from_row(cls, row: ChannelRow | ChannelRecord, catalog: Catalog) -> Self:
+        """From an ORM row or a gql_api.channels.pages.ChannelRecord."""
+        assert row.id is not None
+        shape = _shape(catalog, row.pg_provider, row.module_code)
+        stored = row.credentials
+        return cls(
+            id=to_global_id("Channel", row.id),
+            channel_key=row.channel_key,
+            name=row.name,
+            mode=IntegrationMode(row.mode),
+            type=rules.channel_type(row.mode, row.shared_test),
+            pg_provider=shape.provider,
+            module_code=row.module_code,
+            module_versions=list(shape.versions),
+            purpose=ChannelPurpose(row.purpose),
+            pg_merchant_id=row.pg_merchant_id,
+            tax_type=TaxType(row.tax_type),
+            credentials=[
+                _credential(key, stored[key], shape.labels.get(key, key))
+                for key in shape.ordered(stored)
+            ],
+            version=row.version,
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+            store_pk=row.store_pk,
+        )
+
+
+@dataclass(frozen=True)
+class _Shape:
+    """What the catalog says about how channels of one module are shown."""
+
+    provider: PgProvider
+    versions: tuple[ModuleVersion, ...]
+    order: tuple[str, ...]  # credential keys in catalog order
+    labels: dict[str, str]
+
+    def ordered(self, stored: dict[str, dict[str, str]]) -> list[str]:
+        """Stored keys in the order the catalog lists the fields (unknown keys last)."""
+        known = [k for k in self.order if k in stored]
+        if len(known) == len(stored):
+            return known
+        return known + sorted(k for k in stored if k not in self.order)
+
+
+# Catalog lookups per (catalog, provider, module): a dashboard shows hundreds of channels.
+_shapes: dict[tuple[int, str, str], _Shape] = {}
+
+
+def _shape(catalog: Catalog, pg_provider: str, module_code: str) -> _Shape:
+    key = (id(catalog), pg_provider, module_code)
+    found = _shapes.get(key)
+    if found is None:
+        provider = PgProvider(pg_provider)
+        info = catalog.provider(provider)
+        module = info.module(module_code) if info else None
+        fields = module.credential_fields if module else ()
+        found = _shapes[key] = _Shape(
+            provider=provider,
+            versions=module.versions if module else (ModuleVersion.V2,),
+            order=tuple(f.key for f in fields),
+            labels={f.key: f.label for f in fields},
+        )
+    return found
+
+
+def _credential(key: str, stored: dict[str, str], label: str) -> ChannelCredential:
+    secret = "cipher" in stored
+    return ChannelCredential(
+        key=key,
+        label=label,
+        secret=secret,
+        value=None if secret else stored.get("value"),
+        masked_value=stored.get("masked") if secret else None,
+    )

@@ -1,0 +1,41 @@
+"""DataLoaders of the webhooks area: effective settings and signing secrets of many stores."""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+
+from db.models import Store
+from gql_api.dataloaders import AreaLoader
+from gql_api.stores.loaders import RepresentativeStoreLoader
+from gql_api.webhooks.service import Effective, SecretRecord, effective_for_stores, secrets_for
+
+
+class WebhookSettingsLoader(AreaLoader[Store, list[Effective]]):
+    """The four settings in force for each store; the key is the store row the caller already
+    holds (it was read through visible_stores), cached by its pk."""
+
+    context_key = "webhooks.settings"
+
+    def cache_key(self, key: Store) -> Hashable:
+        return key.id
+
+    async def batch_load(self, keys: list[Store]) -> list[list[Effective]]:
+        principal = self.context.require_principal()
+        representative = await RepresentativeStoreLoader.of(self.context).load(
+            principal.merchant_id
+        )
+        async with self.context.db() as db:
+            found = await effective_for_stores(db, principal, keys, representative)
+        return [found.get(store.id, []) if store.id else [] for store in keys]
+
+
+class WebhookSecretsLoader(AreaLoader[tuple[int, str], list[SecretRecord]]):
+    """Signing secrets by (store pk, mode), within the caller's scope."""
+
+    context_key = "webhooks.secrets"
+
+    async def batch_load(self, keys: list[tuple[int, str]]) -> list[list[SecretRecord]]:
+        principal = self.context.require_principal()
+        async with self.context.db() as db:
+            found = await secrets_for(db, principal, list(keys))
+        return [found[key] for key in keys]
