@@ -36,7 +36,6 @@ from gql_api.errors import (
     ApiErrorCode,
     RateLimited,
     Unauthenticated,
-    request_error_code,
 )
 from gql_api.graphiql import ASSETS_PATH, graphiql_assets_app, graphiql_response
 from gql_api.logs import current_request_id, new_request_id, set_request_id
@@ -144,13 +143,10 @@ class GraphQLApp(GraphQL[Context, None]):
     ) -> GraphQLHTTPResponse:
         data = await super().process_result(request, result)
         errors: list[dict[str, Any]] = list(data.get("errors") or [])  # type: ignore[arg-type]
-        for error in errors:
-            extensions = error.setdefault("extensions", {})
-            if "code" not in extensions:
-                extensions["code"] = request_error_code(error.get("message", ""))
+        # Every error has its code, set where it was made (gql_api.document_errors).
         # A document that could not run at all is the client's fault: 400, as GraphQL over HTTP.
         if data.get("data") is None and any(
-            e["extensions"]["code"] in _REQUEST_ERROR_CODES for e in errors
+            (e.get("extensions") or {}).get("code") in _REQUEST_ERROR_CODES for e in errors
         ):
             sub_response = request.scope.get(_SUB_RESPONSE_KEY)
             if sub_response is not None:

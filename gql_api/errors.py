@@ -114,18 +114,3 @@ class BadRequest(ApiError):
 
 GRAPHQL_PARSE_FAILED = "GRAPHQL_PARSE_FAILED"
 GRAPHQL_VALIDATION_FAILED = "GRAPHQL_VALIDATION_FAILED"
-_COMPLEXITY_MARKERS = (
-    "exceeds maximum operation depth",
-    "aliases found",
-    "Document contains more than",
-    "objects; at most",  # gql_api.query_cost
-)
-
-
-def request_error_code(message: str) -> str:
-    """The code of an error that has none: a document that could not be parsed or validated."""
-    if any(marker in message for marker in _COMPLEXITY_MARKERS):
-        return ApiErrorCode.QUERY_TOO_COMPLEX.value
-    if message.startswith("Syntax Error"):
-        return GRAPHQL_PARSE_FAILED
-    return GRAPHQL_VALIDATION_FAILED

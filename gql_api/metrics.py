@@ -12,8 +12,6 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy.ext.asyncio import AsyncEngine
 from strawberry.extensions import SchemaExtension
 
-from gql_api.errors import request_error_code
-
 OPERATION_KEY = "gql_api.operation"  # the client's operationName, shortened: for the log only
 ROOT_FIELD_KEY = "gql_api.root_field"  # the operation label
 OTHER = "other"
@@ -114,8 +112,5 @@ class OperationMetrics(SchemaExtension):
         )
         result = self.execution_context.result
         errors = getattr(result, "errors", None) or []
-        codes = [
-            str((getattr(e, "extensions", None) or {}).get("code") or request_error_code(e.message))
-            for e in errors
-        ]
+        codes = [str((getattr(e, "extensions", None) or {}).get("code")) for e in errors]
         scope[OUTCOME_KEY] = codes

@@ -20,9 +20,8 @@ from graphql import (
     ValidationRule,
 )
 
+from gql_api.errors import ApiErrorCode
 from gql_api.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
-
-COST_MARKER = "objects; at most"
 
 
 def _page_size(field: FieldNode) -> int:
@@ -43,9 +42,10 @@ def query_cost_rule(connection_fields: Collection[str], max_objects: int) -> typ
             if cost > max_objects:
                 self.report_error(
                     GraphQLError(
-                        f"This query could return up to {cost} {COST_MARKER} {max_objects} are "
-                        "allowed: ask for smaller pages or fewer nested connections.",
+                        f"This query could return up to {cost} objects; at most {max_objects} "
+                        "are allowed: ask for smaller pages or fewer nested connections.",
                         node,
+                        extensions={"code": ApiErrorCode.QUERY_TOO_COMPLEX.value},
                     )
                 )
 

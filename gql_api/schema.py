@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import strawberry
@@ -14,7 +14,6 @@ from strawberry.extensions import (
     MaskErrors,
     MaxAliasesLimiter,
     MaxTokensLimiter,
-    ParserCache,
     QueryDepthLimiter,
     SchemaExtension,
 )
@@ -31,6 +30,12 @@ from gql_api.audit.types import AuditEvent
 from gql_api.channels import schema as channels
 from gql_api.channels.types import Channel
 from gql_api.context import Info
+from gql_api.document_errors import (
+    CodedParserCache,
+    RequestErrorsCoded,
+    reporting_code,
+    with_codes,
+)
 from gql_api.errors import ApiError, ApiErrorCode, Forbidden
 from gql_api.ids import parse_global_id
 from gql_api.input_limits import ListLimits, largest_max_items
@@ -98,10 +103,18 @@ Mutation = merge_types(
 
 
 class LoggedMaskErrors(MaskErrors):
-    """Masks unexpected errors as INTERNAL and logs them with the request id."""
+    """Masks unexpected errors as INTERNAL and logs them with the request id; every error it
+    lets through has a code (gql_api.document_errors)."""
 
     def __init__(self) -> None:
         super().__init__(should_mask_error=_should_mask, error_message="Internal server error.")
+
+    def on_operation(self) -> Iterator[None]:
+        yield from super().on_operation()
+        result = self.execution_context.result
+        errors = getattr(result, "errors", None)
+        if errors:
+            result.errors = with_codes(errors)  # type: ignore[union-attr]
 
     def anonymise_error(self, error: GraphQLError) -> GraphQLError:
         request_id = current_request_id()
@@ -156,17 +169,23 @@ def build_schema(settings: Settings) -> strawberry.Schema:
     # Validation rule classes are built once: strawberry's validation cache is keyed by them,
     # and the limiter extensions used as per-request factories would make new classes each
     # time (every request validated again). The cost rule joins once the schema exists.
-    rules: list[type[ASTValidationRule]] = [
+    # The limiters' rules report plain errors: wrapped, they carry their code.
+    too_complex = ApiErrorCode.QUERY_TOO_COMPLEX.value
+    limits = [
         *QueryDepthLimiter(max_depth=settings.max_query_depth).validation_rules,
         *MaxAliasesLimiter(max_alias_count=settings.max_aliases).validation_rules,
+    ]
+    rules: list[type[ASTValidationRule]] = [
+        *(reporting_code(rule, too_complex) for rule in limits),
         NoNulInStrings,
     ]
     largest_list = 0  # the schema's largest list maximum, set once the schema exists
     extensions: list[type[SchemaExtension] | Callable[[], SchemaExtension]] = [
         OperationMetrics,  # outermost: it sees the final (masked) errors
         LoggedMaskErrors,
+        # The token limit is enforced by the parser: CodedParserCache gives its error the code.
         lambda: MaxTokensLimiter(max_token_count=settings.max_tokens),
-        lambda: ParserCache(maxsize=512),
+        lambda: CodedParserCache(maxsize=512),
         lambda: CachedValidation(hide_suggestions=not settings.introspection_on),
         lambda: AddValidationRules(rules),
         lambda: ListLimits(fallback=largest_list),
@@ -190,6 +209,7 @@ def build_schema(settings: Settings) -> strawberry.Schema:
         ],
         extensions=extensions,
         config=StrawberryConfig(disable_field_suggestions=not settings.introspection_on),
+        execution_context_class=RequestErrorsCoded,
         hide_suggestions=not settings.introspection_on,
     )
     rules.append(query_cost_rule(_connection_fields(schema), settings.max_query_objects))

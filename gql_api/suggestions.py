@@ -4,6 +4,9 @@ graphql-core ends errors about an unknown field, argument, type, enum value or i
 "Did you mean 'merchant'?"; with introspection off those hints would hand the schema out name by
 name. graphql-core has one switch for all of them, `hide_suggestions`: the validation here
 passes it on, and gql_api.schema.Schema passes it to the coercion of variables.
+
+Every error of this phase carries a code: the rules that set their own keep it (the limits:
+QUERY_TOO_COMPLEX), the others are GRAPHQL_VALIDATION_FAILED.
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ from strawberry.extensions import SchemaExtension
 from strawberry.schema.validation_rules.maybe_null import MaybeNullValidationRule
 from strawberry.schema.validation_rules.one_of import OneOfInputValidationRule
 
+from gql_api.document_errors import with_codes
+
 # What strawberry's own validation (strawberry.schema.schema.validate_document) adds.
 _STRAWBERRY_RULES = (MaybeNullValidationRule, OneOfInputValidationRule)
 
@@ -27,8 +32,8 @@ def _validate(
     rules: tuple[type[ASTValidationRule], ...],
     hide_suggestions: bool,
 ) -> list[GraphQLError]:
-    return validate(
-        schema, document, (*rules, *_STRAWBERRY_RULES), hide_suggestions=hide_suggestions
+    return with_codes(
+        validate(schema, document, (*rules, *_STRAWBERRY_RULES), hide_suggestions=hide_suggestions)
     )
 
 
