@@ -9,14 +9,20 @@ SQLAlchemy types, and runs in one driver call: `execute_fetchall` on aiosqlite (
 connection of its own that goes straight back to the pool. On SQLite it is usually not even
 that: see db.sqlite_reads.
 
+Rows come by column name: as the NamedTuple `record` given, each field filled from the
+selected column of that name (label the columns: `col(X.id).label("secret_id")`), or else as a
+named tuple of the columns' names (`row.id_1` for a second `id`, as in `row._mapping`). Adding
+a column never shifts what the others are read as.
+
 Only for reads.
 """
 
 from __future__ import annotations
 
+from collections import namedtuple
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar, overload
 from weakref import WeakKeyDictionary
 
 from sqlalchemy import Select, event
@@ -28,6 +34,7 @@ from db import sqlite_reads
 
 Processor = Callable[[Any], Any] | None
 StatementWatcher = Callable[[str], None]
+R = TypeVar("R", bound=tuple[Any, ...])
 
 # Who wants to hear of DriverQuery statements, by engine (see watch_statements).
 _watchers: WeakKeyDictionary[Engine, list[StatementWatcher]] = WeakKeyDictionary()
@@ -50,6 +57,12 @@ def watch_statements(engine: AsyncEngine, watcher: StatementWatcher) -> Callable
     return stop
 
 
+def _named_row(names: tuple[str, ...]) -> type[Any]:
+    """A named tuple of the columns' names (a second `id` is `id_1`, as in `row._mapping`)."""
+    make: Callable[[str, tuple[str, ...]], type[Any]] = namedtuple
+    return make("DriverRow", names)
+
+
 @dataclass(frozen=True)
 class _Compiled:
     sql: str
@@ -57,10 +70,26 @@ class _Compiled:
     results: tuple[Processor, ...]
 
 
-class DriverQuery:
-    def __init__(self, statement: Select[*tuple[Any, ...]]) -> None:
+class DriverQuery(Generic[R]):
+    @overload
+    def __init__(self: DriverQuery[Any], statement: Select[*tuple[Any, ...]]) -> None: ...
+    @overload
+    def __init__(self, statement: Select[*tuple[Any, ...]], record: type[R]) -> None: ...
+    def __init__(self, statement: Select[*tuple[Any, ...]], record: type[Any] | None = None):
         self._statement = statement
         self._compiled: WeakKeyDictionary[Dialect, _Compiled] = WeakKeyDictionary()
+        names = tuple(statement.selected_columns.keys())
+        row_type = record if record is not None else _named_row(names)
+        fields: tuple[str, ...] = row_type._fields
+        if sorted(fields) != sorted(names):
+            raise ValueError(
+                f"{row_type.__name__} has fields {fields}, the statement columns {names}: "
+                "label the columns with the fields' names"
+            )
+        self._make: Callable[[Sequence[Any]], R] = row_type._make
+        # Where each field's column is, when the columns are in another order.
+        order = tuple(names.index(field) for field in fields)
+        self._order = None if order == tuple(range(len(names))) else order
 
     def _compile(self, dialect: Dialect) -> _Compiled:
         compiled = self._statement.compile(dialect=dialect)
@@ -89,13 +118,17 @@ class DriverQuery:
             args.append(process(value) if process is not None else value)
         return compiled, args
 
-    @staticmethod
-    def _convert(compiled: _Compiled, rows: Sequence[Sequence[Any]]) -> list[tuple[Any, ...]]:
-        results = compiled.results
-        return [
-            tuple(v if p is None else p(v) for p, v in zip(results, row, strict=True))
-            for row in rows
+    def _convert(self, compiled: _Compiled, rows: Sequence[Sequence[Any]]) -> list[R]:
+        results, make, order = compiled.results, self._make, self._order
+        if order is None:
+            return [
+                make([v if p is None else p(v) for p, v in zip(results, row, strict=True)])
+                for row in rows
+            ]
+        converted = [
+            [v if p is None else p(v) for p, v in zip(results, row, strict=True)] for row in rows
         ]
+        return [make([values[i] for i in order]) for values in converted]
 
     @staticmethod
     async def _run(
@@ -108,7 +141,7 @@ class DriverQuery:
 
     async def all(
         self, bind: AsyncEngine | AsyncConnection, *, on_loop: bool = True, **params: Any
-    ) -> list[tuple[Any, ...]]:
+    ) -> list[R]:
         """The rows.
 
         On SQLite, with `on_loop` (a bounded, indexed read), read on the event loop's thread
@@ -150,8 +183,6 @@ class DriverQuery:
             await greenlet_spawn(pooled.close)
         return self._convert(compiled, rows)
 
-    async def first(
-        self, bind: AsyncEngine | AsyncConnection, **params: Any
-    ) -> tuple[Any, ...] | None:
+    async def first(self, bind: AsyncEngine | AsyncConnection, **params: Any) -> R | None:
         rows = await self.all(bind, **params)
         return rows[0] if rows else None

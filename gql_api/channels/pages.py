@@ -4,7 +4,7 @@ Each store's page is its own keyset query (`store_pk = ? AND id > ? ORDER BY id 
 served by the (store_pk, id) index, as fast for page 100 as for page 1); the pages of several
 stores are one statement, their queries joined with UNION ALL. A dashboard reads hundreds of
 channels on every view, so the statement of each shape is built once and run straight on the
-driver (db.driver_query), and rows are plain tuples, not ORM objects.
+driver (db.driver_query), and rows are named tuples (ChannelRecord), not ORM objects.
 """
 
 from __future__ import annotations
@@ -44,28 +44,10 @@ from gql_api.store_batches import store_binds, store_chunks, store_params
 
 SEARCH_MAX_LENGTH = 100
 
-# What a Channel shows (gql_api.channels.types.Channel.from_row reads them by name).
-COLUMNS = (
-    col(Channel.id),
-    col(Channel.store_pk),
-    col(Channel.channel_key),
-    col(Channel.name),
-    col(Channel.mode),
-    col(Channel.pg_provider),
-    col(Channel.module_code),
-    col(Channel.purpose),
-    col(Channel.pg_merchant_id),
-    col(Channel.shared_test),
-    col(Channel.tax_type),
-    col(Channel.credentials),
-    col(Channel.version),
-    col(Channel.created_at),
-    col(Channel.updated_at),
-)
-
 
 class ChannelRecord(NamedTuple):
-    """One row of COLUMNS (what gql_api.channels.types.Channel.from_row reads)."""
+    """What a Channel shows of a row (Channel.from_row reads it by name); its fields name the
+    columns read (COLUMNS), and rows are read back by those names."""
 
     id: int
     store_pk: int
@@ -82,6 +64,9 @@ class ChannelRecord(NamedTuple):
     version: int
     created_at: datetime
     updated_at: datetime
+
+
+COLUMNS = tuple(col(getattr(Channel, name)) for name in ChannelRecord._fields)
 
 
 @dataclass(frozen=True)
@@ -148,8 +133,8 @@ _ESCAPE = "\\"
 # Statements by shape, least recently used dropped first: a dashboard asks the same shapes on
 # every view.
 @lru_cache(maxsize=256)
-def _statement(shape: _Shape) -> DriverQuery:
-    return DriverQuery(_build(shape, bound_channel_scope(shape.own_store)))
+def _statement(shape: _Shape) -> DriverQuery[ChannelRecord]:
+    return DriverQuery(_build(shape, bound_channel_scope(shape.own_store)), ChannelRecord)
 
 
 def _build(shape: _Shape, scope: list[ColumnElement[bool]]) -> Select[*tuple[Any, ...]]:
@@ -233,8 +218,7 @@ async def _fetch(
         )
         statement = _statement(shape)
         stores = store_params(chunk)
-        for row in await statement.all(connection, on_loop=shape.bounded, **params, **stores):
-            record = ChannelRecord(*row)
+        for record in await statement.all(connection, on_loop=shape.bounded, **params, **stores):
             by_store[record.store_pk].append(record)
     for found in by_store.values():  # in the direction of travel, whatever UNION ALL did
         found.sort(key=_key, reverse=backward)

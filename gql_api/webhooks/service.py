@@ -393,27 +393,20 @@ class SecretRecord(NamedTuple):
 
 # Read on every dashboard view, for many stores at once: statements built once per number of
 # stores (gql_api.store_batches) and run on the request's connection (db.driver_query).
+# The columns are the records' fields, read back by name.
 @lru_cache(maxsize=len(STORE_BUCKETS))
-def _settings_read(stores: int) -> DriverQuery:
+def _settings_read(stores: int) -> DriverQuery[SettingRecord]:
     return DriverQuery(
-        core_select(
-            col(WebhookSetting.store_pk),
-            col(WebhookSetting.module_version),
-            col(WebhookSetting.mode),
-            col(WebhookSetting.url),
-            col(WebhookSetting.content_type),
-            col(WebhookSetting.payload_version),
-            col(WebhookSetting.uses_representative_setting),
-            col(WebhookSetting.updated_at),
-        ).where(
+        core_select(*(col(getattr(WebhookSetting, name)) for name in SettingRecord._fields)).where(
             col(WebhookSetting.merchant_id) == bindparam("merchant_id"),
             col(WebhookSetting.store_pk).in_(store_binds(stores)),
-        )
+        ),
+        SettingRecord,
     )
 
 
 @lru_cache(maxsize=len(STORE_BUCKETS))
-def _secrets_read(stores: int) -> DriverQuery:
+def _secrets_read(stores: int) -> DriverQuery[SecretRecord]:
     """At most MAX_LISTED_SECRETS per store and mode: the active ones, then the newest."""
     rank = (
         func.row_number()
@@ -427,15 +420,7 @@ def _secrets_read(stores: int) -> DriverQuery:
         .label("rank")
     )
     ranked = (
-        core_select(
-            col(WebhookSecret.id),
-            col(WebhookSecret.store_pk),
-            col(WebhookSecret.mode),
-            col(WebhookSecret.hint),
-            col(WebhookSecret.created_at),
-            col(WebhookSecret.expired_at),
-            rank,
-        )
+        core_select(*(col(getattr(WebhookSecret, name)) for name in SecretRecord._fields), rank)
         .where(
             col(WebhookSecret.merchant_id) == bindparam("merchant_id"),
             col(WebhookSecret.store_pk).in_(store_binds(stores)),
@@ -443,16 +428,10 @@ def _secrets_read(stores: int) -> DriverQuery:
         .subquery()
     )
     return DriverQuery(
-        core_select(
-            ranked.c.id,
-            ranked.c.store_pk,
-            ranked.c.mode,
-            ranked.c.hint,
-            ranked.c.created_at,
-            ranked.c.expired_at,
-        )
+        core_select(*(ranked.c[name] for name in SecretRecord._fields))
         .where(ranked.c.rank <= MAX_LISTED_SECRETS)
-        .order_by(ranked.c.id)
+        .order_by(ranked.c.id),
+        SecretRecord,
     )
 
 
@@ -471,9 +450,7 @@ async def effective_for_stores(
     by_key: dict[tuple[int, str, str], SettingRecord] = {}
     for chunk in store_chunks(wanted):
         params: dict[str, Any] = {"merchant_id": principal.merchant_id, **store_params(chunk)}
-        rows = await _settings_read(len(chunk)).all(connection, **params)
-        for row in rows:
-            record = SettingRecord(*row)
+        for record in await _settings_read(len(chunk)).all(connection, **params):
             by_key[(record.store_pk, record.module_version, record.mode)] = record
     result: dict[int, list[Effective]] = {}
     for store in stores:
@@ -504,9 +481,7 @@ async def secrets_for(
     found: dict[tuple[int, str], list[SecretRecord]] = {key: [] for key in keys}
     for chunk in store_chunks(store_pks):
         params: dict[str, Any] = {"merchant_id": principal.merchant_id, **store_params(chunk)}
-        rows = await _secrets_read(len(chunk)).all(connection, **params)
-        for row in rows:
-            record = SecretRecord(*row)
+        for record in await _secrets_read(len(chunk)).all(connection, **params):
             if (record.store_pk, record.mode) in found:
                 found[(record.store_pk, record.mode)].append(record)
     for secrets in found.values():  # oldest first, across chunks
