@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from sqlalchemy import Update, bindparam, or_, update
+from sqlalchemy import Label, Update, bindparam, or_, update
 from sqlalchemy import select as core_select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import col, select
@@ -32,7 +32,11 @@ from gql_api.security.tokens import (
 )
 
 if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
     from gql_api.metrics import Metrics
+
+F = TypeVar("F", bound="DataclassInstance")
 
 ACCESS_TOKEN_TTL = timedelta(minutes=30)
 REFRESH_TOKEN_TTL = timedelta(days=1)
@@ -100,24 +104,26 @@ def _check_usable(
         raise Unauthenticated("The API secret has expired.", reason="EXPIRED")
 
 
+class _Labelled(Generic[F]):
+    """`record`'s fields read from the columns of `table` with the same names, labelled
+    `<prefix><field>` in the statement and read back from the row by those labels."""
+
+    def __init__(self, record: type[F], table: type[Any], prefix: str) -> None:
+        self._record = record
+        self._labels = tuple((field.name, prefix + field.name) for field in fields(record))
+        self.columns: tuple[Label[Any], ...] = tuple(
+            col(getattr(table, name)).label(label) for name, label in self._labels
+        )
+
+    def read(self, row: Any) -> F:
+        return self._record(**{name: getattr(row, label) for name, label in self._labels})
+
+
 # What authentication reads of an API secret, its store and merchant (see _facts).
-_SECRET_COLUMNS = (
-    col(ApiSecret.id),
-    col(ApiSecret.key_id),
-    col(ApiSecret.merchant_id),
-    col(ApiSecret.name),
-    col(ApiSecret.hint),
-    col(ApiSecret.secret_hash),
-    col(ApiSecret.verify_tag),
-    col(ApiSecret.expires_at),
-    col(ApiSecret.last_used_at),
-    col(ApiSecret.deleted_at),
-    col(Store.id),
-    col(Store.is_representative),
-    col(Store.deleted_at),
-    col(Merchant.name),
-    col(Merchant.created_at),
-)
+_SECRET = _Labelled(_SecretFacts, ApiSecret, "secret_")
+_STORE = _Labelled(_StoreFacts, Store, "store_")
+_MERCHANT = _Labelled(CallerMerchant, Merchant, "merchant_")
+_SECRET_COLUMNS = (*_SECRET.columns, *_STORE.columns, *_MERCHANT.columns)
 # One statement, read on every `PortOne <secret>` request, so run without the ORM (see
 # db.driver_query): the key's row, its store and its merchant (viewer.merchant needs no second
 # query). Throttling is read only when argon2 would run (gql_api.api_secrets.throttling).
@@ -215,7 +221,11 @@ async def _verify(
 
 
 _TOKEN_CALLER = DriverQuery(
-    core_select(*_SECRET_COLUMNS, col(ApiToken.revoked_at), col(ApiToken.expires_at))
+    core_select(
+        *_SECRET_COLUMNS,
+        col(ApiToken.revoked_at).label("token_revoked_at"),
+        col(ApiToken.expires_at).label("token_expires_at"),
+    )
     .select_from(ApiToken)
     .join(ApiSecret, col(ApiSecret.id) == col(ApiToken.api_secret_id))
     .join(Store, col(Store.id) == col(ApiSecret.store_pk))
@@ -231,20 +241,18 @@ async def caller_for_access_token(*, engine: AsyncEngine, token: str) -> Caller:
     if found is None:
         raise Unauthenticated("The access token is not valid.", reason="INVALID")
     secret, store, merchant = _facts(found)
-    revoked_at, expires_at = found[15:]
     now = utcnow()
-    if revoked_at is not None:
+    if found.token_revoked_at is not None:
         raise Unauthenticated("The access token has been revoked.", reason="REVOKED")
-    if expires_at <= now:
+    if found.token_expires_at <= now:
         raise Unauthenticated("The access token has expired; refresh it.", reason="EXPIRED")
     _check_usable(secret, store, now)
     return Caller(_principal(secret, store), merchant)
 
 
-def _facts(row: tuple[Any, ...]) -> tuple[_SecretFacts, _StoreFacts, CallerMerchant]:
-    """The secret, its store and merchant from the first columns (_SECRET_COLUMNS) of a row."""
-    secret = _SecretFacts(*row[:10])
-    return secret, _StoreFacts(*row[10:13]), CallerMerchant(secret.merchant_id, *row[13:15])
+def _facts(row: Any) -> tuple[_SecretFacts, _StoreFacts, CallerMerchant]:
+    """The secret, its store and merchant from a row of _SECRET_COLUMNS (by their labels)."""
+    return _SECRET.read(row), _STORE.read(row), _MERCHANT.read(row)
 
 
 @dataclass(frozen=True)
