@@ -46,7 +46,7 @@ def create_engine(database_url: str, *, pool_size: int = 10) -> AsyncEngine:
             raise ValueError("an in-memory SQLite database is not shared between connections")
     else:
         # Reads run in autocommit (no BEGIN/ROLLBACK round trips per request); begin_write and
-        # write_transaction open a READ COMMITTED transaction for every write. No pre-ping
+        # independent_write open a READ COMMITTED transaction for every write. No pre-ping
         # either (a round trip per request): a dropped connection fails one request, and
         # SQLAlchemy then discards the pool's stale connections.
         kwargs["isolation_level"] = "AUTOCOMMIT"
@@ -75,7 +75,7 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Any) -> None:
         # Reads run in autocommit (no BEGIN/ROLLBACK round trips); writes take the write lock
-        # up front with BEGIN IMMEDIATE (see begin_write and write_transaction).
+        # up front with BEGIN IMMEDIATE (see begin_write and independent_write).
         if connection.get_execution_options().get(_SQLITE_IMMEDIATE, False):
             connection.exec_driver_sql("BEGIN IMMEDIATE")
 
@@ -93,8 +93,15 @@ async def begin_write(session: AsyncSession) -> None:
 
 
 @asynccontextmanager
-async def write_transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
-    """A short write transaction of its own, outside any request's session."""
+async def independent_write(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """A short write transaction on a connection of its own, outside any request's session:
+    it commits on its own when the block ends, whatever the request's transaction does.
+
+    For the few writes that must stay although the request then fails (failed attempts
+    counted, their audit events) or that happen where no unit of work runs (authentication,
+    migrations); each caller says why. Never use it while the request's session holds a
+    write transaction: on SQLite it would wait for that transaction, which waits for it.
+    """
     async with engine.connect() as connection:
         connection = await connection.execution_options(**_write_options(engine))
         async with connection.begin():

@@ -9,7 +9,7 @@ from sqlalchemy.engine import Connection
 from sqlmodel import SQLModel
 
 from db import models  # noqa: F401  (registers the tables)
-from db.engine import create_engine, write_transaction
+from db.engine import create_engine, independent_write
 
 target_metadata = SQLModel.metadata
 
@@ -39,7 +39,7 @@ def _run(connection: Connection) -> None:
 async def _run_async() -> None:
     engine = create_engine(_database_url())
     try:
-        async with write_transaction(engine) as connection:
+        async with independent_write(engine) as connection:  # no request around migrations
             await connection.run_sync(_run)
     finally:
         await engine.dispose()

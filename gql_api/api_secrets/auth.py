@@ -14,7 +14,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from db.driver_query import DriverQuery
-from db.engine import write_transaction
+from db.engine import independent_write
 from db.models import ApiSecret, ApiToken, Merchant, Store
 from db.types import utcnow
 from gql_api.api_secrets import throttling
@@ -209,7 +209,8 @@ async def _verify(
         raise Unauthenticated("The API secret is not valid.", reason="INVALID")
     verifier.count("ok")
     assert secret.id is not None
-    async with write_transaction(engine) as conn:
+    # On its own: authentication runs before, and outside, any mutation's unit of work.
+    async with independent_write(engine) as conn:
         await conn.execute(throttling.forget_attempt(attempt))
         if secret.verify_tag is None:  # issued before tags: add it now
             await conn.execute(
@@ -357,7 +358,8 @@ async def issue_pair(db: AsyncSession, secret_id: int) -> TokenPair:
 
 
 async def _touch(engine: AsyncEngine, secret_id: int, now: datetime) -> None:
-    async with write_transaction(engine) as conn:
+    # On its own: authentication runs before, and outside, any mutation's unit of work.
+    async with independent_write(engine) as conn:
         await conn.execute(_touch_statement(secret_id, now))
 
 

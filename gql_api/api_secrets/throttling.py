@@ -26,7 +26,7 @@ from sqlalchemy import ColumnElement, Delete, delete, func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlmodel import col
 
-from db.engine import write_transaction
+from db.engine import independent_write
 from db.models import ApiSecretFailure, AuditEvent
 from gql_api.audit import service as audit
 from gql_api.client_address import throttling_key
@@ -68,7 +68,8 @@ async def claim_verification(
     `tag_matched`: the stored tag matched (False when the secret has no tag yet).
     RateLimited, with nothing written, when the key or the address is over its limit.
     """
-    async with write_transaction(engine) as conn:
+    # Committed on its own, before argon2 runs: the attempt counts although the request fails.
+    async with independent_write(engine) as conn:
         await _lock(conn, secret.key_id)
         if not tag_matched:
             await _refuse_if_over(conn, now, MAX_FAILURES, *_of(secret.key_id, client_address))
@@ -100,7 +101,8 @@ async def refuse_by_tag(
 ) -> None:
     """Record a failure refused by its tag (no argon2); RateLimited when its address is over
     the limit already (nothing is written then). The caller refuses it as INVALID."""
-    async with write_transaction(engine) as conn:
+    # Committed on its own: the failure counts although the request then fails.
+    async with independent_write(engine) as conn:
         await _lock(conn, secret.key_id)
         await _refuse_if_over(conn, now, MAX_FAILURES, *_of(secret.key_id, client_address))
         await conn.execute(
@@ -119,7 +121,8 @@ async def record_failed_verification(
     engine: AsyncEngine, secret: Secret, *, client_address: str, now: datetime
 ) -> None:
     """argon2 said no: the claimed row stays, as a failure."""
-    async with write_transaction(engine) as conn:
+    # Committed on its own: the failure's audit event stays although the request then fails.
+    async with independent_write(engine) as conn:
         await _lock(conn, secret.key_id)
         await _after_failure(conn, secret, now)
     _log_failure(secret, client_address, "argon2 verify failed")
