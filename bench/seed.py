@@ -20,9 +20,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
+from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from db.engine import begin_write
+from db.engine import Tx
 from db.models import Channel
 from gql_api.accounts import service as accounts
 from gql_api.accounts.sessions import principal_of
@@ -30,6 +31,7 @@ from gql_api.api_secrets import service as api_secrets
 from gql_api.channels import service as channels
 from gql_api.channels.rules import CredentialValue, IntegrationMode, TaxType
 from gql_api.context import AppState
+from gql_api.mutations import run_unit
 from gql_api.permissions import Principal
 from gql_api.pg_catalog.catalog import ChannelPurpose, PgProvider
 from gql_api.stores import service as stores
@@ -60,23 +62,26 @@ class DashboardMerchant:
 
 
 async def _mutate(db: AsyncSession, action: Callable[[], Awaitable[T]]) -> T:
-    """One service call in one write transaction, as the API's mutations run them (services may
-    restart the transaction themselves, e.g. after argon2, so nothing may be left pending)."""
-    await begin_write(db)
-    try:
-        result = await action()
-        await db.commit()
-    except BaseException:
-        await db.rollback()
-        raise
-    return result
+    """One service call in one write transaction, as the API's `mutate` runs it."""
+
+    async def in_one_write(tx: Tx) -> T:
+        async with tx.write():
+            return await action()
+
+    return await _in_steps(db, in_one_write)
+
+
+async def _in_steps(db: AsyncSession, action: Callable[[Tx], Awaitable[T]]) -> T:
+    """One service call that begins its write itself, as the API's `mutate_in_steps` runs it."""
+    assert isinstance(db.bind, AsyncEngine)
+    return await run_unit(db, db.bind, action)
 
 
 async def _sign_up(state: AppState, db: AsyncSession, merchant_name: str, email: str) -> Owner:
-    signed = await _mutate(
+    signed = await _in_steps(
         db,
-        lambda: accounts.sign_up(
-            db=db,
+        lambda tx: accounts.sign_up(
+            tx=tx,
             hashing=state.hashing,
             settings=state.settings,
             merchant_name=merchant_name,
@@ -201,10 +206,10 @@ async def seed_dashboard_merchant(
                     mode=mode,
                 ),
             )
-        issued = await _mutate(
+        issued = await _in_steps(
             db,
-            lambda: api_secrets.issue(
-                db=db,
+            lambda tx: api_secrets.issue(
+                tx=tx,
                 principal=principal,
                 hashing=state.hashing,
                 store_id=owner.representative_store_id,
@@ -229,42 +234,45 @@ async def seed_deep_store(state: AppState, *, count: int = DEEP_CHANNELS) -> Own
                 draft=_draft(owner.representative_store_id, 1),
             ),
         )
-        await begin_write(db)
-        assert first.store_pk is not None
-        module = state.catalog.provider(PgProvider.TOSSPAYMENTS)
-        assert module is not None
-        payment = module.module("TOSSPAYMENTS_PAYMENT")
-        assert payment is not None
-        batch: list[Channel] = []
-        for index in range(2, count + 1):
-            key = channels.new_channel_key()
-            values = {
-                "clientKey": f"live_ck_{index:05d}abcdefghij",
-                "secretKey": f"live_sk_{index:05d}0123456789abcdef",
-            }
-            batch.append(
-                Channel(
-                    channel_key=key,
-                    merchant_id=first.merchant_id,
-                    store_pk=first.store_pk,
-                    name=f"Channel {index:05d}",
-                    mode=first.mode,
-                    pg_provider=first.pg_provider,
-                    module_code=first.module_code,
-                    purpose=first.purpose,
-                    pg_merchant_id=f"tosslive{index:05d}",
-                    shared_test=False,
-                    tax_type=first.tax_type,
-                    # the service's own sealing: AES-GCM bound to this channel key and field
-                    credentials=channels._seal(state.encryptor, key, payment, values),
+
+        async def copies() -> None:
+            assert first.store_pk is not None
+            module = state.catalog.provider(PgProvider.TOSSPAYMENTS)
+            assert module is not None
+            payment = module.module("TOSSPAYMENTS_PAYMENT")
+            assert payment is not None
+            batch: list[Channel] = []
+            for index in range(2, count + 1):
+                key = channels.new_channel_key()
+                values = {
+                    "clientKey": f"live_ck_{index:05d}abcdefghij",
+                    "secretKey": f"live_sk_{index:05d}0123456789abcdef",
+                }
+                batch.append(
+                    Channel(
+                        channel_key=key,
+                        merchant_id=first.merchant_id,
+                        store_pk=first.store_pk,
+                        name=f"Channel {index:05d}",
+                        mode=first.mode,
+                        pg_provider=first.pg_provider,
+                        module_code=first.module_code,
+                        purpose=first.purpose,
+                        pg_merchant_id=f"tosslive{index:05d}",
+                        shared_test=False,
+                        tax_type=first.tax_type,
+                        # the service's own sealing: AES-GCM bound to this channel key and field
+                        credentials=channels._seal(state.encryptor, key, payment, values),
+                    )
                 )
-            )
-            if len(batch) == 1000:
-                db.add_all(batch)
-                await db.flush()
-                batch = []
-        db.add_all(batch)
-        await db.commit()
+                if len(batch) == 1000:
+                    db.add_all(batch)
+                    await db.flush()
+                    batch = []
+            db.add_all(batch)
+            await db.flush()
+
+        await _mutate(db, copies)
     return owner
 
 

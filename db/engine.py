@@ -1,4 +1,5 @@
-"""Async engine and session factory for SQLite (aiosqlite) and PostgreSQL (asyncpg)."""
+"""Async engine, session factory and write transactions for SQLite (aiosqlite) and PostgreSQL
+(asyncpg)."""
 
 from __future__ import annotations
 
@@ -45,7 +46,7 @@ def create_engine(database_url: str, *, pool_size: int = 10) -> AsyncEngine:
         if url.database in (None, "", ":memory:"):
             raise ValueError("an in-memory SQLite database is not shared between connections")
     else:
-        # Reads run in autocommit (no BEGIN/ROLLBACK round trips per request); begin_write and
+        # Reads run in autocommit (no BEGIN/ROLLBACK round trips per request); Tx.write and
         # independent_write open a READ COMMITTED transaction for every write. No pre-ping
         # either (a round trip per request): a dropped connection fails one request, and
         # SQLAlchemy then discards the pool's stale connections.
@@ -75,21 +76,58 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Any) -> None:
         # Reads run in autocommit (no BEGIN/ROLLBACK round trips); writes take the write lock
-        # up front with BEGIN IMMEDIATE (see begin_write and independent_write).
+        # up front with BEGIN IMMEDIATE (see Tx.write and independent_write).
         if connection.get_execution_options().get(_SQLITE_IMMEDIATE, False):
             connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-async def begin_write(session: AsyncSession) -> None:
-    """Start the transaction of a mutation.
+class Tx:
+    """A unit of work's hold on the request's session, handed to an action by the transaction
+    runner (gql_api.mutations), which alone commits it (when the action returns) or rolls it
+    back (on any error).
 
-    On SQLite a deferred transaction that read first and writes later fails at once with
-    "database is locked" when another writer committed in between (the busy timeout does not
-    apply to that upgrade), so writes start with BEGIN IMMEDIATE and wait their turn instead.
+    In order: reads on `db` (autocommit: no transaction, no lock); `await release()` before
+    slow work (argon2, a wait), so that neither a transaction nor a connection is held
+    meanwhile; then at most one `async with write() as db:` block, the unit's only write
+    transaction. A rollback expires what was read, so read again inside the block what it
+    changes, or release() first to keep what was read readable (detached).
     """
-    if session.in_transaction():
-        await session.rollback()
-    await session.connection(execution_options=_write_options(session.bind))
+
+    def __init__(self, session: AsyncSession, engine: AsyncEngine) -> None:
+        self._session = session
+        self._write_begun = False
+        # Only for the few writes that must commit on their own (see independent_write).
+        self.engine = engine
+
+    @property
+    def db(self) -> AsyncSession:
+        return self._session
+
+    async def release(self) -> None:
+        """Give the connection back to the pool before slow work, so requests queued behind
+        that work do not hold connections other requests need. What was read stays readable,
+        detached; the session takes a new connection when used again."""
+        if self._write_begun:
+            raise RuntimeError("release() inside or after the write: it would end it uncommitted")
+        await self._session.close()
+
+    @asynccontextmanager
+    async def write(self) -> AsyncIterator[AsyncSession]:
+        """Begin the unit's write transaction; the runner commits it when the action returns.
+
+        On SQLite a deferred transaction that read first and writes later fails at once with
+        "database is locked" when another writer committed in between (the busy timeout does
+        not apply to that upgrade), so writes start with BEGIN IMMEDIATE and wait their turn
+        instead. On PostgreSQL the transaction is READ COMMITTED (reads run in autocommit).
+        """
+        if self._write_begun:
+            raise RuntimeError("one write transaction per unit of work")
+        self._write_begun = True
+        session = self._session
+        if session.in_transaction():  # reads (autocommit) still hold the connection
+            await session.rollback()
+        await session.connection(execution_options=_write_options(session.bind))
+        yield session
 
 
 @asynccontextmanager
@@ -117,17 +155,3 @@ def _write_options(bind: Any) -> dict[str, Any]:
 
 def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
-
-
-async def begin_write_after_reads(session: AsyncSession) -> None:
-    """begin_write for a mutation that read first (and did slow work, such as argon2, with no
-    lock held): what it read stays readable, detached; re-read what it will change."""
-    session.expunge_all()
-    await begin_write(session)
-
-
-async def release_for_slow_work(session: AsyncSession) -> None:
-    """Give the connection back to the pool before slow work (argon2), so requests queued
-    behind that work do not hold connections other requests need. What was read stays
-    readable, detached; the session takes a new connection when used again."""
-    await session.close()

@@ -57,10 +57,11 @@ def _create_merchant(args: argparse.Namespace) -> int:
     import asyncio
     import getpass
 
-    from db.engine import begin_write
+    from db.engine import Tx
     from gql_api.accounts import service
     from gql_api.app import create_state
     from gql_api.errors import DomainError
+    from gql_api.mutations import run_unit
     from gql_api.settings import get_settings
 
     if args.password_stdin:
@@ -72,10 +73,10 @@ def _create_merchant(args: argparse.Namespace) -> int:
         state = create_state(get_settings())
         try:
             async with state.session_factory() as db:
-                await begin_write(db)
-                try:
-                    signed = await service.sign_up(
-                        db=db,
+
+                async def sign_up(tx: Tx) -> service.SignUp:
+                    return await service.sign_up(
+                        tx=tx,
                         hashing=state.hashing,
                         settings=state.settings,
                         merchant_name=args.merchant_name,
@@ -83,13 +84,14 @@ def _create_merchant(args: argparse.Namespace) -> int:
                         password=password,
                         name=args.name,
                     )
+
+                try:
+                    signed = await run_unit(db, state.engine, sign_up)
                 except DomainError as error:
-                    await db.rollback()
                     for problem in error.errors:
                         field = ".".join(problem.field or ())
                         print(f"{problem.code.value} {field}: {problem.message}", file=sys.stderr)
                     return 1
-                await db.commit()
                 print(f"merchant: {signed.merchant.name}")
                 print(f"owner: {signed.session.user.email}")
                 print(f"representative storeId: {signed.store.store_id}")

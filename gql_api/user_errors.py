@@ -1,19 +1,11 @@
-"""The `userErrors` contract and the one way mutations run: validate, write, commit."""
+"""The `userErrors` contract: every problem with a mutation's input, with a code and a path."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import TypeVar
-
 import strawberry
-from sqlmodel.ext.asyncio.session import AsyncSession
 
-from db.engine import begin_write
-from gql_api.context import Info
 from gql_api.enums import UserErrorCode
 from gql_api.errors import DomainError
-
-T = TypeVar("T")
 
 
 @strawberry.type(description="A problem with the input of a mutation; nothing was changed.")
@@ -43,26 +35,3 @@ def user_errors(error: DomainError) -> list[UserError]:
         )
         shown.append(more)
     return shown
-
-
-async def mutate(
-    info: Info, action: Callable[[AsyncSession], Awaitable[T]], *, writes_early: bool = True
-) -> tuple[T | None, list[UserError]]:
-    """Run one mutation in one transaction: commit on success, roll back on any error.
-
-    `writes_early=False` is for actions that do slow work (argon2) before writing: they call
-    db.engine.begin_write_after_reads themselves, so no write lock is held meanwhile.
-    """
-    async with info.context.db() as db:
-        try:
-            if writes_early:
-                await begin_write(db)
-            result = await action(db)
-            await db.commit()
-        except DomainError as error:
-            await db.rollback()
-            return None, user_errors(error)
-        except BaseException:
-            await db.rollback()
-            raise
-    return result, []

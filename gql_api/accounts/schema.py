@@ -5,12 +5,14 @@ from __future__ import annotations
 import strawberry
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from db.engine import Tx
 from gql_api.accounts import service, sessions
 from gql_api.accounts.types import Session
 from gql_api.accounts.viewer import Viewer
 from gql_api.context import Info
+from gql_api.mutations import mutate, mutate_in_steps
 from gql_api.stores.merchant import Merchant
-from gql_api.user_errors import UserError, mutate
+from gql_api.user_errors import UserError
 
 
 @strawberry.input(description="Sign up a new merchant with its owner account.")
@@ -65,9 +67,9 @@ class Mutation:
     ) -> MerchantSignUpPayload:
         app = info.context.app
 
-        async def action(db: AsyncSession) -> service.SignUp:
+        async def action(tx: Tx) -> service.SignUp:
             return await service.sign_up(
-                db=db,
+                tx=tx,
                 hashing=app.hashing,
                 settings=app.settings,
                 merchant_name=input.merchant_name,
@@ -76,7 +78,7 @@ class Mutation:
                 name=input.name,
             )
 
-        result, errors = await mutate(info, action, writes_early=False)
+        result, errors = await mutate_in_steps(info, action)
         if result is None:
             return MerchantSignUpPayload(merchant=None, session=None, user_errors=errors)
         opened = result.session
@@ -101,9 +103,9 @@ class Mutation:
     async def session_create(self, info: Info, input: SessionCreateInput) -> SessionCreatePayload:
         app = info.context.app
 
-        async def action(db: AsyncSession) -> sessions.OpenedSession:
+        async def action(tx: Tx) -> sessions.OpenedSession:
             return await service.log_in(
-                db=db,
+                tx=tx,
                 hashing=app.hashing,
                 settings=app.settings,
                 metrics=app.metrics,
@@ -112,7 +114,7 @@ class Mutation:
                 client_address=info.context.client_address,
             )
 
-        opened, errors = await mutate(info, action, writes_early=False)
+        opened, errors = await mutate_in_steps(info, action)
         if opened is None:
             return SessionCreatePayload(session=None, user_errors=errors)
         info.context.principal = sessions.principal_of(opened.user, opened.row)

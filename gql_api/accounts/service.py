@@ -7,10 +7,11 @@ import logging
 from dataclasses import dataclass
 
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from db.engine import begin_write, begin_write_after_reads, release_for_slow_work
+from db.engine import Tx, independent_write
 from db.models import Merchant, Store, User
 from gql_api import validation
 from gql_api.accounts import throttling
@@ -36,7 +37,7 @@ class SignUp:
 
 async def sign_up(
     *,
-    db: AsyncSession,
+    tx: Tx,
     hashing: PasswordHashing,
     settings: Settings,
     merchant_name: str,
@@ -44,7 +45,8 @@ async def sign_up(
     password: str,
     name: str,
 ) -> SignUp:
-    """Create the merchant, its representative store, the OWNER and a session, in one go."""
+    """Create the merchant, its representative store, the OWNER and a session, in one go
+    (argon2 runs between the reads and the write, with no connection held)."""
     problems = Problems()
     merchant_name = validation.name(
         problems, merchant_name, ("input", "merchantName"), label="Merchant name"
@@ -53,54 +55,54 @@ async def sign_up(
     validation.new_password(problems, password, ("input", "password"))
     name = validation.name(problems, name, ("input", "name"), label="Name")
     problems.raise_if_any()
-    if await user_by_email(db, email) is not None:
+    if await user_by_email(tx.db, email) is not None:
         raise email_taken()
 
-    await release_for_slow_work(db)
+    await tx.release()
     password_hash = await hashing.hash(password)
-    await begin_write_after_reads(db)
-    merchant = Merchant(name=merchant_name)
-    db.add(merchant)
-    await db.flush()
-    assert merchant.id is not None
-    store = Store(
-        store_id=new_store_id(),
-        merchant_id=merchant.id,
-        name=REPRESENTATIVE_STORE_NAME,
-        is_representative=True,
-    )
-    user = User(
-        merchant_id=merchant.id,
-        email=email,
-        name=name,
-        password_hash=password_hash,
-        role=Role.OWNER.value,
-    )
-    db.add_all([store, user])
-    try:
+    async with tx.write() as db:
+        merchant = Merchant(name=merchant_name)
+        db.add(merchant)
         await db.flush()
-    except IntegrityError:  # the same email signed up concurrently
-        raise email_taken() from None
-    assert user.id is not None
-    await audit.record(
-        db,
-        merchant_id=merchant.id,
-        actor=email,
-        action="merchant.sign_up",
-        store_id=store.store_id,
-        target_id=global_id("Merchant", merchant.id),
-        summary=f"Signed up merchant “{merchant_name}” with owner {email}",
-    )
-    return SignUp(
-        merchant=merchant,
-        store=store,
-        session=await open_session(db=db, settings=settings, user=user),
-    )
+        assert merchant.id is not None
+        store = Store(
+            store_id=new_store_id(),
+            merchant_id=merchant.id,
+            name=REPRESENTATIVE_STORE_NAME,
+            is_representative=True,
+        )
+        user = User(
+            merchant_id=merchant.id,
+            email=email,
+            name=name,
+            password_hash=password_hash,
+            role=Role.OWNER.value,
+        )
+        db.add_all([store, user])
+        try:
+            await db.flush()
+        except IntegrityError:  # the same email signed up concurrently
+            raise email_taken() from None
+        assert user.id is not None
+        await audit.record(
+            db,
+            merchant_id=merchant.id,
+            actor=email,
+            action="merchant.sign_up",
+            store_id=store.store_id,
+            target_id=global_id("Merchant", merchant.id),
+            summary=f"Signed up merchant “{merchant_name}” with owner {email}",
+        )
+        return SignUp(
+            merchant=merchant,
+            store=store,
+            session=await open_session(db=db, settings=settings, user=user),
+        )
 
 
 async def log_in(
     *,
-    db: AsyncSession,
+    tx: Tx,
     hashing: PasswordHashing,
     settings: Settings,
     metrics: Metrics,
@@ -114,13 +116,14 @@ async def log_in(
     logged in to it before.
 
     Each attempt is first recorded as a failure in its own short transaction, so concurrent
-    guesses count too; its turn is waited for, and argon2 runs, with no connection held.
+    guesses count too; its turn is waited for, and argon2 runs, with no connection held; a
+    success then writes in the unit's one write transaction.
     """
     email = email.strip().lower()[: validation.EMAIL_MAX_LENGTH]
 
     async def check(claim: throttling.Claim) -> OpenedSession:
         return await _check_password(
-            db=db,
+            tx=tx,
             hashing=hashing,
             settings=settings,
             claim=claim,
@@ -131,12 +134,12 @@ async def log_in(
 
     async with hashing.admission():
         claim = await throttling.claim_attempt(
-            db, settings=settings, email=email, client_address=client_address
+            tx.engine, settings=settings, email=email, client_address=client_address
         )
         if not claim.delay_seconds:
             return await check(claim)
     # Waited outside the admission, so slowed-down emails do not hold up other log-ins.
-    await release_for_slow_work(db)
+    await tx.release()
     metrics.login_delays.inc()
     logger.info(
         "log-in attempt delayed",
@@ -153,7 +156,7 @@ async def log_in(
 
 async def _check_password(
     *,
-    db: AsyncSession,
+    tx: Tx,
     hashing: PasswordHashing,
     settings: Settings,
     claim: throttling.Claim,
@@ -161,12 +164,12 @@ async def _check_password(
     password: str,
     client_address: str,
 ) -> OpenedSession:
-    user = await user_by_email(db, email)
-    await release_for_slow_work(db)
+    user = await user_by_email(tx.db, email)
+    await tx.release()
     ok = await hashing.verify(user.password_hash if user else None, password[:1024])
     if user is None or not ok:
         await _failed(
-            db,
+            tx.engine,
             settings=settings,
             claim=claim,
             user=user,
@@ -176,28 +179,28 @@ async def _check_password(
         raise invalid_credentials()
     new_hash = await hashing.hash(password) if hashing.needs_rehash(user.password_hash) else None
 
-    await begin_write(db)
-    await throttling.succeeded(db, email=email, client_address=client_address)
-    user = await user_by_email(db, email)
-    if user is None:  # removed meanwhile
-        raise invalid_credentials()
-    if new_hash is not None:
-        user.password_hash = new_hash
-        db.add(user)
-    opened = await open_session(db=db, settings=settings, user=user)
-    await audit.record(
-        db,
-        merchant_id=user.merchant_id,
-        actor=user.email,
-        action="session.create",
-        target_id=global_id("User", opened.row.user_id),
-        summary="Logged in",
-    )
-    return opened
+    async with tx.write() as db:
+        await throttling.succeeded(db, email=email, client_address=client_address)
+        user = await user_by_email(db, email)
+        if user is None:  # removed meanwhile
+            raise invalid_credentials()
+        if new_hash is not None:
+            user.password_hash = new_hash
+            db.add(user)
+        opened = await open_session(db=db, settings=settings, user=user)
+        await audit.record(
+            db,
+            merchant_id=user.merchant_id,
+            actor=user.email,
+            action="session.create",
+            target_id=global_id("User", opened.row.user_id),
+            summary="Logged in",
+        )
+        return opened
 
 
 async def _failed(
-    db: AsyncSession,
+    engine: AsyncEngine,
     *,
     settings: Settings,
     claim: throttling.Claim,
@@ -218,18 +221,17 @@ async def _failed(
     if user is None or not audit.failures_worth_an_event(claim.email_failures):
         return
     assert user.id is not None
-    # Committed here: the mutation rolls back on the error that follows.
-    await begin_write(db)
-    await audit.record(
-        db,
-        merchant_id=user.merchant_id,
-        actor=f"unknown caller at {client_address}",
-        action="session.failed_login",
-        target_id=global_id("User", user.id),
-        summary=f"{claim.email_failures} failed log-in attempts for {user.email} within "
-        f"{settings.login_failure_window_minutes} minutes, the latest from {client_address}",
-    )
-    await db.commit()
+    # Committed on its own: the request fails (INVALID_CREDENTIALS), and its unit rolls back.
+    async with independent_write(engine) as conn:
+        await audit.record_on(
+            conn,
+            merchant_id=user.merchant_id,
+            actor=f"unknown caller at {client_address}",
+            action="session.failed_login",
+            target_id=global_id("User", user.id),
+            summary=f"{claim.email_failures} failed log-in attempts for {user.email} within "
+            f"{settings.login_failure_window_minutes} minutes, the latest from {client_address}",
+        )
 
 
 def invalid_credentials() -> DomainError:

@@ -27,14 +27,14 @@ import math
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import NoReturn
 
-from sqlalchemy import ColumnElement, delete, func, text
+from sqlalchemy import ColumnElement, delete, func, insert, text
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from db.engine import begin_write
+from db.engine import independent_write
 from db.models import LoginFailure, LoginKnownAddress
 from db.types import utcnow
 from gql_api.client_address import throttling_key
@@ -62,20 +62,30 @@ class Claim:
 
 
 async def claim_attempt(
-    db: AsyncSession, *, settings: Settings, email: str, client_address: str
+    engine: AsyncEngine, *, settings: Settings, email: str, client_address: str
 ) -> Claim:
     """Record this attempt as a failure up front, with its turn when the email is past its
     ceiling; or refuse it (RateLimited) when its address, or its email from this address, has
     too many failures within the window, or when its turn would be too far ahead."""
+    # Committed on its own, before the password is checked: concurrent guesses count too, and
+    # the count stays although the request then fails.
+    async with independent_write(engine) as conn:
+        decided = await _decide(conn, settings=settings, email=email, client_address=client_address)
+    if isinstance(decided, RateLimited):
+        raise decided  # after the commit: the pruning done meanwhile stays
+    return decided
+
+
+async def _decide(
+    conn: AsyncConnection, *, settings: Settings, email: str, client_address: str
+) -> Claim | RateLimited:
     now = utcnow()
     window = timedelta(minutes=settings.login_failure_window_minutes)
     since = now - window
     key = throttling_key(client_address)
-    await begin_write(db)
-    if db.bind is not None and db.bind.dialect.name == "postgresql":
+    if conn.dialect.name == "postgresql":
         # One attempt per address and per email at a time decides; SQLite writes one at a time.
-        connection = await db.connection()
-        await connection.execute(
+        await conn.execute(
             text(
                 "SELECT pg_advisory_xact_lock(:address_lock, hashtext(:address)), "
                 "pg_advisory_xact_lock(:email_lock, hashtext(:email))"
@@ -87,14 +97,14 @@ async def claim_attempt(
                 "email": email,
             },
         )
-    await _prune(db, before=since)
+    await _prune(conn, before=since)
 
     from_address = col(LoginFailure.client_address) == key
     for_email = col(LoginFailure.email) == email
-    address_failures = await _count(db, since, from_address)
+    address_failures = await _count(conn, since, from_address)
     if address_failures >= settings.login_max_failures_per_address:
-        await _refuse(
-            db,
+        return await _refusal(
+            conn,
             since,
             from_address,
             count=address_failures,
@@ -103,10 +113,10 @@ async def claim_attempt(
             now=now,
             message="Too many failed log-in attempts from this address; try again later.",
         )
-    pair_failures = await _count(db, since, for_email, from_address)
+    pair_failures = await _count(conn, since, for_email, from_address)
     if pair_failures >= settings.login_max_failures:
-        await _refuse(
-            db,
+        return await _refusal(
+            conn,
             since,
             for_email,
             from_address,
@@ -117,20 +127,26 @@ async def claim_attempt(
             message="Too many failed log-in attempts for this email from this address; "
             "try again later.",
         )
-    email_failures = await _count(db, since, for_email) + 1
-    turn = None
+    email_failures = await _count(conn, since, for_email) + 1
+    turn: datetime | None = None
     if email_failures > settings.login_email_slowdown_after and not await _known(
-        db, email=email, client_key=key, now=now
+        conn, email=email, client_key=key, now=now
     ):
-        turn = await _take_turn(
-            db,
+        taken = await _take_turn(
+            conn,
             settings=settings,
             email=email,
             interval=turn_interval(settings, email_failures),
             now=now,
         )
-    db.add(LoginFailure(email=email, client_address=key, attempted_at=now, not_before=turn))
-    await db.commit()
+        if isinstance(taken, RateLimited):
+            return taken
+        turn = taken
+    await conn.execute(
+        insert(LoginFailure).values(
+            email=email, client_address=key, attempted_at=now, not_before=turn
+        )
+    )
     delay_seconds = (turn - now).total_seconds() if turn is not None else 0.0
     return Claim(email_failures=email_failures, delay_seconds=delay_seconds)
 
@@ -146,35 +162,39 @@ def turn_interval(settings: Settings, email_failures: int) -> timedelta:
 
 
 async def _take_turn(
-    db: AsyncSession, *, settings: Settings, email: str, interval: timedelta, now: datetime
-) -> datetime:
+    conn: AsyncConnection,
+    *,
+    settings: Settings,
+    email: str,
+    interval: timedelta,
+    now: datetime,
+) -> datetime | RateLimited:
     """The next turn of the email, an interval after its latest (the caller holds its lock);
-    RateLimited when that is further ahead than LOGIN_EMAIL_MAX_QUEUE_SECONDS."""
+    a refusal when that is further ahead than LOGIN_EMAIL_MAX_QUEUE_SECONDS."""
     latest = (
-        await db.exec(
+        await conn.execute(
             select(func.max(col(LoginFailure.not_before))).where(
                 col(LoginFailure.email) == email, col(LoginFailure.not_before) > now
             )
         )
-    ).one()
+    ).scalar_one()
     turn = max(now, latest or now) + interval
     too_far = (turn - now).total_seconds() - settings.login_email_max_queue_seconds
     if too_far > 0:
-        await db.commit()
-        raise RateLimited(
+        return RateLimited(
             "Too many log-in attempts for this email; try again later.",
             retryAfterSeconds=max(1, math.ceil(too_far)),
         )
     return turn
 
 
-async def _known(db: AsyncSession, *, email: str, client_key: str, now: datetime) -> bool:
+async def _known(conn: AsyncConnection, *, email: str, client_key: str, now: datetime) -> bool:
     statement = select(LoginKnownAddress.id).where(
         col(LoginKnownAddress.email) == email,
         col(LoginKnownAddress.client_key) == client_key,
         col(LoginKnownAddress.last_success_at) >= now - KNOWN_FOR,
     )
-    return (await db.exec(statement)).first() is not None
+    return (await conn.execute(statement)).first() is not None
 
 
 async def succeeded(db: AsyncSession, *, email: str, client_address: str) -> None:
@@ -214,7 +234,7 @@ def email_for_logs(email: str) -> dict[str, str]:
     return {"email_domain": email.rpartition("@")[2][:100], "email_ref": digest[:16]}
 
 
-async def _prune(db: AsyncSession, *, before: datetime) -> None:
+async def _prune(conn: AsyncConnection, *, before: datetime) -> None:
     """Delete old failures of every email, unknown ones included, a small batch per claim.
 
     Ids grow with time, so the oldest rows are among the lowest ids: looking at a batch of
@@ -227,20 +247,20 @@ async def _prune(db: AsyncSession, *, before: datetime) -> None:
         .limit(PRUNE_BATCH)
         .with_for_update(skip_locked=True)
     )
-    await db.exec(
+    await conn.execute(
         delete(LoginFailure).where(
             col(LoginFailure.id).in_(oldest), col(LoginFailure.attempted_at) < before
         )
     )
 
 
-async def _count(db: AsyncSession, since: datetime, *where: ColumnElement[bool]) -> int:
+async def _count(conn: AsyncConnection, since: datetime, *where: ColumnElement[bool]) -> int:
     statement = select(func.count()).where(*where, col(LoginFailure.attempted_at) >= since)
-    return int((await db.exec(statement)).one())
+    return int((await conn.execute(statement)).scalar_one())
 
 
-async def _refuse(
-    db: AsyncSession,
+async def _refusal(
+    conn: AsyncConnection,
     since: datetime,
     *where: ColumnElement[bool],
     count: int,
@@ -248,17 +268,16 @@ async def _refuse(
     window: timedelta,
     now: datetime,
     message: str,
-) -> NoReturn:
-    """Raise RateLimited, with the seconds until enough failures have left the window."""
+) -> RateLimited:
+    """RateLimited, with the seconds until enough failures have left the window."""
     freed_by = (
-        await db.exec(
+        await conn.execute(
             select(LoginFailure.attempted_at)
             .where(*where, col(LoginFailure.attempted_at) >= since)
             .order_by(col(LoginFailure.attempted_at))
             .offset(count - limit)
             .limit(1)
         )
-    ).one()
-    await db.commit()
+    ).scalar_one()
     retry_after = max(1, math.ceil((freed_by + window - now).total_seconds()))
-    raise RateLimited(message, retryAfterSeconds=retry_after)
+    return RateLimited(message, retryAfterSeconds=retry_after)

@@ -7,12 +7,14 @@ from datetime import datetime
 import strawberry
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from db.engine import Tx
 from db.models import ApiSecret as ApiSecretRow
 from gql_api.api_secrets import auth, service
 from gql_api.api_secrets.types import ApiSecret
 from gql_api.context import Info
 from gql_api.errors import DomainError
-from gql_api.user_errors import UserError, mutate, user_errors
+from gql_api.mutations import mutate, mutate_in_steps
+from gql_api.user_errors import UserError, user_errors
 
 
 @strawberry.input(description="Issue a V2 API secret for a store (OWNER, ADMIN).")
@@ -88,9 +90,9 @@ class Mutation:
     ) -> ApiSecretIssuePayload:
         principal = info.context.require_principal()
 
-        async def action(db: AsyncSession) -> service.IssuedSecret:
+        async def action(tx: Tx) -> service.IssuedSecret:
             return await service.issue(
-                db=db,
+                tx=tx,
                 principal=principal,
                 hashing=info.context.app.hashing,
                 store_id=input.store_id,
@@ -98,7 +100,7 @@ class Mutation:
                 expiration_days=input.expiration_days,
             )
 
-        issued, errors = await mutate(info, action, writes_early=False)
+        issued, errors = await mutate_in_steps(info, action)
         if issued is None:
             return ApiSecretIssuePayload(api_secret=None, secret=None, user_errors=errors)
         return ApiSecretIssuePayload(

@@ -10,7 +10,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import SelectOfScalar
 
-from db.engine import begin_write_after_reads, release_for_slow_work
+from db.engine import Tx
 from db.models import ApiSecret, ApiToken, Store
 from db.types import utcnow
 from gql_api import validation
@@ -60,15 +60,17 @@ async def secret_by_pk(*, db: AsyncSession, principal: Principal, pk: int) -> Ap
 
 async def issue(
     *,
-    db: AsyncSession,
+    tx: Tx,
     principal: Principal,
     hashing: PasswordHashing,
     store_id: str,
     name: str,
     expiration_days: int | None,
 ) -> IssuedSecret:
+    """A new secret for a store (argon2 runs between the reads and the write, with no
+    connection held); its plaintext is returned once."""
     require(principal, Operation.API_SECRET_MANAGE)
-    store = await store_by_store_id(db=db, principal=principal, store_id=store_id)
+    store = await store_by_store_id(db=tx.db, principal=principal, store_id=store_id)
     problems = Problems()
     if store is None:
         problems.add(UserErrorCode.NOT_FOUND, ("input", "storeId"), "No store with this storeId.")
@@ -82,35 +84,35 @@ async def issue(
     problems.raise_if_any()
     assert store is not None and store.id is not None
     generated = api_keys.generate()
-    await release_for_slow_work(db)
+    await tx.release()
     secret_hash = await hashing.hash(generated.plaintext)
-    await begin_write_after_reads(db)
-    now = utcnow()
-    row = ApiSecret(
-        key_id=generated.key_id,
-        merchant_id=principal.merchant_id,
-        store_pk=store.id,
-        name=name,
-        secret_hash=secret_hash,
-        hint=api_keys.hint(generated),
-        verify_tag=api_keys.verify_tag(generated.plaintext),
-        created_by=principal.user_id,
-        created_at=now,
-        expires_at=now + timedelta(days=expiration_days) if expiration_days else None,
-    )
-    db.add(row)
-    await db.flush()
-    assert row.id is not None
-    expiry = f"expires in {expiration_days} days" if expiration_days else "no expiry"
-    await audit.record_by(
-        db,
-        principal,
-        "api_secret.issue",
-        f"Issued API secret “{name}” ({row.hint}), {expiry}",
-        store_id=store.store_id,
-        target_id=global_id("ApiSecret", row.id),
-    )
-    return IssuedSecret(row=row, plaintext=generated.plaintext)
+    async with tx.write() as db:
+        now = utcnow()
+        row = ApiSecret(
+            key_id=generated.key_id,
+            merchant_id=principal.merchant_id,
+            store_pk=store.id,
+            name=name,
+            secret_hash=secret_hash,
+            hint=api_keys.hint(generated),
+            verify_tag=api_keys.verify_tag(generated.plaintext),
+            created_by=principal.user_id,
+            created_at=now,
+            expires_at=now + timedelta(days=expiration_days) if expiration_days else None,
+        )
+        db.add(row)
+        await db.flush()
+        assert row.id is not None
+        expiry = f"expires in {expiration_days} days" if expiration_days else "no expiry"
+        await audit.record_by(
+            db,
+            principal,
+            "api_secret.issue",
+            f"Issued API secret “{name}” ({row.hint}), {expiry}",
+            store_id=store.store_id,
+            target_id=global_id("ApiSecret", row.id),
+        )
+        return IssuedSecret(row=row, plaintext=generated.plaintext)
 
 
 async def delete(*, db: AsyncSession, principal: Principal, secret_id: str) -> ApiSecret:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from sqlalchemy import insert
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import SelectOfScalar
 
 from db.models import AuditEvent
+from db.types import utcnow
 from gql_api.logs import current_request_id
 from gql_api.permissions import Operation, Principal, require
 
@@ -49,6 +52,30 @@ async def record(
         )
     )
     await db.flush()
+
+
+async def record_on(
+    conn: AsyncConnection,
+    *,
+    merchant_id: int,
+    actor: str,
+    action: str,
+    summary: str,
+    target_id: str | None = None,
+) -> None:
+    """Add an event to the transaction of `conn` (db.engine.independent_write): for an event
+    that must stay although the request fails, such as failed attempts."""
+    await conn.execute(
+        insert(AuditEvent).values(
+            merchant_id=merchant_id,
+            actor=actor[:300],
+            action=action,
+            target_id=target_id,
+            summary=summary[:SUMMARY_MAX_LENGTH],
+            request_id=current_request_id(),
+            occurred_at=utcnow(),
+        )
+    )
 
 
 async def record_by(

@@ -11,8 +11,9 @@ from gql_api.channels.types import Channel
 from gql_api.context import Info
 from gql_api.enums import ChannelPurpose, IntegrationMode, PgProvider, TaxType
 from gql_api.input_limits import limited_list
+from gql_api.mutations import mutate
 from gql_api.pg_catalog import catalog
-from gql_api.user_errors import UserError, mutate
+from gql_api.user_errors import UserError
 
 
 @strawberry.input(description="A credential value; the key comes from the module's fields.")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import strawberry
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from db.engine import Tx
 from db.models import User as UserRow
 from gql_api.accounts import sessions
 from gql_api.accounts.types import Session, User
@@ -12,8 +13,9 @@ from gql_api.context import Info
 from gql_api.enums import MemberRole
 from gql_api.members import service
 from gql_api.members.types import Invitation, Member
+from gql_api.mutations import mutate, mutate_in_steps
 from gql_api.permissions import Role
-from gql_api.user_errors import UserError, mutate
+from gql_api.user_errors import UserError
 
 
 @strawberry.input(description="Invite a person to the merchant with a role.")
@@ -123,9 +125,9 @@ class Mutation:
     ) -> InvitationAcceptPayload:
         app = info.context.app
 
-        async def action(db: AsyncSession) -> service.Accepted:
+        async def action(tx: Tx) -> service.Accepted:
             return await service.accept(
-                db=db,
+                tx=tx,
                 hashing=app.hashing,
                 settings=app.settings,
                 token=input.token,
@@ -133,7 +135,7 @@ class Mutation:
                 password=input.password,
             )
 
-        accepted, errors = await mutate(info, action, writes_early=False)
+        accepted, errors = await mutate_in_steps(info, action)
         if accepted is None:
             return InvitationAcceptPayload(member=None, session=None, user_errors=errors)
         opened = accepted.session

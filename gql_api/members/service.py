@@ -11,7 +11,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import SelectOfScalar
 
-from db.engine import begin_write_after_reads, release_for_slow_work
+from db.engine import Tx
 from db.models import Invitation, Merchant, Store, User
 from db.types import utcnow
 from gql_api import validation
@@ -156,18 +156,19 @@ async def invite(
 
 async def accept(
     *,
-    db: AsyncSession,
+    tx: Tx,
     hashing: PasswordHashing,
     settings: Settings,
     token: str,
     name: str,
     password: str,
 ) -> Accepted:
-    """Create the invited account and log it in; the token works once."""
+    """Create the invited account and log it in; the token works once (argon2 runs between
+    the reads and the write, with no connection held)."""
     invitation = None
     if token.startswith(INVITATION_TOKEN_PREFIX) and len(token) <= MAX_TOKEN_LENGTH:
         statement = select(Invitation).where(col(Invitation.token_hash) == token_hash(token))
-        invitation = (await db.exec(statement)).first()
+        invitation = (await tx.db.exec(statement)).first()
     if invitation is None or invitation.accepted_at or invitation.revoked_at:
         raise DomainError.single(
             UserErrorCode.TOKEN_INVALID,
@@ -184,10 +185,10 @@ async def accept(
     name = validation.name(problems, name, ("input", "name"), label="Name")
     validation.new_password(problems, password, ("input", "password"))
     problems.raise_if_any()
-    if await user_by_email(db, invitation.email) is not None:
+    if await user_by_email(tx.db, invitation.email) is not None:
         raise _invited_email_taken()
     if invitation.store_pk is not None:
-        store = await db.get(Store, invitation.store_pk)
+        store = await tx.db.get(Store, invitation.store_pk)
         if store is None or store.deleted_at is not None:
             raise DomainError.single(
                 UserErrorCode.TOKEN_INVALID,
@@ -195,7 +196,7 @@ async def accept(
                 "The sub-store of this invitation no longer exists.",
             )
     role = Role(invitation.role)
-    inviter = await db.get(User, invitation.invited_by)
+    inviter = await tx.db.get(User, invitation.invited_by)
     if not _inviter_may_still_grant(inviter, role, invitation.store_pk):
         raise DomainError.single(
             UserErrorCode.TOKEN_INVALID,
@@ -203,50 +204,54 @@ async def accept(
             "This invitation was withdrawn: whoever sent it can no longer grant this role.",
         )
     if role is Role.DEVELOPER:
-        await _check_developer_limit(db, invitation.merchant_id, ("input", "token"), invitation.id)
-    await release_for_slow_work(db)
+        await _check_developer_limit(
+            tx.db, invitation.merchant_id, ("input", "token"), invitation.id
+        )
+    await tx.release()
     password_hash = await hashing.hash(password)
-    await begin_write_after_reads(db)
-    invitation = (
-        await db.exec(
-            select(Invitation)
-            .where(
-                col(Invitation.id) == invitation.id,
-                col(Invitation.accepted_at).is_(None),
-                col(Invitation.revoked_at).is_(None),
+    async with tx.write() as db:
+        invitation = (
+            await db.exec(
+                select(Invitation)
+                .where(
+                    col(Invitation.id) == invitation.id,
+                    col(Invitation.accepted_at).is_(None),
+                    col(Invitation.revoked_at).is_(None),
+                )
+                .with_for_update()
             )
-            .with_for_update()
+        ).first()
+        if invitation is None:  # accepted or withdrawn while the password was being hashed
+            raise DomainError.single(
+                UserErrorCode.TOKEN_INVALID, ("input", "token"), "This invitation is not valid."
+            )
+        user = User(
+            merchant_id=invitation.merchant_id,
+            email=invitation.email,
+            name=name,
+            password_hash=password_hash,
+            role=role.value,
+            store_pk=invitation.store_pk,
         )
-    ).first()
-    if invitation is None:  # accepted or withdrawn while the password was being hashed
-        raise DomainError.single(
-            UserErrorCode.TOKEN_INVALID, ("input", "token"), "This invitation is not valid."
+        invitation.accepted_at = utcnow()
+        db.add_all([user, invitation])
+        try:
+            await db.flush()
+        except IntegrityError:  # the email signed up elsewhere at the same moment
+            raise _invited_email_taken() from None
+        assert user.id is not None
+        await audit.record(
+            db,
+            merchant_id=user.merchant_id,
+            actor=user.email,
+            action="invitation.accept",
+            store_id=await _store_id_of(db, user.store_pk),
+            target_id=global_id("Member", user.id),
+            summary=f"{user.email} joined as {role.value}",
         )
-    user = User(
-        merchant_id=invitation.merchant_id,
-        email=invitation.email,
-        name=name,
-        password_hash=password_hash,
-        role=role.value,
-        store_pk=invitation.store_pk,
-    )
-    invitation.accepted_at = utcnow()
-    db.add_all([user, invitation])
-    try:
-        await db.flush()
-    except IntegrityError:  # the email signed up elsewhere at the same moment
-        raise _invited_email_taken() from None
-    assert user.id is not None
-    await audit.record(
-        db,
-        merchant_id=user.merchant_id,
-        actor=user.email,
-        action="invitation.accept",
-        store_id=await _store_id_of(db, user.store_pk),
-        target_id=global_id("Member", user.id),
-        summary=f"{user.email} joined as {role.value}",
-    )
-    return Accepted(member=user, session=await open_session(db=db, settings=settings, user=user))
+        return Accepted(
+            member=user, session=await open_session(db=db, settings=settings, user=user)
+        )
 
 
 async def update_role(

@@ -7,10 +7,11 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from db.models import Store as StoreRow
 from gql_api.context import Info
+from gql_api.mutations import mutate
 from gql_api.stores import service
 from gql_api.stores.merchant import Merchant, own_merchant, visible_merchant
 from gql_api.stores.types import Store
-from gql_api.user_errors import UserError, mutate
+from gql_api.user_errors import UserError
 
 
 @strawberry.input(description="Create a sub-store (하위 상점) under the caller's merchant.")

@@ -12,7 +12,8 @@ from db.models import WebhookSecret as SecretRow
 from gql_api.channels import rules
 from gql_api.context import Info
 from gql_api.enums import IntegrationMode, ModuleVersion, WebhookContentType, WebhookPayloadVersion
-from gql_api.user_errors import UserError, mutate
+from gql_api.mutations import mutate
+from gql_api.user_errors import UserError
 from gql_api.webhooks import calls, payloads, service
 from gql_api.webhooks.addresses import parse_networks
 from gql_api.webhooks.sender import DeliveryResult, Limits
