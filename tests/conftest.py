@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import SQLModel
 from starlette.applications import Starlette
 
@@ -121,3 +122,10 @@ async def client(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
 @pytest.fixture
 def api(client: httpx.AsyncClient) -> Api:
     return Api(client)
+
+
+@pytest.fixture
+def db_engine(app: Starlette) -> AsyncEngine:
+    """The app's own engine, for setting rows up directly (tests.factories)."""
+    engine: AsyncEngine = app.state.app_state.engine
+    return engine
