@@ -11,11 +11,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gql_api.permissions import MATRIX, Operation
 from gql_api.schema import build_schema
 from gql_api.settings import Settings
 from tests.conftest import make_settings
+from tests.factories import Database, Seeded, add_member, seed_merchant
 from tests.support import (
     ACCEPT,
     INVITE,
@@ -24,7 +26,6 @@ from tests.support import (
     GraphQLResponse,
     Joined,
     create_store,
-    invite_and_join,
 )
 
 ROLES = [
@@ -77,6 +78,8 @@ class World:
     sub_store: str  # the STORE_* roles are bound to this one
     other_sub_store: str
     representative_store: str
+    database: Database
+    seeded: Seeded
     created: list[str] = field(default_factory=list)
 
     async def fresh_sub_store(self) -> str:
@@ -88,28 +91,39 @@ class World:
 
     async def fresh_store_member(self) -> Joined:
         """A STORE_READ_ONLY member of the sub-store: something every manager may act on."""
-        return await invite_and_join(
-            self.api, self.tokens["OWNER"], "STORE_READ_ONLY", self.sub_store
-        )
+        return await self.fresh_member("STORE_READ_ONLY", self.sub_store)
+
+    async def fresh_member(self, role: str, store_id: str | None = None) -> Joined:
+        return await add_member(self.database, self.seeded, role, store_id)
 
 
-async def build_world(api: Api) -> World:
-    owner = await api.sign_up()
-    sub_store, _ = await create_store(api, owner.token, "Sub store")
-    other, _ = await create_store(api, owner.token, "Other sub store")
+async def build_world(api: Api, database: Database) -> World:
+    # the merchant, its stores and members are rows (tests.factories): this test is about
+    # what each role may do, not about signing up or joining (tests of their own)
+    seeded = await seed_merchant(database, roles=ROLES[1:], stores=("Sub store", "Other sub store"))
+    owner = seeded.owner
+    sub_store, other = seeded.stores["Sub store"], seeded.stores["Other sub store"]
     tokens = {"OWNER": owner.token}
     emails = {"OWNER": owner.email}
-    members: dict[str, Joined] = {}
+    members: dict[str, Joined] = dict(seeded.members)
     for role in ROLES[1:]:
-        store = sub_store if role.startswith("STORE_") else None
-        members[role] = await invite_and_join(api, owner.token, role, store)
         tokens[role] = members[role].token
         emails[role] = members[role].email
     issued = await api.gql(
         SECRET_ISSUE, {"i": {"storeId": sub_store, "name": "Partner"}}, token=owner.token
     )
     tokens["API_SECRET"] = f"PortOne {issued.data['apiSecretIssue']['secret']}"
-    return World(api, tokens, emails, members, sub_store, other, owner.representative_store_id)
+    return World(
+        api,
+        tokens,
+        emails,
+        members,
+        sub_store,
+        other,
+        owner.representative_store_id,
+        database,
+        seeded,
+    )
 
 
 Runner = Callable[[World, str | None, str | None], Awaitable[GraphQLResponse]]
@@ -261,7 +275,7 @@ async def run_ownership_transfer(
 ) -> GraphQLResponse:
     query = """mutation($m: ID!) { merchantOwnershipTransfer(input: {memberId: $m}) {
         userErrors { code } } }"""
-    target = await invite_and_join(world.api, world.tokens["OWNER"], "ADMIN")
+    target = await world.fresh_member("ADMIN")
     return await _q(world, token, query, m=target.member_id)
 
 
@@ -498,9 +512,9 @@ def _outcome(response: GraphQLResponse, case: Case) -> str:
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
-async def test_operation_follows_the_matrix(api: Api, name: str) -> None:
+async def test_operation_follows_the_matrix(api: Api, db_engine: AsyncEngine, name: str) -> None:
     # given a merchant with one member of every role
-    world = await build_world(api)
+    world = await build_world(api, db_engine)
     case = CASES[name]
     outcomes: dict[str, str] = {}
     expected: dict[str, str] = {}
