@@ -58,9 +58,10 @@ def watch_statements(engine: AsyncEngine, watcher: StatementWatcher) -> Callable
 
 
 def _named_row(names: tuple[str, ...]) -> type[Any]:
-    """A named tuple of the columns' names (a second `id` is `id_1`, as in `row._mapping`)."""
-    make: Callable[[str, tuple[str, ...]], type[Any]] = namedtuple
-    return make("DriverRow", names)
+    """A named tuple of the columns' names (a second `id` is `id_1`, as in `row._mapping`; an
+    expression without a label is `_<position>`)."""
+    make: Callable[..., type[Any]] = namedtuple
+    return make("DriverRow", names, rename=True)
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,8 @@ class DriverQuery(Generic[R]):
         names = tuple(statement.selected_columns.keys())
         row_type = record if record is not None else _named_row(names)
         fields: tuple[str, ...] = row_type._fields
+        if record is None:
+            names = fields
         if sorted(fields) != sorted(names):
             raise ValueError(
                 f"{row_type.__name__} has fields {fields}, the statement columns {names}: "

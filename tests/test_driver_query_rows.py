@@ -1,0 +1,43 @@
+"""DriverQuery rows are read by column name: a record's fields are filled from the columns of
+the same names, whatever their order, so adding a column cannot shift the others."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import pytest
+from sqlalchemy import literal, select
+
+from db.driver_query import DriverQuery
+from db.engine import create_engine
+
+
+class Pair(NamedTuple):
+    left: int
+    right: str
+
+
+async def test_a_record_is_filled_by_column_name(database_url: str) -> None:
+    # given: the columns in another order than the record's fields, and one more
+    query = DriverQuery(
+        select(literal("R").label("right"), literal(1).label("left")),
+        Pair,
+    )
+    unnamed = DriverQuery(select(literal(7), literal(8).label("eight")))
+    engine = create_engine(database_url)
+
+    # when
+    try:
+        found = await query.first(engine)
+        row = await unnamed.first(engine)
+    finally:
+        await engine.dispose()
+
+    # then
+    assert found == Pair(left=1, right="R")
+    assert row is not None and row == (7, 8) and row.eight == 8
+
+
+def test_a_record_without_a_column_for_each_field_is_refused() -> None:
+    with pytest.raises(ValueError, match="label the columns"):
+        DriverQuery(select(literal(1).label("left"), literal(2).label("middle")), Pair)
