@@ -20,9 +20,8 @@ from starlette.responses import Response
 
 from gql_api.api_secrets.auth import SecretVerifier
 from gql_api.caller import CallerMerchant
-from gql_api.errors import Unauthenticated
 from gql_api.metrics import Metrics
-from gql_api.permissions import Principal
+from gql_api.permissions import Principal, require_principal
 from gql_api.pg_catalog.catalog import Catalog
 from gql_api.security.encryption import Encryptor
 from gql_api.security.passwords import PasswordHashing
@@ -90,11 +89,7 @@ class Context:
             self._session = None
 
     def require_principal(self) -> Principal:
-        if self.principal is None:
-            raise Unauthenticated(
-                "Authentication required: send Authorization: Bearer <token> or PortOne <secret>."
-            )
-        return self.principal
+        return require_principal(self.principal)
 
 
 Info: TypeAlias = strawberry.Info[Context, Any]

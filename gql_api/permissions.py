@@ -136,13 +136,29 @@ def access(principal: Principal, operation: Operation) -> Access:
     return level
 
 
+def require_principal(principal: Principal | None) -> Principal:
+    """The caller; UNAUTHENTICATED (the one message for it) if the request named none."""
+    if principal is None:
+        raise Unauthenticated(
+            "Authentication required: send Authorization: Bearer <token> or PortOne <secret>."
+        )
+    return principal
+
+
 def require(principal: Principal | None, operation: Operation) -> Principal:
     """The caller, if it may perform `operation` somewhere; FORBIDDEN or UNAUTHENTICATED if not."""
-    if principal is None:
-        raise Unauthenticated("Authentication required: send Authorization: Bearer <token>.")
+    principal = require_principal(principal)
     if access(principal, operation) is Access.NONE:
         raise Forbidden("Your role does not allow this operation.")
     return principal
+
+
+def confined_store_pk(principal: Principal, operation: Operation) -> int | None:
+    """The one store `principal` is confined to for `operation` (OWN_STORE access), or None
+    when it is not confined to one (ALL, or NONE, which `require` refuses)."""
+    if access(principal, operation) is Access.OWN_STORE:
+        return principal.store_pk
+    return None
 
 
 def may_act_on_store(principal: Principal, operation: Operation, store_pk: int) -> bool:

@@ -17,7 +17,8 @@ from gql_api import validation
 from gql_api.audit import service as audit
 from gql_api.errors import DomainError, Problems, UserErrorCode
 from gql_api.ids import global_id, pk_of
-from gql_api.permissions import Access, Operation, Principal, access, require
+from gql_api.permissions import Operation, Principal, require
+from gql_api.scoping import scope_to_store
 from gql_api.security import api_keys
 from gql_api.security.passwords import PasswordHashing
 from gql_api.stores.service import store_by_store_id
@@ -41,9 +42,7 @@ def visible_secrets(principal: Principal, store_pk: int) -> SelectOfScalar[ApiSe
         col(ApiSecret.store_pk) == store_pk,
         col(ApiSecret.deleted_at).is_(None),
     )
-    if access(principal, Operation.READ) is Access.OWN_STORE:
-        statement = statement.where(col(ApiSecret.store_pk) == principal.store_pk)
-    return statement
+    return scope_to_store(statement, principal, Operation.READ, col(ApiSecret.store_pk))
 
 
 async def secret_by_pk(*, db: AsyncSession, principal: Principal, pk: int) -> ApiSecret | None:
@@ -53,8 +52,7 @@ async def secret_by_pk(*, db: AsyncSession, principal: Principal, pk: int) -> Ap
         col(ApiSecret.merchant_id) == principal.merchant_id,
         col(ApiSecret.deleted_at).is_(None),
     )
-    if access(principal, Operation.READ) is Access.OWN_STORE:
-        statement = statement.where(col(ApiSecret.store_pk) == principal.store_pk)
+    statement = scope_to_store(statement, principal, Operation.READ, col(ApiSecret.store_pk))
     return (await db.exec(statement)).first()
 
 

@@ -36,10 +36,9 @@ from db.models import Channel
 from gql_api.channels.service import (
     bound_channel_scope,
     channel_scope_params,
-    reads_own_store_only,
 )
 from gql_api.pagination import Page, PageRequest, page_from_rows
-from gql_api.permissions import Principal
+from gql_api.permissions import Operation, Principal, confined_store_pk
 from gql_api.store_batches import store_binds, store_chunks, store_params
 
 SEARCH_MAX_LENGTH = 100
@@ -191,7 +190,7 @@ async def _fetch(
     store_pks: list[int],
 ) -> dict[int, list[ChannelRecord]]:
     limit, backward, after, before = request.validated()
-    own_store = reads_own_store_only(principal)
+    own_store = confined_store_pk(principal, Operation.READ) is not None
     search = query.search.strip().lower()[:SEARCH_MAX_LENGTH] if query.search else ""
     params: dict[str, Any] = {
         **channel_scope_params(principal),

@@ -21,7 +21,7 @@ from gql_api.channels import rules
 from gql_api.channels.rules import CredentialValue, IntegrationMode, TaxType
 from gql_api.errors import DomainError, Problems, UserErrorCode
 from gql_api.ids import pk_of
-from gql_api.permissions import Access, Operation, Principal, access, require
+from gql_api.permissions import Operation, Principal, confined_store_pk, require
 from gql_api.pg_catalog.catalog import Catalog, ChannelPurpose, PaymentModule, PgProvider
 from gql_api.security.encryption import Encryptor
 from gql_api.stores.service import store_by_store_id
@@ -70,17 +70,12 @@ def mask(value: str) -> str:
 
 def channel_scope(principal: Principal) -> list[ColumnElement[bool]]:
     """Conditions for the live channels of the caller's merchant, of the stores it may read."""
-    own_store = principal.store_pk if reads_own_store_only(principal) else None
-    return _scope(principal.merchant_id, own_store)
-
-
-def reads_own_store_only(principal: Principal) -> bool:
-    return access(principal, Operation.READ) is Access.OWN_STORE
+    return _scope(principal.merchant_id, confined_store_pk(principal, Operation.READ))
 
 
 def bound_channel_scope(own_store_only: bool) -> list[ColumnElement[bool]]:
     """channel_scope with the caller's values as bind parameters (channel_scope_params), for a
-    statement built once and run for every caller with the same `reads_own_store_only`."""
+    statement built once and run for every caller with the same confined_store_pk (READ)."""
     return _scope(bindparam("merchant_id"), bindparam("own_store_pk") if own_store_only else None)
 
 

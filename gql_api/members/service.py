@@ -31,6 +31,7 @@ from gql_api.permissions import (
     grantable_roles,
     require,
 )
+from gql_api.scoping import scope_to_store
 from gql_api.security.passwords import PasswordHashing
 from gql_api.security.tokens import INVITATION_TOKEN_PREFIX, new_token, token_hash
 from gql_api.settings import Settings
@@ -62,9 +63,7 @@ def visible_members(principal: Principal) -> SelectOfScalar[User]:
     statement = select(User).where(
         col(User.merchant_id) == principal.merchant_id, col(User.removed_at).is_(None)
     )
-    if access(principal, Operation.MEMBER_READ) is Access.OWN_STORE:
-        statement = statement.where(col(User.store_pk) == principal.store_pk)
-    return statement
+    return scope_to_store(statement, principal, Operation.MEMBER_READ, col(User.store_pk))
 
 
 async def member_by_pk(*, db: AsyncSession, principal: Principal, pk: int) -> User | None:
@@ -83,8 +82,9 @@ async def invitation_by_pk(*, db: AsyncSession, principal: Principal, pk: int) -
         col(Invitation.accepted_at).is_(None),
         col(Invitation.revoked_at).is_(None),
     )
-    if access(principal, Operation.MEMBER_MANAGE) is Access.OWN_STORE:
-        statement = statement.where(col(Invitation.store_pk) == principal.store_pk)
+    statement = scope_to_store(
+        statement, principal, Operation.MEMBER_MANAGE, col(Invitation.store_pk)
+    )
     return (await db.exec(statement)).first()
 
 

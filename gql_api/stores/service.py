@@ -16,7 +16,8 @@ from gql_api import validation
 from gql_api.accounts.sessions import revoke_user_sessions
 from gql_api.audit import service as audit
 from gql_api.errors import DomainError, Problems, UserErrorCode
-from gql_api.permissions import Access, Operation, Principal, access, require
+from gql_api.permissions import Operation, Principal, require
+from gql_api.scoping import scope_to_store
 
 REPRESENTATIVE_STORE_NAME = "대표상점"
 STORE_NAME_MAX_LENGTH = 100
@@ -47,9 +48,7 @@ def visible_stores(principal: Principal) -> SelectOfScalar[Store]:
     statement = select(Store).where(
         col(Store.merchant_id) == principal.merchant_id, col(Store.deleted_at).is_(None)
     )
-    if access(principal, Operation.READ) is Access.OWN_STORE:
-        statement = statement.where(col(Store.id) == principal.store_pk)
-    return statement
+    return scope_to_store(statement, principal, Operation.READ, col(Store.id))
 
 
 def visible_sub_stores(principal: Principal, store: Store) -> SelectOfScalar[Store] | None:

@@ -21,7 +21,8 @@ from gql_api.audit import service as audit
 from gql_api.channels.rules import IntegrationMode
 from gql_api.errors import DomainError, Problems, UserErrorCode
 from gql_api.ids import global_id, pk_of
-from gql_api.permissions import Access, Operation, Principal, access, require
+from gql_api.permissions import Operation, Principal, confined_store_pk, require
+from gql_api.scoping import scope_to_store
 from gql_api.security.encryption import Encryptor
 from gql_api.store_batches import STORE_BUCKETS, store_binds, store_chunks, store_params
 from gql_api.stores.service import store_by_pk, store_by_store_id
@@ -337,8 +338,7 @@ async def secret_by_pk(*, db: AsyncSession, principal: Principal, pk: int) -> We
     statement = select(WebhookSecret).where(
         col(WebhookSecret.id) == pk, col(WebhookSecret.merchant_id) == principal.merchant_id
     )
-    if access(principal, Operation.READ) is Access.OWN_STORE:
-        statement = statement.where(col(WebhookSecret.store_pk) == principal.store_pk)
+    statement = scope_to_store(statement, principal, Operation.READ, col(WebhookSecret.store_pk))
     row = (await db.exec(statement)).first()
     if row is None or await visible_store(db, principal, row.store_pk) is None:
         return None
@@ -475,8 +475,9 @@ async def secrets_for(
     db: AsyncSession, principal: Principal, keys: list[tuple[int, str]]
 ) -> dict[tuple[int, str], list[SecretRecord]]:
     store_pks = sorted({pk for pk, _ in keys})
-    if access(principal, Operation.READ) is Access.OWN_STORE:
-        store_pks = [pk for pk in store_pks if pk == principal.store_pk]
+    own_store = confined_store_pk(principal, Operation.READ)
+    if own_store is not None:
+        store_pks = [pk for pk in store_pks if pk == own_store]
     connection = await db.connection()
     found: dict[tuple[int, str], list[SecretRecord]] = {key: [] for key in keys}
     for chunk in store_chunks(store_pks):
