@@ -21,7 +21,7 @@ from gql_api.permissions import Operation, Principal, require
 from gql_api.scoping import scope_to_store
 from gql_api.security import api_keys
 from gql_api.security.passwords import PasswordHashing
-from gql_api.stores.service import store_by_store_id
+from gql_api.stores.service import STORE_ID_PATH, STORE_NOT_FOUND, store_by_store_id
 
 MAX_EXPIRATION_DAYS = 3650
 
@@ -71,7 +71,7 @@ async def issue(
     store = await store_by_store_id(db=tx.db, principal=principal, store_id=store_id)
     problems = Problems()
     if store is None:
-        problems.add(UserErrorCode.NOT_FOUND, ("input", "storeId"), "No store with this storeId.")
+        problems.add(UserErrorCode.NOT_FOUND, STORE_ID_PATH, STORE_NOT_FOUND)
     name = validation.name(problems, name, ("input", "name"), label="Secret name")
     if expiration_days is not None and not 1 <= expiration_days <= MAX_EXPIRATION_DAYS:
         problems.add(

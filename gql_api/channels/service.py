@@ -24,7 +24,8 @@ from gql_api.ids import pk_of
 from gql_api.permissions import Operation, Principal, confined_store_pk, require
 from gql_api.pg_catalog.catalog import Catalog, ChannelPurpose, PaymentModule, PgProvider
 from gql_api.security.encryption import Encryptor
-from gql_api.stores.service import store_by_store_id
+from gql_api.stores.service import require_store
+from gql_api.unique_names import UniqueName
 
 CHANNEL_KEY_PREFIX = "channel-key-"
 MASK = "••••"
@@ -104,7 +105,9 @@ async def create_channel(
 ) -> Channel:
     require(principal, Operation.CHANNEL_MANAGE)
     rules.check_credential_count(draft.credentials)
-    store = await _managed_store(db, principal, draft.store_id)
+    store = await require_store(
+        db=db, principal=principal, operation=Operation.CHANNEL_MANAGE, store_id=draft.store_id
+    )
     problems = Problems()
     name = validation.name(problems, draft.name, ("input", "name"), label="Channel name")
     resolved = rules.resolve_module(
@@ -142,7 +145,7 @@ async def create_channel(
         credentials=_seal(services.encryptor, channel_key, module, present),
     )
     db.add(channel)
-    await _flush_name(db)
+    await _CHANNEL_NAME.flush(db)
     await audit.record_by(
         db,
         principal,
@@ -223,10 +226,10 @@ async def update_channel(
             )
         )
     except IntegrityError:  # a concurrent rename took the name first
-        raise _name_taken() from None
+        raise _CHANNEL_NAME.taken() from None
     if result.rowcount != 1:  # someone else updated it since we read it
         raise _version_conflict()
-    await _flush_name(db)
+    await _CHANNEL_NAME.flush(db)
     await db.refresh(channel)
     await audit.record_by(
         db,
@@ -282,15 +285,6 @@ def _module_of(catalog: Catalog, channel: Channel) -> PaymentModule:
     return module
 
 
-async def _managed_store(db: AsyncSession, principal: Principal, store_id: str) -> Store:
-    store = await store_by_store_id(db=db, principal=principal, store_id=store_id)
-    if store is None:
-        raise DomainError.single(
-            UserErrorCode.NOT_FOUND, ("input", "storeId"), "No store with this storeId."
-        )
-    return store
-
-
 async def _managed_channel(db: AsyncSession, principal: Principal, channel_id: str) -> Channel:
     pk = pk_of(channel_id, "Channel")
     channel = await channel_by_pk(db=db, principal=principal, pk=pk) if pk is not None else None
@@ -314,12 +308,9 @@ def _version_conflict() -> DomainError:
     )
 
 
-def _name_taken() -> DomainError:
-    return DomainError.single(
-        UserErrorCode.CHANNEL_NAME_DUPLICATE,
-        ("input", "name"),
-        "Another channel of this store and mode has this name.",
-    )
+_CHANNEL_NAME = UniqueName(
+    UserErrorCode.CHANNEL_NAME_DUPLICATE, "Another channel of this store and mode has this name."
+)
 
 
 async def _ensure_name_free(
@@ -338,12 +329,4 @@ async def _ensure_name_free(
     )
     if exclude is not None:
         statement = statement.where(col(Channel.id) != exclude)
-    if (await db.exec(statement)).first() is not None:
-        raise _name_taken()
-
-
-async def _flush_name(db: AsyncSession) -> None:
-    try:
-        await db.flush()
-    except IntegrityError:
-        raise _name_taken() from None
+    await _CHANNEL_NAME.ensure_free(db, statement)

@@ -35,7 +35,7 @@ from gql_api.scoping import scope_to_store
 from gql_api.security.passwords import PasswordHashing
 from gql_api.security.tokens import INVITATION_TOKEN_PREFIX, new_token, token_hash
 from gql_api.settings import Settings
-from gql_api.stores.service import store_by_store_id
+from gql_api.stores.service import require_store
 
 INVITATION_TTL = timedelta(days=7)
 DEVELOPER_LIMIT = 10
@@ -457,9 +457,9 @@ async def _store_for_role(
         raise DomainError.single(
             UserErrorCode.REQUIRED, path, f"{role.value} needs the sub-store it is bound to."
         )
-    store = await store_by_store_id(db=db, principal=principal, store_id=store_id)
-    if store is None:
-        raise DomainError.single(UserErrorCode.NOT_FOUND, path, "No store with this storeId.")
+    store = await require_store(
+        db=db, principal=principal, operation=Operation.MEMBER_MANAGE, store_id=store_id, path=path
+    )
     if store.is_representative:
         raise DomainError.single(
             UserErrorCode.INVALID_INPUT,

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 
 from sqlalchemy import update
-from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import SelectOfScalar
@@ -16,12 +16,16 @@ from gql_api import validation
 from gql_api.accounts.sessions import revoke_user_sessions
 from gql_api.audit import service as audit
 from gql_api.errors import DomainError, Problems, UserErrorCode
-from gql_api.permissions import Operation, Principal, require
+from gql_api.permissions import Operation, Principal, may_act_on_store, require
 from gql_api.scoping import scope_to_store
+from gql_api.unique_names import UniqueName
 
 REPRESENTATIVE_STORE_NAME = "대표상점"
 STORE_NAME_MAX_LENGTH = 100
 STORE_ID_PREFIX = "store-"
+STORE_ID_PATH = ("input", "storeId")
+STORE_NOT_FOUND = "No store with this storeId."
+_STORE_NAME = UniqueName(UserErrorCode.NAME_TAKEN, "Another store of this merchant has this name.")
 
 
 def merchant_visible(principal: Principal, merchant_pk: int) -> bool:
@@ -67,6 +71,24 @@ async def store_by_store_id(
     return (await db.exec(statement)).first()
 
 
+async def require_store(
+    *,
+    db: AsyncSession,
+    principal: Principal,
+    operation: Operation,
+    store_id: str,
+    path: Sequence[str] = STORE_ID_PATH,
+) -> Store:
+    """The live store `store_id` names, if `principal` may perform `operation` on it;
+    FORBIDDEN if it may not perform `operation` at all, else NOT_FOUND at `path` (a store the
+    caller may not act on is reported as missing, as it is invisible to the caller)."""
+    require(principal, operation)
+    store = await store_by_store_id(db=db, principal=principal, store_id=store_id)
+    if store is None or store.id is None or not may_act_on_store(principal, operation, store.id):
+        raise DomainError.single(UserErrorCode.NOT_FOUND, path, STORE_NOT_FOUND)
+    return store
+
+
 async def store_by_pk(*, db: AsyncSession, principal: Principal, pk: int) -> Store | None:
     return (await db.exec(visible_stores(principal).where(col(Store.id) == pk))).first()
 
@@ -82,7 +104,7 @@ async def create_sub_store(*, db: AsyncSession, principal: Principal, name: str)
         is_representative=False,
     )
     db.add(store)
-    await _flush_names(db)
+    await _STORE_NAME.flush(db)
     await audit.record_by(
         db, principal, "store.create", f"Created sub-store “{name}”", store_id=store.store_id
     )
@@ -92,8 +114,9 @@ async def create_sub_store(*, db: AsyncSession, principal: Principal, name: str)
 async def rename_store(
     *, db: AsyncSession, principal: Principal, store_id: str, name: str
 ) -> Store:
-    require(principal, Operation.STORE_MANAGE)
-    store = await _managed_store(db, principal, store_id)
+    store = await require_store(
+        db=db, principal=principal, operation=Operation.STORE_MANAGE, store_id=store_id
+    )
     name = _valid_name(name)
     if name != store.name:
         await _ensure_name_free(db, principal.merchant_id, name)
@@ -101,15 +124,16 @@ async def rename_store(
         store.name = name
         store.updated_at = utcnow()
         db.add(store)
-        await _flush_names(db)
+        await _STORE_NAME.flush(db)
         await audit.record_by(db, principal, "store.update", summary, store_id=store.store_id)
     return store
 
 
 async def delete_sub_store(*, db: AsyncSession, principal: Principal, store_id: str) -> Store:
     """Soft delete: the row stays for audit and payments, the ID stops resolving."""
-    require(principal, Operation.STORE_MANAGE)
-    store = await _managed_store(db, principal, store_id)
+    store = await require_store(
+        db=db, principal=principal, operation=Operation.STORE_MANAGE, store_id=store_id
+    )
     if store.is_representative:
         raise DomainError.single(
             UserErrorCode.REPRESENTATIVE_STORE_UNDELETABLE,
@@ -167,15 +191,6 @@ async def _release_store_members(db: AsyncSession, store: Store) -> None:
     )
 
 
-async def _managed_store(db: AsyncSession, principal: Principal, store_id: str) -> Store:
-    store = await store_by_store_id(db=db, principal=principal, store_id=store_id)
-    if store is None:
-        raise DomainError.single(
-            UserErrorCode.NOT_FOUND, ("input", "storeId"), "No store with this storeId."
-        )
-    return store
-
-
 def _valid_name(name: str) -> str:
     problems = Problems()
     cleaned = validation.name(
@@ -185,28 +200,12 @@ def _valid_name(name: str) -> str:
     return cleaned
 
 
-def _name_taken() -> DomainError:
-    return DomainError.single(
-        UserErrorCode.NAME_TAKEN, ("input", "name"), "Another store of this merchant has this name."
-    )
-
-
 async def _ensure_name_free(db: AsyncSession, merchant_id: int, name: str) -> None:
-    clash = (
-        await db.exec(
-            select(Store.id).where(
-                col(Store.merchant_id) == merchant_id,
-                col(Store.name) == name,
-                col(Store.deleted_at).is_(None),
-            )
-        )
-    ).first()
-    if clash is not None:
-        raise _name_taken()
-
-
-async def _flush_names(db: AsyncSession) -> None:
-    try:
-        await db.flush()
-    except IntegrityError:  # a concurrent request took the name between check and write
-        raise _name_taken() from None
+    await _STORE_NAME.ensure_free(
+        db,
+        select(Store.id).where(
+            col(Store.merchant_id) == merchant_id,
+            col(Store.name) == name,
+            col(Store.deleted_at).is_(None),
+        ),
+    )

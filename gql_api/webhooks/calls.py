@@ -22,13 +22,14 @@ from gql_api.audit import service as audit
 from gql_api.channels.rules import IntegrationMode
 from gql_api.errors import DomainError, UserErrorCode
 from gql_api.ids import global_id
-from gql_api.permissions import Principal
+from gql_api.permissions import Operation, Principal
 from gql_api.security.encryption import Encryptor
+from gql_api.stores.service import require_store
 from gql_api.webhooks import signing
 from gql_api.webhooks.addresses import IPNetwork, UrlRefused, check_url
 from gql_api.webhooks.payloads import ModuleVersionValue, sample_event_body
 from gql_api.webhooks.sender import DeliveryResult, Limits, send
-from gql_api.webhooks.service import Effective, active_secrets, managed_store, store_settings
+from gql_api.webhooks.service import Effective, active_secrets, store_settings
 
 TRIGGER_TEST = "TEST"
 TEST_CALLS_PER_MINUTE = 10  # per store, counted in the database
@@ -113,7 +114,9 @@ async def prepare(
     mode: IntegrationMode,
 ) -> PreparedCall:
     """The request the saved setting calls for (never unsaved edits), signed for V2."""
-    store = await managed_store(db, principal, store_id)
+    store = await require_store(
+        db=db, principal=principal, operation=Operation.WEBHOOK_MANAGE, store_id=store_id
+    )
     setting = await store_settings(db, principal, store, module_version, mode)
     if setting.representative_hidden:
         raise DomainError.single(

@@ -25,7 +25,7 @@ from gql_api.permissions import Operation, Principal, confined_store_pk, require
 from gql_api.scoping import scope_to_store
 from gql_api.security.encryption import Encryptor
 from gql_api.store_batches import STORE_BUCKETS, store_binds, store_chunks, store_params
-from gql_api.stores.service import store_by_pk, store_by_store_id
+from gql_api.stores.service import require_store, store_by_pk
 from gql_api.webhooks import signing
 from gql_api.webhooks.addresses import IPNetwork, UrlRefused, check_url
 from gql_api.webhooks.payloads import (
@@ -144,16 +144,6 @@ async def store_settings(
     return as_seen_by(principal, effective(store, version, mode, own, representative))
 
 
-async def managed_store(db: AsyncSession, principal: Principal, store_id: str) -> Store:
-    require(principal, Operation.WEBHOOK_MANAGE)
-    store = await store_by_store_id(db=db, principal=principal, store_id=store_id)
-    if store is None:
-        raise DomainError.single(
-            UserErrorCode.NOT_FOUND, ("input", "storeId"), "No store with this storeId."
-        )
-    return store
-
-
 async def update_setting(
     *,
     db: AsyncSession,
@@ -167,7 +157,9 @@ async def update_setting(
     payload_version: WebhookPayloadVersion | None,
     uses_representative_setting: bool | None,
 ) -> Effective:
-    store = await managed_store(db, principal, store_id)
+    store = await require_store(
+        db=db, principal=principal, operation=Operation.WEBHOOK_MANAGE, store_id=store_id
+    )
     problems = Problems()
     if module_version is ModuleVersionValue.V1 and payload_version is not None:
         problems.add(
@@ -259,7 +251,9 @@ async def issue_secret(
     mode: IntegrationMode,
 ) -> tuple[WebhookSecret, str]:
     """A new signing secret (shown once); at most MAX_ACTIVE_SECRETS active per store and mode."""
-    store = await managed_store(db, principal, store_id)
+    store = await require_store(
+        db=db, principal=principal, operation=Operation.WEBHOOK_MANAGE, store_id=store_id
+    )
     assert store.id is not None
     # Lock the store row so concurrent issues cannot both see a free slot (PostgreSQL).
     await db.exec(select(Store.id).where(col(Store.id) == store.id).with_for_update())
