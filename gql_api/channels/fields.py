@@ -76,7 +76,7 @@ class ChannelFields(Node):
     def from_row(cls, row: ChannelRow | ChannelRecord, catalog: Catalog) -> Self:
         """From an ORM row or a gql_api.channels.pages.ChannelRecord."""
         assert row.id is not None
-        shape = _shape(catalog, row.pg_provider, row.module_code)
+        shape = _module_display(catalog, row.pg_provider, row.module_code)
         stored = row.credentials
         return cls(
             id=to_global_id("Channel", row.id),
@@ -102,7 +102,7 @@ class ChannelFields(Node):
 
 
 @dataclass(frozen=True)
-class _Shape:
+class ModuleDisplay:
     """What the catalog says about how channels of one module are shown."""
 
     provider: PgProvider
@@ -119,18 +119,18 @@ class _Shape:
 
 
 # Catalog lookups per (catalog, provider, module): a dashboard shows hundreds of channels.
-_shapes: dict[tuple[int, str, str], _Shape] = {}
+_displays: dict[tuple[int, str, str], ModuleDisplay] = {}
 
 
-def _shape(catalog: Catalog, pg_provider: str, module_code: str) -> _Shape:
+def _module_display(catalog: Catalog, pg_provider: str, module_code: str) -> ModuleDisplay:
     key = (id(catalog), pg_provider, module_code)
-    found = _shapes.get(key)
+    found = _displays.get(key)
     if found is None:
         provider = PgProvider(pg_provider)
         info = catalog.provider(provider)
         module = info.module(module_code) if info else None
         fields = module.credential_fields if module else ()
-        found = _shapes[key] = _Shape(
+        found = _displays[key] = ModuleDisplay(
             provider=provider,
             versions=module.versions if module else (ModuleVersion.V2,),
             order=tuple(f.key for f in fields),

@@ -106,7 +106,7 @@ async def load_channel_pages(
 
 
 @dataclass(frozen=True)
-class _Shape:
+class ChannelPageShape:
     """What makes one page statement differ from another (values are bound parameters)."""
 
     stores: int  # one of gql_api.store_batches.STORE_BUCKETS
@@ -132,11 +132,11 @@ _ESCAPE = "\\"
 # Statements by shape, least recently used dropped first: a dashboard asks the same shapes on
 # every view.
 @lru_cache(maxsize=256)
-def _statement(shape: _Shape) -> DriverQuery[ChannelRecord]:
+def _statement(shape: ChannelPageShape) -> DriverQuery[ChannelRecord]:
     return DriverQuery(_build(shape, bound_channel_scope(shape.own_store)), ChannelRecord)
 
 
-def _build(shape: _Shape, scope: list[ColumnElement[bool]]) -> Select[*tuple[Any, ...]]:
+def _build(shape: ChannelPageShape, scope: list[ColumnElement[bool]]) -> Select[*tuple[Any, ...]]:
     conditions = list(scope)
     if shape.mode:
         conditions.append(col(Channel.mode) == bindparam("mode"))
@@ -204,7 +204,7 @@ async def _fetch(
     }
     by_store: dict[int, list[ChannelRecord]] = defaultdict(list)
     for chunk in store_chunks(store_pks):
-        shape = _Shape(
+        shape = ChannelPageShape(
             stores=len(chunk),
             own_store=own_store,
             mode=query.mode is not None,
