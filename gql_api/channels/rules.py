@@ -84,19 +84,21 @@ def check_purpose(problems: Problems, module: PaymentModule, purpose: ChannelPur
         )
 
 
-def is_shared_test_mid(
+def classify_mid(
     problems: Problems,
     catalog: Catalog,
     module: PaymentModule,
     mode: IntegrationMode,
-    merchant_id: str,
+    pg_merchant_id: str,
 ) -> bool:
-    """Whether `merchant_id` is this module's shared public test MID (allowed in TEST only)."""
+    """Classify a PG MID: True if it is this module's shared public test MID, used in TEST.
+    Records SHARED_TEST_MID_NOT_ALLOWED in `problems` for a shared test MID in LIVE mode or one
+    of another module (and then returns False)."""
     path = ("input", "pgMerchantId")
     shared_anywhere = any(
-        m.shared_test_mid(merchant_id) for p in catalog.providers for m in p.modules
+        m.shared_test_mid(pg_merchant_id) for p in catalog.providers for m in p.modules
     )
-    if module.shared_test_mid(merchant_id) is not None:
+    if module.shared_test_mid(pg_merchant_id) is not None:
         if mode is IntegrationMode.LIVE:
             problems.add(
                 UserErrorCode.SHARED_TEST_MID_NOT_ALLOWED,
@@ -114,11 +116,12 @@ def is_shared_test_mid(
     return False
 
 
-def check_merchant_id(
-    problems: Problems, module: PaymentModule, merchant_id: str, *, shared: bool
+def check_pg_merchant_id(
+    problems: Problems, module: PaymentModule, pg_merchant_id: str, *, shared: bool
 ) -> str:
+    """The PG MID trimmed; REQUIRED or INVALID_INPUT recorded at input.pgMerchantId."""
     path = ("input", "pgMerchantId")
-    value = merchant_id.strip()
+    value = pg_merchant_id.strip()
     if not value:
         problems.add(UserErrorCode.REQUIRED, path, f"{module.merchant_id_label} is required.")
     elif len(value) > MID_MAX_LENGTH or has_control_characters(value) or " " in value:

@@ -117,10 +117,12 @@ async def create_channel(
     assert resolved is not None
     _, module = resolved
     rules.check_purpose(problems, module, draft.purpose)
-    shared = rules.is_shared_test_mid(
+    shared = rules.classify_mid(
         problems, services.catalog, module, draft.mode, draft.pg_merchant_id.strip()
     )
-    merchant_id = rules.check_merchant_id(problems, module, draft.pg_merchant_id, shared=shared)
+    pg_merchant_id = rules.check_pg_merchant_id(
+        problems, module, draft.pg_merchant_id, shared=shared
+    )
     values, refused = rules.check_credential_input(problems, module, draft.credentials)
     present = {k: v for k, v in values.items() if v}
     if not rules.mid_refused(problems):
@@ -139,7 +141,7 @@ async def create_channel(
         pg_provider=draft.pg_provider.value,
         module_code=module.code,
         purpose=draft.purpose.value,
-        pg_merchant_id=merchant_id,
+        pg_merchant_id=pg_merchant_id,
         shared_test=shared,
         tax_type=draft.tax_type.value,
         credentials=_seal(services.encryptor, channel_key, module, present),
@@ -151,7 +153,7 @@ async def create_channel(
         principal,
         "channel.create",
         f"Added {draft.mode.value} channel “{name}” ({draft.pg_provider.value} {module.code}, "
-        f"MID {merchant_id}); credentials: {', '.join(sorted(present)) or 'none'}",
+        f"MID {pg_merchant_id}); credentials: {', '.join(sorted(present)) or 'none'}",
         store_id=store.store_id,
         target_id=channel_key,
     )
@@ -177,15 +179,15 @@ async def update_channel(
         if name != channel.name:
             changed.append("name")
     mode = IntegrationMode(channel.mode)
-    merchant_id, shared = channel.pg_merchant_id, channel.shared_test
+    pg_merchant_id, shared = channel.pg_merchant_id, channel.shared_test
     if changes.pg_merchant_id is not None:
-        shared = rules.is_shared_test_mid(
+        shared = rules.classify_mid(
             problems, services.catalog, module, mode, changes.pg_merchant_id.strip()
         )
-        merchant_id = rules.check_merchant_id(
+        pg_merchant_id = rules.check_pg_merchant_id(
             problems, module, changes.pg_merchant_id, shared=shared
         )
-        if merchant_id != channel.pg_merchant_id:
+        if pg_merchant_id != channel.pg_merchant_id:
             changed.append("pgMerchantId")
 
     stored = dict(channel.credentials)
@@ -217,7 +219,7 @@ async def update_channel(
             .where(col(Channel.id) == channel.id, col(Channel.version) == changes.version)
             .values(
                 name=name,
-                pg_merchant_id=merchant_id,
+                pg_merchant_id=pg_merchant_id,
                 shared_test=shared,
                 credentials=stored,
                 tax_type=tax_type,

@@ -87,25 +87,25 @@ def test_check_purpose_refuses_a_purpose_the_module_lacks(kcp: PaymentModule) ->
     assert _found(problems) == [(UserErrorCode.PURPOSE_NOT_SUPPORTED, ("input", "purpose"))]
 
 
-# is_shared_test_mid
+# classify_mid
 
 
 def test_own_shared_test_mid_in_test_mode_is_shared(catalog: Catalog, kcp: PaymentModule) -> None:
     problems = Problems()
-    assert rules.is_shared_test_mid(problems, catalog, kcp, IntegrationMode.TEST, "T0000")
+    assert rules.classify_mid(problems, catalog, kcp, IntegrationMode.TEST, "T0000")
     assert problems.errors == []
 
 
 def test_own_mid_is_not_shared_in_either_mode(catalog: Catalog, kcp: PaymentModule) -> None:
     for mode in IntegrationMode:
         problems = Problems()
-        assert not rules.is_shared_test_mid(problems, catalog, kcp, mode, "MYOWNMID")
+        assert not rules.classify_mid(problems, catalog, kcp, mode, "MYOWNMID")
         assert problems.errors == []
 
 
 def test_shared_test_mid_is_refused_in_live_mode(catalog: Catalog, kcp: PaymentModule) -> None:
     problems = Problems()
-    assert not rules.is_shared_test_mid(problems, catalog, kcp, IntegrationMode.LIVE, "T0000")
+    assert not rules.classify_mid(problems, catalog, kcp, IntegrationMode.LIVE, "T0000")
     assert _found(problems) == [(UserErrorCode.SHARED_TEST_MID_NOT_ALLOWED, MID)]
 
 
@@ -113,7 +113,7 @@ def test_another_modules_shared_test_mid_is_refused(catalog: Catalog, kcp: Payme
     # iamport00m is NICE_V2's shared test MID, not KCP's
     for mode in IntegrationMode:
         problems = Problems()
-        assert not rules.is_shared_test_mid(problems, catalog, kcp, mode, "iamport00m")
+        assert not rules.classify_mid(problems, catalog, kcp, mode, "iamport00m")
         assert _found(problems) == [(UserErrorCode.SHARED_TEST_MID_NOT_ALLOWED, MID)]
         assert rules.mid_refused(problems)
 
@@ -127,12 +127,12 @@ def test_mid_refused_only_for_a_refused_shared_test_mid() -> None:
     assert rules.mid_refused(problems)
 
 
-# check_merchant_id
+# check_pg_merchant_id
 
 
 def test_merchant_id_is_trimmed(kcp: PaymentModule) -> None:
     problems = Problems()
-    assert rules.check_merchant_id(problems, kcp, "  A1B2C  ", shared=False) == "A1B2C"
+    assert rules.check_pg_merchant_id(problems, kcp, "  A1B2C  ", shared=False) == "A1B2C"
     assert problems.errors == []
 
 
@@ -149,20 +149,20 @@ def test_merchant_id_is_trimmed(kcp: PaymentModule) -> None:
 )
 def test_merchant_id_refused(kcp: PaymentModule, value: str, code: UserErrorCode) -> None:
     problems = Problems()
-    rules.check_merchant_id(problems, kcp, value, shared=False)
+    rules.check_pg_merchant_id(problems, kcp, value, shared=False)
     assert _found(problems) == [(code, MID)]
 
 
 def test_merchant_id_at_the_length_limit_is_accepted(kcp: PaymentModule) -> None:
     problems = Problems()
-    rules.check_merchant_id(problems, kcp, "M" * rules.MID_MAX_LENGTH, shared=False)
+    rules.check_pg_merchant_id(problems, kcp, "M" * rules.MID_MAX_LENGTH, shared=False)
     assert problems.errors == []
 
 
 def test_merchant_id_must_match_the_modules_pattern(nice: PaymentModule) -> None:
     good, bad = Problems(), Problems()
-    rules.check_merchant_id(good, nice, "abcDE12345", shared=False)
-    rules.check_merchant_id(bad, nice, "abc12345", shared=False)
+    rules.check_pg_merchant_id(good, nice, "abcDE12345", shared=False)
+    rules.check_pg_merchant_id(bad, nice, "abc12345", shared=False)
     assert good.errors == []
     assert _found(bad) == [(UserErrorCode.INVALID_INPUT, MID)]
 
@@ -170,7 +170,7 @@ def test_merchant_id_must_match_the_modules_pattern(nice: PaymentModule) -> None
 def test_shared_test_mid_skips_the_modules_pattern(nice: PaymentModule) -> None:
     # a shared test MID is the catalog's own value, whatever the pattern for own MIDs says
     problems = Problems()
-    rules.check_merchant_id(problems, nice, "not-ten-chars", shared=True)
+    rules.check_pg_merchant_id(problems, nice, "not-ten-chars", shared=True)
     assert problems.errors == []
 
 
