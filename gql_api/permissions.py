@@ -28,10 +28,14 @@ class PrincipalKind(StrEnum):
 
 @dataclass(frozen=True)
 class Principal:
-    """An authenticated caller, always bound to one merchant."""
+    """An authenticated caller, always bound to one merchant.
+
+    merchant_pk is the merchant's integer key (merchants.id). The tables still call the column
+    holding it merchant_id (and so do the models); renaming the columns is a migration of its own.
+    """
 
     kind: PrincipalKind
-    merchant_id: int
+    merchant_pk: int
     user_id: int | None = None
     role: Role | None = None
     # The only store this caller may see (STORE_* roles, sub-store API secrets); None = all.

@@ -86,7 +86,7 @@ async def sign_up(
         assert user.id is not None
         await audit.record(
             db,
-            merchant_id=merchant.id,
+            merchant_pk=merchant.id,
             actor=email,
             action="merchant.sign_up",
             store_id=store.store_id,
@@ -190,7 +190,7 @@ async def _check_password(
         opened = await open_session(db=db, settings=settings, user=user)
         await audit.record(
             db,
-            merchant_id=user.merchant_id,
+            merchant_pk=user.merchant_id,
             actor=user.email,
             action="session.create",
             target_id=global_id("User", opened.row.user_id),
@@ -225,7 +225,7 @@ async def _failed(
     async with independent_write(engine) as conn:
         await audit.record_on(
             conn,
-            merchant_id=user.merchant_id,
+            merchant_pk=user.merchant_id,
             actor=f"unknown caller at {client_address}",
             action="session.failed_login",
             target_id=global_id("User", user.id),

@@ -95,7 +95,7 @@ async def caller_for_session(*, engine: AsyncEngine, token: str) -> Caller:
         revoked_at,
         expires_at,
         user_id,
-        merchant_id,
+        merchant_pk,
         role,
         store_pk,
         email,
@@ -107,8 +107,8 @@ async def caller_for_session(*, engine: AsyncEngine, token: str) -> Caller:
         raise Unauthenticated("The session has been logged out.", reason="REVOKED")
     if expires_at <= utcnow():
         raise Unauthenticated("The session has expired; log in again.", reason="EXPIRED")
-    principal = _user_principal(merchant_id, user_id, role, store_pk, session_id, email)
-    return Caller(principal, CallerMerchant(merchant_id, merchant_name, merchant_created_at))
+    principal = _user_principal(merchant_pk, user_id, role, store_pk, session_id, email)
+    return Caller(principal, CallerMerchant(merchant_pk, merchant_name, merchant_created_at))
 
 
 def principal_of(user: User, session: AuthSession) -> Principal:
@@ -119,7 +119,7 @@ def principal_of(user: User, session: AuthSession) -> Principal:
 
 
 def _user_principal(
-    merchant_id: int,
+    merchant_pk: int,
     user_id: int,
     role: str,
     store_pk: int | None,
@@ -128,7 +128,7 @@ def _user_principal(
 ) -> Principal:
     return Principal(
         kind=PrincipalKind.USER,
-        merchant_id=merchant_id,
+        merchant_pk=merchant_pk,
         user_id=user_id,
         role=Role(role),
         store_pk=store_pk,

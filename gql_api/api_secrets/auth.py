@@ -85,7 +85,7 @@ class _StoreFacts:
 def _principal(secret: ApiSecret | _SecretFacts, store: Store | _StoreFacts) -> Principal:
     return Principal(
         kind=PrincipalKind.API_SECRET,
-        merchant_id=secret.merchant_id,
+        merchant_pk=secret.merchant_id,
         # A representative-store secret reaches every store of the merchant.
         store_pk=None if store.is_representative else store.id,
         api_secret_id=secret.id,

@@ -38,7 +38,7 @@ def visible_secrets(principal: Principal, store_pk: int) -> SelectOfScalar[ApiSe
     """Live secrets of one store, metadata only, for anyone who may read that store."""
     require(principal, Operation.READ)
     statement = select(ApiSecret).where(
-        col(ApiSecret.merchant_id) == principal.merchant_id,
+        col(ApiSecret.merchant_id) == principal.merchant_pk,
         col(ApiSecret.store_pk) == store_pk,
         col(ApiSecret.deleted_at).is_(None),
     )
@@ -49,7 +49,7 @@ async def secret_by_pk(*, db: AsyncSession, principal: Principal, pk: int) -> Ap
     require(principal, Operation.READ)
     statement = select(ApiSecret).where(
         col(ApiSecret.id) == pk,
-        col(ApiSecret.merchant_id) == principal.merchant_id,
+        col(ApiSecret.merchant_id) == principal.merchant_pk,
         col(ApiSecret.deleted_at).is_(None),
     )
     statement = scope_to_store(statement, principal, Operation.READ, col(ApiSecret.store_pk))
@@ -88,7 +88,7 @@ async def issue(
         now = utcnow()
         row = ApiSecret(
             key_id=generated.key_id,
-            merchant_id=principal.merchant_id,
+            merchant_id=principal.merchant_pk,
             store_pk=store.id,
             name=name,
             secret_hash=secret_hash,

@@ -32,7 +32,7 @@ def failures_worth_an_event(count: int) -> bool:
 async def record(
     db: AsyncSession,
     *,
-    merchant_id: int,
+    merchant_pk: int,
     actor: str,
     action: str,
     summary: str,
@@ -42,7 +42,7 @@ async def record(
     """Add an event to the current transaction: it commits or rolls back with the change."""
     db.add(
         AuditEvent(
-            merchant_id=merchant_id,
+            merchant_id=merchant_pk,
             actor=actor[:300],
             action=action,
             store_id=store_id,
@@ -57,7 +57,7 @@ async def record(
 async def record_on(
     conn: AsyncConnection,
     *,
-    merchant_id: int,
+    merchant_pk: int,
     actor: str,
     action: str,
     summary: str,
@@ -67,7 +67,7 @@ async def record_on(
     that must stay although the request fails, such as failed attempts."""
     await conn.execute(
         insert(AuditEvent).values(
-            merchant_id=merchant_id,
+            merchant_id=merchant_pk,
             actor=actor[:300],
             action=action,
             target_id=target_id,
@@ -89,7 +89,7 @@ async def record_by(
 ) -> None:
     await record(
         db,
-        merchant_id=principal.merchant_id,
+        merchant_pk=principal.merchant_pk,
         actor=principal.label,
         action=action,
         summary=summary,
@@ -103,7 +103,7 @@ def events_query(
 ) -> SelectOfScalar[AuditEvent]:
     """The merchant's events (OWNER and ADMIN only), optionally for one store or action."""
     require(principal, Operation.AUDIT_READ)
-    statement = select(AuditEvent).where(col(AuditEvent.merchant_id) == principal.merchant_id)
+    statement = select(AuditEvent).where(col(AuditEvent.merchant_id) == principal.merchant_pk)
     if store_id is not None:
         statement = statement.where(col(AuditEvent.store_id) == store_id)
     if action is not None:

@@ -71,21 +71,21 @@ def mask(value: str) -> str:
 
 def channel_scope(principal: Principal) -> list[ColumnElement[bool]]:
     """Conditions for the live channels of the caller's merchant, of the stores it may read."""
-    return _scope(principal.merchant_id, confined_store_pk(principal, Operation.READ))
+    return _scope(principal.merchant_pk, confined_store_pk(principal, Operation.READ))
 
 
 def bound_channel_scope(own_store_only: bool) -> list[ColumnElement[bool]]:
     """channel_scope with the caller's values as bind parameters (channel_scope_params), for a
     statement built once and run for every caller with the same confined_store_pk (READ)."""
-    return _scope(bindparam("merchant_id"), bindparam("own_store_pk") if own_store_only else None)
+    return _scope(bindparam("merchant_pk"), bindparam("own_store_pk") if own_store_only else None)
 
 
 def channel_scope_params(principal: Principal) -> dict[str, int | None]:
-    return {"merchant_id": principal.merchant_id, "own_store_pk": principal.store_pk}
+    return {"merchant_pk": principal.merchant_pk, "own_store_pk": principal.store_pk}
 
 
-def _scope(merchant_id: Any, own_store_pk: Any | None) -> list[ColumnElement[bool]]:
-    conditions = [col(Channel.merchant_id) == merchant_id, col(Channel.deleted_at).is_(None)]
+def _scope(merchant_pk: Any, own_store_pk: Any | None) -> list[ColumnElement[bool]]:
+    conditions = [col(Channel.merchant_id) == merchant_pk, col(Channel.deleted_at).is_(None)]
     if own_store_pk is not None:
         conditions.append(col(Channel.store_pk) == own_store_pk)
     return conditions
@@ -134,7 +134,7 @@ async def create_channel(
     channel_key = new_channel_key()
     channel = Channel(
         channel_key=channel_key,
-        merchant_id=principal.merchant_id,
+        merchant_id=principal.merchant_pk,
         store_pk=store.id,
         name=name,
         mode=draft.mode.value,

@@ -61,7 +61,7 @@ def visible_members(principal: Principal) -> SelectOfScalar[User]:
     API secrets see none (FORBIDDEN)."""
     require(principal, Operation.MEMBER_READ)
     statement = select(User).where(
-        col(User.merchant_id) == principal.merchant_id, col(User.removed_at).is_(None)
+        col(User.merchant_id) == principal.merchant_pk, col(User.removed_at).is_(None)
     )
     return scope_to_store(statement, principal, Operation.MEMBER_READ, col(User.store_pk))
 
@@ -78,7 +78,7 @@ async def invitation_by_pk(*, db: AsyncSession, principal: Principal, pk: int) -
         return None
     statement = select(Invitation).where(
         col(Invitation.id) == pk,
-        col(Invitation.merchant_id) == principal.merchant_id,
+        col(Invitation.merchant_id) == principal.merchant_pk,
         col(Invitation.accepted_at).is_(None),
         col(Invitation.revoked_at).is_(None),
     )
@@ -101,7 +101,7 @@ async def invite(
     existing = await user_by_email(db, email)
     # Another merchant's account is none of this merchant's business: the invitation is made as
     # for any new email, and the clash surfaces only to the invitee, when accepting.
-    if existing is not None and existing.merchant_id == principal.merchant_id:
+    if existing is not None and existing.merchant_id == principal.merchant_pk:
         raise DomainError.single(
             UserErrorCode.ALREADY_MEMBER, ("input", "email"), "This person is already a member."
         )
@@ -111,7 +111,7 @@ async def invite(
     pending = (
         await db.exec(
             select(Invitation).where(
-                col(Invitation.merchant_id) == principal.merchant_id,
+                col(Invitation.merchant_id) == principal.merchant_pk,
                 col(Invitation.email) == email,
                 col(Invitation.accepted_at).is_(None),
                 col(Invitation.revoked_at).is_(None),
@@ -129,10 +129,10 @@ async def invite(
         earlier.revoked_at = now
         db.add(earlier)
     if role is Role.DEVELOPER:
-        await _check_developer_limit(db, principal.merchant_id, ("input", "role"))
+        await _check_developer_limit(db, principal.merchant_pk, ("input", "role"))
     token = new_token(INVITATION_TOKEN_PREFIX)
     row = Invitation(
-        merchant_id=principal.merchant_id,
+        merchant_id=principal.merchant_pk,
         email=email,
         role=role.value,
         store_pk=store_pk,
@@ -242,7 +242,7 @@ async def accept(
         assert user.id is not None
         await audit.record(
             db,
-            merchant_id=user.merchant_id,
+            merchant_pk=user.merchant_id,
             actor=user.email,
             action="invitation.accept",
             store_id=await _store_id_of(db, user.store_pk),
@@ -274,7 +274,7 @@ async def update_role(
     store_pk = await _store_for_role(db, principal, role, store_id)
     previous = Role(member.role)
     if role is Role.DEVELOPER and previous is not Role.DEVELOPER:
-        await _check_developer_limit(db, principal.merchant_id, ("input", "role"))
+        await _check_developer_limit(db, principal.merchant_pk, ("input", "role"))
     member.role = role.value
     member.store_pk = store_pk
     db.add(member)
@@ -471,7 +471,7 @@ async def _store_for_role(
 
 async def _check_developer_limit(
     db: AsyncSession,
-    merchant_id: int,
+    merchant_pk: int,
     path: tuple[str, ...],
     accepting_invitation: int | None = None,
 ) -> None:
@@ -480,18 +480,18 @@ async def _check_developer_limit(
     The merchant row is locked first (FOR UPDATE on PostgreSQL; SQLite writes one at a time),
     so concurrent invitations cannot all see the same free slot.
     """
-    await db.exec(select(Merchant.id).where(col(Merchant.id) == merchant_id).with_for_update())
+    await db.exec(select(Merchant.id).where(col(Merchant.id) == merchant_pk).with_for_update())
     members = (
         await db.exec(
             select(func.count()).where(
-                col(User.merchant_id) == merchant_id,
+                col(User.merchant_id) == merchant_pk,
                 col(User.role) == Role.DEVELOPER.value,
                 col(User.removed_at).is_(None),
             )
         )
     ).one()
     pending_statement = select(func.count()).where(
-        col(Invitation.merchant_id) == merchant_id,
+        col(Invitation.merchant_id) == merchant_pk,
         col(Invitation.role) == Role.DEVELOPER.value,
         col(Invitation.accepted_at).is_(None),
         col(Invitation.revoked_at).is_(None),

@@ -16,7 +16,7 @@ class RepresentativeStoreLoader(AreaLoader[int, Store | None]):
 
     async def batch_load(self, keys: list[int]) -> list[Store | None]:
         principal = self.context.principal
-        own = principal.merchant_id if principal else None
+        own = principal.merchant_pk if principal else None
         allowed = [i for i in keys if i == own]
         async with self.context.db() as db:
             rows = (

@@ -126,7 +126,7 @@ def own_merchant(info: Info) -> Merchant:
     """The caller's merchant, as authentication read it (no query)."""
     principal = info.context.require_principal()
     known = info.context.caller_merchant
-    if known is None or known.id != principal.merchant_id:
+    if known is None or known.id != principal.merchant_pk:
         raise RuntimeError("an authenticated caller without its merchant")
     return Merchant.from_row(known)
 

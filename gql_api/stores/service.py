@@ -30,7 +30,7 @@ _STORE_NAME = UniqueName(UserErrorCode.NAME_TAKEN, "Another store of this mercha
 
 def merchant_visible(principal: Principal, merchant_pk: int) -> bool:
     """A caller sees one merchant: its own."""
-    return merchant_pk == principal.merchant_id
+    return merchant_pk == principal.merchant_pk
 
 
 def new_store_id() -> str:
@@ -50,14 +50,14 @@ def is_store_id(value: str) -> bool:
 def visible_stores(principal: Principal) -> SelectOfScalar[Store]:
     """Live stores of the caller's merchant that the caller may read."""
     statement = select(Store).where(
-        col(Store.merchant_id) == principal.merchant_id, col(Store.deleted_at).is_(None)
+        col(Store.merchant_id) == principal.merchant_pk, col(Store.deleted_at).is_(None)
     )
     return scope_to_store(statement, principal, Operation.READ, col(Store.id))
 
 
 def visible_sub_stores(principal: Principal, store: Store) -> SelectOfScalar[Store] | None:
     """The sub-stores under `store`; None when it has none (a sub-store has no children)."""
-    if not store.is_representative or store.merchant_id != principal.merchant_id:
+    if not store.is_representative or store.merchant_id != principal.merchant_pk:
         return None
     return visible_stores(principal).where(col(Store.is_representative).is_(False))
 
@@ -96,10 +96,10 @@ async def store_by_pk(*, db: AsyncSession, principal: Principal, pk: int) -> Sto
 async def create_sub_store(*, db: AsyncSession, principal: Principal, name: str) -> Store:
     require(principal, Operation.STORE_MANAGE)
     name = _valid_name(name)
-    await _ensure_name_free(db, principal.merchant_id, name)
+    await _ensure_name_free(db, principal.merchant_pk, name)
     store = Store(
         store_id=new_store_id(),
-        merchant_id=principal.merchant_id,
+        merchant_id=principal.merchant_pk,
         name=name,
         is_representative=False,
     )
@@ -119,7 +119,7 @@ async def rename_store(
     )
     name = _valid_name(name)
     if name != store.name:
-        await _ensure_name_free(db, principal.merchant_id, name)
+        await _ensure_name_free(db, principal.merchant_pk, name)
         summary = f"Renamed store “{store.name}” to “{name}”"
         store.name = name
         store.updated_at = utcnow()
@@ -200,11 +200,11 @@ def _valid_name(name: str) -> str:
     return cleaned
 
 
-async def _ensure_name_free(db: AsyncSession, merchant_id: int, name: str) -> None:
+async def _ensure_name_free(db: AsyncSession, merchant_pk: int, name: str) -> None:
     await _STORE_NAME.ensure_free(
         db,
         select(Store.id).where(
-            col(Store.merchant_id) == merchant_id,
+            col(Store.merchant_id) == merchant_pk,
             col(Store.name) == name,
             col(Store.deleted_at).is_(None),
         ),

@@ -88,7 +88,7 @@ async def start(
             f"At most {TEST_CALLS_PER_MINUTE} test calls a minute per store; try again shortly.",
         )
     row = WebhookDelivery(
-        merchant_id=principal.merchant_id,
+        merchant_id=principal.merchant_pk,
         store_pk=setting.store.id,
         module_version=setting.module_version.value,
         mode=setting.mode.value,

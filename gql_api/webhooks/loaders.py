@@ -22,7 +22,7 @@ class WebhookSettingsLoader(AreaLoader[Store, list[Effective]]):
     async def batch_load(self, keys: list[Store]) -> list[list[Effective]]:
         principal = self.context.require_principal()
         representative = await RepresentativeStoreLoader.of(self.context).load(
-            principal.merchant_id
+            principal.merchant_pk
         )
         async with self.context.db() as db:
             found = await effective_for_stores(db, principal, keys, representative)

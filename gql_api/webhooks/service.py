@@ -207,7 +207,7 @@ async def update_setting(
     ).first()
     if row is None:
         row = WebhookSetting(
-            merchant_id=principal.merchant_id,
+            merchant_id=principal.merchant_pk,
             store_pk=store.id,
             module_version=module_version.value,
             mode=mode.value,
@@ -281,7 +281,7 @@ async def issue_secret(
     )
     plaintext = signing.new_secret()
     row = WebhookSecret(
-        merchant_id=principal.merchant_id,
+        merchant_id=principal.merchant_pk,
         store_pk=store.id,
         mode=mode.value,
         cipher=encryptor.encrypt(plaintext, context=secret_context(store.id, mode.value)),
@@ -330,7 +330,7 @@ async def expire_secret(*, db: AsyncSession, principal: Principal, secret_id: st
 
 async def secret_by_pk(*, db: AsyncSession, principal: Principal, pk: int) -> WebhookSecret | None:
     statement = select(WebhookSecret).where(
-        col(WebhookSecret.id) == pk, col(WebhookSecret.merchant_id) == principal.merchant_id
+        col(WebhookSecret.id) == pk, col(WebhookSecret.merchant_id) == principal.merchant_pk
     )
     statement = scope_to_store(statement, principal, Operation.READ, col(WebhookSecret.store_pk))
     row = (await db.exec(statement)).first()
@@ -392,7 +392,7 @@ class SecretRecord(NamedTuple):
 def _settings_read(stores: int) -> DriverQuery[SettingRecord]:
     return DriverQuery(
         core_select(*(col(getattr(WebhookSetting, name)) for name in SettingRecord._fields)).where(
-            col(WebhookSetting.merchant_id) == bindparam("merchant_id"),
+            col(WebhookSetting.merchant_id) == bindparam("merchant_pk"),
             col(WebhookSetting.store_pk).in_(store_binds(stores)),
         ),
         SettingRecord,
@@ -416,7 +416,7 @@ def _secrets_read(stores: int) -> DriverQuery[SecretRecord]:
     ranked = (
         core_select(*(col(getattr(WebhookSecret, name)) for name in SecretRecord._fields), rank)
         .where(
-            col(WebhookSecret.merchant_id) == bindparam("merchant_id"),
+            col(WebhookSecret.merchant_id) == bindparam("merchant_pk"),
             col(WebhookSecret.store_pk).in_(store_binds(stores)),
         )
         .subquery()
@@ -443,7 +443,7 @@ async def effective_for_stores(
     connection = await db.connection()
     by_key: dict[tuple[int, str, str], SettingRecord] = {}
     for chunk in store_chunks(wanted):
-        params: dict[str, Any] = {"merchant_id": principal.merchant_id, **store_params(chunk)}
+        params: dict[str, Any] = {"merchant_pk": principal.merchant_pk, **store_params(chunk)}
         for record in await _settings_read(len(chunk)).all(connection, **params):
             by_key[(record.store_pk, record.module_version, record.mode)] = record
     result: dict[int, list[Effective]] = {}
@@ -475,7 +475,7 @@ async def secrets_for(
     connection = await db.connection()
     found: dict[tuple[int, str], list[SecretRecord]] = {key: [] for key in keys}
     for chunk in store_chunks(store_pks):
-        params: dict[str, Any] = {"merchant_id": principal.merchant_id, **store_params(chunk)}
+        params: dict[str, Any] = {"merchant_pk": principal.merchant_pk, **store_params(chunk)}
         for record in await _secrets_read(len(chunk)).all(connection, **params):
             if (record.store_pk, record.mode) in found:
                 found[(record.store_pk, record.mode)].append(record)
@@ -488,7 +488,7 @@ def deliveries_query(principal: Principal, setting: Effective) -> SelectOfScalar
     """The deliveries of `setting` that `principal` may see (see visible_deliveries)."""
     assert setting.store.id is not None
     statement = select(WebhookDelivery).where(
-        col(WebhookDelivery.merchant_id) == principal.merchant_id,
+        col(WebhookDelivery.merchant_id) == principal.merchant_pk,
         col(WebhookDelivery.store_pk) == setting.store.id,
         col(WebhookDelivery.module_version) == setting.module_version.value,
         col(WebhookDelivery.mode) == setting.mode.value,
@@ -520,7 +520,7 @@ async def delivery_by_pk(
 ) -> WebhookDelivery | None:
     """One delivery, if `principal` may see it (the rule of visible_deliveries)."""
     statement = select(WebhookDelivery).where(
-        col(WebhookDelivery.id) == pk, col(WebhookDelivery.merchant_id) == principal.merchant_id
+        col(WebhookDelivery.id) == pk, col(WebhookDelivery.merchant_id) == principal.merchant_pk
     )
     row = (await db.exec(statement)).first()
     if row is None:

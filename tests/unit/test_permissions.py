@@ -33,7 +33,7 @@ def user(role: Role) -> Principal:
     store = OWN_STORE if role in {Role.STORE_MANAGER, Role.STORE_READ_ONLY} else None
     return Principal(
         kind=PrincipalKind.USER,
-        merchant_id=MERCHANT,
+        merchant_pk=MERCHANT,
         user_id=3,
         role=role,
         store_pk=store,
@@ -46,7 +46,7 @@ def api_secret(store_pk: int | None) -> Principal:
     """store_pk=None: a representative-store secret; otherwise bound to that sub-store."""
     return Principal(
         kind=PrincipalKind.API_SECRET,
-        merchant_id=MERCHANT,
+        merchant_pk=MERCHANT,
         store_pk=store_pk,
         api_secret_id=9,
         label="Partner (…abcd)",
@@ -101,7 +101,7 @@ def test_a_representative_store_secret_reaches_every_store_where_a_sub_store_sec
 def test_an_api_secret_never_uses_a_role_column() -> None:
     # an API secret that somehow carried a role is still judged by the API_SECRET column
     with_role = Principal(
-        kind=PrincipalKind.API_SECRET, merchant_id=MERCHANT, role=Role.OWNER, store_pk=OWN_STORE
+        kind=PrincipalKind.API_SECRET, merchant_pk=MERCHANT, role=Role.OWNER, store_pk=OWN_STORE
     )
     assert access(with_role, Operation.STORE_MANAGE) is Access.NONE
     assert access(with_role, Operation.CHANNEL_MANAGE) is Access.OWN_STORE
@@ -250,4 +250,4 @@ def test_an_api_secret_grants_nothing(secret: Principal) -> None:
 
 
 def test_a_user_without_a_role_grants_nothing() -> None:
-    assert grantable_roles(Principal(kind=PrincipalKind.USER, merchant_id=MERCHANT)) == frozenset()
+    assert grantable_roles(Principal(kind=PrincipalKind.USER, merchant_pk=MERCHANT)) == frozenset()
