@@ -36,7 +36,7 @@ from gql_api.pagination import (
 from gql_api.stores import service
 from gql_api.stores.loaders import StoreLoader
 from gql_api.webhooks.loaders import WebhookSettingsLoader
-from gql_api.webhooks.service import Effective
+from gql_api.webhooks.service import EffectiveWebhookSetting
 from gql_api.webhooks.types import AdditionalSettings, WebhookSetting
 
 
@@ -147,7 +147,7 @@ class Store(Node):
         settings = await self._webhook_settings(info)
         return [WebhookSetting.from_effective(s) for s in settings]
 
-    async def _webhook_settings(self, info: Info) -> list[Effective]:
+    async def _webhook_settings(self, info: Info) -> list[EffectiveWebhookSetting]:
         return await WebhookSettingsLoader.of(info.context).load(self.row)
 
     @strawberry.field(description="추가 설정 관리.")

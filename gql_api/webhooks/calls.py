@@ -29,7 +29,7 @@ from gql_api.webhooks import signing
 from gql_api.webhooks.addresses import IPNetwork, UrlRefused, check_url
 from gql_api.webhooks.payloads import ModuleVersionValue, sample_event_body
 from gql_api.webhooks.sender import DeliveryResult, Limits, send
-from gql_api.webhooks.service import Effective, active_secrets, store_settings
+from gql_api.webhooks.service import EffectiveWebhookSetting, active_secrets, store_settings
 
 TRIGGER_TEST = "TEST"
 TEST_CALLS_PER_MINUTE = 10  # per store, counted in the database
@@ -38,7 +38,7 @@ UNFINISHED = "Not finished: the call was in progress, or the server stopped befo
 
 @dataclass(frozen=True)
 class PreparedCall:
-    setting: Effective
+    setting: EffectiveWebhookSetting
     url: str
     headers: list[tuple[str, str]]
     body: str

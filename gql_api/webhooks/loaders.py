@@ -7,10 +7,15 @@ from collections.abc import Hashable
 from db.models import Store
 from gql_api.dataloaders import AreaLoader
 from gql_api.stores.loaders import RepresentativeStoreLoader
-from gql_api.webhooks.service import Effective, SecretRecord, effective_for_stores, secrets_for
+from gql_api.webhooks.service import (
+    EffectiveWebhookSetting,
+    SecretRecord,
+    effective_for_stores,
+    secrets_for,
+)
 
 
-class WebhookSettingsLoader(AreaLoader[Store, list[Effective]]):
+class WebhookSettingsLoader(AreaLoader[Store, list[EffectiveWebhookSetting]]):
     """The four settings in force for each store; the key is the store row the caller already
     holds (it was read through visible_stores), cached by its pk."""
 
@@ -19,7 +24,7 @@ class WebhookSettingsLoader(AreaLoader[Store, list[Effective]]):
     def cache_key(self, key: Store) -> Hashable:
         return key.id
 
-    async def batch_load(self, keys: list[Store]) -> list[list[Effective]]:
+    async def batch_load(self, keys: list[Store]) -> list[list[EffectiveWebhookSetting]]:
         principal = self.context.require_principal()
         representative = await RepresentativeStoreLoader.of(self.context).load(
             principal.merchant_pk

@@ -93,7 +93,7 @@ class Mutation:
         principal = info.context.require_principal()
         settings = info.context.app.settings
 
-        async def action(db: AsyncSession) -> service.Effective:
+        async def action(db: AsyncSession) -> service.EffectiveWebhookSetting:
             return await service.update_setting(
                 db=db,
                 principal=principal,

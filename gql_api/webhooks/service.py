@@ -44,7 +44,7 @@ EXPIRED_SECRET_RETENTION = timedelta(days=30)
 
 
 @dataclass(frozen=True)
-class Effective:
+class EffectiveWebhookSetting:
     """The setting in force for a store: its own, or the representative store's."""
 
     store: Store
@@ -61,7 +61,7 @@ class Effective:
     representative_hidden: bool = False
 
 
-def as_seen_by(principal: Principal, setting: Effective) -> Effective:
+def as_seen_by(principal: Principal, setting: EffectiveWebhookSetting) -> EffectiveWebhookSetting:
     """`setting` as `principal` may see it.
 
     A store-scoped caller (STORE_* roles, a sub-store API secret) learns that its store follows
@@ -83,7 +83,7 @@ def effective(
     mode: IntegrationMode,
     own: WebhookSetting | SettingRecord | None,
     representative: tuple[Store, WebhookSetting | SettingRecord | None] | None,
-) -> Effective:
+) -> EffectiveWebhookSetting:
     """Resolve a sub-store's "same as the representative store" checkbox."""
     follows = not store.is_representative and (own is None or own.uses_representative_setting)
     assert store.id is not None
@@ -91,7 +91,7 @@ def effective(
     if follows and representative is not None:
         source_store, row = representative
     assert source_store.id is not None
-    return Effective(
+    return EffectiveWebhookSetting(
         store=store,
         module_version=version,
         mode=mode,
@@ -114,7 +114,7 @@ async def store_settings(
     store: Store,
     version: ModuleVersionValue,
     mode: IntegrationMode,
-) -> Effective:
+) -> EffectiveWebhookSetting:
     """The setting in force for `store`, as `principal` may see it (as_seen_by)."""
     rows = (
         await db.exec(
@@ -156,7 +156,7 @@ async def update_setting(
     content_type: WebhookContentType,
     payload_version: WebhookPayloadVersion | None,
     uses_representative_setting: bool | None,
-) -> Effective:
+) -> EffectiveWebhookSetting:
     store = await require_store(
         db=db, principal=principal, operation=Operation.WEBHOOK_MANAGE, store_id=store_id
     )
@@ -434,7 +434,7 @@ async def effective_for_stores(
     principal: Principal,
     stores: list[Store],
     representative: Store | None,
-) -> dict[int, list[Effective]]:
+) -> dict[int, list[EffectiveWebhookSetting]]:
     """Every (version, mode) setting of many stores, in one statement per 64 stores."""
     wanted = sorted(
         {s.id for s in stores if s.id}
@@ -446,7 +446,7 @@ async def effective_for_stores(
         params: dict[str, Any] = {"merchant_pk": principal.merchant_pk, **store_params(chunk)}
         for record in await _settings_read(len(chunk)).all(connection, **params):
             by_key[(record.store_pk, record.module_version, record.mode)] = record
-    result: dict[int, list[Effective]] = {}
+    result: dict[int, list[EffectiveWebhookSetting]] = {}
     for store in stores:
         assert store.id is not None
         settings = []
@@ -484,7 +484,9 @@ async def secrets_for(
     return found
 
 
-def deliveries_query(principal: Principal, setting: Effective) -> SelectOfScalar[WebhookDelivery]:
+def deliveries_query(
+    principal: Principal, setting: EffectiveWebhookSetting
+) -> SelectOfScalar[WebhookDelivery]:
     """The deliveries of `setting` that `principal` may see (see visible_deliveries)."""
     assert setting.store.id is not None
     statement = select(WebhookDelivery).where(
@@ -497,7 +499,9 @@ def deliveries_query(principal: Principal, setting: Effective) -> SelectOfScalar
 
 
 def visible_deliveries(
-    principal: Principal, setting: Effective, statement: SelectOfScalar[WebhookDelivery]
+    principal: Principal,
+    setting: EffectiveWebhookSetting,
+    statement: SelectOfScalar[WebhookDelivery],
 ) -> SelectOfScalar[WebhookDelivery]:
     """Deliveries of a sub-store that follows the representative store went to that store's URL,
     signed with its secrets: a store-scoped caller sees none of them. Since a sub-store may stop

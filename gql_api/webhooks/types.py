@@ -96,10 +96,10 @@ class WebhookSetting:
         "merchant-wide callers see and test."
     )
     updated_at: datetime | None
-    effective: strawberry.Private[service.Effective]
+    effective: strawberry.Private[service.EffectiveWebhookSetting]
 
     @classmethod
-    def from_effective(cls, value: service.Effective) -> WebhookSetting:
+    def from_effective(cls, value: service.EffectiveWebhookSetting) -> WebhookSetting:
         return cls(
             module_version=ModuleVersion(value.module_version),
             mode=value.mode,
