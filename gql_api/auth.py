@@ -6,7 +6,6 @@ from gql_api.accounts.sessions import caller_for_session
 from gql_api.api_secrets.auth import (
     SecretVerifier,
     caller_for_access_token,
-    caller_for_secret,
 )
 from gql_api.caller import Caller
 from gql_api.errors import Unauthenticated
@@ -29,7 +28,5 @@ async def authenticate(verifier: SecretVerifier, header: str, *, client_address:
             return await caller_for_access_token(engine=verifier.engine, token=credential)
         return await caller_for_session(engine=verifier.engine, token=credential)
     if scheme.lower() == "portone":
-        return await caller_for_secret(
-            verifier=verifier, plaintext=credential, client_address=client_address
-        )
+        return await verifier.caller(plaintext=credential, client_address=client_address)
     raise Unauthenticated(f"Unsupported authorization scheme; use {SCHEMES}.", reason="MALFORMED")

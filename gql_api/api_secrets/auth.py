@@ -44,21 +44,6 @@ LAST_USED_GRANULARITY = timedelta(minutes=1)
 MAX_TOKEN_LENGTH = 512
 
 
-@dataclass
-class SecretVerifier:
-    """What verifying a secret needs; one per process."""
-
-    engine: AsyncEngine
-    hashing: PasswordHashing
-    verified: VerifiedSecrets
-    # api_secret_verifications_total (None: not counted, e.g. in the CLI).
-    metrics: Metrics | None = None
-
-    def count(self, result: str) -> None:
-        if self.metrics is not None:
-            self.metrics.api_secret_verifications.labels(result=result).inc()
-
-
 @dataclass(frozen=True, slots=True)
 class _SecretFacts:
     """What authentication needs of an API secret row (the ORM row works as well)."""
@@ -136,89 +121,114 @@ _CALLER = DriverQuery(
 )
 
 
-async def caller_for_secret(
-    *, verifier: SecretVerifier, plaintext: str, client_address: str
-) -> Caller:
-    """The caller behind `PortOne <secret>`; UNAUTHENTICATED says why, never echoing it.
+@dataclass
+class SecretVerifier:
+    """Verifies `PortOne <secret>` API secrets (one per process): what it needs (the engine,
+    argon2, the cache of verified secrets, metrics) and the checks themselves."""
 
-    Guesses never cause the genuine secret to be refused, and never start more than
-    MAX_VERIFICATIONS argon2 runs per key and window (gql_api.api_secrets.throttling).
-    """
-    parsed = api_keys.parse(plaintext)
-    if parsed is None:
-        raise Unauthenticated(
-            "The API secret is malformed (wrong format or checksum).", reason="MALFORMED"
-        )
-    now = utcnow()
-    # On a connection of its own, back in the pool before argon2 (if needed) or the query runs.
-    found = await _CALLER.first(verifier.engine, key_id=parsed.key_id)
-    if found is None:
-        raise Unauthenticated("The API secret is not valid.", reason="INVALID")
-    secret, store, merchant = _facts(found)
-    assert secret.id is not None
-    _check_usable(secret, store, now)
-    fingerprint = api_keys.fingerprint(parsed.plaintext)
-    if not _known(verifier, fingerprint, secret):
-        async with verifier.verified.one_verify_at_a_time(fingerprint):
-            if not _known(verifier, fingerprint, secret):
-                await _verify(verifier, secret, parsed.plaintext, client_address, now)
-                verifier.verified.remember(
-                    fingerprint, secret_id=secret.id, secret_hash=secret.secret_hash
-                )
-                return Caller(_principal(secret, store), merchant)
-    if secret.last_used_at is None or secret.last_used_at <= now - LAST_USED_GRANULARITY:
-        await _touch(verifier.engine, secret.id, now)
-    return Caller(_principal(secret, store), merchant)
+    engine: AsyncEngine
+    hashing: PasswordHashing
+    verified: VerifiedSecrets
+    # api_secret_verifications_total (None: not counted, e.g. in the CLI).
+    metrics: Metrics | None = None
 
+    async def caller(self, *, plaintext: str, client_address: str) -> Caller:
+        """The caller behind `PortOne <secret>`; UNAUTHENTICATED says why, never echoing it.
 
-def _known(verifier: SecretVerifier, fingerprint: str, secret: _SecretFacts) -> bool:
-    assert secret.id is not None
-    return verifier.verified.knows(fingerprint, secret_id=secret.id, secret_hash=secret.secret_hash)
-
-
-async def _verify(
-    verifier: SecretVerifier,
-    secret: _SecretFacts,
-    plaintext: str,
-    client_address: str,
-    now: datetime,
-) -> None:
-    """argon2, within the throttling rules; returns only for the right secret."""
-    tag = api_keys.verify_tag(plaintext)
-    engine = verifier.engine
-    try:
-        if secret.verify_tag is not None and not secrets.compare_digest(tag, secret.verify_tag):
-            await throttling.refuse_by_tag(engine, secret, client_address=client_address, now=now)
-            verifier.count("refused_tag")
-            raise Unauthenticated("The API secret is not valid.", reason="INVALID")
-        attempt = await throttling.claim_verification(
-            engine,
-            secret,
-            client_address=client_address,
-            tag_matched=secret.verify_tag is not None,
-            now=now,
-        )
-    except RateLimited:
-        verifier.count("refused_throttled")
-        raise
-    if not await verifier.hashing.verify(secret.secret_hash, plaintext):
-        verifier.count("failed")
-        await throttling.record_failed_verification(
-            engine, secret, client_address=client_address, now=now
-        )
-        raise Unauthenticated("The API secret is not valid.", reason="INVALID")
-    verifier.count("ok")
-    assert secret.id is not None
-    # On its own: authentication runs before, and outside, any mutation's unit of work.
-    async with independent_write(engine) as conn:
-        await conn.execute(throttling.forget_attempt(attempt))
-        if secret.verify_tag is None:  # issued before tags: add it now
-            await conn.execute(
-                update(ApiSecret)
-                .where(col(ApiSecret.id) == secret.id, col(ApiSecret.verify_tag).is_(None))
-                .values(verify_tag=tag)
+        Guesses never cause the genuine secret to be refused, and never start more than
+        MAX_VERIFICATIONS argon2 runs per key and window (gql_api.api_secrets.throttling).
+        """
+        parsed = api_keys.parse(plaintext)
+        if parsed is None:
+            raise Unauthenticated(
+                "The API secret is malformed (wrong format or checksum).", reason="MALFORMED"
             )
-        await conn.execute(_touch_statement(secret.id, now))
+        now = utcnow()
+        # On a connection of its own, back in the pool before argon2 (if needed) or the query
+        # runs.
+        found = await _CALLER.first(self.engine, key_id=parsed.key_id)
+        if found is None:
+            raise Unauthenticated("The API secret is not valid.", reason="INVALID")
+        secret, store, merchant = _facts(found)
+        assert secret.id is not None
+        _check_usable(secret, store, now)
+        fingerprint = api_keys.fingerprint(parsed.plaintext)
+        if not self._known(fingerprint, secret):
+            async with self.verified.one_verify_at_a_time(fingerprint):
+                if not self._known(fingerprint, secret):
+                    await self._verify(secret, parsed.plaintext, client_address, now)
+                    self.verified.remember(
+                        fingerprint, secret_id=secret.id, secret_hash=secret.secret_hash
+                    )
+                    return Caller(_principal(secret, store), merchant)
+        if secret.last_used_at is None or secret.last_used_at <= now - LAST_USED_GRANULARITY:
+            await _touch(self.engine, secret.id, now)
+        return Caller(_principal(secret, store), merchant)
+
+    async def secret_id_for_login(self, *, plaintext: str, client_address: str) -> int:
+        """The id of the secret to exchange for tokens; its failures are counted like any use.
+
+        Runs before the mutation's write transaction: counting a failure and updating
+        lastUsedAt use their own short transactions, which must not wait behind ours on SQLite.
+        """
+        try:
+            caller = await self.caller(plaintext=plaintext, client_address=client_address)
+        except Unauthenticated as error:
+            raise DomainError.single(
+                UserErrorCode.INVALID_CREDENTIALS, ("input", "apiSecret"), error.message
+            ) from None
+        assert caller.principal.api_secret_id is not None
+        return caller.principal.api_secret_id
+
+    def _count(self, result: str) -> None:
+        if self.metrics is not None:
+            self.metrics.api_secret_verifications.labels(result=result).inc()
+
+    def _known(self, fingerprint: str, secret: _SecretFacts) -> bool:
+        assert secret.id is not None
+        return self.verified.knows(fingerprint, secret_id=secret.id, secret_hash=secret.secret_hash)
+
+    async def _verify(
+        self, secret: _SecretFacts, plaintext: str, client_address: str, now: datetime
+    ) -> None:
+        """argon2, within the throttling rules; returns only for the right secret."""
+        tag = api_keys.verify_tag(plaintext)
+        engine = self.engine
+        try:
+            if secret.verify_tag is not None and not secrets.compare_digest(tag, secret.verify_tag):
+                await throttling.refuse_by_tag(
+                    engine, secret, client_address=client_address, now=now
+                )
+                self._count("refused_tag")
+                raise Unauthenticated("The API secret is not valid.", reason="INVALID")
+            attempt = await throttling.claim_verification(
+                engine,
+                secret,
+                client_address=client_address,
+                tag_matched=secret.verify_tag is not None,
+                now=now,
+            )
+        except RateLimited:
+            self._count("refused_throttled")
+            raise
+        if not await self.hashing.verify(secret.secret_hash, plaintext):
+            self._count("failed")
+            await throttling.record_failed_verification(
+                engine, secret, client_address=client_address, now=now
+            )
+            raise Unauthenticated("The API secret is not valid.", reason="INVALID")
+        self._count("ok")
+        assert secret.id is not None
+        # On its own: authentication runs before, and outside, any mutation's unit of work.
+        async with independent_write(engine) as conn:
+            await conn.execute(throttling.forget_attempt(attempt))
+            if secret.verify_tag is None:  # issued before tags: add it now
+                await conn.execute(
+                    update(ApiSecret)
+                    .where(col(ApiSecret.id) == secret.id, col(ApiSecret.verify_tag).is_(None))
+                    .values(verify_tag=tag)
+                )
+            await conn.execute(_touch_statement(secret.id, now))
 
 
 _TOKEN_CALLER = DriverQuery(
@@ -261,24 +271,6 @@ class TokenPair:
     access_token: str
     refresh_token: str
     access_token_expires_at: datetime
-
-
-async def verify_for_login(*, verifier: SecretVerifier, plaintext: str, client_address: str) -> int:
-    """The id of the secret to exchange for tokens; its failures are counted like any use.
-
-    Runs before the mutation's write transaction: counting a failure and updating lastUsedAt
-    use their own short transactions, which must not wait behind ours on SQLite.
-    """
-    try:
-        caller = await caller_for_secret(
-            verifier=verifier, plaintext=plaintext, client_address=client_address
-        )
-    except Unauthenticated as error:
-        raise DomainError.single(
-            UserErrorCode.INVALID_CREDENTIALS, ("input", "apiSecret"), error.message
-        ) from None
-    assert caller.principal.api_secret_id is not None
-    return caller.principal.api_secret_id
 
 
 async def refresh(*, db: AsyncSession, refresh_token: str) -> TokenPair:

@@ -125,10 +125,8 @@ class Mutation:
     async def api_secret_login(
         self, info: Info, input: ApiSecretLoginInput
     ) -> ApiSecretLoginPayload:
-        verifier = info.context.app.verifier
         try:
-            secret_id = await auth.verify_for_login(
-                verifier=verifier,
+            secret_id = await info.context.app.verifier.secret_id_for_login(
                 plaintext=input.api_secret,
                 client_address=info.context.client_address,
             )
