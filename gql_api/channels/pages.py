@@ -33,13 +33,13 @@ from sqlmodel import col
 
 from db.driver_query import DriverQuery
 from db.models import Channel
+from db.store_batches import store_binds, store_chunks, store_params
 from gql_api.channels.service import (
     bound_channel_scope,
     channel_scope_params,
 )
 from gql_api.pagination import Page, PageRequest, page_from_rows
 from gql_api.permissions import Operation, Principal, confined_store_pk
-from gql_api.store_batches import store_binds, store_chunks, store_params
 
 SEARCH_MAX_LENGTH = 100
 
@@ -109,7 +109,7 @@ async def load_channel_pages(
 class ChannelPageShape:
     """What makes one page statement differ from another (values are bound parameters)."""
 
-    stores: int  # one of gql_api.store_batches.STORE_BUCKETS
+    stores: int  # one of db.store_batches.STORE_BUCKETS
     own_store: bool
     mode: bool
     purpose: bool

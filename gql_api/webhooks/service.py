@@ -16,6 +16,7 @@ from sqlmodel.sql.expression import SelectOfScalar
 
 from db.driver_query import DriverQuery
 from db.models import Store, WebhookDelivery, WebhookSecret, WebhookSetting
+from db.store_batches import STORE_BUCKETS, store_binds, store_chunks, store_params
 from db.types import utcnow
 from gql_api.audit import service as audit
 from gql_api.channels.rules import IntegrationMode
@@ -24,7 +25,6 @@ from gql_api.ids import global_id, pk_of
 from gql_api.permissions import Operation, Principal, confined_store_pk, require
 from gql_api.scoping import scope_to_store
 from gql_api.security.encryption import Encryptor
-from gql_api.store_batches import STORE_BUCKETS, store_binds, store_chunks, store_params
 from gql_api.stores.service import require_store, store_by_pk
 from gql_api.webhooks import signing
 from gql_api.webhooks.addresses import IPNetwork, UrlRefused, check_url
@@ -386,7 +386,7 @@ class SecretRecord(NamedTuple):
 
 
 # Read on every dashboard view, for many stores at once: statements built once per number of
-# stores (gql_api.store_batches) and run on the request's connection (db.driver_query).
+# stores (db.store_batches) and run on the request's connection (db.driver_query).
 # The columns are the records' fields, read back by name.
 @lru_cache(maxsize=len(STORE_BUCKETS))
 def _settings_read(stores: int) -> DriverQuery[SettingRecord]:
