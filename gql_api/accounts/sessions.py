@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import NamedTuple
 
 from sqlalchemy import bindparam, update
 from sqlalchemy import select as core_select
@@ -59,25 +60,42 @@ async def revoke_session(*, db: AsyncSession, principal: Principal) -> bool:
     return True
 
 
+class _SessionCaller(NamedTuple):
+    """What authentication reads of a session, its user and their merchant (by column label)."""
+
+    session_id: int
+    revoked_at: datetime | None
+    expires_at: datetime
+    user_id: int
+    merchant_pk: int
+    role: str
+    store_pk: int | None
+    email: str
+    removed_at: datetime | None
+    merchant_name: str
+    merchant_created_at: datetime
+
+
 # The session, its user and their merchant in one row (`viewer { merchant }` needs no second
 # query), read on every request, so run without the ORM (see db.driver_query).
 _CALLER = DriverQuery(
     core_select(
-        col(AuthSession.id),
-        col(AuthSession.revoked_at),
-        col(AuthSession.expires_at),
-        col(User.id),
-        col(User.merchant_id),
-        col(User.role),
-        col(User.store_pk),
-        col(User.email),
-        col(User.removed_at),
-        col(Merchant.name),
-        col(Merchant.created_at),
+        col(AuthSession.id).label("session_id"),
+        col(AuthSession.revoked_at).label("revoked_at"),
+        col(AuthSession.expires_at).label("expires_at"),
+        col(User.id).label("user_id"),
+        col(User.merchant_id).label("merchant_pk"),
+        col(User.role).label("role"),
+        col(User.store_pk).label("store_pk"),
+        col(User.email).label("email"),
+        col(User.removed_at).label("removed_at"),
+        col(Merchant.name).label("merchant_name"),
+        col(Merchant.created_at).label("merchant_created_at"),
     )
     .join(User, col(User.id) == col(AuthSession.user_id))
     .join(Merchant, col(Merchant.id) == col(User.merchant_id))
-    .where(col(AuthSession.token_hash) == bindparam("token_hash"))
+    .where(col(AuthSession.token_hash) == bindparam("token_hash")),
+    _SessionCaller,
 )
 
 
@@ -90,25 +108,15 @@ async def caller_for_session(*, engine: AsyncEngine, token: str) -> Caller:
     found = await _CALLER.first(engine, token_hash=token_hash(token))
     if found is None:
         raise Unauthenticated("The session token is not valid.", reason="INVALID")
-    (
-        session_id,
-        revoked_at,
-        expires_at,
-        user_id,
-        merchant_pk,
-        role,
-        store_pk,
-        email,
-        removed_at,
-        merchant_name,
-        merchant_created_at,
-    ) = found
-    if revoked_at is not None or removed_at is not None:
+    if found.revoked_at is not None or found.removed_at is not None:
         raise Unauthenticated("The session has been logged out.", reason="REVOKED")
-    if expires_at <= utcnow():
+    if found.expires_at <= utcnow():
         raise Unauthenticated("The session has expired; log in again.", reason="EXPIRED")
-    principal = _user_principal(merchant_pk, user_id, role, store_pk, session_id, email)
-    return Caller(principal, CallerMerchant(merchant_pk, merchant_name, merchant_created_at))
+    principal = _user_principal(
+        found.merchant_pk, found.user_id, found.role, found.store_pk, found.session_id, found.email
+    )
+    merchant = CallerMerchant(found.merchant_pk, found.merchant_name, found.merchant_created_at)
+    return Caller(principal, merchant)
 
 
 def principal_of(user: User, session: AuthSession) -> Principal:
