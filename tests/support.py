@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from db.engine import create_engine
 
 _counter = itertools.count(1)
 
@@ -172,3 +177,15 @@ async def invite_and_join(
         user_id=joined["member"]["user"]["id"],
         email=email,
     )
+
+
+@asynccontextmanager
+async def connect(database_url: str) -> AsyncIterator[AsyncConnection]:
+    """A connection to the test's database in a transaction committed at the end (for
+    arranging or reading rows around the HTTP calls)."""
+    engine = create_engine(database_url)
+    try:
+        async with engine.begin() as conn:
+            yield conn
+    finally:
+        await engine.dispose()

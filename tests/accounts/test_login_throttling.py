@@ -19,13 +19,12 @@ from sqlmodel import col
 from starlette.applications import Starlette
 
 from db import sqlite_reads
-from db.engine import create_engine
 from db.models import AuditEvent, LoginFailure, LoginKnownAddress
 from gql_api.app import create_app
 from gql_api.client_address import throttling_key
 from gql_api.logs import JsonFormatter
 from tests.conftest import make_settings
-from tests.support import PASSWORD, Api, GraphQLResponse
+from tests.support import PASSWORD, Api, GraphQLResponse, connect
 
 SESSION_CREATE = """
 mutation LogIn($input: SessionCreateInput!) {
@@ -86,16 +85,6 @@ async def client_at(app: Starlette, address: str) -> AsyncIterator[Api]:
     transport = httpx.ASGITransport(app=app, client=(address, 1234))
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
         yield Api(http)
-
-
-@asynccontextmanager
-async def connect(database_url: str) -> AsyncIterator[Any]:
-    engine = create_engine(database_url)
-    try:
-        async with engine.begin() as conn:
-            yield conn
-    finally:
-        await engine.dispose()
 
 
 async def log_in(api: Api, email: str, password: str) -> GraphQLResponse:

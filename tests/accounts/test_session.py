@@ -13,11 +13,10 @@ import pytest
 from sqlalchemy import select, text, update
 from sqlmodel import col
 
-from db.engine import create_engine
 from db.models import AuthSession, LoginFailure
 from gql_api.app import create_app
 from tests.conftest import make_settings
-from tests.support import PASSWORD, Api, GraphQLResponse
+from tests.support import PASSWORD, Api, GraphQLResponse, connect
 
 SESSION_CREATE = """
 mutation LogIn($input: SessionCreateInput!) {
@@ -45,16 +44,6 @@ def credentials(email: str, password: str) -> dict[str, Any]:
 
 def sha256_hex(value: str) -> str:
     return hashlib.sha256(value.encode()).hexdigest()
-
-
-@asynccontextmanager
-async def connect(database_url: str) -> AsyncIterator[Any]:
-    engine = create_engine(database_url)
-    try:
-        async with engine.begin() as conn:
-            yield conn
-    finally:
-        await engine.dispose()
 
 
 @asynccontextmanager

@@ -15,14 +15,12 @@ import argon2
 import httpx
 import pytest
 from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
 
-from db.engine import create_engine
 from db.models import ApiSecret
 from gql_api.app import create_app
 from gql_api.ids import pk_of
 from tests.conftest import make_settings
-from tests.support import Api, GraphQLResponse
+from tests.support import Api, GraphQLResponse, connect
 
 SECRET_FIELDS = """
   id name hint createdBy { id email name } createdAt expiresAt lastUsedAt isExpired
@@ -211,16 +209,6 @@ def flip_one_character(secret: str) -> str:
     index = len(secret) - CHECKSUM_LENGTH - 5
     replacement = "x" if secret[index] != "x" else "y"
     return secret[:index] + replacement + secret[index + 1 :]
-
-
-@asynccontextmanager
-async def connect(database_url: str) -> AsyncIterator[AsyncConnection]:
-    engine = create_engine(database_url)
-    try:
-        async with engine.begin() as conn:
-            yield conn
-    finally:
-        await engine.dispose()
 
 
 async def secret_row(database_url: str, pk: int) -> dict[str, Any]:

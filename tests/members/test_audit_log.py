@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncConnection
 
-from db.engine import create_engine
 from db.models import AuditEvent
 from tests.support import (
     ACCEPT,
@@ -21,6 +17,7 @@ from tests.support import (
     SIGN_UP,
     Api,
     GraphQLResponse,
+    connect,
     create_store,
     invite_and_join,
 )
@@ -103,16 +100,6 @@ INVITEE_PASSWORD = "invitee secret passphrase"
 
 
 # --- helpers --------------------------------------------------------------------------------
-
-
-@asynccontextmanager
-async def connect(database_url: str) -> AsyncIterator[AsyncConnection]:
-    engine = create_engine(database_url)
-    try:
-        async with engine.begin() as conn:
-            yield conn
-    finally:
-        await engine.dispose()
 
 
 async def stored_events(database_url: str) -> list[Any]:

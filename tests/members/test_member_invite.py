@@ -4,17 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from sqlalchemy import func, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import SQLModel
 
-from db.engine import create_engine
 from db.models import Invitation
 from tests.support import (
     ACCEPT,
@@ -22,6 +18,7 @@ from tests.support import (
     PASSWORD,
     Api,
     SignedUp,
+    connect,
     create_store,
     invite_and_join,
 )
@@ -79,16 +76,6 @@ STORE_ROLES = ["STORE_MANAGER", "STORE_READ_ONLY"]
 
 
 # --- helpers --------------------------------------------------------------------------------
-
-
-@asynccontextmanager
-async def connect(database_url: str) -> AsyncIterator[AsyncConnection]:
-    engine = create_engine(database_url)
-    try:
-        async with engine.begin() as conn:
-            yield conn
-    finally:
-        await engine.dispose()
 
 
 async def stored_rows(database_url: str) -> dict[str, list[tuple[Any, ...]]]:

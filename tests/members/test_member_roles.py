@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from sqlalchemy import func, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import SQLModel
 
-from db.engine import create_engine
 from db.models import Invitation
 from gql_api.ids import global_id
 from tests.support import (
@@ -23,6 +19,7 @@ from tests.support import (
     Api,
     GraphQLResponse,
     Joined,
+    connect,
     create_store,
     invite_and_join,
 )
@@ -92,16 +89,6 @@ DEVELOPER_LIMIT = 10
 
 
 # --- helpers --------------------------------------------------------------------------------
-
-
-@asynccontextmanager
-async def connect(database_url: str) -> AsyncIterator[AsyncConnection]:
-    engine = create_engine(database_url)
-    try:
-        async with engine.begin() as conn:
-            yield conn
-    finally:
-        await engine.dispose()
 
 
 async def stored_rows(database_url: str) -> dict[str, list[tuple[Any, ...]]]:
