@@ -221,3 +221,14 @@ async def other_instance(settings: Settings) -> AsyncIterator[Api]:
             yield Api(http)
     finally:
         await application.state.app_state.engine.dispose()
+
+
+@dataclass
+class Caller:
+    """Credentials to act with: a session token or an `Authorization` header value."""
+
+    token: str | None = None
+    authorization: str | None = None
+
+    async def gql(self, api: Api, query: str, variables: dict[str, Any]) -> GraphQLResponse:
+        return await api.gql(query, variables, token=self.token, authorization=self.authorization)

@@ -27,6 +27,7 @@ from tests.webhooks.helpers import (
     SECRET_EXPIRE,
     SETTING_FIELDS,
     WEBHOOK_TEST,
+    Caller,
     delivered,
     errors_of,
     issue_api_secret,
@@ -55,17 +56,6 @@ query Node($id: ID!) {
 """
 
 TOKEN = "rep-s3cr3t-t0ken"
-
-
-@dataclass
-class Caller:
-    """Credentials to act with: a session token or an `Authorization` header value."""
-
-    token: str | None = None
-    authorization: str | None = None
-
-    async def gql(self, api: Api, query: str, variables: dict[str, Any]) -> GraphQLResponse:
-        return await api.gql(query, variables, token=self.token, authorization=self.authorization)
 
 
 @dataclass

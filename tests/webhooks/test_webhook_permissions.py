@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import pytest
 from standardwebhooks.webhooks import Webhook
@@ -14,6 +13,7 @@ from tests.webhooks.helpers import (
     SECRET_ISSUE,
     SETTING_UPDATE,
     WEBHOOK_TEST,
+    Caller,
     errors_of,
     issue_api_secret,
     issue_secret,
@@ -25,17 +25,6 @@ from tests.webhooks.helpers import (
 from tests.webhooks.receiver import Receiver, Receivers
 
 OTHER_URL = "http://127.0.0.1:9/other"
-
-
-@dataclass
-class Caller:
-    """Credentials to act with: a session token or an `Authorization` header value."""
-
-    token: str | None = None
-    authorization: str | None = None
-
-    async def gql(self, api: Api, query: str, variables: dict[str, Any]) -> GraphQLResponse:
-        return await api.gql(query, variables, token=self.token, authorization=self.authorization)
 
 
 @dataclass
