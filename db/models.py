@@ -355,6 +355,7 @@ class WebhookDelivery(SQLModel, table=True):
     __tablename__ = "webhook_deliveries"
     __table_args__ = (
         Index("ix_webhook_deliveries_setting", "store_pk", "module_version", "mode", "id"),
+        Index("ix_webhook_deliveries_event", "event_pk", "id"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -376,3 +377,50 @@ class WebhookDelivery(SQLModel, table=True):
     duration_ms: int = Field(default=0)
     succeeded: bool = Field(default=False)
     attempted_at: datetime = _created_at()
+    # Set for attempts at delivering an event (trigger EVENT or MANUAL), null for test calls.
+    event_pk: int | None = Field(
+        default=None, sa_column=Column(Integer, ForeignKey("webhook_events.id"), nullable=True)
+    )
+    # EVENT: 1 for the first attempt, up to 1 + the retries; MANUAL: the resend's number.
+    attempt_number: int | None = Field(default=None)
+
+
+class WebhookEvent(SQLModel, table=True):
+    """A payment event published for a store, and the state of its delivery (the outbox row).
+
+    An event goes to exactly one place, the setting in force for its store, module version and
+    mode, so the event row is its own outgoing message: written in the transaction that accepts
+    the event, claimed by workers through `next_attempt_at` and a lease (`locked_until`,
+    `lease_token`), never sent from the request that published it.
+    """
+
+    __tablename__ = "webhook_events"
+    __table_args__ = (
+        Index("uq_webhook_events_store_event", "store_pk", "event_id", unique=True),
+        Index("ix_webhook_events_due", "next_attempt_at"),
+        Index("ix_webhook_events_store_listing", "store_pk", "id"),
+        Index("ix_webhook_events_published_at", "published_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    merchant_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("merchants.id"), nullable=False, index=True)
+    )
+    store_pk: int = Field(sa_column=Column(Integer, ForeignKey("stores.id"), nullable=False))
+    event_id: str = Field(max_length=200)  # the publisher's id: idempotency key in the store
+    module_version: str = Field(max_length=4)
+    mode: str = Field(max_length=8)
+    type: str = Field(max_length=64)
+    data: dict[str, object] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    message_id: str = Field(max_length=40)  # webhook-id: the same on every attempt
+    status: str = Field(max_length=16)
+    status_reason: str | None = Field(default=None, max_length=1000)
+    published_at: datetime = _created_at()  # the body's timestamp, the same on every attempt
+    next_attempt_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # EVENT: the schedule's next attempt; MANUAL: a queued resend (webhookEventsResendFailed).
+    next_trigger: str = Field(default="EVENT", max_length=8)
+    locked_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    lease_token: str | None = Field(default=None, max_length=32)
+    attempt_count: int = Field(default=0)
+    manual_resend_count: int = Field(default=0)
+    succeeded_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

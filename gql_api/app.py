@@ -48,6 +48,8 @@ from gql_api.schema import build_schema
 from gql_api.security.encryption import encryptor_from_settings
 from gql_api.security.passwords import PasswordHashing
 from gql_api.settings import Settings, get_settings
+from gql_api.webhooks import intake
+from gql_api.webhooks.worker import Worker, WorkerConfig
 
 logger = logging.getLogger("gql_api.app")
 
@@ -250,13 +252,29 @@ def create_app(settings: Settings | None = None) -> Starlette:
             return JSONResponse({"status": "unavailable", "database": "unreachable"}, 503)
         return JSONResponse({"status": "ok", "database": "ok"})
 
+    worker = (
+        Worker(
+            engine=state.engine,
+            session_factory=state.session_factory,
+            encryptor=state.encryptor,
+            metrics=state.metrics,
+            config=WorkerConfig.from_settings(settings),
+        )
+        if settings.webhook_worker == "embedded"
+        else None
+    )
+
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[dict[str, Any]]:
         tune_garbage_collector()
+        delivering = asyncio.create_task(worker.run()) if worker is not None else None
         try:
             with metrics_listener(settings, state.metrics):
                 yield {}
         finally:
+            if worker is not None and delivering is not None:
+                worker.stop()  # stops claiming; finishes or releases what it holds
+                await delivering
             state.hashing.close()
             sqlite_reads.close(state.engine)
             await state.engine.dispose()
@@ -267,6 +285,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Route("/graphql", graphql, methods=["GET", "POST"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
+            Route(
+                intake.PATH,
+                intake.intake_endpoint(state, worker.wake if worker is not None else None),
+                methods=["POST"],
+            ),
             *metrics_routes(settings, state.metrics),
         ],
         lifespan=lifespan,

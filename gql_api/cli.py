@@ -1,5 +1,5 @@
-"""Command line: `integration-api serve | migrate | export-schema | check-config |
-create-merchant`."""
+"""Command line: `integration-api serve | worker | migrate | export-schema | check-config |
+create-merchant | event publish`."""
 
 from __future__ import annotations
 
@@ -102,6 +102,97 @@ def _create_merchant(args: argparse.Namespace) -> int:
     return asyncio.run(run())
 
 
+def _worker(args: argparse.Namespace) -> int:
+    """Deliver webhook events until SIGTERM or SIGINT (then finish or release what is held)."""
+    import asyncio
+    import signal
+
+    from gql_api.app import create_state
+    from gql_api.logs import configure_logging
+    from gql_api.metrics_access import metrics_listener
+    from gql_api.settings import get_settings
+    from gql_api.webhooks.worker import Worker, WorkerConfig
+
+    settings = get_settings()
+    configure_logging(settings.log_level)
+
+    async def run() -> int:
+        state = create_state(settings)
+        worker = Worker(
+            engine=state.engine,
+            session_factory=state.session_factory,
+            encryptor=state.encryptor,
+            metrics=state.metrics,
+            config=WorkerConfig.from_settings(settings),
+        )
+        try:
+            if args.once:
+                made = await worker.deliver_due()
+                print(f"{made} attempt(s) made")
+                return 0
+            loop = asyncio.get_running_loop()
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(signum, worker.stop)
+            with metrics_listener(settings, state.metrics):
+                await worker.run()
+            return 0
+        finally:
+            await state.engine.dispose()
+
+    return asyncio.run(run())
+
+
+def _publish_event(args: argparse.Namespace) -> int:
+    """Publish one webhook event as the payment core would (POST /internal/events)."""
+    import asyncio
+    import json
+    import uuid
+
+    from gql_api.app import create_state
+    from gql_api.errors import DomainError
+    from gql_api.settings import get_settings
+    from gql_api.webhooks import outbox
+    from gql_api.webhooks.events import check_event
+    from gql_api.webhooks.intake import publish_event
+
+    try:
+        data = json.loads(args.data)
+    except json.JSONDecodeError as error:
+        print(f"INVALID_INPUT data: not JSON ({error.msg})", file=sys.stderr)
+        return 2
+    body = {
+        "id": args.id or f"evt-{uuid.uuid4()}",
+        "storeId": args.store,
+        "moduleVersion": args.module_version,
+        "mode": args.mode,
+        "type": args.type,
+        "data": data,
+    }
+    try:
+        event = check_event(body)
+    except DomainError as error:
+        for problem in error.errors:
+            print(
+                f"{problem.code.value} {'.'.join(problem.field or ())}: {problem.message}",
+                file=sys.stderr,
+            )
+        return 2
+
+    async def run() -> int:
+        state = create_state(get_settings())
+        try:
+            answer = await publish_event(state, event)
+        except outbox.StoreNotFound:
+            print("NOT_FOUND storeId: No store with this storeId.", file=sys.stderr)
+            return 1
+        finally:
+            await state.engine.dispose()
+        print(json.dumps(answer.as_json(), ensure_ascii=False))
+        return 0
+
+    return asyncio.run(run())
+
+
 def _check_config(_: argparse.Namespace) -> int:
     from gql_api.settings import Settings
 
@@ -110,8 +201,9 @@ def _check_config(_: argparse.Namespace) -> int:
     except ValidationError as error:
         print(f"configuration is invalid:\n{error}", file=sys.stderr)
         return 1
-    safe = settings.model_dump(exclude={"encryption_keys", "database_url"})
+    safe = settings.model_dump(exclude={"encryption_keys", "database_url", "platform_event_tokens"})
     safe["encryption_keys"] = f"{len(settings.encryption_keys)} key(s)"
+    safe["platform_event_tokens"] = f"{len(settings.platform_event_tokens)} token(s)"
     for key, value in safe.items():
         print(f"{key.upper()}={value}")
     return 0
@@ -125,7 +217,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands.add_parser("serve", help="serve the API with uvicorn on HOST:PORT").set_defaults(
         run=_serve
     )
+    worker = commands.add_parser(
+        "worker", help="deliver webhook events (any number of workers may share PostgreSQL)"
+    )
+    worker.add_argument("--once", action="store_true", help="deliver what is due now, then exit")
+    worker.set_defaults(run=_worker)
     commands.add_parser("migrate", help="apply database migrations").set_defaults(run=_migrate)
+    event = commands.add_parser("event", help="webhook events").add_subparsers(
+        dest="event_command", required=True
+    )
+    publish = event.add_parser(
+        "publish", help="publish a webhook event for a store, as the payment core does"
+    )
+    publish.add_argument("--store", required=True, help="the storeId (store-…)")
+    publish.add_argument("--mode", required=True, choices=["LIVE", "TEST"])
+    publish.add_argument("--module-version", required=True, choices=["V1", "V2"])
+    publish.add_argument("--type", required=True, help="e.g. Transaction.Paid (V1: paid, …)")
+    publish.add_argument("--data", required=True, help='JSON object, e.g. \'{"paymentId": "…"}\'')
+    publish.add_argument(
+        "--id", help="the publisher's event id (idempotency key); default: a new evt-<uuid>"
+    )
+    publish.set_defaults(run=_publish_event)
     export = commands.add_parser("export-schema", help="print or write the GraphQL SDL")
     export.add_argument("--output", default="-", help="file to write, or - for stdout")
     export.set_defaults(run=_export_schema)

@@ -1,6 +1,6 @@
-"""Prometheus metrics: requests by operation and outcome, errors by code, webhook test calls,
-database connections in use. The operation label is a root field of the schema (or `other`),
-never a name the client chose, nor a variable."""
+"""Prometheus metrics: requests by operation and outcome, errors by code, webhook test calls
+and event delivery, database connections in use. The operation label is a root field of the
+schema (or `other`), never a name the client chose, nor a variable."""
 
 from __future__ import annotations
 
@@ -57,6 +57,41 @@ class Metrics:
             "Webhook test calls by result.",
             ["result"],
             registry=self.registry,
+        )
+        self.webhook_events_published = Counter(
+            "webhook_events_published_total",
+            "Webhook events published: accepted (due), skipped (nowhere to send) or duplicate.",
+            ["outcome"],
+            registry=self.registry,
+        )
+        self.webhook_messages = Counter(
+            "webhook_messages_total",
+            "Webhook events that reached an end: succeeded, exhausted or skipped.",
+            ["outcome"],
+            registry=self.registry,
+        )
+        self.webhook_attempts = Counter(
+            "webhook_attempts_total",
+            "Webhook delivery attempts by trigger (EVENT, MANUAL) and status class "
+            "(2xx, 3xx, 4xx, 5xx, or none when nothing came back).",
+            ["trigger", "status_class"],
+            registry=self.registry,
+        )
+        self.webhook_due_backlog = Gauge(
+            "webhook_due_backlog",
+            "Webhook events due for an attempt and not being attempted (as a worker last saw).",
+            registry=self.registry,
+        )
+        self.webhook_oldest_due_seconds = Gauge(
+            "webhook_oldest_due_age_seconds",
+            "How long the oldest due webhook event has waited (as a worker last saw).",
+            registry=self.registry,
+        )
+        self.webhook_delivery_latency = Histogram(
+            "webhook_delivery_latency_seconds",
+            "From an event's publication to its first successful delivery.",
+            registry=self.registry,
+            buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 4 * 3600, 8 * 3600),
         )
         self.login_delays = Counter(
             "login_attempts_delayed_total",

@@ -6,10 +6,12 @@ import ipaddress
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+WorkerMode = Literal["embedded", "off"]
 
 # OWASP Password Storage Cheat Sheet minimum for argon2id.
 OWASP_MIN_MEMORY_KIB = 19456
@@ -124,13 +126,48 @@ class Settings(BaseSettings):
         default_factory=list,
         description="comma-separated CIDR ranges webhooks may reach although not public",
     )
-    webhook_connect_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
-    webhook_read_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
+    # PortOne V2: 30 s to connect and 30 s to read, for events and test calls alike.
+    webhook_connect_timeout_seconds: float = Field(default=30.0, gt=0, le=60)
+    webhook_read_timeout_seconds: float = Field(default=30.0, gt=0, le=60)
     webhook_response_max_bytes: int = Field(default=65536, ge=1024, le=1_048_576)
-    webhook_delivery_retention_days: int = Field(default=30, ge=1)
+    webhook_delivery_retention_days: int = Field(
+        default=30, ge=1, description="events, attempts and test calls older than this are pruned"
+    )
+    webhook_worker: WorkerMode = Field(
+        default="embedded",
+        description="embedded: `serve` also delivers webhook events (one worker in the process); "
+        "off: only `integration-api worker` processes deliver",
+    )
+    webhook_worker_concurrency: int = Field(
+        default=16, ge=1, le=1000, description="deliveries in flight at once, per worker process"
+    )
+    webhook_worker_per_host_concurrency: int = Field(
+        default=4,
+        ge=1,
+        le=1000,
+        description="deliveries in flight at once to one receiver host, per worker process",
+    )
+    webhook_worker_poll_seconds: float = Field(
+        default=1.0, gt=0, le=60, description="how often an idle worker looks for due events"
+    )
+    webhook_retry_schedule_minutes: Annotated[list[float], NoDecode] = Field(
+        default_factory=lambda: [1.0, 4.0, 16.0, 64.0, 256.0],
+        description="comma-separated delays before each retry, with full jitter (each retry "
+        "waits a random time between 0 and its delay); the first attempt is immediate",
+    )
+    platform_event_tokens: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=list,
+        description="comma-separated bearer tokens of the payment core for POST /internal/events "
+        "(plain, or sha256:<hex> of the token); empty: the endpoint answers 404",
+    )
 
     @field_validator(
-        "encryption_keys", "webhook_allowed_networks", "forwarded_allow_ips", mode="before"
+        "encryption_keys",
+        "webhook_allowed_networks",
+        "forwarded_allow_ips",
+        "webhook_retry_schedule_minutes",
+        "platform_event_tokens",
+        mode="before",
     )
     @classmethod
     def _split_keys(cls, value: object) -> object:
@@ -143,6 +180,26 @@ class Settings(BaseSettings):
     def _valid_networks(cls, value: list[str]) -> list[str]:
         for network in value:
             ipaddress.ip_network(network, strict=False)  # raises ValueError for bad CIDR
+        return value
+
+    @field_validator("webhook_retry_schedule_minutes")
+    @classmethod
+    def _valid_schedule(cls, value: list[float]) -> list[float]:
+        if len(value) > 20 or any(not 0 <= minutes <= 7 * 24 * 60 for minutes in value):
+            raise ValueError("at most 20 retries, each 0 to 10080 minutes (a week) after the last")
+        return value
+
+    @field_validator("platform_event_tokens")
+    @classmethod
+    def _strong_tokens(cls, value: list[SecretStr]) -> list[SecretStr]:
+        for token in value:
+            text = token.get_secret_value()
+            if text.startswith("sha256:"):
+                digest = text.removeprefix("sha256:")
+                if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest.lower()):
+                    raise ValueError("a sha256: token is 64 hexadecimal digits")
+            elif len(text) < 32:
+                raise ValueError("platform event tokens are at least 32 characters")
         return value
 
     @model_validator(mode="after")

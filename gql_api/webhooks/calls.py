@@ -26,9 +26,9 @@ from gql_api.permissions import Operation, Principal
 from gql_api.security.encryption import Encryptor
 from gql_api.stores.service import require_store
 from gql_api.webhooks import signing
-from gql_api.webhooks.addresses import IPNetwork, UrlRefused, check_url
+from gql_api.webhooks.addresses import IPNetwork
 from gql_api.webhooks.payloads import ModuleVersionValue, sample_event_body
-from gql_api.webhooks.sender import DeliveryResult, Limits, send
+from gql_api.webhooks.sender import DeliveryResult, Limits, check_and_send
 from gql_api.webhooks.service import EffectiveWebhookSetting, active_secrets, store_settings
 
 TRIGGER_TEST = "TEST"
@@ -155,20 +155,14 @@ async def prepare(
 async def perform(
     call: PreparedCall, *, allowed: tuple[IPNetwork, ...], limits: Limits
 ) -> DeliveryResult:
-    """Check the address again (it may resolve elsewhere now), then send, pinned to it."""
-    try:
-        target = await check_url(
-            call.url, require_https=call.setting.mode is IntegrationMode.LIVE, allowed=allowed
-        )
-    except UrlRefused as refused:
-        return DeliveryResult(
-            request_headers=call.headers,
-            status_code=None,
-            response_body=None,
-            error=f"Not sent: {refused}",
-            duration_ms=0,
-        )
-    return await send(target, headers=call.headers, body=call.body, limits=limits)
+    return await check_and_send(
+        call.url,
+        require_https=call.setting.mode is IntegrationMode.LIVE,
+        headers=call.headers,
+        body=call.body,
+        allowed=allowed,
+        limits=limits,
+    )
 
 
 async def finish(

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import email.utils
 import ipaddress
 import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import httpx
 
-from gql_api.webhooks.addresses import Target
+from gql_api.webhooks.addresses import IPNetwork, Target, UrlRefused, check_url
 
 USER_AGENT = "integration-api-webhooks/1.0"
 DEADLINE_MARGIN_SECONDS = 2.0
@@ -32,11 +34,13 @@ class DeliveryResult:
     response_body: str | None
     error: str | None
     duration_ms: int
+    # Retry-After of a 429 or 503 answer, in seconds (the retry schedule bounds it).
+    retry_after_seconds: float | None = None
 
     @property
     def succeeded(self) -> bool:
-        ok = self.status_code is not None and 200 <= self.status_code < 300
-        return ok and self.error is None
+        """PortOne's rule: only HTTP 200 counts as received; any other answer is retried."""
+        return self.status_code == 200 and self.error is None
 
 
 def _pinned_url(target: Target) -> str:
@@ -51,6 +55,30 @@ def _host_header(target: Target) -> str:
     default = 443 if target.parts.scheme == "https" else 80
     host = f"[{target.host}]" if ":" in target.host else target.host
     return host if target.port == default else f"{host}:{target.port}"
+
+
+async def check_and_send(
+    url: str,
+    *,
+    require_https: bool,
+    headers: Sequence[tuple[str, str]],
+    body: str,
+    allowed: Sequence[IPNetwork],
+    limits: Limits,
+) -> DeliveryResult:
+    """Check the URL's address again (it may resolve elsewhere now), then send, pinned to it;
+    a refused address is a result ("Not sent: …"), like any other failure."""
+    try:
+        target = await check_url(url, require_https=require_https, allowed=allowed)
+    except UrlRefused as refused:
+        return DeliveryResult(
+            request_headers=list(headers),
+            status_code=None,
+            response_body=None,
+            error=f"Not sent: {refused}",
+            duration_ms=0,
+        )
+    return await send(target, headers=headers, body=body, limits=limits)
 
 
 async def send(
@@ -68,6 +96,7 @@ async def send(
     status: int | None = None
     response_body: str | None = None
     error: str | None = None
+    retry_after: float | None = None
     async with httpx.AsyncClient(follow_redirects=False, timeout=timeout, trust_env=False) as http:
         request = http.build_request(
             "POST",
@@ -88,8 +117,10 @@ async def send(
             if 300 <= status < 400:
                 location = response.headers.get("location", "")
                 error = f"Redirects are not followed (HTTP {status} to {location[:200]!r})."
-            elif not 200 <= status < 300:
-                error = f"The receiver answered HTTP {status}."
+            elif status != 200:
+                error = f"The receiver answered HTTP {status}; only 200 counts as received."
+                if status in (429, 503):
+                    retry_after = _retry_after(response.headers.get("retry-after"))
         except httpx.ConnectTimeout:
             error = f"Could not connect within {limits.connect_seconds:g} s."
         except httpx.ReadTimeout:
@@ -115,7 +146,24 @@ async def send(
         response_body=response_body,
         error=error,
         duration_ms=int((time.perf_counter() - started) * 1000),
+        retry_after_seconds=retry_after,
     )
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Seconds from a Retry-After header: delay-seconds or an HTTP date (RFC 9110 10.2.3)."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(min(int(value), 10**7))
+    try:
+        moment = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return max(0.0, (moment - datetime.now(UTC)).total_seconds())
 
 
 async def _read_capped(response: httpx.Response, limit: int) -> str:

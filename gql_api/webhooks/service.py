@@ -116,6 +116,14 @@ async def store_settings(
     mode: IntegrationMode,
 ) -> EffectiveWebhookSetting:
     """The setting in force for `store`, as `principal` may see it (as_seen_by)."""
+    return as_seen_by(principal, await setting_in_force(db, store, version, mode))
+
+
+async def setting_in_force(
+    db: AsyncSession, store: Store, version: ModuleVersionValue, mode: IntegrationMode
+) -> EffectiveWebhookSetting:
+    """The setting in force for `store`, whoever asks: for the platform's events and their
+    delivery, which act for no member of the merchant."""
     rows = (
         await db.exec(
             select(WebhookSetting, Store)
@@ -141,7 +149,7 @@ async def store_settings(
             )
         ).first()
         representative = (rep_store, None) if rep_store else None
-    return as_seen_by(principal, effective(store, version, mode, own, representative))
+    return effective(store, version, mode, own, representative)
 
 
 async def update_setting(

@@ -1,0 +1,168 @@
+"""POST /internal/events: the payment core publishes webhook events here (not GraphQL).
+
+Authenticated by a platform token (PLATFORM_EVENT_TOKENS, compared as SHA-256 digests in
+constant time, so the configuration may hold digests only); the endpoint answers 404 when no
+token is configured. An accepted event is committed, with the state of its delivery, before
+the 202 goes out: an acknowledged event is never lost, and nothing is sent from here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from cross_web import HTTPException
+from pydantic import SecretStr
+from sqlalchemy.exc import IntegrityError
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse, Response
+
+from db.engine import Tx
+from db.types import utcnow
+from gql_api.context import AppState
+from gql_api.errors import DomainError
+from gql_api.ids import global_id
+from gql_api.mutations import run_unit
+from gql_api.request_json import decode_request_json
+from gql_api.webhooks import outbox
+from gql_api.webhooks.events import EventInput, EventStatus, check_event
+
+logger = logging.getLogger("gql_api.webhooks.intake")
+
+PATH = "/internal/events"
+_CHALLENGE = 'Bearer realm="internal-events"'
+
+
+def token_digests(tokens: Sequence[SecretStr]) -> tuple[bytes, ...]:
+    """SHA-256 of each configured token; `sha256:<hex>` entries are digests already."""
+    digests = []
+    for token in tokens:
+        text = token.get_secret_value()
+        if text.startswith("sha256:"):
+            digests.append(bytes.fromhex(text.removeprefix("sha256:")))
+        else:
+            digests.append(hashlib.sha256(text.encode()).digest())
+    return tuple(digests)
+
+
+def token_matches(header: str | None, digests: Sequence[bytes]) -> bool:
+    scheme, _, given = (header or "").partition(" ")
+    if scheme.lower() != "bearer" or not given.strip():
+        return False
+    presented = hashlib.sha256(given.strip().encode()).digest()
+    matched = False
+    for digest in digests:  # every digest compared: the time does not tell which one matched
+        matched |= hmac.compare_digest(presented, digest)
+    return matched
+
+
+def _errors(status: int, *errors: dict[str, Any]) -> Response:
+    return JSONResponse({"errors": list(errors)}, status_code=status)
+
+
+def _error(field: list[str] | None, code: str, message: str) -> dict[str, Any]:
+    return {"field": field, "code": code, "message": message}
+
+
+@dataclass(frozen=True)
+class Answer:
+    event_pk: int
+    event_id: str
+    status: str
+    duplicate: bool
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "id": global_id("WebhookEvent", self.event_pk),
+            "eventId": self.event_id,
+            "status": self.status,
+            "duplicate": self.duplicate,
+        }
+
+    def response(self) -> Response:
+        return JSONResponse(self.as_json(), status_code=200 if self.duplicate else 202)
+
+
+async def publish_event(state: AppState, event: EventInput) -> Answer:
+    """Accept `event` in a transaction of its own (raises outbox.StoreNotFound); shared by the
+    endpoint and `integration-api event publish`."""
+    now = utcnow()
+
+    async def accept(tx: Tx) -> Answer:
+        async with tx.write() as db:
+            published = await outbox.publish(db=db, event=event, now=now)
+            row = published.event
+            assert row.id is not None
+            return Answer(row.id, row.event_id, row.status, published.duplicate)
+
+    try:
+        async with state.session_factory() as session:
+            answer = await run_unit(session, state.engine, accept)
+    except IntegrityError:  # published concurrently under the same id: that one stands
+        async with state.session_factory() as session:
+            store = await outbox.live_store(session, event.store_id)
+            assert store.id is not None
+            row = await outbox.find_event(session, store.id, event.event_id)
+            if row is None or row.id is None:
+                raise
+            answer = Answer(row.id, row.event_id, row.status, duplicate=True)
+    outcome = (
+        "duplicate"
+        if answer.duplicate
+        else ("skipped" if answer.status == EventStatus.SKIPPED.value else "accepted")
+    )
+    state.metrics.webhook_events_published.labels(outcome=outcome).inc()
+    return answer
+
+
+def intake_endpoint(state: AppState, wake: Callable[[], None] | None) -> Callable[[Request], Any]:
+    digests = token_digests(state.settings.platform_event_tokens)
+
+    async def endpoint(request: Request) -> Response:
+        if not digests:
+            return JSONResponse({"errors": [_error(None, "NOT_FOUND", "Not found.")]}, 404)
+        if not token_matches(request.headers.get("authorization"), digests):
+            response = _errors(
+                401, _error(None, "UNAUTHENTICATED", "A platform event token is required.")
+            )
+            response.headers["WWW-Authenticate"] = _CHALLENGE
+            return response
+        media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if media_type != "application/json":
+            return _errors(
+                415, _error(None, "UNSUPPORTED_MEDIA_TYPE", "Send the event as application/json.")
+            )
+        try:
+            body = decode_request_json(await request.body())
+        except HTTPException as refused:
+            return _errors(400, _error(None, "BAD_REQUEST", refused.reason))
+        except ClientDisconnect:
+            return Response(status_code=400)
+        assert isinstance(body, dict)
+        try:
+            event = check_event(body)
+        except DomainError as invalid:
+            return _errors(
+                422,
+                *(
+                    _error(list(problem.field or ()), problem.code.value, problem.message)
+                    for problem in invalid.errors
+                ),
+            )
+        try:
+            answer = await publish_event(state, event)
+        except outbox.StoreNotFound:
+            return _errors(404, _error(["storeId"], "NOT_FOUND", "No store with this storeId."))
+        if wake is not None and not answer.duplicate:
+            wake()
+        logger.info(
+            "webhook event published",
+            extra={"event": answer.event_id[:64], "status": answer.status},
+        )
+        return answer.response()
+
+    return endpoint

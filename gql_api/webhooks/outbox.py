@@ -1,0 +1,640 @@
+"""The outbox of webhook events: publishing, claiming due events under a lease, recording each
+attempt and scheduling the next, resending, pruning.
+
+Every decision is made in the database, so any number of processes may share the work: an
+event is accepted once per (store, publisher id) by a unique index; a worker claims due events
+with `SELECT … FOR UPDATE SKIP LOCKED` (on SQLite the write transaction is already exclusive)
+and a lease (`locked_until`, `lease_token`); only the holder of the current lease may move an
+event on, and an event whose lease ran out (its worker died) is due again, with the same
+`webhook-id`. No transaction stays open while a receiver is called.
+"""
+
+from __future__ import annotations
+
+import random
+import secrets as token_source
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+from sqlalchemy import delete, func, or_, update
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from db.models import Store, WebhookDelivery, WebhookEvent
+from gql_api.channels.rules import IntegrationMode
+from gql_api.security.encryption import Encryptor
+from gql_api.webhooks import signing
+from gql_api.webhooks.events import (
+    EventInput,
+    EventStatus,
+    NotDeliverable,
+    Trigger,
+    render,
+)
+from gql_api.webhooks.payloads import ModuleVersionValue
+from gql_api.webhooks.sender import DeliveryResult
+from gql_api.webhooks.service import EffectiveWebhookSetting, active_secrets, setting_in_force
+
+UNFINISHED = "Not finished: the attempt was in progress, or its worker stopped before it ended."
+MANUAL_RESEND_LIMIT = 5  # per event (PortOne: MAX_WEBHOOK_RETRY_COUNT_REACHED)
+LEASE_MARGIN_SECONDS = 30.0
+CANDIDATES_PER_CLAIM = 4  # rows looked at per free slot, so that full hosts can be passed over
+PRUNE_BATCH = 500
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """PortOne's schedule: the first attempt at once, then retries after 1, 4, 16, 64 and 256
+    minutes, each with full jitter (a random delay between 0 and the step), 6 attempts in all."""
+
+    schedule_minutes: tuple[float, ...] = (1.0, 4.0, 16.0, 64.0, 256.0)
+    rng: random.Random = field(default_factory=random.Random, compare=False)
+
+    @property
+    def max_attempts(self) -> int:
+        return 1 + len(self.schedule_minutes)
+
+    def delay_after(self, attempts_made: int, retry_after: float | None) -> timedelta | None:
+        """How long to wait after attempt `attempts_made` failed; None when it was the last.
+
+        A receiver's Retry-After (429, 503) replaces the random delay, never beyond the step's
+        bound: the schedule's end stays where PortOne's is."""
+        if attempts_made >= self.max_attempts:
+            return None
+        ceiling = self.schedule_minutes[max(attempts_made, 1) - 1] * 60.0
+        if retry_after is not None:
+            return timedelta(seconds=min(max(retry_after, 0.0), ceiling))
+        return timedelta(seconds=self.rng.uniform(0.0, ceiling))
+
+
+class StoreNotFound(LookupError):
+    """No live store has this storeId."""
+
+
+@dataclass(frozen=True)
+class Published:
+    event: WebhookEvent
+    duplicate: bool
+
+
+def _initial_state(
+    setting: EffectiveWebhookSetting, event: EventInput | WebhookEvent, now: datetime
+) -> tuple[EventStatus, str | None, datetime | None]:
+    reason = why_not_deliverable(setting, event)
+    if reason is not None:
+        return EventStatus.SKIPPED, reason, None
+    return EventStatus.PENDING, None, now
+
+
+def why_not_deliverable(
+    setting: EffectiveWebhookSetting, event: EventInput | WebhookEvent
+) -> str | None:
+    """Why the setting in force cannot carry `event` (no URL, or a body version without this
+    type), or None when it can."""
+    if setting.url is None:
+        return (
+            f"No {setting.module_version.value} {setting.mode.value} webhook URL is configured "
+            "for this store."
+        )
+    try:
+        render(
+            module_version=setting.module_version,
+            event_type=event.type,
+            data=event.data,
+            published_at=datetime.now().astimezone(),
+            payload_version=setting.payload_version,
+            content_type=setting.content_type,
+        )
+    except NotDeliverable as refused:
+        return str(refused)
+    return None
+
+
+async def find_event(db: AsyncSession, store_pk: int, event_id: str) -> WebhookEvent | None:
+    statement = select(WebhookEvent).where(
+        col(WebhookEvent.store_pk) == store_pk, col(WebhookEvent.event_id) == event_id
+    )
+    return (await db.exec(statement)).first()
+
+
+async def live_store(db: AsyncSession, store_id: str) -> Store:
+    store = (
+        await db.exec(
+            select(Store).where(col(Store.store_id) == store_id, col(Store.deleted_at).is_(None))
+        )
+    ).first()
+    if store is None:
+        raise StoreNotFound(store_id)
+    return store
+
+
+async def publish(*, db: AsyncSession, event: EventInput, now: datetime) -> Published:
+    """Accept `event` in the caller's write transaction, with the state of its delivery: due at
+    once, or SKIPPED (with the reason) when the setting in force has nowhere to send it.
+
+    Idempotent: the same publisher id for the same store answers with the event already
+    accepted (a concurrent duplicate fails the unique index; the caller reads it back).
+    """
+    store = await live_store(db, event.store_id)
+    assert store.id is not None
+    existing = await find_event(db, store.id, event.event_id)
+    if existing is not None:
+        return Published(existing, duplicate=True)
+    setting = await setting_in_force(db, store, event.module_version, event.mode)
+    status, reason, due = _initial_state(setting, event, now)
+    row = WebhookEvent(
+        merchant_id=store.merchant_id,
+        store_pk=store.id,
+        event_id=event.event_id,
+        module_version=event.module_version.value,
+        mode=event.mode.value,
+        type=event.type,
+        data=event.data,
+        message_id=signing.new_message_id(),
+        status=status.value,
+        status_reason=reason,
+        published_at=now,
+        next_attempt_at=due,
+        next_trigger=Trigger.EVENT.value,
+    )
+    db.add(row)
+    await db.flush()
+    return Published(row, duplicate=False)
+
+
+@dataclass(frozen=True)
+class Request:
+    """One attempt's request, as it will be sent (and as it is recorded)."""
+
+    url: str
+    headers: list[tuple[str, str]]
+    body: str
+    require_https: bool
+
+    @property
+    def host(self) -> str:
+        """The receiver, as far as per-host concurrency is concerned."""
+        parts = urlsplit(self.url)
+        return f"{(parts.hostname or '').lower()}:{parts.port or ''}"
+
+
+async def build_request(
+    db: AsyncSession,
+    encryptor: Encryptor,
+    setting: EffectiveWebhookSetting,
+    event: WebhookEvent,
+    now: datetime,
+) -> Request:
+    """The signed request for `event` under the setting in force (raises NotDeliverable)."""
+    assert setting.url is not None
+    rendered = render(
+        module_version=setting.module_version,
+        event_type=event.type,
+        data=event.data,
+        published_at=event.published_at,
+        payload_version=setting.payload_version,
+        content_type=setting.content_type,
+    )
+    headers = [("content-type", rendered.content_type.media_type)]
+    if setting.module_version is ModuleVersionValue.V2:
+        timestamp = int(now.timestamp())
+        headers += [("webhook-id", event.message_id), ("webhook-timestamp", str(timestamp))]
+        in_use = await active_secrets(db, encryptor, setting.source_store_pk, setting.mode)
+        if in_use:
+            signature = signing.signature_header(in_use, event.message_id, timestamp, rendered.body)
+            headers.append(("webhook-signature", signature))
+    return Request(
+        url=setting.url,
+        headers=headers,
+        body=rendered.body,
+        require_https=setting.mode is IntegrationMode.LIVE,
+    )
+
+
+@dataclass(frozen=True)
+class Claim:
+    """An attempt a worker holds the lease for: send `request`, then finish()."""
+
+    event_pk: int
+    lease_token: str
+    delivery_pk: int
+    trigger: Trigger
+    attempt_number: int
+    published_at: datetime
+    request: Request
+
+
+@dataclass
+class ClaimResult:
+    claims: list[Claim] = field(default_factory=list)
+    skipped: int = 0  # events found undeliverable (SKIPPED) during the claim
+    # Stores whose due events wait because their receiver host is at its limit.
+    passed_over: dict[int, str] = field(default_factory=dict)
+
+
+def _due(now: datetime, passed_over_stores: set[int]) -> list[Any]:
+    conditions: list[Any] = [
+        col(WebhookEvent.next_attempt_at) <= now,
+        or_(col(WebhookEvent.locked_until).is_(None), col(WebhookEvent.locked_until) < now),
+    ]
+    if passed_over_stores:
+        conditions.append(col(WebhookEvent.store_pk).not_in(sorted(passed_over_stores)))
+    return conditions
+
+
+async def any_due(db: AsyncSession, now: datetime, passed_over_stores: Iterable[int] = ()) -> bool:
+    """Whether anything is due (a plain read: an idle worker takes no write lock to learn it)."""
+    statement = select(WebhookEvent.id).where(*_due(now, set(passed_over_stores))).limit(1)
+    return (await db.exec(statement)).first() is not None
+
+
+async def claim_due(
+    *,
+    db: AsyncSession,
+    encryptor: Encryptor,
+    now: datetime,
+    limit: int,
+    lease: timedelta,
+    host_in_flight: Mapping[str, int],
+    per_host_limit: int,
+    passed_over_stores: Iterable[int] = (),
+) -> ClaimResult:
+    """Lease up to `limit` due events, in the caller's write transaction, oldest due first.
+
+    Events whose receiver host already has `per_host_limit` attempts in flight (in this worker)
+    are left for later, and stores known to send there are not even looked at, so that one slow
+    receiver cannot hold up the others. Each claimed attempt is recorded at once as an
+    unfinished delivery, so that an attempt whose worker died is visible as such.
+    """
+    result = ClaimResult()
+    in_flight = dict(host_in_flight)
+    candidates = (
+        await db.exec(
+            select(WebhookEvent)
+            .where(*_due(now, set(passed_over_stores)))
+            .order_by(col(WebhookEvent.next_attempt_at), col(WebhookEvent.id))
+            .limit(limit * CANDIDATES_PER_CLAIM)
+            .with_for_update(skip_locked=True)
+        )
+    ).all()
+    settings: dict[tuple[int, str, str], EffectiveWebhookSetting | None] = {}
+    for event in candidates:
+        if len(result.claims) >= limit:
+            break
+        setting = await _setting_for(db, event, settings)
+        if setting is None:
+            _finish_without_sending(event, EventStatus.SKIPPED, "The store was deleted.")
+            result.skipped += 1
+            continue
+        reason = why_not_deliverable(setting, event)
+        if reason is not None:
+            _finish_without_sending(event, EventStatus.SKIPPED, reason)
+            result.skipped += 1
+            continue
+        request = await build_request(db, encryptor, setting, event, now)
+        if in_flight.get(request.host, 0) >= per_host_limit:
+            result.passed_over[event.store_pk] = request.host
+            continue
+        in_flight[request.host] = in_flight.get(request.host, 0) + 1
+        result.claims.append(await _lease(db, event, request, now, lease))
+    await db.flush()
+    return result
+
+
+async def _setting_for(
+    db: AsyncSession,
+    event: WebhookEvent,
+    cache: dict[tuple[int, str, str], EffectiveWebhookSetting | None],
+) -> EffectiveWebhookSetting | None:
+    key = (event.store_pk, event.module_version, event.mode)
+    if key not in cache:
+        store = await db.get(Store, event.store_pk)
+        cache[key] = (
+            None
+            if store is None or store.deleted_at is not None
+            else await setting_in_force(
+                db, store, ModuleVersionValue(event.module_version), IntegrationMode(event.mode)
+            )
+        )
+    return cache[key]
+
+
+def _finish_without_sending(event: WebhookEvent, status: EventStatus, reason: str) -> None:
+    event.status = status.value
+    event.status_reason = reason
+    event.next_attempt_at = None
+    event.next_trigger = Trigger.EVENT.value
+    event.locked_until = None
+    event.lease_token = None
+
+
+async def _lease(
+    db: AsyncSession, event: WebhookEvent, request: Request, now: datetime, lease: timedelta
+) -> Claim:
+    assert event.id is not None
+    trigger = Trigger(event.next_trigger)
+    if trigger is Trigger.EVENT:
+        event.attempt_count += 1  # counted when claimed: a crashed attempt may have been sent
+        number = event.attempt_count
+    else:
+        number = event.manual_resend_count  # counted when the resend was queued
+    event.locked_until = now + lease
+    event.lease_token = token_source.token_hex(16)
+    db.add(event)
+    delivery = _unfinished_delivery(event, request, trigger, number, now)
+    db.add(delivery)
+    await db.flush()
+    assert delivery.id is not None
+    return Claim(
+        event_pk=event.id,
+        lease_token=event.lease_token,
+        delivery_pk=delivery.id,
+        trigger=trigger,
+        attempt_number=number,
+        published_at=event.published_at,
+        request=request,
+    )
+
+
+def _unfinished_delivery(
+    event: WebhookEvent, request: Request, trigger: Trigger, number: int, now: datetime
+) -> WebhookDelivery:
+    return WebhookDelivery(
+        merchant_id=event.merchant_id,
+        store_pk=event.store_pk,
+        module_version=event.module_version,
+        mode=event.mode,
+        trigger=trigger.value,
+        url=request.url,
+        request_headers=[[name, value] for name, value in request.headers],
+        request_body=request.body,
+        error=UNFINISHED,
+        attempted_at=now,
+        event_pk=event.id,
+        attempt_number=number,
+    )
+
+
+def record_result(delivery: WebhookDelivery, result: DeliveryResult) -> None:
+    delivery.request_headers = [[name, value] for name, value in result.request_headers]
+    delivery.status_code = result.status_code
+    delivery.response_body = result.response_body
+    delivery.error = result.error[:1000] if result.error else None
+    delivery.duration_ms = result.duration_ms
+    delivery.succeeded = result.succeeded
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What finishing an attempt did to its event."""
+
+    status: EventStatus | None  # None: the lease had passed to another worker
+    first_success: bool  # the event's first success: publish-to-success latency is measurable
+
+
+async def finish(
+    *,
+    db: AsyncSession,
+    claim: Claim,
+    result: DeliveryResult,
+    now: datetime,
+    policy: RetryPolicy,
+) -> Outcome:
+    """Record the attempt and move the event on, in the caller's write transaction.
+
+    Only the current lease holder moves the event on; SUCCEEDED is final (a manual resend may
+    have succeeded meanwhile). A failed scheduled attempt is retried per `policy` until the
+    last; a failed queued resend leaves the event EXHAUSTED again."""
+    delivery = await db.get(WebhookDelivery, claim.delivery_pk)
+    if delivery is not None:
+        record_result(delivery, result)
+        db.add(delivery)
+    event = (
+        await db.exec(
+            select(WebhookEvent).where(col(WebhookEvent.id) == claim.event_pk).with_for_update()
+        )
+    ).first()
+    if event is None or event.lease_token != claim.lease_token:
+        await db.flush()
+        return Outcome(status=None, first_success=False)
+    event.locked_until = None
+    event.lease_token = None
+    first_success = False
+    if event.status == EventStatus.SUCCEEDED.value:
+        pass
+    elif result.succeeded:
+        first_success = event.succeeded_at is None
+        _succeeded(event, now)
+    else:
+        reason = result.error or "The attempt failed."
+        delay = (
+            policy.delay_after(event.attempt_count, result.retry_after_seconds)
+            if claim.trigger is Trigger.EVENT
+            else None
+        )
+        event.status_reason = reason[:1000]
+        event.next_trigger = Trigger.EVENT.value
+        if delay is None:
+            event.status = EventStatus.EXHAUSTED.value
+            event.next_attempt_at = None
+        else:
+            event.status = EventStatus.RETRYING.value
+            event.next_attempt_at = now + delay
+    db.add(event)
+    await db.flush()
+    return Outcome(status=EventStatus(event.status), first_success=first_success)
+
+
+def _succeeded(event: WebhookEvent, now: datetime) -> None:
+    event.status = EventStatus.SUCCEEDED.value
+    event.status_reason = None
+    event.next_attempt_at = None
+    event.next_trigger = Trigger.EVENT.value
+    if event.succeeded_at is None:
+        event.succeeded_at = now
+
+
+async def release(*, db: AsyncSession, claims: Iterable[Claim]) -> int:
+    """Give back leases of attempts a stopping worker will not finish: due again at once for
+    another worker (the attempt stays counted and recorded as unfinished)."""
+    released = 0
+    for claim in claims:
+        outcome = await db.exec(
+            update(WebhookEvent)
+            .where(
+                col(WebhookEvent.id) == claim.event_pk,
+                col(WebhookEvent.lease_token) == claim.lease_token,
+            )
+            .values(locked_until=None, lease_token=None)
+        )
+        released += outcome.rowcount
+    return released
+
+
+async def start_manual_resend(
+    *, db: AsyncSession, encryptor: Encryptor, event: WebhookEvent, now: datetime
+) -> tuple[Claim | None, str | None]:
+    """Count one manual resend of `event` (at most MANUAL_RESEND_LIMIT, counted in the database
+    so that concurrent resends cannot pass it) and record it as an unfinished MANUAL attempt.
+
+    Returns (None, why) when it cannot be sent now: the limit (why is None then) or the
+    setting in force has nowhere to send it (why says so)."""
+    assert event.id is not None
+    store = await db.get(Store, event.store_pk)
+    assert store is not None
+    setting = await setting_in_force(
+        db, store, ModuleVersionValue(event.module_version), IntegrationMode(event.mode)
+    )
+    reason = why_not_deliverable(setting, event)
+    if reason is not None:
+        return None, reason
+    counted = await db.exec(
+        update(WebhookEvent)
+        .where(
+            col(WebhookEvent.id) == event.id,
+            col(WebhookEvent.manual_resend_count) < MANUAL_RESEND_LIMIT,
+        )
+        .values(manual_resend_count=col(WebhookEvent.manual_resend_count) + 1)
+    )
+    if counted.rowcount == 0:
+        return None, None
+    await db.refresh(event)
+    request = await build_request(db, encryptor, setting, event, now)
+    delivery = _unfinished_delivery(event, request, Trigger.MANUAL, event.manual_resend_count, now)
+    db.add(delivery)
+    await db.flush()
+    assert delivery.id is not None
+    return (
+        Claim(
+            event_pk=event.id,
+            lease_token="",
+            delivery_pk=delivery.id,
+            trigger=Trigger.MANUAL,
+            attempt_number=event.manual_resend_count,
+            published_at=event.published_at,
+            request=request,
+        ),
+        None,
+    )
+
+
+async def finish_manual_resend(
+    *, db: AsyncSession, claim: Claim, result: DeliveryResult, now: datetime
+) -> tuple[WebhookDelivery | None, WebhookEvent | None, bool]:
+    """Record a manual resend; a success ends the event's schedule (SUCCEEDED), a failure
+    leaves the event as it was. Returns (delivery, event, first success)."""
+    delivery = await db.get(WebhookDelivery, claim.delivery_pk)
+    if delivery is not None:
+        record_result(delivery, result)
+        db.add(delivery)
+    event = (
+        await db.exec(
+            select(WebhookEvent).where(col(WebhookEvent.id) == claim.event_pk).with_for_update()
+        )
+    ).first()
+    first_success = False
+    if event is not None and result.succeeded and event.status != EventStatus.SUCCEEDED.value:
+        first_success = event.succeeded_at is None
+        _succeeded(event, now)
+        db.add(event)
+    await db.flush()
+    return delivery, event, first_success
+
+
+async def queue_failed_resends(
+    *,
+    db: AsyncSession,
+    store_pk: int,
+    now: datetime,
+    published_from: datetime | None,
+    published_until: datetime | None,
+) -> int:
+    """Bulk resend of a store's failed events (webhookEventsResendFailed), queued for workers.
+
+    RETRYING events have their next attempt brought forward to now. EXHAUSTED events get one
+    more attempt, a MANUAL one that counts against their manual-resend limit (events at the
+    limit are left out); they are RETRYING until it ends. Returns how many were queued."""
+    window: list[Any] = [col(WebhookEvent.store_pk) == store_pk]
+    if published_from is not None:
+        window.append(col(WebhookEvent.published_at) >= published_from)
+    if published_until is not None:
+        window.append(col(WebhookEvent.published_at) < published_until)
+    retrying = await db.exec(
+        update(WebhookEvent)
+        .where(*window, col(WebhookEvent.status) == EventStatus.RETRYING.value)
+        .where(col(WebhookEvent.next_attempt_at) > now)
+        .values(next_attempt_at=now)
+    )
+    exhausted = await db.exec(
+        update(WebhookEvent)
+        .where(
+            *window,
+            col(WebhookEvent.status) == EventStatus.EXHAUSTED.value,
+            col(WebhookEvent.manual_resend_count) < MANUAL_RESEND_LIMIT,
+        )
+        .values(
+            status=EventStatus.RETRYING.value,
+            next_attempt_at=now,
+            next_trigger=Trigger.MANUAL.value,
+            manual_resend_count=col(WebhookEvent.manual_resend_count) + 1,
+        )
+    )
+    return int(retrying.rowcount) + int(exhausted.rowcount)
+
+
+@dataclass(frozen=True)
+class Backlog:
+    due: int
+    oldest_due_seconds: float
+
+
+async def backlog(db: AsyncSession, now: datetime) -> Backlog:
+    """Events due now and not leased, and how long the oldest of them has waited."""
+    row = (
+        await db.exec(
+            select(func.count(), func.min(col(WebhookEvent.next_attempt_at))).where(
+                *_due(now, set())
+            )
+        )
+    ).one()
+    count, oldest = row
+    waited = (now - oldest).total_seconds() if oldest is not None else 0.0
+    return Backlog(due=int(count), oldest_due_seconds=max(0.0, waited))
+
+
+async def prune(*, db: AsyncSession, older_than: datetime) -> int:
+    """Delete one small batch of events, attempts and test calls older than `older_than` (the
+    retention); events still scheduled are kept. Returns how many rows went."""
+    old_events = (
+        await db.exec(
+            select(WebhookEvent.id)
+            .where(
+                col(WebhookEvent.published_at) < older_than,
+                col(WebhookEvent.next_attempt_at).is_(None),
+            )
+            .limit(PRUNE_BATCH)
+        )
+    ).all()
+    removed = 0
+    if old_events:
+        attempts = await db.exec(
+            delete(WebhookDelivery).where(col(WebhookDelivery.event_pk).in_(old_events))
+        )
+        events = await db.exec(delete(WebhookEvent).where(col(WebhookEvent.id).in_(old_events)))
+        removed += int(attempts.rowcount) + int(events.rowcount)
+    old_deliveries = (
+        await db.exec(
+            select(WebhookDelivery.id)
+            .where(col(WebhookDelivery.attempted_at) < older_than)
+            .limit(PRUNE_BATCH)
+        )
+    ).all()
+    if old_deliveries:
+        deliveries = await db.exec(
+            delete(WebhookDelivery).where(col(WebhookDelivery.id).in_(old_deliveries))
+        )
+        removed += int(deliveries.rowcount)
+    return removed

@@ -1,0 +1,286 @@
+"""The delivery worker: claims due webhook events, sends them, records every attempt.
+
+Run as `integration-api worker` (any number of them against one PostgreSQL database), or
+embedded in `serve` (WEBHOOK_WORKER=embedded, the default: one worker in the API process, so
+that `make run` delivers with nothing else to start). The outbox (gql_api.webhooks.outbox)
+decides everything in the database; a worker only holds leases, never state that must survive.
+
+Concurrency is bounded per process (WEBHOOK_WORKER_CONCURRENCY) and per receiver host
+(WEBHOOK_WORKER_PER_HOST_CONCURRENCY): events bound for a host at its limit wait, and their
+stores are passed over for a while, so one slow receiver cannot occupy every slot. Stopping:
+the worker stops claiming, waits up to `grace_seconds` for what it holds, then releases the
+leases of attempts still running (another worker takes them over).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from db.engine import Tx
+from db.types import utcnow
+from gql_api.metrics import Metrics
+from gql_api.mutations import run_unit
+from gql_api.security.encryption import Encryptor
+from gql_api.settings import Settings
+from gql_api.webhooks import outbox
+from gql_api.webhooks.addresses import RESOLVE_TIMEOUT_SECONDS, IPNetwork, parse_networks
+from gql_api.webhooks.events import EventStatus
+from gql_api.webhooks.sender import DEADLINE_MARGIN_SECONDS, DeliveryResult, Limits, check_and_send
+
+logger = logging.getLogger("gql_api.webhooks.worker")
+
+HOUSEKEEPING_SECONDS = 15.0  # backlog gauges
+PRUNE_SECONDS = 60.0  # retention, one small batch at a time
+PASSED_OVER_SECONDS = 30.0  # how long a store bound for a full host is not looked at
+SHUTDOWN_GRACE_SECONDS = 10.0
+
+
+def status_class(result: DeliveryResult) -> str:
+    if result.status_code is None:
+        return "none"
+    return f"{result.status_code // 100}xx"
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    concurrency: int
+    per_host_limit: int
+    poll_seconds: float
+    retention: timedelta
+    limits: Limits
+    allowed: tuple[IPNetwork, ...]
+    schedule_minutes: tuple[float, ...]
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> WorkerConfig:
+        return cls(
+            concurrency=settings.webhook_worker_concurrency,
+            per_host_limit=settings.webhook_worker_per_host_concurrency,
+            poll_seconds=settings.webhook_worker_poll_seconds,
+            retention=timedelta(days=settings.webhook_delivery_retention_days),
+            limits=Limits(
+                connect_seconds=settings.webhook_connect_timeout_seconds,
+                read_seconds=settings.webhook_read_timeout_seconds,
+                response_max_bytes=settings.webhook_response_max_bytes,
+            ),
+            allowed=parse_networks(settings.webhook_allowed_networks),
+            schedule_minutes=tuple(settings.webhook_retry_schedule_minutes),
+        )
+
+    @property
+    def lease(self) -> timedelta:
+        """Longer than any one attempt can take (resolving, connecting, reading, the margin),
+        so a live worker never loses a lease it still uses."""
+        limits = self.limits
+        seconds = RESOLVE_TIMEOUT_SECONDS + limits.connect_seconds + limits.read_seconds
+        return timedelta(seconds=seconds + DEADLINE_MARGIN_SECONDS + outbox.LEASE_MARGIN_SECONDS)
+
+
+class Worker:
+    """One delivery worker. `clock` and `rng` are there for tests (a controllable clock: no
+    real waiting for the retry schedule)."""
+
+    def __init__(
+        self,
+        *,
+        engine: AsyncEngine,
+        session_factory: async_sessionmaker[AsyncSession],
+        encryptor: Encryptor,
+        metrics: Metrics,
+        config: WorkerConfig,
+        clock: Callable[[], datetime] = utcnow,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.engine = engine
+        self.session_factory = session_factory
+        self.encryptor = encryptor
+        self.metrics = metrics
+        self.config = config
+        self.clock = clock
+        self.policy = outbox.RetryPolicy(config.schedule_minutes, rng or random.Random())  # noqa: S311 (jitter)
+        self._wakeup = asyncio.Event()
+        self._stopping = False
+        self._tasks: dict[asyncio.Task[None], outbox.Claim] = {}
+        self._host_in_flight: dict[str, int] = {}
+        self._passed_over: dict[int, tuple[str, float]] = {}  # store pk -> (host, until)
+
+    def wake(self) -> None:
+        """Look for due events now rather than at the next poll (an event was just published)."""
+        self._wakeup.set()
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._wakeup.set()
+
+    async def run(self, *, grace_seconds: float = SHUTDOWN_GRACE_SECONDS) -> None:
+        """Deliver until stop(); then finish or release what is held."""
+        next_housekeeping = next_prune = 0.0
+        while not self._stopping:
+            claimed_all = False
+            try:
+                free = self.config.concurrency - len(self._tasks)
+                if free > 0:
+                    claimed = await self._claim(free)
+                    claimed_all = claimed == free
+                now = time.monotonic()
+                if now >= next_housekeeping:
+                    next_housekeeping = now + HOUSEKEEPING_SECONDS
+                    await self._update_backlog()
+                if now >= next_prune:
+                    next_prune = now + PRUNE_SECONDS
+                    await self._prune()
+            except Exception:  # the database may be away for a while: keep trying
+                logger.exception("webhook worker cycle failed; retrying after the poll interval")
+                claimed_all = False
+            if claimed_all:
+                continue  # more may be due at once
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wakeup.wait(), timeout=self.config.poll_seconds)
+            self._wakeup.clear()
+        await self._shut_down(grace_seconds)
+
+    async def deliver_due(self) -> int:
+        """One round: claim what is due by `clock` (up to the concurrency), send it all and wait
+        for every attempt to be recorded. Returns how many attempts were made (for tests and
+        `integration-api worker --once`)."""
+        claimed = await self._claim(self.config.concurrency)
+        await self.wait_idle()
+        return claimed
+
+    async def wait_idle(self) -> None:
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    async def _claim(self, free: int) -> int:
+        monotonic = time.monotonic()
+        passed_over = {
+            store
+            for store, (host, until) in self._passed_over.items()
+            if until > monotonic and self._host_in_flight.get(host, 0) >= self.config.per_host_limit
+        }
+        self._passed_over = {s: v for s, v in self._passed_over.items() if v[1] > monotonic}
+        now = self.clock()
+
+        async def claim(tx: Tx) -> outbox.ClaimResult:
+            if not await outbox.any_due(tx.db, now, passed_over):
+                return outbox.ClaimResult()
+            async with tx.write() as db:
+                return await outbox.claim_due(
+                    db=db,
+                    encryptor=self.encryptor,
+                    now=now,
+                    limit=free,
+                    lease=self.config.lease,
+                    host_in_flight=self._host_in_flight,
+                    per_host_limit=self.config.per_host_limit,
+                    passed_over_stores=passed_over,
+                )
+
+        async with self.session_factory() as session:
+            result = await run_unit(session, self.engine, claim)
+        if result.skipped:
+            self.metrics.webhook_messages.labels(outcome="skipped").inc(result.skipped)
+        for store, host in result.passed_over.items():
+            self._passed_over[store] = (host, monotonic + PASSED_OVER_SECONDS)
+        for item in result.claims:
+            host = item.request.host
+            self._host_in_flight[host] = self._host_in_flight.get(host, 0) + 1
+            task = asyncio.create_task(self._attempt(item), name=f"webhook-event-{item.event_pk}")
+            self._tasks[task] = item
+            task.add_done_callback(self._done)
+        return len(result.claims)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        item = self._tasks.pop(task, None)
+        if item is not None:
+            host = item.request.host
+            left = self._host_in_flight.get(host, 1) - 1
+            if left > 0:
+                self._host_in_flight[host] = left
+            else:
+                self._host_in_flight.pop(host, None)
+        self._wakeup.set()
+
+    async def _attempt(self, item: outbox.Claim) -> None:
+        request = item.request
+        result = await check_and_send(
+            request.url,
+            require_https=request.require_https,
+            headers=request.headers,
+            body=request.body,
+            allowed=self.config.allowed,
+            limits=self.config.limits,
+        )
+        now = self.clock()
+
+        async def finish(tx: Tx) -> outbox.Outcome:
+            async with tx.write() as db:
+                return await outbox.finish(
+                    db=db, claim=item, result=result, now=now, policy=self.policy
+                )
+
+        try:
+            async with self.session_factory() as session:
+                outcome = await run_unit(session, self.engine, finish)
+        except Exception:  # the lease runs out and another attempt follows: nothing is lost
+            logger.exception("could not record a webhook attempt", extra={"event": item.event_pk})
+            return
+        self.metrics.webhook_attempts.labels(
+            trigger=item.trigger.value, status_class=status_class(result)
+        ).inc()
+        if outcome.status in (EventStatus.SUCCEEDED, EventStatus.EXHAUSTED) and (
+            outcome.status is EventStatus.EXHAUSTED or outcome.first_success
+        ):
+            self.metrics.webhook_messages.labels(outcome=outcome.status.value.lower()).inc()
+        if outcome.first_success:
+            latency = (now - item.published_at).total_seconds()
+            self.metrics.webhook_delivery_latency.observe(max(0.0, latency))
+
+    async def _update_backlog(self) -> None:
+        async with self.session_factory() as session:
+            found = await outbox.backlog(session, self.clock())
+            await session.rollback()
+        self.metrics.webhook_due_backlog.set(found.due)
+        self.metrics.webhook_oldest_due_seconds.set(found.oldest_due_seconds)
+
+    async def _prune(self) -> None:
+        older_than = self.clock() - self.config.retention
+
+        async def prune(tx: Tx) -> int:
+            async with tx.write() as db:
+                return await outbox.prune(db=db, older_than=older_than)
+
+        async with self.session_factory() as session:
+            removed = await run_unit(session, self.engine, prune)
+        if removed:
+            logger.info("pruned old webhook events and attempts", extra={"rows": removed})
+
+    async def _shut_down(self, grace_seconds: float) -> None:
+        if self._tasks:
+            _, running = await asyncio.wait(list(self._tasks), timeout=grace_seconds)
+            held = [self._tasks[task] for task in running if task in self._tasks]
+            for task in running:
+                task.cancel()
+            await asyncio.gather(*running, return_exceptions=True)
+            if held:
+
+                async def release(tx: Tx) -> int:
+                    async with tx.write() as db:
+                        return await outbox.release(db=db, claims=held)
+
+                try:
+                    async with self.session_factory() as session:
+                        released = await run_unit(session, self.engine, release)
+                    logger.info("released unfinished webhook attempts", extra={"count": released})
+                except Exception:  # their leases run out instead
+                    logger.exception("could not release webhook leases at shutdown")
