@@ -90,3 +90,7 @@ def configure_logging(level: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    # httpx logs every request's URL at INFO: a webhook URL's query may carry the receiver's
+    # token. Webhook attempts are recorded (and logged) by the service itself instead.
+    for chatty in ("httpx", "httpcore"):
+        logging.getLogger(chatty).setLevel(logging.WARNING)
