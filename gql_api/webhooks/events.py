@@ -148,7 +148,7 @@ def check_event(body: Mapping[str, Any]) -> EventInput:
     `data` must carry the identifiers the event's type needs (domain-reference 4.2), as
     strings; further fields are kept and sent on (PortOne adds fields without notice, and
     receivers ignore unknown ones), within DATA_MAX_BYTES. `data.storeId`, when given, must be
-    the event's store; it is filled in when absent.
+    the event's store; it is filled in when absent or null.
     """
     problems = Problems()
     unknown = sorted(set(body) - {"id", "storeId", "moduleVersion", "mode", "type", "data"})
@@ -175,8 +175,8 @@ def check_event(body: Mapping[str, Any]) -> EventInput:
     problems.raise_if_any()
     assert event_id and store_id and version and mode and event_type and isinstance(data, dict)
     data = dict(data)
-    if ModuleVersionValue(version) is ModuleVersionValue.V2:
-        data.setdefault("storeId", store_id)
+    if ModuleVersionValue(version) is ModuleVersionValue.V2 and data.get("storeId") is None:
+        data["storeId"] = store_id  # receivers read it (the SDK's data has a string storeId)
     return EventInput(
         event_id=event_id,
         store_id=store_id,

@@ -27,7 +27,7 @@ from gql_api.context import AppState
 from gql_api.errors import DomainError
 from gql_api.ids import global_id
 from gql_api.mutations import run_unit
-from gql_api.request_json import decode_request_json
+from gql_api.request_json import NOT_AN_OBJECT_MESSAGE, decode_request_json
 from gql_api.webhooks import outbox
 from gql_api.webhooks.events import EventInput, EventStatus, check_event
 
@@ -35,6 +35,7 @@ logger = logging.getLogger("gql_api.webhooks.intake")
 
 PATH = "/internal/events"
 _CHALLENGE = 'Bearer realm="internal-events"'
+_NOT_AN_EVENT = "The body must be one event, a JSON object."
 
 
 def token_digests(tokens: Sequence[SecretStr]) -> tuple[bytes, ...]:
@@ -139,10 +140,13 @@ def intake_endpoint(state: AppState, wake: Callable[[], None] | None) -> Callabl
         try:
             body = decode_request_json(await request.body())
         except HTTPException as refused:
+            if refused.reason == NOT_AN_OBJECT_MESSAGE:  # that text speaks of GraphQL
+                return _errors(400, _error(None, "BAD_REQUEST", _NOT_AN_EVENT))
             return _errors(400, _error(None, "BAD_REQUEST", refused.reason))
         except ClientDisconnect:
             return Response(status_code=400)
-        assert isinstance(body, dict)
+        if not isinstance(body, dict):  # a list passes decode_request_json (GraphQL batches)
+            return _errors(400, _error(None, "BAD_REQUEST", _NOT_AN_EVENT))
         try:
             event = check_event(body)
         except DomainError as invalid:
