@@ -117,6 +117,8 @@ async def publish_event(state: AppState, event: EventInput) -> Answer:
         else ("skipped" if answer.status == EventStatus.SKIPPED.value else "accepted")
     )
     state.metrics.webhook_events_published.labels(outcome=outcome).inc()
+    if outcome == "skipped":  # it reached its end at once: a message skipped, like a later skip
+        state.metrics.webhook_messages.labels(outcome="skipped").inc()
     return answer
 
 

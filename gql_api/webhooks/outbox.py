@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import delete, func, or_, update
+from sqlalchemy import delete, func, or_, tuple_, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -227,27 +227,39 @@ class Claim:
     request: Request
 
 
+# Where an event goes: the setting in force for its store, module version and mode. A store
+# has up to four, each with its own URL, so a slow receiver of one holds up none of the others.
+SettingKey = tuple[int, str, str]
+
+
+def setting_key(event: WebhookEvent) -> SettingKey:
+    return (event.store_pk, event.module_version, event.mode)
+
+
 @dataclass
 class ClaimResult:
     claims: list[Claim] = field(default_factory=list)
     skipped: int = 0  # events found undeliverable (SKIPPED) during the claim
-    # Stores whose due events wait because their receiver host is at its limit.
-    passed_over: dict[int, str] = field(default_factory=dict)
+    # Settings whose due events wait because their receiver host is at its limit.
+    passed_over: dict[SettingKey, str] = field(default_factory=dict)
 
 
-def _due(now: datetime, passed_over_stores: set[int]) -> list[Any]:
+def _due(now: datetime, passed_over: set[SettingKey]) -> list[Any]:
     conditions: list[Any] = [
         col(WebhookEvent.next_attempt_at) <= now,
         or_(col(WebhookEvent.locked_until).is_(None), col(WebhookEvent.locked_until) < now),
     ]
-    if passed_over_stores:
-        conditions.append(col(WebhookEvent.store_pk).not_in(sorted(passed_over_stores)))
+    if passed_over:
+        setting = tuple_(
+            col(WebhookEvent.store_pk), col(WebhookEvent.module_version), col(WebhookEvent.mode)
+        )
+        conditions.append(setting.not_in(sorted(passed_over)))
     return conditions
 
 
-async def any_due(db: AsyncSession, now: datetime, passed_over_stores: Iterable[int] = ()) -> bool:
+async def any_due(db: AsyncSession, now: datetime, passed_over: Iterable[SettingKey] = ()) -> bool:
     """Whether anything is due (a plain read: an idle worker takes no write lock to learn it)."""
-    statement = select(WebhookEvent.id).where(*_due(now, set(passed_over_stores))).limit(1)
+    statement = select(WebhookEvent.id).where(*_due(now, set(passed_over))).limit(1)
     return (await db.exec(statement)).first() is not None
 
 
@@ -260,21 +272,21 @@ async def claim_due(
     lease: timedelta,
     host_in_flight: Mapping[str, int],
     per_host_limit: int,
-    passed_over_stores: Iterable[int] = (),
+    passed_over: Iterable[SettingKey] = (),
 ) -> ClaimResult:
     """Lease up to `limit` due events, in the caller's write transaction, oldest due first.
 
     Events whose receiver host already has `per_host_limit` attempts in flight (in this worker)
-    are left for later, and stores known to send there are not even looked at, so that one slow
-    receiver cannot hold up the others. Each claimed attempt is recorded at once as an
-    unfinished delivery, so that an attempt whose worker died is visible as such.
+    are left for later, and settings (`passed_over`) known to send there are not even looked
+    at, so that one slow receiver cannot hold up the others. Each claimed attempt is recorded
+    at once as an unfinished delivery, so that an attempt whose worker died is visible as such.
     """
     result = ClaimResult()
     in_flight = dict(host_in_flight)
     candidates = (
         await db.exec(
             select(WebhookEvent)
-            .where(*_due(now, set(passed_over_stores)))
+            .where(*_due(now, set(passed_over)))
             .order_by(col(WebhookEvent.next_attempt_at), col(WebhookEvent.id))
             .limit(limit * CANDIDATES_PER_CLAIM)
             .with_for_update(skip_locked=True)
@@ -296,7 +308,7 @@ async def claim_due(
             continue
         request = await build_request(db, encryptor, setting, event, now)
         if in_flight.get(request.host, 0) >= per_host_limit:
-            result.passed_over[event.store_pk] = request.host
+            result.passed_over[setting_key(event)] = request.host
             continue
         in_flight[request.host] = in_flight.get(request.host, 0) + 1
         result.claims.append(await _lease(db, event, request, now, lease))

@@ -174,9 +174,11 @@ async def _read_capped(response: httpx.Response, limit: int) -> str:
         size += len(chunk)
         if size >= limit:
             break
-    return b"".join(chunks)[:limit].decode("utf-8", errors="replace")
+    text = b"".join(chunks)[:limit].decode("utf-8", errors="replace")
+    return text.replace("\x00", "\ufffd")  # PostgreSQL text cannot hold NUL: it is recorded
 
 
 def _reason(exc: Exception) -> str:
+    """The exception in words, without its final full stop (the message adds its own)."""
     text = str(exc) or type(exc).__name__
-    return text[:300]
+    return text[:300].rstrip(".")

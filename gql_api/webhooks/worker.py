@@ -7,7 +7,8 @@ decides everything in the database; a worker only holds leases, never state that
 
 Concurrency is bounded per process (WEBHOOK_WORKER_CONCURRENCY) and per receiver host
 (WEBHOOK_WORKER_PER_HOST_CONCURRENCY): events bound for a host at its limit wait, and their
-stores are passed over for a while, so one slow receiver cannot occupy every slot. Stopping:
+settings (store, module version, mode) are passed over while it stays full, so one slow
+receiver cannot occupy every slot, nor hold up another URL of the same store. Stopping:
 the worker stops claiming, waits up to `grace_seconds` for what it holds, then releases the
 leases of attempts still running (another worker takes them over).
 """
@@ -41,7 +42,7 @@ logger = logging.getLogger("gql_api.webhooks.worker")
 
 HOUSEKEEPING_SECONDS = 15.0  # backlog gauges
 PRUNE_SECONDS = 60.0  # retention, one small batch at a time
-PASSED_OVER_SECONDS = 30.0  # how long a store bound for a full host is not looked at
+PASSED_OVER_SECONDS = 30.0  # how long a setting bound for a full host is not looked at
 SHUTDOWN_GRACE_SECONDS = 10.0
 
 
@@ -112,7 +113,7 @@ class Worker:
         self._stopping = False
         self._tasks: dict[asyncio.Task[None], outbox.Claim] = {}
         self._host_in_flight: dict[str, int] = {}
-        self._passed_over: dict[int, tuple[str, float]] = {}  # store pk -> (host, until)
+        self._passed_over: dict[outbox.SettingKey, tuple[str, float]] = {}  # -> (host, until)
 
     def wake(self) -> None:
         """Look for due events now rather than at the next poll (an event was just published)."""
@@ -164,8 +165,8 @@ class Worker:
     async def _claim(self, free: int) -> int:
         monotonic = time.monotonic()
         passed_over = {
-            store
-            for store, (host, until) in self._passed_over.items()
+            setting
+            for setting, (host, until) in self._passed_over.items()
             if until > monotonic and self._host_in_flight.get(host, 0) >= self.config.per_host_limit
         }
         self._passed_over = {s: v for s, v in self._passed_over.items() if v[1] > monotonic}
@@ -183,15 +184,15 @@ class Worker:
                     lease=self.config.lease,
                     host_in_flight=self._host_in_flight,
                     per_host_limit=self.config.per_host_limit,
-                    passed_over_stores=passed_over,
+                    passed_over=passed_over,
                 )
 
         async with self.session_factory() as session:
             result = await run_unit(session, self.engine, claim)
         if result.skipped:
             self.metrics.webhook_messages.labels(outcome="skipped").inc(result.skipped)
-        for store, host in result.passed_over.items():
-            self._passed_over[store] = (host, monotonic + PASSED_OVER_SECONDS)
+        for setting, host in result.passed_over.items():
+            self._passed_over[setting] = (host, monotonic + PASSED_OVER_SECONDS)
         for item in result.claims:
             host = item.request.host
             self._host_in_flight[host] = self._host_in_flight.get(host, 0) + 1

@@ -188,3 +188,10 @@ def assert_signed(requests: Iterable[Received], *secrets: str) -> None:
                     ), request.text
         checked += 1
     assert checked, "no request to verify"
+
+
+async def published(client: httpx.AsyncClient, body: dict[str, Any]) -> int:
+    """Publish `body`, which must be accepted (202); the event's primary key."""
+    answer = await publish(client, body)
+    assert answer.status_code == 202, answer.text
+    return event_pk(answer)
