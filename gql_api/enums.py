@@ -7,14 +7,13 @@ neutral module, so that the areas' types need not import each other for an enum.
 
 from __future__ import annotations
 
-from enum import StrEnum
-
 import strawberry
 
 from gql_api.channels.rules import ChannelType, IntegrationMode, TaxType
 from gql_api.errors import UserErrorCode
 from gql_api.permissions import Role
 from gql_api.pg_catalog.catalog import ChannelPurpose, ModuleVersion, PgProvider
+from gql_api.webhooks.events import EventStatus, Trigger
 from gql_api.webhooks.payloads import WebhookContentType, WebhookPayloadVersion
 
 __all__ = [
@@ -27,6 +26,7 @@ __all__ = [
     "TaxType",
     "UserErrorCode",
     "WebhookContentType",
+    "WebhookEventStatus",
     "WebhookPayloadVersion",
     "WebhookTrigger",
 ]
@@ -74,9 +74,20 @@ strawberry.enum(
 )
 
 
-@strawberry.enum(
-    name="WebhookTrigger", description="Why a webhook was sent: TEST (호출 테스트) or EVENT."
+WebhookTrigger = Trigger
+strawberry.enum(
+    WebhookTrigger,
+    name="WebhookTrigger",
+    description="Why a webhook was sent: TEST (호출 테스트), EVENT (an attempt of an event's "
+    "schedule) or MANUAL (a resend: webhookEventResend or webhookEventsResendFailed).",
 )
-class WebhookTrigger(StrEnum):
-    TEST = "TEST"
-    EVENT = "EVENT"
+
+WebhookEventStatus = EventStatus
+strawberry.enum(
+    WebhookEventStatus,
+    name="WebhookEventStatus",
+    description="Where an event's delivery stands: PENDING (no attempt yet), RETRYING (an "
+    "attempt failed, another is scheduled), SUCCEEDED (a receiver answered HTTP 200), "
+    "EXHAUSTED (the last scheduled attempt failed) or SKIPPED (nothing to send to: no URL, or "
+    "a payload version without this event type).",
+)

@@ -52,7 +52,9 @@ from gql_api.stores import schema as stores
 from gql_api.stores.merchant import Merchant
 from gql_api.stores.types import Store
 from gql_api.suggestions import CachedValidation
+from gql_api.webhooks import event_schema as webhook_events
 from gql_api.webhooks import schema as webhooks
+from gql_api.webhooks.event_types import WebhookEvent
 from gql_api.webhooks.types import WebhookDelivery, WebhookSecret
 
 logger = logging.getLogger("gql_api.errors")
@@ -65,6 +67,7 @@ NODE_RESOLVERS: dict[str, NodeResolver] = {
     **channels.NODE_RESOLVERS,
     **api_secrets.NODE_RESOLVERS,
     **webhooks.NODE_RESOLVERS,
+    **webhook_events.NODE_RESOLVERS,
 }
 
 
@@ -98,6 +101,7 @@ Mutation = merge_types(
         channels.Mutation,
         api_secrets.Mutation,
         webhooks.Mutation,
+        webhook_events.Mutation,
     ),
 )
 
@@ -206,6 +210,7 @@ def build_schema(settings: Settings) -> strawberry.Schema:
             ApiSecret,
             WebhookSecret,
             WebhookDelivery,
+            WebhookEvent,
         ],
         extensions=extensions,
         config=StrawberryConfig(disable_field_suggestions=not settings.introspection_on),

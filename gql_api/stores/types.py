@@ -8,6 +8,7 @@ area's (gql_api.channels.fields); gql_api.channels.types re-exports it.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
 import strawberry
 from sqlmodel import col
@@ -35,6 +36,15 @@ from gql_api.pagination import (
 )
 from gql_api.stores import service
 from gql_api.stores.loaders import StoreLoader
+from gql_api.webhooks.event_service import EventFilter
+from gql_api.webhooks.event_types import (
+    From,
+    Until,
+    WebhookEvent,
+    WebhookEventFilter,
+    failed_event_count,
+    store_events,
+)
 from gql_api.webhooks.loaders import WebhookSettingsLoader
 from gql_api.webhooks.service import EffectiveWebhookSetting
 from gql_api.webhooks.types import AdditionalSettings, WebhookSetting
@@ -149,6 +159,34 @@ class Store(Node):
 
     async def _webhook_settings(self, info: Info) -> list[EffectiveWebhookSetting]:
         return await WebhookSettingsLoader.of(info.context).load(self.row)
+
+    @strawberry.field(
+        description="결제알림 events published for this store, newest first, optionally "
+        "filtered; kept for WEBHOOK_DELIVERY_RETENTION_DAYS days."
+    )
+    async def webhook_events(
+        self,
+        info: Info,
+        first: First = None,
+        after: After = None,
+        filter: Annotated[
+            WebhookEventFilter | None,
+            strawberry.argument(description="Only the events meeting every condition given."),
+        ] = None,
+    ) -> Connection[WebhookEvent]:
+        assert self.row.id is not None
+        query = filter.as_filter() if filter is not None else EventFilter()
+        return await store_events(info, self.row.id, first, after, query)
+
+    @strawberry.field(
+        description="How many of this store's events failed: RETRYING (a retry is scheduled) "
+        "plus EXHAUSTED (no scheduled attempt left), published within the window."
+    )
+    async def failed_webhook_event_count(
+        self, info: Info, from_: From = None, until: Until = None
+    ) -> int:
+        assert self.row.id is not None
+        return await failed_event_count(info, self.row.id, from_, until)
 
     @strawberry.field(description="추가 설정 관리.")
     def additional_settings(self) -> AdditionalSettings:

@@ -1,12 +1,16 @@
-"""DataLoaders of the webhooks area: effective settings and signing secrets of many stores."""
+"""DataLoaders of the webhooks area: effective settings and signing secrets of many stores,
+the attempts of many events, the failed-event counts of many stores."""
 
 from __future__ import annotations
 
 from collections.abc import Hashable
 
-from db.models import Store
+from db.models import Store, WebhookDelivery
 from gql_api.dataloaders import AreaLoader
+from gql_api.pagination import Page
 from gql_api.stores.loaders import RepresentativeStoreLoader
+from gql_api.webhooks import event_service
+from gql_api.webhooks.event_service import AttemptPageKey, FailedCountKey
 from gql_api.webhooks.service import (
     EffectiveWebhookSetting,
     SecretRecord,
@@ -44,3 +48,26 @@ class WebhookSecretsLoader(AreaLoader[tuple[int, str], list[SecretRecord]]):
         async with self.context.db() as db:
             found = await secrets_for(db, principal, list(keys))
         return [found[key] for key in keys]
+
+
+class WebhookAttemptPagesLoader(AreaLoader[AttemptPageKey, Page[WebhookDelivery]]):
+    """A page of an event's attempts per key (WebhookEvent.attempts of a whole page of events
+    in a few statements), within what the caller may see (event_service.attempt_pages)."""
+
+    context_key = "webhooks.attempt_pages"
+
+    async def batch_load(self, keys: list[AttemptPageKey]) -> list[Page[WebhookDelivery]]:
+        principal = self.context.require_principal()
+        async with self.context.db() as db:
+            return await event_service.attempt_pages(db=db, principal=principal, keys=keys)
+
+
+class FailedWebhookEventCountLoader(AreaLoader[FailedCountKey, int]):
+    """Store.failedWebhookEventCount of many stores, one statement per window."""
+
+    context_key = "webhooks.failed_event_counts"
+
+    async def batch_load(self, keys: list[FailedCountKey]) -> list[int]:
+        principal = self.context.require_principal()
+        async with self.context.db() as db:
+            return await event_service.failed_counts(db=db, principal=principal, keys=keys)

@@ -61,6 +61,11 @@ class WebhookDelivery(Node):
     duration_ms: int
     succeeded: bool
     attempted_at: datetime
+    attempt_number: int | None = strawberry.field(
+        description="Which attempt at its event this was: for EVENT, 1 for the first and one "
+        "more with each retry (6 in all on PortOne's schedule); for MANUAL, the resend's "
+        "number (1-5). null for a test call (TEST)."
+    )
 
     @classmethod
     def from_row(cls, row: DeliveryRow) -> WebhookDelivery:
@@ -77,6 +82,7 @@ class WebhookDelivery(Node):
             duration_ms=row.duration_ms,
             succeeded=row.succeeded,
             attempted_at=row.attempted_at,
+            attempt_number=row.attempt_number,
         )
 
 

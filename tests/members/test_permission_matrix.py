@@ -12,10 +12,15 @@ from dataclasses import dataclass, field
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlmodel.ext.asyncio.session import AsyncSession
 
+from db.types import utcnow
+from gql_api.ids import global_id
 from gql_api.permissions import MATRIX, Operation
 from gql_api.schema import build_schema
 from gql_api.settings import Settings
+from gql_api.webhooks import outbox
+from gql_api.webhooks.events import check_event
 from tests.conftest import make_settings
 from tests.factories import Database, Seeded, add_member, seed_merchant
 from tests.support import (
@@ -438,7 +443,62 @@ async def run_webhook_test(world: World, token: str | None, role: str | None) ->
     return await _q(world, token, query, s=_target_store(world, role))
 
 
+async def _event_for(world: World, role: str | None) -> str:
+    """A webhook event of the store the role may act on, whose setting sends to a closed port
+    (its own setting for a sub-store: store-scoped callers never send to the representative
+    store's URL). Published as the platform does, straight into the outbox."""
+    store_id = _target_store(world, role)
+    setting: dict[str, object] = {
+        "storeId": store_id,
+        "moduleVersion": "V2",
+        "mode": "TEST",
+        "url": CLOSED_PORT_URL,
+    }
+    if _bound_to_sub_store(role):
+        setting["usesRepresentativeSetting"] = False
+    variables: dict[str, object] = {"i": setting}
+    await _gql(world, world.tokens["OWNER"], SETTING_UPDATE, variables)
+    world.created.append("event")
+    body = {
+        "id": f"matrix-event-{len(world.created)}",
+        "storeId": store_id,
+        "moduleVersion": "V2",
+        "mode": "TEST",
+        "type": "Transaction.Paid",
+        "data": {"paymentId": "payment-1", "transactionId": "transaction-1"},
+    }
+    assert isinstance(world.database, AsyncEngine)
+    async with AsyncSession(world.database, expire_on_commit=False) as db:
+        published = await outbox.publish(db=db, event=check_event(body), now=utcnow())
+        await db.commit()
+    assert published.event.id is not None
+    return global_id("WebhookEvent", published.event.id)
+
+
+async def run_webhook_event_resend(
+    world: World, token: str | None, role: str | None
+) -> GraphQLResponse:
+    event_id = await _event_for(world, role)
+    query = """mutation($id: ID!) { webhookEventResend(input: {id: $id}) {
+        delivery { trigger } userErrors { code } } }"""
+    return await _q(world, token, query, id=event_id)
+
+
+async def run_webhook_events_resend_failed(
+    world: World, token: str | None, role: str | None
+) -> GraphQLResponse:
+    query = """mutation($s: String!) { webhookEventsResendFailed(input: {storeId: $s}) {
+        queuedCount userErrors { code } } }"""
+    return await _q(world, token, query, s=_target_store(world, role))
+
+
 CASES: dict[str, Case] = {
+    "Mutation.webhookEventResend": Case(
+        "webhook_manage", run_webhook_event_resend, "webhookEventResend"
+    ),
+    "Mutation.webhookEventsResendFailed": Case(
+        "webhook_manage", run_webhook_events_resend_failed, "webhookEventsResendFailed"
+    ),
     "Mutation.webhookSettingUpdate": Case(
         "webhook_manage", run_setting_update, "webhookSettingUpdate"
     ),
