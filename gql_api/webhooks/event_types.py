@@ -127,9 +127,13 @@ class WebhookEvent(Node):
             return None
         settings = await WebhookSettingsLoader.of(info.context).load(store)
         return next(
-            s
-            for s in settings
-            if s.module_version.value == self.row.module_version and s.mode.value == self.row.mode
+            (
+                s
+                for s in settings
+                if s.module_version.value == self.row.module_version
+                and s.mode.value == self.row.mode
+            ),
+            None,
         )
 
 
