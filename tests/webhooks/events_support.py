@@ -30,7 +30,9 @@ from gql_api.ids import pk_of
 from gql_api.settings import Settings
 from gql_api.webhooks.worker import Worker, WorkerConfig
 from tests.conftest import make_settings
-from tests.webhooks.receiver import Received
+from tests.support import Api, SignedUp
+from tests.webhooks.helpers import issue_secret, save_setting
+from tests.webhooks.receiver import Received, Receiver, Receivers
 
 PLATFORM_TOKEN = "platform-event-token-" + "k" * 32
 INTAKE = "/internal/events"
@@ -195,3 +197,19 @@ async def published(client: httpx.AsyncClient, body: dict[str, Any]) -> int:
     answer = await publish(client, body)
     assert answer.status_code == 202, answer.text
     return event_pk(answer)
+
+
+async def receiving(
+    api: Api,
+    owner: SignedUp,
+    receivers: Receivers,
+    store_id: str | None = None,
+    **options: object,
+) -> tuple[Receiver, str]:
+    """A receiver saved as the V2 TEST URL of `store_id` (default: the owner's representative
+    store), and the signing secret issued for that setting."""
+    store_id = store_id or owner.representative_store_id
+    receiver = await receivers.start(**options)
+    await save_setting(api, owner.token, store_id, receiver.url)
+    secret = await issue_secret(api, owner.token, store_id)
+    return receiver, secret.secret

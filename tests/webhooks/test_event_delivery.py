@@ -7,7 +7,10 @@ schedule. Every request a receiver gets is verified with `standardwebhooks` and 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import random
+from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import httpx
@@ -29,9 +32,10 @@ from tests.webhooks.events_support import (
     load_event,
     make_worker,
     published,
+    receiving,
 )
-from tests.webhooks.helpers import issue_secret, save_setting
-from tests.webhooks.receiver import Receiver, Receivers, unused_loopback_port
+from tests.webhooks.helpers import save_setting
+from tests.webhooks.receiver import Receivers, unused_loopback_port
 
 PORTONE_STEPS_MINUTES = (1, 4, 16, 64, 256)
 
@@ -44,16 +48,6 @@ def settings_for_events(database_url: str) -> Settings:
 @pytest.fixture
 async def owner(db_engine: AsyncEngine) -> SignedUp:
     return (await seed_merchant(db_engine, roles=(), stores=())).owner
-
-
-async def receiving(
-    api: Api, owner: SignedUp, receivers: Receivers, **options: object
-) -> tuple[Receiver, str]:
-    """A receiver saved as the owner's V2 TEST URL, and the setting's signing secret."""
-    receiver = await receivers.start(**options)
-    await save_setting(api, owner.token, owner.representative_store_id, receiver.url)
-    secret = await issue_secret(api, owner.token, owner.representative_store_id)
-    return receiver, secret.secret
 
 
 # --- the schedule ----------------------------------------------------------------------------
@@ -401,6 +395,48 @@ async def test_a_failing_receiver_is_recorded_and_bounded_and_the_event_retried(
     assert [a.attempt_number for a in await load_attempts(db_engine, pk)] == [1, 2]
     assert len(receiver.requests) == 2
     assert_signed(receiver.requests, secret)
+
+
+@contextlib.asynccontextmanager
+async def endless_receiver(status: int) -> AsyncIterator[str]:
+    """Answers `status`, then streams its body as fast as it is read, for ever."""
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError, asyncio.CancelledError):
+            await reader.readuntil(b"\r\n\r\n")
+            writer.write(f"HTTP/1.1 {status} X\r\nContent-Length: {1 << 40}\r\n\r\n".encode())
+            chunk = b"x" * 65536
+            while True:
+                writer.write(chunk)
+                await writer.drain()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    try:
+        yield f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/endless"
+    finally:
+        server.close()
+
+
+async def test_an_endless_answer_is_read_up_to_the_cap_and_the_attempt_ends(
+    api: Api,
+    client: httpx.AsyncClient,
+    app: Starlette,
+    settings: Settings,
+    db_engine: AsyncEngine,
+    owner: SignedUp,
+) -> None:
+    async with endless_receiver(500) as url:
+        await save_setting(api, owner.token, owner.representative_store_id, url)
+        pk = await published(client, event_body(owner.representative_store_id))
+
+        assert await make_worker(app, FakeClock()).deliver_due() == 1
+
+    # the answer was cut at the cap, not at the deadline
+    [attempt] = await load_attempts(db_engine, pk)
+    assert attempt.status_code == 500
+    assert attempt.response_body == "x" * settings.webhook_response_max_bytes
+    assert attempt.error == "The receiver answered HTTP 500; only 200 counts as received."
+    assert (await load_event(db_engine, pk)).status == "RETRYING"
 
 
 async def test_a_receiver_nobody_listens_at_is_recorded_and_retried(

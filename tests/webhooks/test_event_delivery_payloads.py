@@ -30,6 +30,7 @@ from tests.webhooks.events_support import (
     make_worker,
     publish,
     published,
+    receiving,
     state_of,
 )
 from tests.webhooks.helpers import SECRET_EXPIRE, issue_secret, save_setting
@@ -143,8 +144,7 @@ async def test_a_url_removed_before_a_retry_skips_the_event_at_that_attempt(
 ) -> None:
     # given an event waiting for its retry
     store_id = owner.representative_store_id
-    receiver = await receiver_pool.start(status=500)
-    await save_setting(api, owner.token, store_id, receiver.url)
+    receiver, secret = await receiving(api, owner, receiver_pool, status=500)
     pk = await published(client, event_body(store_id))
     clock = FakeClock()
     worker = make_worker(app, clock)
@@ -164,6 +164,7 @@ async def test_a_url_removed_before_a_retry_skips_the_event_at_that_attempt(
     assert len(receiver.requests) == 1
     metrics = state_of(app).metrics.render().decode()
     assert 'webhook_messages_total{outcome="skipped"} 1.0' in metrics
+    assert_signed(receiver.requests, secret)
 
 
 # --- the body, rendered from the setting at send time ---------------------------------------
@@ -274,23 +275,31 @@ async def test_a_billing_key_event_on_a_2024_01_01_setting_is_skipped_with_the_r
     assert "BillingKey.Issued" in event.status_reason and "2024-04-25" in event.status_reason
 
 
+@pytest.mark.parametrize("content_type", ["JSON", "FORM_URLENCODED"])
 async def test_v1_carries_imp_uid_merchant_uid_and_status(
     api: Api,
     client: httpx.AsyncClient,
     app: Starlette,
     owner: SignedUp,
     receiver_pool: Receivers,
+    content_type: str,
 ) -> None:
     store_id = owner.representative_store_id
     receiver = await receiver_pool.start()
-    await save_setting(api, owner.token, store_id, receiver.url, module_version="V1")
-    data = {"imp_uid": "imp_123456789012", "merchant_uid": "order-1"}
-    await published(client, event_body(store_id, moduleVersion="V1", type="paid", data=data))
+    await save_setting(
+        api, owner.token, store_id, receiver.url, module_version="V1", contentType=content_type
+    )
+    data = {"imp_uid": "imp_123456789012", "merchant_uid": "order-1", "cancellation_id": "c-1"}
+    await published(client, event_body(store_id, moduleVersion="V1", type="cancelled", data=data))
 
     assert await make_worker(app, FakeClock()).deliver_due() == 1
 
     [request] = receiver.requests
-    assert json.loads(request.body) == {**data, "status": "paid"}
+    expected = {**data, "status": "cancelled"}
+    if content_type == "JSON":
+        assert json.loads(request.body) == expected
+    else:
+        assert request.form() == {name: [value] for name, value in expected.items()}
     assert "webhook-signature" not in request.headers  # V1 notices are not signed
 
 

@@ -37,6 +37,7 @@ from tests.webhooks.events_support import (
     make_worker,
     publish,
     published,
+    receiving,
     state_of,
 )
 from tests.webhooks.helpers import delivered, issue_secret, save_setting
@@ -93,11 +94,8 @@ async def test_a_slow_receiver_holds_one_slot_while_others_are_delivered(
 ) -> None:
     # given a slow receiver A with several due events, published first, and a fast one B
     slow_owner, fast_owner = await new_owner(db_engine), await new_owner(db_engine)
-    slow = await receiver_pool.start(hold=True)
-    fast = await receiver_pool.start()
-    await save_setting(api, slow_owner.token, slow_owner.representative_store_id, slow.url)
-    await save_setting(api, fast_owner.token, fast_owner.representative_store_id, fast.url)
-    secret = await issue_secret(api, fast_owner.token, fast_owner.representative_store_id)
+    slow, slow_secret = await receiving(api, slow_owner, receiver_pool, hold=True)
+    fast, fast_secret = await receiving(api, fast_owner, receiver_pool)
     slow_events = [
         await published(client, event_body(slow_owner.representative_store_id)) for _ in range(4)
     ]
@@ -115,7 +113,8 @@ async def test_a_slow_receiver_holds_one_slot_while_others_are_delivered(
         assert len(slow.requests) == 1
 
     assert [(await load_event(db_engine, pk)).status for pk in slow_events] == ["PENDING"] * 4
-    assert_signed(fast.requests, secret.secret)
+    assert_signed(fast.requests, fast_secret)
+    assert_signed(slow.requests, slow_secret)
 
 
 async def test_a_slow_receiver_does_not_hold_up_another_setting_of_the_same_store(
@@ -128,9 +127,8 @@ async def test_a_slow_receiver_does_not_hold_up_another_setting_of_the_same_stor
     # given one store whose V2 URL is slow and whose V1 URL is fast
     owner = await new_owner(db_engine)
     store_id = owner.representative_store_id
-    slow = await receiver_pool.start(hold=True)
+    slow, secret = await receiving(api, owner, receiver_pool, hold=True)
     fast = await receiver_pool.start()
-    await save_setting(api, owner.token, store_id, slow.url)
     await save_setting(api, owner.token, store_id, fast.url, module_version="V1")
     for _ in range(2):
         await published(client, event_body(store_id))
@@ -151,6 +149,7 @@ async def test_a_slow_receiver_does_not_hold_up_another_setting_of_the_same_stor
         await until_status(db_engine, v1, "SUCCEEDED")
         assert len(fast.requests) == 1
         assert len(slow.requests) == 1
+    assert_signed(slow.requests, secret)
 
 
 # --- stopping and dying ----------------------------------------------------------------------
@@ -210,8 +209,7 @@ async def test_an_attempt_that_ends_within_the_grace_period_is_finished_not_rele
 ) -> None:
     owner = await new_owner(db_engine)
     store_id = owner.representative_store_id
-    receiver = await receiver_pool.start(hold=True)
-    await save_setting(api, owner.token, store_id, receiver.url)
+    receiver, secret = await receiving(api, owner, receiver_pool, hold=True)
     pk = await published(client, event_body(store_id))
     worker = make_worker(app, FakeClock(), limits=PATIENT)
 
@@ -224,6 +222,7 @@ async def test_an_attempt_that_ends_within_the_grace_period_is_finished_not_rele
 
     event = await load_event(db_engine, pk)
     assert (event.status, event.attempt_count, event.locked_until) == ("SUCCEEDED", 1, None)
+    assert_signed(receiver.requests, secret)
 
 
 async def test_a_lease_that_ran_out_passes_the_event_to_another_worker(
@@ -309,8 +308,7 @@ async def test_the_prune_deletes_old_finished_events_and_attempts_and_keeps_sche
     # given events in every state, all published long ago but one
     owner = await new_owner(db_engine)
     store_id = owner.representative_store_id
-    receiver = await receiver_pool.start()
-    await save_setting(api, owner.token, store_id, receiver.url)
+    receiver, secret = await receiving(api, owner, receiver_pool)
     clock = FakeClock()
     worker = make_worker(app, clock)
     succeeded = await published(client, event_body(store_id))
@@ -346,6 +344,7 @@ async def test_the_prune_deletes_old_finished_events_and_attempts_and_keeps_sche
     clock.advance(minutes=1)
     assert await worker.deliver_due() == 1
     assert (await load_event(db_engine, retrying)).status == "SUCCEEDED"
+    assert_signed(receiver.requests, secret)
 
 
 async def age(engine: AsyncEngine, pks: list[int], *, days: int) -> None:
@@ -387,8 +386,7 @@ async def test_metrics_count_publishing_attempts_outcomes_and_latency(
     # given one event delivered at the second attempt, one duplicate, one skipped at publish
     owner = await new_owner(db_engine)
     store_id = owner.representative_store_id
-    receiver = await receiver_pool.start(status=500)
-    await save_setting(api, owner.token, store_id, receiver.url)
+    receiver, secret = await receiving(api, owner, receiver_pool, status=500)
     body = event_body(store_id)
     await published(client, body)
     assert (await publish(client, body)).status_code == 200
@@ -422,6 +420,7 @@ async def test_metrics_count_publishing_attempts_outcomes_and_latency(
         if line.startswith("webhook_delivery_latency_seconds_sum")
     ]
     assert 60.0 <= float(latency_line.split()[-1]) <= 120.0
+    assert_signed(receiver.requests, secret)
 
 
 async def test_the_backlog_gauges_count_due_events_and_the_oldest_wait(
