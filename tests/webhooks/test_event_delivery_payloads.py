@@ -11,10 +11,14 @@ import json
 
 import httpx
 import pytest
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlmodel import col
+from sqlmodel.ext.asyncio.session import AsyncSession
 from standardwebhooks.webhooks import WebhookVerificationError
 from starlette.applications import Starlette
 
+from db.models import Store
 from gql_api.settings import Settings
 from gql_api.webhooks.events import rfc3339
 from tests.factories import Seeded, seed_merchant
@@ -164,6 +168,39 @@ async def test_a_url_removed_before_a_retry_skips_the_event_at_that_attempt(
     assert len(receiver.requests) == 1
     metrics = state_of(app).metrics.render().decode()
     assert 'webhook_messages_total{outcome="skipped"} 1.0' in metrics
+    assert_signed(receiver.requests, secret)
+
+
+async def test_an_event_of_a_store_deleted_before_its_retry_is_skipped(
+    api: Api,
+    client: httpx.AsyncClient,
+    app: Starlette,
+    db_engine: AsyncEngine,
+    seeded: Seeded,
+    owner: SignedUp,
+    receiver_pool: Receivers,
+) -> None:
+    # given an event of a sub-store waiting for its retry
+    sub_store = seeded.stores[SUB_STORE]
+    receiver, secret = await receiving(api, owner, receiver_pool, status=500)
+    pk = await published(client, event_body(sub_store))
+    clock = FakeClock()
+    worker = make_worker(app, clock)
+    assert await worker.deliver_due() == 1
+
+    # when the sub-store is deleted, then the retry is due
+    async with AsyncSession(db_engine) as db:
+        await db.exec(
+            update(Store).where(col(Store.store_id) == sub_store).values(deleted_at=clock.now)
+        )
+        await db.commit()
+    clock.advance(minutes=1)
+    assert await worker.deliver_due() == 0
+
+    # then nothing more is sent, and the event says why
+    event = await load_event(db_engine, pk)
+    assert (event.status, event.status_reason) == ("SKIPPED", "The store was deleted.")
+    assert len(receiver.requests) == 1
     assert_signed(receiver.requests, secret)
 
 
