@@ -27,11 +27,11 @@ from gql_api.security.encryption import Encryptor
 from gql_api.stores.service import require_store
 from gql_api.webhooks import signing
 from gql_api.webhooks.addresses import IPNetwork
+from gql_api.webhooks.events import Trigger
 from gql_api.webhooks.payloads import ModuleVersionValue, sample_event_body
 from gql_api.webhooks.sender import DeliveryResult, Limits, check_and_send
 from gql_api.webhooks.service import EffectiveWebhookSetting, active_secrets, store_settings
 
-TRIGGER_TEST = "TEST"
 TEST_CALLS_PER_MINUTE = 10  # per store, counted in the database
 UNFINISHED = "Not finished: the call was in progress, or the server stopped before it ended."
 
@@ -76,7 +76,7 @@ async def start(
         await db.exec(
             select(func.count()).where(
                 col(WebhookDelivery.store_pk) == setting.store.id,
-                col(WebhookDelivery.trigger) == TRIGGER_TEST,
+                col(WebhookDelivery.trigger) == Trigger.TEST.value,
                 col(WebhookDelivery.attempted_at) > utcnow() - timedelta(minutes=1),
             )
         )
@@ -92,7 +92,7 @@ async def start(
         store_pk=setting.store.id,
         module_version=setting.module_version.value,
         mode=setting.mode.value,
-        trigger=TRIGGER_TEST,
+        trigger=Trigger.TEST.value,
         url=call.url,
         request_headers=[[name, value] for name, value in call.headers],
         request_body=call.body,
