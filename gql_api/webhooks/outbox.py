@@ -40,7 +40,7 @@ from gql_api.webhooks.service import EffectiveWebhookSetting, active_secrets, se
 
 UNFINISHED = "Not finished: the attempt was in progress, or its worker stopped before it ended."
 MANUAL_RESEND_LIMIT = 5  # per event (PortOne: MAX_WEBHOOK_RETRY_COUNT_REACHED)
-LEASE_MARGIN_SECONDS = 30.0
+LEASE_MARGIN_SECONDS = 10.0
 CANDIDATES_PER_CLAIM = 4  # rows looked at per free slot, so that full hosts can be passed over
 PRUNE_BATCH = 500
 
@@ -176,9 +176,16 @@ class Request:
 
     @property
     def host(self) -> str:
-        """The receiver, as far as per-host concurrency is concerned."""
-        parts = urlsplit(self.url)
-        return f"{(parts.hostname or '').lower()}:{parts.port or ''}"
+        return receiver_host(self.url)
+
+
+def receiver_host(url: str) -> str:
+    """The receiver, as far as per-host concurrency is concerned."""
+    parts = urlsplit(url)
+    return f"{(parts.hostname or '').lower()}:{parts.port or ''}"
+
+
+SecretsCache = dict[tuple[int, str], list[str]]
 
 
 async def build_request(
@@ -187,8 +194,10 @@ async def build_request(
     setting: EffectiveWebhookSetting,
     event: WebhookEvent,
     now: datetime,
+    secrets_cache: SecretsCache | None = None,
 ) -> Request:
-    """The signed request for `event` under the setting in force (raises NotDeliverable)."""
+    """The signed request for `event` under the setting in force (raises NotDeliverable).
+    `secrets_cache` keeps the active secrets per store and mode for one claim."""
     assert setting.url is not None
     rendered = render(
         module_version=setting.module_version,
@@ -202,7 +211,13 @@ async def build_request(
     if setting.module_version is ModuleVersionValue.V2:
         timestamp = int(now.timestamp())
         headers += [("webhook-id", event.message_id), ("webhook-timestamp", str(timestamp))]
-        in_use = await active_secrets(db, encryptor, setting.source_store_pk, setting.mode)
+        key = (setting.source_store_pk, setting.mode.value)
+        if secrets_cache is not None and key in secrets_cache:
+            in_use = secrets_cache[key]
+        else:
+            in_use = await active_secrets(db, encryptor, setting.source_store_pk, setting.mode)
+            if secrets_cache is not None:
+                secrets_cache[key] = in_use
         if in_use:
             signature = signing.signature_header(in_use, event.message_id, timestamp, rendered.body)
             headers.append(("webhook-signature", signature))
@@ -240,6 +255,7 @@ def setting_key(event: WebhookEvent) -> SettingKey:
 class ClaimResult:
     claims: list[Claim] = field(default_factory=list)
     skipped: int = 0  # events found undeliverable (SKIPPED) during the claim
+    exhausted: int = 0  # events whose last attempt's worker died (their lease ran out)
     # Settings whose due events wait because their receiver host is at its limit.
     passed_over: dict[SettingKey, str] = field(default_factory=dict)
 
@@ -273,6 +289,7 @@ async def claim_due(
     host_in_flight: Mapping[str, int],
     per_host_limit: int,
     passed_over: Iterable[SettingKey] = (),
+    max_attempts: int = 6,
 ) -> ClaimResult:
     """Lease up to `limit` due events, in the caller's write transaction, oldest due first.
 
@@ -280,6 +297,9 @@ async def claim_due(
     are left for later, and settings (`passed_over`) known to send there are not even looked
     at, so that one slow receiver cannot hold up the others. Each claimed attempt is recorded
     at once as an unfinished delivery, so that an attempt whose worker died is visible as such.
+    An attempt whose worker died counts: an event whose last scheduled attempt (or a queued
+    resend) did not finish ends EXHAUSTED instead of being tried again, so an event that kills
+    its worker cannot do so for ever.
     """
     result = ClaimResult()
     in_flight = dict(host_in_flight)
@@ -293,9 +313,20 @@ async def claim_due(
         )
     ).all()
     settings: dict[tuple[int, str, str], EffectiveWebhookSetting | None] = {}
+    secrets_cache: SecretsCache = {}
     for event in candidates:
         if len(result.claims) >= limit:
             break
+        if event.locked_until is not None and (
+            event.next_trigger == Trigger.MANUAL.value or event.attempt_count >= max_attempts
+        ):
+            _finish_without_sending(
+                event,
+                EventStatus.EXHAUSTED,
+                "The last attempt did not finish: its worker stopped while sending it.",
+            )
+            result.exhausted += 1
+            continue
         setting = await _setting_for(db, event, settings)
         if setting is None:
             _finish_without_sending(event, EventStatus.SKIPPED, "The store was deleted.")
@@ -306,11 +337,13 @@ async def claim_due(
             _finish_without_sending(event, EventStatus.SKIPPED, reason)
             result.skipped += 1
             continue
-        request = await build_request(db, encryptor, setting, event, now)
-        if in_flight.get(request.host, 0) >= per_host_limit:
-            result.passed_over[setting_key(event)] = request.host
+        assert setting.url is not None
+        host = receiver_host(setting.url)
+        if in_flight.get(host, 0) >= per_host_limit:
+            result.passed_over[setting_key(event)] = host
             continue
-        in_flight[request.host] = in_flight.get(request.host, 0) + 1
+        in_flight[host] = in_flight.get(host, 0) + 1
+        request = await build_request(db, encryptor, setting, event, now, secrets_cache)
         result.claims.append(await _lease(db, event, request, now, lease))
     await db.flush()
     return result
@@ -640,7 +673,10 @@ async def prune(*, db: AsyncSession, older_than: datetime) -> int:
     old_deliveries = (
         await db.exec(
             select(WebhookDelivery.id)
-            .where(col(WebhookDelivery.attempted_at) < older_than)
+            .where(
+                col(WebhookDelivery.attempted_at) < older_than,
+                col(WebhookDelivery.event_pk).is_(None),  # test calls: attempts go with events
+            )
             .limit(PRUNE_BATCH)
         )
     ).all()

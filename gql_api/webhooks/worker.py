@@ -185,12 +185,15 @@ class Worker:
                     host_in_flight=self._host_in_flight,
                     per_host_limit=self.config.per_host_limit,
                     passed_over=passed_over,
+                    max_attempts=self.policy.max_attempts,
                 )
 
         async with self.session_factory() as session:
             result = await run_unit(session, self.engine, claim)
         if result.skipped:
             self.metrics.webhook_messages.labels(outcome="skipped").inc(result.skipped)
+        if result.exhausted:
+            self.metrics.webhook_messages.labels(outcome="exhausted").inc(result.exhausted)
         for setting, host in result.passed_over.items():
             self._passed_over[setting] = (host, monotonic + PASSED_OVER_SECONDS)
         for item in result.claims:

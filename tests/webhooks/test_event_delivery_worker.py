@@ -277,6 +277,53 @@ async def test_a_lease_that_ran_out_passes_the_event_to_another_worker(
     assert_signed(receiver.requests, secret.secret)
 
 
+async def test_an_event_whose_last_attempt_killed_its_worker_ends_exhausted_not_retried(
+    api: Api,
+    client: httpx.AsyncClient,
+    app: Starlette,
+    db_engine: AsyncEngine,
+    receiver_pool: Receivers,
+) -> None:
+    # given an event on its last scheduled attempt, claimed by a worker that then died
+    owner = await new_owner(db_engine)
+    store_id = owner.representative_store_id
+    receiver = await receiver_pool.start()
+    await save_setting(api, owner.token, store_id, receiver.url)
+    pk = await published(client, event_body(store_id))
+    clock = FakeClock()
+    survivor = make_worker(app, clock)
+    last = survivor.policy.max_attempts
+    async with AsyncSession(db_engine, expire_on_commit=False) as db:
+        await db.exec(
+            update(WebhookEvent)
+            .where(col(WebhookEvent.id) == pk)
+            .values(attempt_count=last - 1, status="RETRYING")
+        )
+        claimed = await outbox.claim_due(
+            db=db,
+            encryptor=state_of(app).encryptor,
+            now=clock.now,
+            limit=1,
+            lease=survivor.config.lease,
+            host_in_flight={},
+            per_host_limit=1,
+            max_attempts=last,
+        )
+        await db.commit()
+    assert [c.attempt_number for c in claimed.claims] == [last]
+
+    # when its lease has run out
+    clock.advance(seconds=survivor.config.lease.total_seconds() + 1)
+    assert await survivor.deliver_due() == 0
+
+    # then no seventh attempt is made: the event is EXHAUSTED, saying why
+    assert receiver.requests == []
+    event = await load_event(db_engine, pk)
+    assert (event.status, event.attempt_count, event.next_attempt_at) == ("EXHAUSTED", last, None)
+    assert event.status_reason is not None and "did not finish" in event.status_reason
+    assert (event.locked_until, event.lease_token) == (None, None)
+
+
 async def outbox_finish_failed(
     engine: AsyncEngine, claim: outbox.Claim, now: datetime
 ) -> outbox.Outcome:
