@@ -32,6 +32,8 @@ CONNECTIONS = {
     "channels",
     "apiSecrets",
     "deliveries",
+    "webhookEvents",
+    "attempts",
 }
 LIMIT = 20_000  # Settings.max_query_objects by default
 
