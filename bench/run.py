@@ -10,8 +10,13 @@ Every wrk run is preceded by its own warm-up run (discarded); the runs of each c
 interleaved (A, B, A, B, ...) and the table reports medians over the rounds. All load goes to
 127.0.0.1. Argon2 uses the real defaults (gql_api/settings.py) throughout: nothing is overridden.
 
+The webhook delivery rows (bench/delivery.py: one worker's throughput against an httpx floor,
+publish-to-receipt latency) come last, with processes of their own on the same database.
+
 Environment: BENCH_DB (sqlite | postgresql), BENCH_ROUNDS (3), BENCH_DURATION (8 s),
-BENCH_WARMUP (3 s), BENCH_CONNECTIONS (8), BENCH_BURST (20 concurrent logins).
+BENCH_WARMUP (3 s), BENCH_CONNECTIONS (8), BENCH_BURST (20 concurrent logins),
+BENCH_DELIVERY_EVENTS (1000), BENCH_DELIVERY_RATE (50/s), BENCH_DELIVERY_SECONDS (20 s), and
+BENCH_ONLY=delivery for the delivery rows alone (written to bench/out/, not bench/results.md).
 Scratch files (databases, server logs, captures) go to bench/out/, which git ignores.
 `run.py --serve` seeds, starts both servers and prints wrk command lines (for profiling).
 """
@@ -51,12 +56,17 @@ import httpx  # noqa: E402
 
 from bench import seed  # noqa: E402
 
+# Run as a script, this module is __main__: bench/delivery.py imports it as bench.run, and must
+# get this very module (one BenchError, one set of settings), not a second copy.
+sys.modules.setdefault("bench.run", sys.modules[__name__])
+
 DB = os.environ.get("BENCH_DB", "sqlite").strip().lower()
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 DURATION = int(os.environ.get("BENCH_DURATION", "8"))
 WARMUP = int(os.environ.get("BENCH_WARMUP", "3"))
 CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "8"))
 BURST = int(os.environ.get("BENCH_BURST", "20"))
+ONLY = os.environ.get("BENCH_ONLY", "").strip().lower()  # "delivery": the delivery rows alone
 SUB_STORES = 10
 
 TARGET_FLOOR_RATIO = 0.6
@@ -805,19 +815,29 @@ def machine() -> list[str]:
     ]
 
 
-def server_log_errors(path: Path) -> str:
-    """ERROR lines of a server log, by exception (client disconnects when wrk stops included)."""
+SQLALCHEMY_NOTES = ("(Background on this error", "[SQL:", "[parameters:")
+
+
+def server_log_errors(paths: list[Path]) -> str:
+    """ERROR lines of the server logs, by exception (client disconnects when wrk stops
+    included); plain-text logs (uvicorn's own, the receiver's) by their `ERROR:` lines."""
     kinds: dict[str, int] = {}
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-        try:
-            entry = json.loads(line)
-        except ValueError:
+    for path in paths:
+        if not path.exists():
             continue
-        if entry.get("level") not in ("ERROR", "CRITICAL"):
-            continue
-        exception = (entry.get("exception") or entry.get("message") or "").strip()
-        kind = exception.splitlines()[-1][:120] if exception else "?"
-        kinds[kind] = kinds.get(kind, 0) + 1
+        for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                if line.startswith(("ERROR:", "CRITICAL:")):
+                    kinds[line[:120]] = kinds.get(line[:120], 0) + 1
+                continue
+            if not isinstance(entry, dict) or entry.get("level") not in ("ERROR", "CRITICAL"):
+                continue
+            exception = (entry.get("exception") or entry.get("message") or "").strip()
+            lines = [x for x in exception.splitlines() if not x.startswith(SQLALCHEMY_NOTES)]
+            kind = lines[-1][:120] if lines else "?"
+            kinds[kind] = kinds.get(kind, 0) + 1
     if not kinds:
         return "none"
     return "; ".join(f"{n} x `{kind}`" for kind, n in sorted(kinds.items(), key=lambda x: -x[1]))
@@ -845,21 +865,27 @@ def render(
     log_errors: str,
     busy: float,
     foreign: tuple[float, float],
+    notes: list[str],
 ) -> str:
     now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    load = [
+        f"- Load: wrk -t1 -c{CONNECTIONS}, {WARMUP} s warm-up before each {DURATION} s run, "
+        f"{ROUNDS} interleaved rounds per comparison; medians, ratios are medians of the "
+        "per-round ratios; latency percentiles are wrk's (corrected for coordinated "
+        "omission); server: `integration-api serve` (uvicorn, 1 worker, access log off), "
+        f"{argon2_defaults()}"
+    ]
     lines = [
-        f"## {'PostgreSQL' if DB == 'postgresql' else 'SQLite'}",
+        f"## {'PostgreSQL' if DB == 'postgresql' else 'SQLite'}"
+        + (f" ({ONLY} rows only)" if ONLY else ""),
         "",
         f"- Date: {now}; the whole run took {(time.monotonic() - started) / 60:.1f} min",
         *machine(),
         f"- Code: {code_version()}",
         f"- Database: {dbs.version}",
-        f"- Load: wrk -t1 -c{CONNECTIONS}, {WARMUP} s warm-up before each {DURATION} s run, "
-        f"{ROUNDS} interleaved rounds per comparison; medians, ratios are medians of the "
-        "per-round ratios; latency percentiles are wrk's (corrected for coordinated "
-        "omission); server: `integration-api serve` (uvicorn, 1 worker, access log off), "
-        f"{argon2_defaults()}",
-        f"- Errors in the server log: {log_errors}",
+        *([] if ONLY else load),
+        *notes,
+        f"- Errors in the server logs: {log_errors}",
         f"- Other work on the machine: {busy:.0%} of the CPUs busy before the load, "
         f"{foreign[0]:.0%} on average during it (highest second {foreign[1]:.0%})"
         + (
@@ -994,7 +1020,10 @@ def main() -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     if DB not in ("sqlite", "postgresql"):
         raise BenchError("BENCH_DB must be sqlite or postgresql")
-    ensure_wrk()
+    if ONLY not in ("", "delivery"):
+        raise BenchError("BENCH_ONLY must be delivery (or unset: every row)")
+    if not ONLY:
+        ensure_wrk()
     OUT.mkdir(exist_ok=True)
     # One benchmark at a time: two would share the cores (and bench/out/) and both be wrong.
     lock = (OUT / ".lock").open("w")
@@ -1003,53 +1032,77 @@ def main() -> int:
     except BlockingIOError:
         raise BenchError("another make bench is running (bench/out/.lock); wait for it") from None
     scratch = Path(tempfile.mkdtemp(prefix="gql-bench-"))
+    from bench import delivery
     from db.migrate import upgrade
     from gql_api.security.encryption import new_key
 
     dbs = postgres_databases() if DB == "postgresql" else sqlite_databases(scratch)
+    rows: list[Row] = []
+    logs: list[Path] = []
+    notes: list[str] = []
     try:
-        log(f"migrating and seeding ({dbs.version})")
+        log(f"migrating{'' if ONLY else ' and seeding'} ({dbs.version})")
         for url in (dbs.main, *dbs.count.values()):
             upgrade(url)
         key = new_key()
-        seeded = asyncio.run(seed_all(dbs, key, scratch))
-        ctx = Context(dbs=dbs, seeded=seeded, key=key, scratch=scratch)
-        log(f"seeded in {time.monotonic() - started:.0f} s; counting SQL statements")
-        ctx.statements[SUB_STORES] = asyncio.run(
-            count_statements(dbs.main, key, scratch, seeded.dashboard.owner.token)
-        )
-        for n, url in dbs.count.items():
-            ctx.statements[n] = asyncio.run(
-                count_statements(url, key, scratch, seeded.count_tokens[n])
+        if not ONLY:
+            seeded = asyncio.run(seed_all(dbs, key, scratch))
+            ctx = Context(dbs=dbs, seeded=seeded, key=key, scratch=scratch)
+            log(f"seeded in {time.monotonic() - started:.0f} s; counting SQL statements")
+            ctx.statements[SUB_STORES] = asyncio.run(
+                count_statements(dbs.main, key, scratch, seeded.dashboard.owner.token)
             )
-        with (OUT / f"statements-{DB}.txt").open("w", encoding="utf-8") as out:
-            for n, statements in sorted(ctx.statements.items()):
-                out.write(f"## {n} sub-stores: {len(statements)} statements\n")
-                out.writelines(f"{s}\n" for s in statements)
+            for n, url in dbs.count.items():
+                ctx.statements[n] = asyncio.run(
+                    count_statements(url, key, scratch, seeded.count_tokens[n])
+                )
+            with (OUT / f"statements-{DB}.txt").open("w", encoding="utf-8") as out:
+                for n, statements in sorted(ctx.statements.items()):
+                    out.write(f"## {n} sub-stores: {len(statements)} statements\n")
+                    out.writelines(f"{s}\n" for s in statements)
         busy = idle_cpu_busy()
         if busy > BUSY_LIMIT:
             log(f"warning: {busy:.0%} of the CPUs are busy with other work; numbers will be off")
-        with servers(ctx) as (api, floor), ForeignLoad(dbs.roots) as foreign:
-            if "--serve" in sys.argv:
-                serve_only(ctx, api, floor)
-                return 0
-            rows = asyncio.run(measure(ctx, api, floor))
+        with ForeignLoad(dbs.roots) as foreign:
+            if not ONLY:
+                with servers(ctx) as (api, floor):
+                    if "--serve" in sys.argv:
+                        serve_only(ctx, api, floor)
+                        return 0
+                    rows += asyncio.run(measure(ctx, api, floor))
+                logs.append(OUT / f"api-{DB}.log")
+            # Webhook delivery last, on the same database, with processes of its own (a
+            # merchant of its own): after the memory row, and with the API server stopped.
+            delivered = asyncio.run(delivery.measure(dbs.main, key, scratch))
+            rows += delivered.rows
+            notes += delivered.notes
+            logs += delivered.logs
     finally:
         dbs.stop()
         shutil.rmtree(scratch, ignore_errors=True)
-    errors = server_log_errors(OUT / f"api-{DB}.log")
-    section = render(rows, dbs, started, errors, busy, foreign.summary())
+    section = render(rows, dbs, started, server_log_errors(logs), busy, foreign.summary(), notes)
     if foreign.summary()[0] > BUSY_LIMIT:
         log(f"warning: other processes used {foreign.summary()[0]:.0%} of the CPUs meanwhile")
     print(section)
-    write_results(section)
-    log(f"written to {RESULTS.relative_to(ROOT)}")
+    if ONLY:
+        # A partial run never replaces the full table of bench/results.md.
+        partial = OUT / f"results-{ONLY}-{DB}.md"
+        partial.write_text(section, encoding="utf-8")
+        log(f"written to {partial.relative_to(ROOT)} (BENCH_ONLY: bench/results.md untouched)")
+    else:
+        write_results(section)
+        log(f"written to {RESULTS.relative_to(ROOT)}")
     return 0 if all(row.ok for row in rows) else 1
 
 
-if __name__ == "__main__":
+def entry() -> int:
+    """main(), with 2 for a benchmark that could not run (not a missed target)."""
     try:
-        sys.exit(main())
+        return main()
     except BenchError as error:
         log(f"error: {error}")
-        sys.exit(2)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(entry())
