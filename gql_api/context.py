@@ -42,6 +42,10 @@ class AppState:
     metrics: Metrics
 
 
+class ContextClosed(RuntimeError):
+    """context.db() after the request's context was closed."""
+
+
 @dataclass
 class Context:
     request: Request
@@ -58,6 +62,7 @@ class Context:
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     _holder: asyncio.Task[Any] | None = None
     _session: AsyncSession | None = None
+    _closed: bool = False
 
     @asynccontextmanager
     async def db(self) -> AsyncIterator[AsyncSession]:
@@ -67,10 +72,15 @@ class Context:
         Inside this block the task holds the lock that DataLoader batches take, so loading
         there would wait forever: AreaLoader.load refuses with a RuntimeError, as does a
         nested db() in the same task.
+
+        After close() it raises ContextClosed: a resolver still running once the answer is
+        made (a sibling of a field that failed) never reopens a session nobody would close.
         """
         if self.holds_db():
             raise RuntimeError("context.db() inside context.db() in the same task")
         async with self._lock:
+            if self._closed:
+                raise ContextClosed("the request's answer is made: its session is closed")
             self._holder = asyncio.current_task()
             try:
                 if self._session is None:
@@ -84,9 +94,19 @@ class Context:
         return self._holder is not None and self._holder is asyncio.current_task()
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        """Give the session's connection back, once no resolver uses it.
+
+        Resolvers may outlive the answer (graphql-core settles a failed field's siblings in
+        the background), so the session is closed under the lock that db() lends it under,
+        and db() refuses from then on (a waiter already queued gets the lock and refuses).
+        """
+        if self.holds_db():
+            raise RuntimeError("context.close() inside context.db()")
+        self._closed = True
+        async with self._lock:
+            session, self._session = self._session, None
+            if session is not None:
+                await session.close()
 
     def require_principal(self) -> Principal:
         return require_principal(self.principal)
