@@ -148,6 +148,8 @@ def _publish_event(args: argparse.Namespace) -> int:
     import json
     import uuid
 
+    from cross_web import HTTPException
+
     from gql_api.app import create_state
     from gql_api.errors import DomainError
     from gql_api.settings import get_settings
@@ -156,9 +158,9 @@ def _publish_event(args: argparse.Namespace) -> int:
     from gql_api.webhooks.intake import publish_event
 
     try:
-        data = json.loads(args.data)
-    except json.JSONDecodeError as error:
-        print(f"INVALID_INPUT data: not JSON ({error.msg})", file=sys.stderr)
+        data = _event_data(args.data)
+    except HTTPException as refused:
+        print(f"INVALID_INPUT data: {refused.reason}", file=sys.stderr)
         return 2
     body = {
         "id": args.id or f"evt-{uuid.uuid4()}",
@@ -191,6 +193,22 @@ def _publish_event(args: argparse.Namespace) -> int:
         return 0
 
     return asyncio.run(run())
+
+
+def _event_data(text: str) -> object:
+    """--data read as POST /internal/events reads its body (gql_api.request_json): refused, with
+    the endpoint's reason, are NaN and Infinity, numbers beyond a double, lone surrogates, NUL
+    and nesting too deep, so that what check_event accepts can be stored on either database."""
+    from cross_web import HTTPException
+
+    from gql_api.request_json import NOT_AN_OBJECT_MESSAGE, decode_request_json
+
+    try:
+        return decode_request_json(text)
+    except HTTPException as refused:
+        if refused.reason == NOT_AN_OBJECT_MESSAGE:  # that text speaks of GraphQL
+            raise HTTPException(400, "data must be a JSON object.") from None
+        raise
 
 
 def _check_config(_: argparse.Namespace) -> int:

@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
+from sqlmodel import func, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from db.engine import create_engine
+from db.models import WebhookEvent
+from gql_api import cli
+from gql_api.nul_guard import MESSAGE as NUL_MESSAGE
+from gql_api.request_json import SYNTAX_MESSAGE, UNICODE_MESSAGE
+from gql_api.settings import get_settings
 from tests.conftest import TEST_ENCRYPTION_KEY
+from tests.factories import seed_merchant
 from tests.support import PASSWORD
 
 CLI = [sys.executable, "-m", "gql_api"]
@@ -71,3 +84,96 @@ def test_export_schema_writes_the_committed_sdl(tmp_path: Path) -> None:
     assert _run(["export-schema", "--output", str(target)], tmp_path).returncode == 0
     committed = Path(__file__).resolve().parent.parent / "schema.graphql"
     assert target.read_text() == committed.read_text()
+
+
+# --- event publish, in process ---------------------------------------------------------------
+
+
+@pytest.fixture
+def cli_environment(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[str]:
+    """`gql_api.cli.main` run in this process on the test's database; a store's storeId."""
+    for name, value in {
+        "DATABASE_URL": database_url,
+        "DATA_DIR": str(tmp_path),
+        "APP_ENV": "test",
+        "ENCRYPTION_KEYS": TEST_ENCRYPTION_KEY,
+        "ARGON2_TIME_COST": "1",
+        "ARGON2_MEMORY_KIB": "1024",
+        "ARGON2_PARALLELISM": "1",
+    }.items():
+        monkeypatch.setenv(name, value)
+    get_settings.cache_clear()
+    seeded = asyncio.run(seed_merchant(database_url, roles=()))
+    try:
+        yield seeded.owner.representative_store_id
+    finally:
+        get_settings.cache_clear()
+
+
+def _stored_events(database_url: str) -> int:
+    async def count() -> int:
+        engine = create_engine(database_url)
+        try:
+            async with AsyncSession(engine) as db:
+                return (await db.exec(select(func.count()).select_from(WebhookEvent))).one()
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(count())
+
+
+def _publish(store_id: str, data: str) -> int:
+    return cli.main(
+        [
+            "event", "publish", "--store", store_id, "--mode", "TEST", "--module-version", "V2",
+            "--type", "Transaction.Paid", "--data", data,
+        ]
+    )  # fmt: skip
+
+
+_IDS = '"paymentId": "payment-1", "transactionId": "tx-1"'
+
+
+def test_event_publish_stores_the_event_its_data_describes(
+    cli_environment: str, database_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # when
+    code = _publish(cli_environment, "{" + _IDS + ', "amount": 18446744073709551615}')
+
+    # then
+    assert code == 0, capsys.readouterr().err
+    assert '"status": "SKIPPED"' in capsys.readouterr().out
+    assert _stored_events(database_url) == 1
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        ("{" + _IDS + ', "amount": NaN}', SYNTAX_MESSAGE),
+        ("{" + _IDS + ', "amount": -Infinity}', SYNTAX_MESSAGE),
+        ("{" + _IDS + ', "amount": 1e400}', SYNTAX_MESSAGE),
+        ("{" + _IDS + ', "amount": ' + "9" * 5000 + "}", SYNTAX_MESSAGE),
+        ("{" + _IDS + ', "note": "\\ud800"}', UNICODE_MESSAGE),
+        ("{" + _IDS + ', "note": "\ud800"}', UNICODE_MESSAGE),
+        ("{" + _IDS + ', "note": "a\\u0000b"}', NUL_MESSAGE),
+        ('"paymentId"', "data must be a JSON object."),
+    ],
+    ids=["nan", "infinity", "overflow", "5000-digits", "escaped-surrogate", "raw-surrogate",
+         "nul", "not-an-object"],
+)  # fmt: skip
+def test_event_publish_refuses_data_the_endpoint_refuses(
+    cli_environment: str,
+    database_url: str,
+    capsys: pytest.CaptureFixture[str],
+    data: str,
+    reason: str,
+) -> None:
+    # when
+    code = _publish(cli_environment, data)
+
+    # then: a usage error in words, no traceback, nothing stored
+    assert code == 2
+    assert capsys.readouterr().err == f"INVALID_INPUT data: {reason}\n"
+    assert _stored_events(database_url) == 0
