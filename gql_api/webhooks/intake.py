@@ -21,8 +21,8 @@ from sqlalchemy.exc import IntegrityError
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
+from db.clock import database_now
 from db.engine import Tx
-from db.types import utcnow
 from gql_api.context import AppState
 from gql_api.errors import DomainError
 from gql_api.ids import global_id
@@ -91,9 +91,9 @@ class Answer:
 async def publish_event(state: AppState, event: EventInput) -> Answer:
     """Accept `event` in a transaction of its own (raises outbox.StoreNotFound); shared by the
     endpoint and `integration-api event publish`."""
-    now = utcnow()
 
     async def accept(tx: Tx) -> Answer:
+        now = await database_now(tx.db)  # due times are compared by workers on other hosts
         async with tx.write() as db:
             published = await outbox.publish(db=db, event=event, now=now)
             row = published.event

@@ -11,6 +11,7 @@ event on, and an event whose lease ran out (its worker died) is due again, with 
 
 from __future__ import annotations
 
+import logging
 import random
 import secrets as token_source
 from collections.abc import Iterable, Mapping
@@ -43,6 +44,7 @@ MANUAL_RESEND_LIMIT = 5  # per event (PortOne: MAX_WEBHOOK_RETRY_COUNT_REACHED)
 LEASE_MARGIN_SECONDS = 10.0
 CANDIDATES_PER_CLAIM = 4  # rows looked at per free slot, so that full hosts can be passed over
 PRUNE_BATCH = 500
+logger = logging.getLogger("gql_api.webhooks.outbox")
 
 
 @dataclass(frozen=True)
@@ -180,9 +182,13 @@ class Request:
 
 
 def receiver_host(url: str) -> str:
-    """The receiver, as far as per-host concurrency is concerned."""
+    """The receiver, as far as per-host concurrency is concerned: the host as named, in one
+    spelling (case, a trailing dot and the default port do not make another host). Other names
+    of one machine are bounded by the per-merchant limit instead."""
     parts = urlsplit(url)
-    return f"{(parts.hostname or '').lower()}:{parts.port or ''}"
+    host = (parts.hostname or "").lower().rstrip(".")
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    return f"{host}:{port}"
 
 
 SecretsCache = dict[tuple[int, str], list[str]]
@@ -234,6 +240,7 @@ class Claim:
     """An attempt a worker holds the lease for: send `request`, then finish()."""
 
     event_pk: int
+    merchant_pk: int
     lease_token: str
     delivery_pk: int
     trigger: Trigger
@@ -279,6 +286,16 @@ async def any_due(db: AsyncSession, now: datetime, passed_over: Iterable[Setting
     return (await db.exec(statement)).first() is not None
 
 
+@dataclass(frozen=True)
+class Capacity:
+    """What a worker has in flight, and how much it allows, per receiver host and merchant."""
+
+    host_in_flight: Mapping[str, int]
+    per_host_limit: int
+    merchant_in_flight: Mapping[int, int] = field(default_factory=dict)
+    per_merchant_limit: int | None = None
+
+
 async def claim_due(
     *,
     db: AsyncSession,
@@ -286,23 +303,25 @@ async def claim_due(
     now: datetime,
     limit: int,
     lease: timedelta,
-    host_in_flight: Mapping[str, int],
-    per_host_limit: int,
+    capacity: Capacity,
     passed_over: Iterable[SettingKey] = (),
-    max_attempts: int = 6,
+    policy: RetryPolicy | None = None,
 ) -> ClaimResult:
     """Lease up to `limit` due events, in the caller's write transaction, oldest due first.
 
-    Events whose receiver host already has `per_host_limit` attempts in flight (in this worker)
-    are left for later, and settings (`passed_over`) known to send there are not even looked
-    at, so that one slow receiver cannot hold up the others. Each claimed attempt is recorded
-    at once as an unfinished delivery, so that an attempt whose worker died is visible as such.
-    An attempt whose worker died counts: an event whose last scheduled attempt (or a queued
-    resend) did not finish ends EXHAUSTED instead of being tried again, so an event that kills
-    its worker cannot do so for ever.
+    Events whose receiver host, or whose merchant, is at its limit in this worker are left for
+    later, and settings (`passed_over`) known to send there are not even looked at, so that one
+    slow receiver (however many names it is reached by) cannot hold up the others. Each claimed
+    attempt is recorded at once as an unfinished delivery, so that an attempt whose worker died
+    is visible as such. An attempt whose worker died counts: an event whose last scheduled
+    attempt (or a queued resend) did not finish ends EXHAUSTED instead of being tried again,
+    so an event that kills its worker cannot do so for ever. An event whose request cannot be
+    prepared (a secret no key decrypts) fails that attempt, saying why, and the others go on.
     """
+    policy = policy or RetryPolicy()
     result = ClaimResult()
-    in_flight = dict(host_in_flight)
+    hosts = dict(capacity.host_in_flight)
+    merchants = dict(capacity.merchant_in_flight)
     candidates = (
         await db.exec(
             select(WebhookEvent)
@@ -317,13 +336,22 @@ async def claim_due(
     for event in candidates:
         if len(result.claims) >= limit:
             break
+        manual = event.next_trigger == Trigger.MANUAL.value
         if event.locked_until is not None and (
-            event.next_trigger == Trigger.MANUAL.value or event.attempt_count >= max_attempts
+            manual or event.attempt_count >= policy.max_attempts
         ):
             _finish_without_sending(
                 event,
                 EventStatus.EXHAUSTED,
                 "The last attempt did not finish: its worker stopped while sending it.",
+            )
+            result.exhausted += 1
+            continue
+        if manual and event.manual_resend_count >= MANUAL_RESEND_LIMIT:
+            _finish_without_sending(
+                event,
+                EventStatus.EXHAUSTED,
+                f"Not resent: this event was resent {MANUAL_RESEND_LIMIT} times already.",
             )
             result.exhausted += 1
             continue
@@ -339,14 +367,85 @@ async def claim_due(
             continue
         assert setting.url is not None
         host = receiver_host(setting.url)
-        if in_flight.get(host, 0) >= per_host_limit:
+        merchant_full = (
+            capacity.per_merchant_limit is not None
+            and merchants.get(event.merchant_id, 0) >= capacity.per_merchant_limit
+        )
+        if hosts.get(host, 0) >= capacity.per_host_limit or merchant_full:
             result.passed_over[setting_key(event)] = host
             continue
-        in_flight[host] = in_flight.get(host, 0) + 1
-        request = await build_request(db, encryptor, setting, event, now, secrets_cache)
+        try:
+            request = await build_request(db, encryptor, setting, event, now, secrets_cache)
+        except Exception as error:  # one event's trouble must not stop the others
+            logger.exception("could not prepare a webhook attempt", extra={"event": event.id})
+            outcome = await _not_prepared(db, event, setting.url, error, now, policy)
+            result.exhausted += outcome is EventStatus.EXHAUSTED
+            continue
+        hosts[host] = hosts.get(host, 0) + 1
+        merchants[event.merchant_id] = merchants.get(event.merchant_id, 0) + 1
         result.claims.append(await _lease(db, event, request, now, lease))
     await db.flush()
     return result
+
+
+async def _not_prepared(
+    db: AsyncSession,
+    event: WebhookEvent,
+    url: str,
+    error: Exception,
+    now: datetime,
+    policy: RetryPolicy,
+) -> EventStatus:
+    """Record an attempt that could not even be prepared as a failed attempt (nothing sent),
+    and schedule the next one as for any failure."""
+    trigger, number = _count_attempt(event)
+    reason = (
+        f"Not sent: the request could not be prepared ({type(error).__name__}); "
+        "an operator must look at the service's log."
+    )
+    failed = WebhookDelivery(
+        merchant_id=event.merchant_id,
+        store_pk=event.store_pk,
+        module_version=event.module_version,
+        mode=event.mode,
+        trigger=trigger.value,
+        url=url,
+        request_headers=[],
+        request_body="",
+        error=reason,
+        attempted_at=now,
+        event_pk=event.id,
+        attempt_number=number,
+    )
+    db.add(failed)
+    delay = policy.delay_after(event.attempt_count, None) if trigger is Trigger.EVENT else None
+    _failed(event, reason, delay, now)
+    db.add(event)
+    return EventStatus(event.status)
+
+
+def _count_attempt(event: WebhookEvent) -> tuple[Trigger, int]:
+    """Count the attempt about to be made: scheduled attempts by attempt_count, queued resends
+    by manual_resend_count (counted when sent, so numbers follow the order of sending)."""
+    trigger = Trigger(event.next_trigger)
+    if trigger is Trigger.EVENT:
+        event.attempt_count += 1
+        return trigger, event.attempt_count
+    event.manual_resend_count += 1
+    return trigger, event.manual_resend_count
+
+
+def _failed(event: WebhookEvent, reason: str, delay: timedelta | None, now: datetime) -> None:
+    event.status_reason = reason[:1000]
+    event.next_trigger = Trigger.EVENT.value
+    event.locked_until = None
+    event.lease_token = None
+    if delay is None:
+        event.status = EventStatus.EXHAUSTED.value
+        event.next_attempt_at = None
+    else:
+        event.status = EventStatus.RETRYING.value
+        event.next_attempt_at = now + delay
 
 
 async def _setting_for(
@@ -380,12 +479,7 @@ async def _lease(
     db: AsyncSession, event: WebhookEvent, request: Request, now: datetime, lease: timedelta
 ) -> Claim:
     assert event.id is not None
-    trigger = Trigger(event.next_trigger)
-    if trigger is Trigger.EVENT:
-        event.attempt_count += 1  # counted when claimed: a crashed attempt may have been sent
-        number = event.attempt_count
-    else:
-        number = event.manual_resend_count  # counted when the resend was queued
+    trigger, number = _count_attempt(event)  # when claimed: a crashed attempt may have been sent
     event.locked_until = now + lease
     event.lease_token = token_source.token_hex(16)
     db.add(event)
@@ -395,6 +489,7 @@ async def _lease(
     assert delivery.id is not None
     return Claim(
         event_pk=event.id,
+        merchant_pk=event.merchant_id,
         lease_token=event.lease_token,
         delivery_pk=delivery.id,
         trigger=trigger,
@@ -474,20 +569,12 @@ async def finish(
         first_success = event.succeeded_at is None
         _succeeded(event, now)
     else:
-        reason = result.error or "The attempt failed."
         delay = (
             policy.delay_after(event.attempt_count, result.retry_after_seconds)
             if claim.trigger is Trigger.EVENT
             else None
         )
-        event.status_reason = reason[:1000]
-        event.next_trigger = Trigger.EVENT.value
-        if delay is None:
-            event.status = EventStatus.EXHAUSTED.value
-            event.next_attempt_at = None
-        else:
-            event.status = EventStatus.RETRYING.value
-            event.next_attempt_at = now + delay
+        _failed(event, result.error or "The attempt failed.", delay, now)
     db.add(event)
     await db.flush()
     return Outcome(status=EventStatus(event.status), first_success=first_success)
@@ -555,6 +642,7 @@ async def start_manual_resend(
     return (
         Claim(
             event_pk=event.id,
+            merchant_pk=event.merchant_id,
             lease_token="",
             delivery_pk=delivery.id,
             trigger=Trigger.MANUAL,
@@ -600,8 +688,9 @@ async def queue_failed_resends(
     """Bulk resend of a store's failed events (webhookEventsResendFailed), queued for workers.
 
     RETRYING events have their next attempt brought forward to now. EXHAUSTED events get one
-    more attempt, a MANUAL one that counts against their manual-resend limit (events at the
-    limit are left out); they are RETRYING until it ends. Returns how many were queued."""
+    more attempt, a MANUAL one that counts against their manual-resend limit when it is sent
+    (events at the limit are left out); they are RETRYING until it ends. Returns how many were
+    queued."""
     window: list[Any] = [col(WebhookEvent.store_pk) == store_pk]
     if published_from is not None:
         window.append(col(WebhookEvent.published_at) >= published_from)
@@ -624,7 +713,6 @@ async def queue_failed_resends(
             status=EventStatus.RETRYING.value,
             next_attempt_at=now,
             next_trigger=Trigger.MANUAL.value,
-            manual_resend_count=col(WebhookEvent.manual_resend_count) + 1,
         )
     )
     return int(retrying.rowcount) + int(exhausted.rowcount)
@@ -650,17 +738,28 @@ async def backlog(db: AsyncSession, now: datetime) -> Backlog:
     return Backlog(due=int(count), oldest_due_seconds=max(0.0, waited))
 
 
-async def prune(*, db: AsyncSession, older_than: datetime) -> int:
-    """Delete one small batch of events, attempts and test calls older than `older_than` (the
-    retention); events still scheduled are kept. Returns how many rows went."""
+@dataclass(frozen=True)
+class Pruned:
+    removed: int  # rows deleted
+    more: bool  # a batch was full: there may be more to delete now
+
+
+async def prune(*, db: AsyncSession, older_than: datetime) -> Pruned:
+    """Delete one small batch of events (with their attempts) and of test calls older than
+    `older_than` (the retention), in the caller's write transaction; events still scheduled
+    are kept. Rows another worker is pruning are skipped (SKIP LOCKED), so workers pruning at
+    once share the work rather than repeat it."""
     old_events = (
         await db.exec(
             select(WebhookEvent.id)
             .where(
                 col(WebhookEvent.published_at) < older_than,
                 col(WebhookEvent.next_attempt_at).is_(None),
+                col(WebhookEvent.locked_until).is_(None),
             )
+            .order_by(col(WebhookEvent.id))
             .limit(PRUNE_BATCH)
+            .with_for_update(skip_locked=True)
         )
     ).all()
     removed = 0
@@ -670,19 +769,21 @@ async def prune(*, db: AsyncSession, older_than: datetime) -> int:
         )
         events = await db.exec(delete(WebhookEvent).where(col(WebhookEvent.id).in_(old_events)))
         removed += int(attempts.rowcount) + int(events.rowcount)
-    old_deliveries = (
+    old_calls = (
         await db.exec(
             select(WebhookDelivery.id)
             .where(
                 col(WebhookDelivery.attempted_at) < older_than,
                 col(WebhookDelivery.event_pk).is_(None),  # test calls: attempts go with events
             )
+            .order_by(col(WebhookDelivery.id))
             .limit(PRUNE_BATCH)
+            .with_for_update(skip_locked=True)
         )
     ).all()
-    if old_deliveries:
-        deliveries = await db.exec(
-            delete(WebhookDelivery).where(col(WebhookDelivery.id).in_(old_deliveries))
-        )
-        removed += int(deliveries.rowcount)
-    return removed
+    if old_calls:
+        calls = await db.exec(delete(WebhookDelivery).where(col(WebhookDelivery.id).in_(old_calls)))
+        removed += int(calls.rowcount)
+    return Pruned(
+        removed=removed, more=len(old_events) == PRUNE_BATCH or len(old_calls) == PRUNE_BATCH
+    )

@@ -110,15 +110,15 @@ async def send(
     async with httpx.AsyncClient(
         follow_redirects=False, timeout=timeout, trust_env=False, verify=_tls_context()
     ) as http:
-        request = http.build_request(
-            "POST",
-            _pinned_url(target),
-            headers=sent_headers,
-            content=body.encode("utf-8"),
-            extensions={"sni_hostname": target.host},
-        )
         deadline = limits.connect_seconds + limits.read_seconds + DEADLINE_MARGIN_SECONDS
         try:
+            request = http.build_request(  # inside: a URL httpx refuses is a result too
+                "POST",
+                _pinned_url(target),
+                headers=sent_headers,
+                content=body.encode("utf-8"),
+                extensions={"sni_hostname": target.host},
+            )
             async with asyncio.timeout(deadline):  # a receiver dripping bytes cannot hold us
                 response = await http.send(request, stream=True)
                 try:
@@ -167,7 +167,7 @@ def _retry_after(value: str | None) -> float | None:
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
+    if value.isascii() and value.isdigit():
         return float(min(int(value), 10**7))
     try:
         moment = email.utils.parsedate_to_datetime(value)

@@ -23,12 +23,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from db.clock import database_now
 from db.engine import Tx
-from db.types import utcnow
 from gql_api.metrics import Metrics
 from gql_api.mutations import run_unit
 from gql_api.security.encryption import Encryptor
@@ -44,6 +45,15 @@ HOUSEKEEPING_SECONDS = 15.0  # backlog gauges
 PRUNE_SECONDS = 60.0  # retention, one small batch at a time
 PASSED_OVER_SECONDS = 30.0  # how long a setting bound for a full host is not looked at
 SHUTDOWN_GRACE_SECONDS = 10.0
+PRUNE_BUDGET_SECONDS = 5.0
+
+
+def _add(counts: dict[Any, int], key: Any, step: int) -> None:
+    left = counts.get(key, 0) + step
+    if left > 0:
+        counts[key] = left
+    else:
+        counts.pop(key, None)
 
 
 def status_class(result: DeliveryResult) -> str:
@@ -79,6 +89,12 @@ class WorkerConfig:
         )
 
     @property
+    def per_merchant_limit(self) -> int:
+        """At most half the slots (never fewer than one host's) for one merchant's receivers,
+        however many names or hosts they use: one merchant's tarpit cannot take them all."""
+        return max(self.per_host_limit, self.concurrency // 2)
+
+    @property
     def lease(self) -> timedelta:
         """Longer than any one attempt can take (resolving, connecting, reading, the margin),
         so a live worker never loses a lease it still uses."""
@@ -88,7 +104,8 @@ class WorkerConfig:
 
 
 class Worker:
-    """One delivery worker. `clock` and `rng` are there for tests (a controllable clock: no
+    """One delivery worker. Times come from the database's clock (db.clock), which every
+    process agrees on; `clock` and `rng` are there for tests (a controllable clock: no
     real waiting for the retry schedule)."""
 
     def __init__(
@@ -99,7 +116,7 @@ class Worker:
         encryptor: Encryptor,
         metrics: Metrics,
         config: WorkerConfig,
-        clock: Callable[[], datetime] = utcnow,
+        clock: Callable[[], datetime] | None = None,
         rng: random.Random | None = None,
     ) -> None:
         self.engine = engine
@@ -113,6 +130,7 @@ class Worker:
         self._stopping = False
         self._tasks: dict[asyncio.Task[None], outbox.Claim] = {}
         self._host_in_flight: dict[str, int] = {}
+        self._merchant_in_flight: dict[int, int] = {}
         self._passed_over: dict[outbox.SettingKey, tuple[str, float]] = {}  # -> (host, until)
 
     def wake(self) -> None:
@@ -162,6 +180,9 @@ class Worker:
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
+    async def _now(self, db: AsyncSession) -> datetime:
+        return self.clock() if self.clock is not None else await database_now(db)
+
     async def _claim(self, free: int) -> int:
         monotonic = time.monotonic()
         passed_over = {
@@ -170,9 +191,15 @@ class Worker:
             if until > monotonic and self._host_in_flight.get(host, 0) >= self.config.per_host_limit
         }
         self._passed_over = {s: v for s, v in self._passed_over.items() if v[1] > monotonic}
-        now = self.clock()
+        capacity = outbox.Capacity(
+            host_in_flight=self._host_in_flight,
+            per_host_limit=self.config.per_host_limit,
+            merchant_in_flight=self._merchant_in_flight,
+            per_merchant_limit=self.config.per_merchant_limit,
+        )
 
         async def claim(tx: Tx) -> outbox.ClaimResult:
+            now = await self._now(tx.db)
             if not await outbox.any_due(tx.db, now, passed_over):
                 return outbox.ClaimResult()
             async with tx.write() as db:
@@ -182,10 +209,9 @@ class Worker:
                     now=now,
                     limit=free,
                     lease=self.config.lease,
-                    host_in_flight=self._host_in_flight,
-                    per_host_limit=self.config.per_host_limit,
+                    capacity=capacity,
                     passed_over=passed_over,
-                    max_attempts=self.policy.max_attempts,
+                    policy=self.policy,
                 )
 
         async with self.session_factory() as session:
@@ -197,8 +223,8 @@ class Worker:
         for setting, host in result.passed_over.items():
             self._passed_over[setting] = (host, monotonic + PASSED_OVER_SECONDS)
         for item in result.claims:
-            host = item.request.host
-            self._host_in_flight[host] = self._host_in_flight.get(host, 0) + 1
+            _add(self._host_in_flight, item.request.host, 1)
+            _add(self._merchant_in_flight, item.merchant_pk, 1)
             task = asyncio.create_task(self._attempt(item), name=f"webhook-event-{item.event_pk}")
             self._tasks[task] = item
             task.add_done_callback(self._done)
@@ -207,30 +233,38 @@ class Worker:
     def _done(self, task: asyncio.Task[None]) -> None:
         item = self._tasks.pop(task, None)
         if item is not None:
-            host = item.request.host
-            left = self._host_in_flight.get(host, 1) - 1
-            if left > 0:
-                self._host_in_flight[host] = left
-            else:
-                self._host_in_flight.pop(host, None)
+            _add(self._host_in_flight, item.request.host, -1)
+            _add(self._merchant_in_flight, item.merchant_pk, -1)
         self._wakeup.set()
 
     async def _attempt(self, item: outbox.Claim) -> None:
         request = item.request
-        result = await check_and_send(
-            request.url,
-            require_https=request.require_https,
-            headers=request.headers,
-            body=request.body,
-            allowed=self.config.allowed,
-            limits=self.config.limits,
-        )
-        now = self.clock()
+        try:
+            result = await check_and_send(
+                request.url,
+                require_https=request.require_https,
+                headers=request.headers,
+                body=request.body,
+                allowed=self.config.allowed,
+                limits=self.config.limits,
+            )
+        except Exception as error:  # recorded as a failed attempt, never left unfinished
+            logger.exception("webhook attempt failed unexpectedly", extra={"event": item.event_pk})
+            result = DeliveryResult(
+                request_headers=request.headers,
+                status_code=None,
+                response_body=None,
+                error=f"The request failed: {type(error).__name__}.",
+                duration_ms=0,
+            )
+        finished_at: datetime | None = None
 
         async def finish(tx: Tx) -> outbox.Outcome:
+            nonlocal finished_at
+            finished_at = await self._now(tx.db)
             async with tx.write() as db:
                 return await outbox.finish(
-                    db=db, claim=item, result=result, now=now, policy=self.policy
+                    db=db, claim=item, result=result, now=finished_at, policy=self.policy
                 )
 
         try:
@@ -246,26 +280,35 @@ class Worker:
             outcome.status is EventStatus.EXHAUSTED or outcome.first_success
         ):
             self.metrics.webhook_messages.labels(outcome=outcome.status.value.lower()).inc()
-        if outcome.first_success:
-            latency = (now - item.published_at).total_seconds()
+        if outcome.first_success and finished_at is not None:
+            latency = (finished_at - item.published_at).total_seconds()
             self.metrics.webhook_delivery_latency.observe(max(0.0, latency))
 
     async def _update_backlog(self) -> None:
         async with self.session_factory() as session:
-            found = await outbox.backlog(session, self.clock())
+            found = await outbox.backlog(session, await self._now(session))
             await session.rollback()
         self.metrics.webhook_due_backlog.set(found.due)
         self.metrics.webhook_oldest_due_seconds.set(found.oldest_due_seconds)
 
     async def _prune(self) -> None:
-        older_than = self.clock() - self.config.retention
+        """Delete what is past the retention, a small batch per transaction, for at most
+        PRUNE_BUDGET_SECONDS a cycle: enough to keep up with any sustained event rate without
+        holding the database's write lock (SQLite) for long at a time."""
+        removed = 0
+        deadline = time.monotonic() + PRUNE_BUDGET_SECONDS
 
-        async def prune(tx: Tx) -> int:
+        async def prune(tx: Tx) -> outbox.Pruned:
+            older_than = await self._now(tx.db) - self.config.retention
             async with tx.write() as db:
                 return await outbox.prune(db=db, older_than=older_than)
 
-        async with self.session_factory() as session:
-            removed = await run_unit(session, self.engine, prune)
+        while True:
+            async with self.session_factory() as session:
+                pruned = await run_unit(session, self.engine, prune)
+            removed += pruned.removed
+            if not pruned.more or time.monotonic() >= deadline or self._stopping:
+                break
         if removed:
             logger.info("pruned old webhook events and attempts", extra={"rows": removed})
 

@@ -468,9 +468,10 @@ async def test_failed_events_are_queued_and_then_sent_by_a_worker(
     assert payload == {"queuedCount": 2, "userErrors": []}
     queued = {e["id"]: e for e in await events(api, token, store_id)}
     assert queued[exhausted]["status"] == "RETRYING"
-    assert queued[exhausted]["manualResendCount"] == 1
+    assert queued[exhausted]["manualResendCount"] == 0  # counted when sent
     assert await deliver(app) == 2
     sent = {e["id"]: e for e in await events(api, token, store_id)}
+    assert sent[exhausted]["manualResendCount"] == 1
     assert {sent[i]["status"] for i in (retrying, exhausted, succeeded)} == {"SUCCEEDED"}
     assert sent[retrying]["attempts"]["nodes"][-1]["trigger"] == "EVENT"
     assert sent[retrying]["attempts"]["nodes"][-1]["attemptNumber"] == 2

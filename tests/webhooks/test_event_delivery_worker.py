@@ -102,7 +102,8 @@ async def test_a_slow_receiver_holds_one_slot_while_others_are_delivered(
     fast_events = [
         await published(client, event_body(fast_owner.representative_store_id)) for _ in range(3)
     ]
-    worker = make_worker(app, concurrency=2, per_host_limit=1, limits=PATIENT)  # real clock
+    # (4 slots: one merchant may hold 2, one host 1)
+    worker = make_worker(app, concurrency=4, per_host_limit=1, limits=PATIENT)  # real clock
 
     # when the worker runs
     async with running(worker):
@@ -132,7 +133,8 @@ async def test_a_slow_receiver_does_not_hold_up_another_setting_of_the_same_stor
     await save_setting(api, owner.token, store_id, fast.url, module_version="V1")
     for _ in range(2):
         await published(client, event_body(store_id))
-    worker = make_worker(app, concurrency=2, per_host_limit=1, limits=PATIENT)  # real clock
+    # (4 slots: one merchant may hold 2, one host 1)
+    worker = make_worker(app, concurrency=4, per_host_limit=1, limits=PATIENT)  # real clock
 
     async with running(worker):
         # when the slow host is full and the store's other V2 event had to wait
@@ -249,8 +251,7 @@ async def test_a_lease_that_ran_out_passes_the_event_to_another_worker(
             now=clock.now,
             limit=1,
             lease=survivor.config.lease,
-            host_in_flight={},
-            per_host_limit=1,
+            capacity=outbox.Capacity(host_in_flight={}, per_host_limit=1),
         )
         await db.commit()
     [dead_claim] = claimed.claims
@@ -305,9 +306,8 @@ async def test_an_event_whose_last_attempt_killed_its_worker_ends_exhausted_not_
             now=clock.now,
             limit=1,
             lease=survivor.config.lease,
-            host_in_flight={},
-            per_host_limit=1,
-            max_attempts=last,
+            capacity=outbox.Capacity(host_in_flight={}, per_host_limit=1),
+            policy=survivor.policy,
         )
         await db.commit()
     assert [c.attempt_number for c in claimed.claims] == [last]
