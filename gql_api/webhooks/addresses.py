@@ -21,6 +21,10 @@ RESOLVE_TIMEOUT_SECONDS = 5.0
 ALLOWED_NETWORKS_SETTING = "WEBHOOK_ALLOWED_NETWORKS"
 _CGNAT = ipaddress.ip_network("100.64.0.0/10")
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
+UNPRINTABLE_MESSAGE = (
+    "The URL must not contain spaces, control characters or other invisible characters; "
+    "percent-encode them (a space is %20)."
+)
 _NEVER_RESOLVE = frozenset({"invalid", "test", "example", "local", "onion"})
 
 
@@ -82,6 +86,10 @@ def check_shape(url: str, *, require_https: bool) -> tuple[SplitResult, str, int
     """Scheme, length, credentials and host of a URL, without resolving it."""
     if len(url) > URL_MAX_LENGTH:
         raise UrlRefused(f"The URL must be at most {URL_MAX_LENGTH} characters.", forbidden=False)
+    # Controls (DEL and C1 too), format characters (zero-width, bidi), separators other than
+    # the space, and the space itself: no URL holds them unencoded, and httpx cannot send one.
+    if not url.isprintable() or " " in url:
+        raise UrlRefused(UNPRINTABLE_MESSAGE, forbidden=False)
     try:
         parts = urlsplit(url)
         port = parts.port
@@ -94,7 +102,7 @@ def check_shape(url: str, *, require_https: bool) -> tuple[SplitResult, str, int
     if parts.username is not None or parts.password is not None:
         raise UrlRefused("The URL must not contain credentials.", forbidden=True)
     host = parts.hostname
-    if not host or any(c.isspace() for c in url):
+    if not host:
         raise UrlRefused("The URL has no valid host.", forbidden=False)
     try:  # internationalised names travel as IDNA (punycode) in DNS, Host and SNI
         host = host.encode("idna").decode("ascii")

@@ -52,6 +52,11 @@ NON_PUBLIC = [
     "http://[::ffff:169.254.169.254]/",
 ]
 
+CONTROL_CHARACTERS = (
+    "The URL must not contain spaces, control characters or other invisible characters; "
+    "percent-encode them (a space is %20)."
+)
+
 MALFORMED = ["http:///hook", "http://exa mple.invalid/", "http://127.0.0.1:99999/", "http://"]
 
 
@@ -113,6 +118,44 @@ async def test_other_refused_urls(
         assert names_setting is (code == FORBIDDEN), url
     assert await read_setting(api, owner.token, store_id) == before
     assert receiver.requests == []
+
+
+# Characters no URL carries unencoded (httpx refuses to send to them), anywhere in the URL
+# (NUL never gets this far: the request is refused at the door, gql_api.request_json).
+UNPRINTABLE = {
+    "control": "http://127.0.0.1:{port}/a\u0001b",
+    "del": "http://127.0.0.1:{port}/a\u007fb",
+    "c1-control": "http://127.0.0.1:{port}/a\u0085b",
+    "tab": "http://127.0.0.1:{port}/a\tb",
+    "line-break": "http://127.0.0.1:{port}/a\r\nX-Injected: 1",
+    "space-in-path": "http://127.0.0.1:{port}/a b",
+    "space-in-query": "http://127.0.0.1:{port}/hook?a=1 2",
+    "no-break-space": "http://127.0.0.1:{port}/a\u00a0b",
+    "zero-width-space": "http://127.0.0.1:{port}/a\u200bb",
+    "line-separator": "http://127.0.0.1:{port}/a\u2028b",
+    "in-the-host": "http://127.0.0.\u00011:{port}/hook",
+}
+
+
+@pytest.mark.parametrize("url", list(UNPRINTABLE.values()), ids=list(UNPRINTABLE))
+async def test_a_url_with_a_control_or_invisible_character_is_refused(
+    api: Api, receiver_pool: Receivers, url: str
+) -> None:
+    # given
+    owner = await api.sign_up()
+    store_id = owner.representative_store_id
+    receiver = await receiver_pool.start()
+    before = await save_setting(api, owner.token, store_id, receiver.url)
+
+    # when
+    payload = await update_setting(api, owner.token, store_id, url.format(port=receiver.port))
+
+    # then: refused as malformed, in words, and the saved URL still the one tested
+    assert errors_of(payload) == [(INVALID, ["input", "url"])]
+    assert payload["webhookSetting"] is None
+    assert payload["userErrors"][0]["message"] == CONTROL_CHARACTERS
+    assert await read_setting(api, owner.token, store_id) == before
+    assert (await delivered(api, owner.token, store_id))["url"] == receiver.url
 
 
 async def test_a_refused_url_is_not_where_the_test_call_goes(
