@@ -61,8 +61,13 @@ class Mutation:
         description="Send an event again now, outside its schedule, to the setting in force, "
         "and record the attempt (trigger MANUAL) whatever the receiver does; a success ends "
         f"the schedule (SUCCEEDED). At most {outbox.MANUAL_RESEND_LIMIT} resends per event "
-        "(MAX_WEBHOOK_RETRY_COUNT_REACHED). A store that follows the representative store's "
-        "setting can be resent to by merchant-wide callers only (WEBHOOK_REPRESENTATIVE_SETTING)."
+        "(MAX_WEBHOOK_RETRY_COUNT_REACHED), and at most "
+        f"{event_service.RESENDS_PER_MINUTE} resends a minute per store "
+        "(WEBHOOK_RESEND_RATE_LIMITED: every MANUAL attempt of the store's events counts, "
+        "those of webhookEventsResendFailed included; a refused resend is not one of the "
+        "event's). "
+        "A store that follows the representative store's setting can be resent to by "
+        "merchant-wide callers only (WEBHOOK_REPRESENTATIVE_SETTING)."
     )
     async def webhook_event_resend(
         self, info: Info, input: WebhookEventResendInput

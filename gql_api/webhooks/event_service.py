@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, func, or_
@@ -29,12 +29,13 @@ from gql_api.scoping import scope_to_store
 from gql_api.security.encryption import Encryptor
 from gql_api.stores.service import require_store, store_by_pk
 from gql_api.webhooks import outbox
-from gql_api.webhooks.events import FAILED_STATUSES, EventStatus
+from gql_api.webhooks.events import FAILED_STATUSES, EventStatus, Trigger
 from gql_api.webhooks.payloads import ModuleVersionValue
 from gql_api.webhooks.sender import DeliveryResult
 from gql_api.webhooks.service import EffectiveWebhookSetting, store_settings, visible_deliveries
 
 EVENT_ID_PATH = ("input", "id")
+RESENDS_PER_MINUTE = 10  # per store, counted in the database (as test calls are)
 EVENT_NOT_FOUND = "No webhook event with this ID."
 _FAILED = [status.value for status in FAILED_STATUSES]
 
@@ -274,8 +275,10 @@ async def start_resend(
     transaction open, then finish_resend records what came back.
 
     At most outbox.MANUAL_RESEND_LIMIT per event, counted in the database (concurrent resends
-    cannot pass it). A store-scoped caller may not send to the representative store's URL
-    that its store follows, as for the test call (WEBHOOK_REPRESENTATIVE_SETTING)."""
+    cannot pass it), and at most RESENDS_PER_MINUTE per store (WEBHOOK_RESEND_RATE_LIMITED,
+    checked before the event's own count is touched). A store-scoped caller may not send to
+    the representative store's URL that its store follows, as for the test call
+    (WEBHOOK_REPRESENTATIVE_SETTING)."""
     require(principal, Operation.WEBHOOK_MANAGE)
     pk = pk_of(event_id, "WebhookEvent")
     found = (
@@ -296,6 +299,7 @@ async def start_resend(
             "This store uses the representative store's webhook setting, which only "
             "merchant-wide roles can send to.",
         )
+    await _check_resend_rate(db, event.store_pk, now)
     claim, reason = await outbox.start_manual_resend(
         db=db, encryptor=encryptor, event=event, now=now
     )
@@ -319,6 +323,31 @@ async def start_resend(
     assert claim is not None
     label = f"{event.module_version} {event.mode} {event.type} event “{event.event_id}”"
     return StartedResend(claim=claim, store_id=store.store_id, label=label)
+
+
+async def _check_resend_rate(db: AsyncSession, store_pk: int, now: datetime) -> None:
+    """Refuse a manual resend past RESENDS_PER_MINUTE for the store in the last minute.
+
+    Counted from the MANUAL attempts recorded (a started resend is recorded before it is sent),
+    one resend of the store at a time: the store's row is locked first (SQLite: the write
+    transaction already is), so concurrent resends on any number of processes cannot pass it.
+    MANUAL attempts that workers make for webhookEventsResendFailed count as well."""
+    await db.exec(select(Store.id).where(col(Store.id) == store_pk).with_for_update())
+    recent = (
+        await db.exec(
+            select(func.count()).where(
+                col(WebhookDelivery.store_pk) == store_pk,
+                col(WebhookDelivery.trigger) == Trigger.MANUAL.value,
+                col(WebhookDelivery.attempted_at) > now - timedelta(minutes=1),
+            )
+        )
+    ).one()
+    if recent >= RESENDS_PER_MINUTE:
+        raise DomainError.single(
+            UserErrorCode.WEBHOOK_RESEND_RATE_LIMITED,
+            EVENT_ID_PATH,
+            f"At most {RESENDS_PER_MINUTE} resends a minute per store; try again shortly.",
+        )
 
 
 @dataclass(frozen=True)
