@@ -158,6 +158,20 @@ def ensure_wrk() -> str:
     raise BenchError("wrk is required: apt-get install wrk (as root), then run make bench again")
 
 
+def cpu_speed() -> float:
+    """Seconds a fixed pure-Python loop takes (best of 3): the speed of a core right now. A
+    host busy with other virtual machines slows every core without any process here showing
+    it; absolute numbers then drop for every row, ratios much less."""
+    best = float("inf")
+    for _ in range(3):
+        started = time.perf_counter()
+        total = 0
+        for number in range(3_000_000):
+            total += number
+        best = min(best, time.perf_counter() - started)
+    return best
+
+
 def idle_cpu_busy(seconds: float = 2.0) -> float:
     """Fraction of all CPUs busy over `seconds` (before any load: other work on the machine)."""
 
@@ -866,6 +880,7 @@ def render(
     busy: float,
     foreign: tuple[float, float],
     notes: list[str],
+    speed: float,
 ) -> str:
     now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     load = [
@@ -893,6 +908,8 @@ def render(
             if max(busy, foreign[0]) > BUSY_LIMIT
             else ""
         ),
+        f"- Core speed before the load: 3 million additions in a pure-Python loop took "
+        f"{speed * 1000:.0f} ms (best of 3); compare runs by it",
         "",
         "| measure | how | result | target | |",
         "|---|---|---|---|---|",
@@ -1061,6 +1078,7 @@ def main() -> int:
                     out.write(f"## {n} sub-stores: {len(statements)} statements\n")
                     out.writelines(f"{s}\n" for s in statements)
         busy = idle_cpu_busy()
+        speed = cpu_speed()
         if busy > BUSY_LIMIT:
             log(f"warning: {busy:.0%} of the CPUs are busy with other work; numbers will be off")
         with ForeignLoad(dbs.roots) as foreign:
@@ -1080,7 +1098,9 @@ def main() -> int:
     finally:
         dbs.stop()
         shutil.rmtree(scratch, ignore_errors=True)
-    section = render(rows, dbs, started, server_log_errors(logs), busy, foreign.summary(), notes)
+    section = render(
+        rows, dbs, started, server_log_errors(logs), busy, foreign.summary(), notes, speed
+    )
     if foreign.summary()[0] > BUSY_LIMIT:
         log(f"warning: other processes used {foreign.summary()[0]:.0%} of the CPUs meanwhile")
     print(section)
