@@ -28,7 +28,7 @@ from gql_api.permissions import Operation, Principal, confined_store_pk, require
 from gql_api.scoping import scope_to_store
 from gql_api.security.encryption import Encryptor
 from gql_api.stores.service import require_store, store_by_pk
-from gql_api.webhooks import outbox
+from gql_api.webhooks import outbox, resends
 from gql_api.webhooks.events import FAILED_STATUSES, EventStatus, Trigger
 from gql_api.webhooks.payloads import ModuleVersionValue
 from gql_api.webhooks.sender import DeliveryResult
@@ -300,7 +300,7 @@ async def start_resend(
             "merchant-wide roles can send to.",
         )
     await _check_resend_rate(db, event.store_pk, now)
-    claim, reason = await outbox.start_manual_resend(
+    claim, reason = await resends.start_manual_resend(
         db=db, encryptor=encryptor, event=event, now=now
     )
     if claim is None:
@@ -370,7 +370,7 @@ async def finish_resend(
     caller's write transaction. The audit summary names the outcome, never the URL or the
     receiver's answer (either may carry a token)."""
     require(principal, Operation.WEBHOOK_MANAGE)
-    delivery, event, first_success = await outbox.finish_manual_resend(
+    delivery, event, first_success = await resends.finish_manual_resend(
         db=db, claim=started.claim, result=result, now=now
     )
     if delivery is None or event is None:  # pruned, or its store deleted, meanwhile
@@ -403,7 +403,7 @@ async def resend_failed(
     now: datetime,
 ) -> int:
     """Queue one more attempt for the store's failed events published in [from, until), for
-    the workers to send (outbox.queue_failed_resends), in the caller's write transaction;
+    the workers to send (resends.queue_failed_resends), in the caller's write transaction;
     returns how many were queued.
 
     Bad input changes nothing and every problem is reported at once. A store-scoped caller
@@ -424,7 +424,7 @@ async def resend_failed(
     problems.raise_if_any()
     assert store is not None and store.id is not None
     await _refuse_representative_events(db, principal, store, start, end)
-    queued = await outbox.queue_failed_resends(
+    queued = await resends.queue_failed_resends(
         db=db, store_pk=store.id, now=now, published_from=start, published_until=end
     )
     window = "".join(

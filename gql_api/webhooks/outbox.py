@@ -1,5 +1,5 @@
 """The outbox of webhook events: publishing, claiming due events under a lease, recording each
-attempt and scheduling the next, resending, pruning.
+attempt and scheduling the next (resends: webhooks.resends; retention: webhooks.upkeep).
 
 Every decision is made in the database, so any number of processes may share the work: an
 event is accepted once per (store, publisher id) by a unique index; a worker claims due events
@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import delete, func, or_, tuple_, update
+from sqlalchemy import or_, tuple_, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -43,7 +43,6 @@ UNFINISHED = "Not finished: the attempt was in progress, or its worker stopped b
 MANUAL_RESEND_LIMIT = 5  # per event (PortOne: MAX_WEBHOOK_RETRY_COUNT_REACHED)
 LEASE_MARGIN_SECONDS = 10.0
 CANDIDATES_PER_CLAIM = 4  # rows looked at per free slot, so that full hosts can be passed over
-PRUNE_BATCH = 500
 logger = logging.getLogger("gql_api.webhooks.outbox")
 
 
@@ -267,7 +266,8 @@ class ClaimResult:
     passed_over: dict[SettingKey, str] = field(default_factory=dict)
 
 
-def _due(now: datetime, passed_over: set[SettingKey]) -> list[Any]:
+def due(now: datetime, passed_over: set[SettingKey]) -> list[Any]:
+    """The conditions of an event due for an attempt at `now` and not leased."""
     conditions: list[Any] = [
         col(WebhookEvent.next_attempt_at) <= now,
         or_(col(WebhookEvent.locked_until).is_(None), col(WebhookEvent.locked_until) < now),
@@ -282,7 +282,7 @@ def _due(now: datetime, passed_over: set[SettingKey]) -> list[Any]:
 
 async def any_due(db: AsyncSession, now: datetime, passed_over: Iterable[SettingKey] = ()) -> bool:
     """Whether anything is due (a plain read: an idle worker takes no write lock to learn it)."""
-    statement = select(WebhookEvent.id).where(*_due(now, set(passed_over))).limit(1)
+    statement = select(WebhookEvent.id).where(*due(now, set(passed_over))).limit(1)
     return (await db.exec(statement)).first() is not None
 
 
@@ -325,7 +325,7 @@ async def claim_due(
     candidates = (
         await db.exec(
             select(WebhookEvent)
-            .where(*_due(now, set(passed_over)))
+            .where(*due(now, set(passed_over)))
             .order_by(col(WebhookEvent.next_attempt_at), col(WebhookEvent.id))
             .limit(limit * CANDIDATES_PER_CLAIM)
             .with_for_update(skip_locked=True)
@@ -483,7 +483,7 @@ async def _lease(
     event.locked_until = now + lease
     event.lease_token = token_source.token_hex(16)
     db.add(event)
-    delivery = _unfinished_delivery(event, request, trigger, number, now)
+    delivery = unfinished_delivery(event, request, trigger, number, now)
     db.add(delivery)
     await db.flush()
     assert delivery.id is not None
@@ -499,7 +499,7 @@ async def _lease(
     )
 
 
-def _unfinished_delivery(
+def unfinished_delivery(
     event: WebhookEvent, request: Request, trigger: Trigger, number: int, now: datetime
 ) -> WebhookDelivery:
     return WebhookDelivery(
@@ -567,7 +567,7 @@ async def finish(
         pass
     elif result.succeeded:
         first_success = event.succeeded_at is None
-        _succeeded(event, now)
+        mark_succeeded(event, now)
     else:
         delay = (
             policy.delay_after(event.attempt_count, result.retry_after_seconds)
@@ -580,7 +580,7 @@ async def finish(
     return Outcome(status=EventStatus(event.status), first_success=first_success)
 
 
-def _succeeded(event: WebhookEvent, now: datetime) -> None:
+def mark_succeeded(event: WebhookEvent, now: datetime) -> None:
     event.status = EventStatus.SUCCEEDED.value
     event.status_reason = None
     event.next_attempt_at = None
@@ -604,186 +604,3 @@ async def release(*, db: AsyncSession, claims: Iterable[Claim]) -> int:
         )
         released += outcome.rowcount
     return released
-
-
-async def start_manual_resend(
-    *, db: AsyncSession, encryptor: Encryptor, event: WebhookEvent, now: datetime
-) -> tuple[Claim | None, str | None]:
-    """Count one manual resend of `event` (at most MANUAL_RESEND_LIMIT, counted in the database
-    so that concurrent resends cannot pass it) and record it as an unfinished MANUAL attempt.
-
-    Returns (None, why) when it cannot be sent now: the limit (why is None then) or the
-    setting in force has nowhere to send it (why says so)."""
-    assert event.id is not None
-    store = await db.get(Store, event.store_pk)
-    assert store is not None
-    setting = await setting_in_force(
-        db, store, ModuleVersionValue(event.module_version), IntegrationMode(event.mode)
-    )
-    reason = why_not_deliverable(setting, event)
-    if reason is not None:
-        return None, reason
-    counted = await db.exec(
-        update(WebhookEvent)
-        .where(
-            col(WebhookEvent.id) == event.id,
-            col(WebhookEvent.manual_resend_count) < MANUAL_RESEND_LIMIT,
-        )
-        .values(manual_resend_count=col(WebhookEvent.manual_resend_count) + 1)
-    )
-    if counted.rowcount == 0:
-        return None, None
-    await db.refresh(event)
-    request = await build_request(db, encryptor, setting, event, now)
-    delivery = _unfinished_delivery(event, request, Trigger.MANUAL, event.manual_resend_count, now)
-    db.add(delivery)
-    await db.flush()
-    assert delivery.id is not None
-    return (
-        Claim(
-            event_pk=event.id,
-            merchant_pk=event.merchant_id,
-            lease_token="",
-            delivery_pk=delivery.id,
-            trigger=Trigger.MANUAL,
-            attempt_number=event.manual_resend_count,
-            published_at=event.published_at,
-            request=request,
-        ),
-        None,
-    )
-
-
-async def finish_manual_resend(
-    *, db: AsyncSession, claim: Claim, result: DeliveryResult, now: datetime
-) -> tuple[WebhookDelivery | None, WebhookEvent | None, bool]:
-    """Record a manual resend; a success ends the event's schedule (SUCCEEDED), a failure
-    leaves the event as it was. Returns (delivery, event, first success)."""
-    delivery = await db.get(WebhookDelivery, claim.delivery_pk)
-    if delivery is not None:
-        record_result(delivery, result)
-        db.add(delivery)
-    event = (
-        await db.exec(
-            select(WebhookEvent).where(col(WebhookEvent.id) == claim.event_pk).with_for_update()
-        )
-    ).first()
-    first_success = False
-    if event is not None and result.succeeded and event.status != EventStatus.SUCCEEDED.value:
-        first_success = event.succeeded_at is None
-        _succeeded(event, now)
-        db.add(event)
-    await db.flush()
-    return delivery, event, first_success
-
-
-async def queue_failed_resends(
-    *,
-    db: AsyncSession,
-    store_pk: int,
-    now: datetime,
-    published_from: datetime | None,
-    published_until: datetime | None,
-) -> int:
-    """Bulk resend of a store's failed events (webhookEventsResendFailed), queued for workers.
-
-    RETRYING events have their next attempt brought forward to now. EXHAUSTED events get one
-    more attempt, a MANUAL one that counts against their manual-resend limit when it is sent
-    (events at the limit are left out); they are RETRYING until it ends. Returns how many were
-    queued."""
-    window: list[Any] = [col(WebhookEvent.store_pk) == store_pk]
-    if published_from is not None:
-        window.append(col(WebhookEvent.published_at) >= published_from)
-    if published_until is not None:
-        window.append(col(WebhookEvent.published_at) < published_until)
-    retrying = await db.exec(
-        update(WebhookEvent)
-        .where(*window, col(WebhookEvent.status) == EventStatus.RETRYING.value)
-        .where(col(WebhookEvent.next_attempt_at) > now)
-        .values(next_attempt_at=now)
-    )
-    exhausted = await db.exec(
-        update(WebhookEvent)
-        .where(
-            *window,
-            col(WebhookEvent.status) == EventStatus.EXHAUSTED.value,
-            col(WebhookEvent.manual_resend_count) < MANUAL_RESEND_LIMIT,
-        )
-        .values(
-            status=EventStatus.RETRYING.value,
-            next_attempt_at=now,
-            next_trigger=Trigger.MANUAL.value,
-        )
-    )
-    return int(retrying.rowcount) + int(exhausted.rowcount)
-
-
-@dataclass(frozen=True)
-class Backlog:
-    due: int
-    oldest_due_seconds: float
-
-
-async def backlog(db: AsyncSession, now: datetime) -> Backlog:
-    """Events due now and not leased, and how long the oldest of them has waited."""
-    row = (
-        await db.exec(
-            select(func.count(), func.min(col(WebhookEvent.next_attempt_at))).where(
-                *_due(now, set())
-            )
-        )
-    ).one()
-    count, oldest = row
-    waited = (now - oldest).total_seconds() if oldest is not None else 0.0
-    return Backlog(due=int(count), oldest_due_seconds=max(0.0, waited))
-
-
-@dataclass(frozen=True)
-class Pruned:
-    removed: int  # rows deleted
-    more: bool  # a batch was full: there may be more to delete now
-
-
-async def prune(*, db: AsyncSession, older_than: datetime) -> Pruned:
-    """Delete one small batch of events (with their attempts) and of test calls older than
-    `older_than` (the retention), in the caller's write transaction; events still scheduled
-    are kept. Rows another worker is pruning are skipped (SKIP LOCKED), so workers pruning at
-    once share the work rather than repeat it."""
-    old_events = (
-        await db.exec(
-            select(WebhookEvent.id)
-            .where(
-                col(WebhookEvent.published_at) < older_than,
-                col(WebhookEvent.next_attempt_at).is_(None),
-                col(WebhookEvent.locked_until).is_(None),
-            )
-            .order_by(col(WebhookEvent.id))
-            .limit(PRUNE_BATCH)
-            .with_for_update(skip_locked=True)
-        )
-    ).all()
-    removed = 0
-    if old_events:
-        attempts = await db.exec(
-            delete(WebhookDelivery).where(col(WebhookDelivery.event_pk).in_(old_events))
-        )
-        events = await db.exec(delete(WebhookEvent).where(col(WebhookEvent.id).in_(old_events)))
-        removed += int(attempts.rowcount) + int(events.rowcount)
-    old_calls = (
-        await db.exec(
-            select(WebhookDelivery.id)
-            .where(
-                col(WebhookDelivery.attempted_at) < older_than,
-                col(WebhookDelivery.event_pk).is_(None),  # test calls: attempts go with events
-            )
-            .order_by(col(WebhookDelivery.id))
-            .limit(PRUNE_BATCH)
-            .with_for_update(skip_locked=True)
-        )
-    ).all()
-    if old_calls:
-        calls = await db.exec(delete(WebhookDelivery).where(col(WebhookDelivery.id).in_(old_calls)))
-        removed += int(calls.rowcount)
-    return Pruned(
-        removed=removed, more=len(old_events) == PRUNE_BATCH or len(old_calls) == PRUNE_BATCH
-    )

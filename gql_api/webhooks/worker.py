@@ -34,7 +34,7 @@ from gql_api.metrics import Metrics
 from gql_api.mutations import run_unit
 from gql_api.security.encryption import Encryptor
 from gql_api.settings import Settings
-from gql_api.webhooks import outbox
+from gql_api.webhooks import outbox, upkeep
 from gql_api.webhooks.addresses import RESOLVE_TIMEOUT_SECONDS, IPNetwork, parse_networks
 from gql_api.webhooks.events import EventStatus
 from gql_api.webhooks.sender import DEADLINE_MARGIN_SECONDS, DeliveryResult, Limits, check_and_send
@@ -286,7 +286,7 @@ class Worker:
 
     async def _update_backlog(self) -> None:
         async with self.session_factory() as session:
-            found = await outbox.backlog(session, await self._now(session))
+            found = await upkeep.backlog(session, await self._now(session))
             await session.rollback()
         self.metrics.webhook_due_backlog.set(found.due)
         self.metrics.webhook_oldest_due_seconds.set(found.oldest_due_seconds)
@@ -298,10 +298,10 @@ class Worker:
         removed = 0
         deadline = time.monotonic() + PRUNE_BUDGET_SECONDS
 
-        async def prune(tx: Tx) -> outbox.Pruned:
+        async def prune(tx: Tx) -> upkeep.Pruned:
             older_than = await self._now(tx.db) - self.config.retention
             async with tx.write() as db:
-                return await outbox.prune(db=db, older_than=older_than)
+                return await upkeep.prune(db=db, older_than=older_than)
 
         while True:
             async with self.session_factory() as session:

@@ -17,7 +17,7 @@ from starlette.applications import Starlette
 
 from db.models import WebhookSecret, WebhookSetting
 from gql_api.settings import Settings
-from gql_api.webhooks import outbox
+from gql_api.webhooks import outbox, upkeep
 from gql_api.webhooks.sender import Limits
 from gql_api.webhooks.worker import Worker
 from tests.factories import seed_merchant
@@ -189,7 +189,7 @@ async def test_retention_deletes_more_than_one_batch_a_cycle(
     worker = make_worker(app, clock)
     while await worker.deliver_due():  # 4 at a time: one receiver host
         pass
-    monkeypatch.setattr(outbox, "PRUNE_BATCH", 2)
+    monkeypatch.setattr(upkeep, "PRUNE_BATCH", 2)
     clock.advance(days=31)
 
     # when the worker prunes once
