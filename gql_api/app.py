@@ -58,7 +58,7 @@ _SUB_RESPONSE_KEY = "gql_api.sub_response"
 _REQUEST_ERROR_CODES = frozenset(
     {GRAPHQL_PARSE_FAILED, GRAPHQL_VALIDATION_FAILED, ApiErrorCode.QUERY_TOO_COMPLEX.value}
 )
-READY_TIMEOUT_SECONDS = 2.0
+READY_TIMEOUT_SECONDS = 5.0  # a loaded host may take seconds to open a first connection
 
 
 class GraphQLApp(GraphQL[Context, None]):
