@@ -148,7 +148,10 @@ class Settings(BaseSettings):
         description="deliveries in flight at once to one receiver host, per worker process",
     )
     webhook_worker_poll_seconds: float = Field(
-        default=1.0, gt=0, le=60, description="how often an idle worker looks for due events"
+        default=0.25,
+        gt=0,
+        le=60,
+        description="how often an idle worker looks for due events (one small indexed read)",
     )
     webhook_retry_schedule_minutes: Annotated[list[float], NoDecode] = Field(
         default_factory=lambda: [1.0, 4.0, 16.0, 64.0, 256.0],

@@ -17,7 +17,7 @@ from typing import Any
 
 from cross_web import HTTPException
 from pydantic import SecretStr
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
@@ -26,6 +26,7 @@ from db.engine import Tx
 from gql_api.context import AppState
 from gql_api.errors import DomainError
 from gql_api.ids import global_id
+from gql_api.logs import current_request_id
 from gql_api.mutations import run_unit
 from gql_api.request_json import NOT_AN_OBJECT_MESSAGE, decode_request_json
 from gql_api.webhooks import outbox
@@ -59,6 +60,10 @@ def token_matches(header: str | None, digests: Sequence[bytes]) -> bool:
     for digest in digests:  # every digest compared: the time does not tell which one matched
         matched |= hmac.compare_digest(presented, digest)
     return matched
+
+
+def _request() -> dict[str, Any]:
+    return {"requestId": current_request_id()}
 
 
 def _errors(status: int, *errors: dict[str, Any]) -> Response:
@@ -163,6 +168,21 @@ def intake_endpoint(state: AppState, wake: Callable[[], None] | None) -> Callabl
             answer = await publish_event(state, event)
         except outbox.StoreNotFound:
             return _errors(404, _error(["storeId"], "NOT_FOUND", "No store with this storeId."))
+        except DBAPIError:  # e.g. SQLite's write lock not granted in time: nothing was stored
+            logger.exception("could not store a published event", extra=_request())
+            response = _errors(
+                503,
+                _error(
+                    None,
+                    "UNAVAILABLE",
+                    "The event was not stored; publish it again (an id is never stored twice).",
+                ),
+            )
+            response.headers["Retry-After"] = "1"
+            return response
+        except Exception:  # masked, logged with the request id
+            logger.exception("unexpected error publishing an event", extra=_request())
+            return _errors(500, _error(None, "INTERNAL", "Internal server error.") | _request())
         if wake is not None and not answer.duplicate:
             wake()
         logger.info(

@@ -42,7 +42,7 @@ from gql_api.webhooks.service import EffectiveWebhookSetting, active_secrets, se
 UNFINISHED = "Not finished: the attempt was in progress, or its worker stopped before it ended."
 MANUAL_RESEND_LIMIT = 5  # per event (PortOne: MAX_WEBHOOK_RETRY_COUNT_REACHED)
 LEASE_MARGIN_SECONDS = 10.0
-CANDIDATES_PER_CLAIM = 4  # rows looked at per free slot, so that full hosts can be passed over
+CANDIDATES_PER_CLAIM = 2  # rows looked at per free slot, so that full hosts can be passed over
 logger = logging.getLogger("gql_api.webhooks.outbox")
 
 
@@ -90,16 +90,20 @@ def _initial_state(
     return EventStatus.PENDING, None, now
 
 
+def no_url_reason(setting: EffectiveWebhookSetting) -> str:
+    return (
+        f"No {setting.module_version.value} {setting.mode.value} webhook URL is configured "
+        "for this store."
+    )
+
+
 def why_not_deliverable(
     setting: EffectiveWebhookSetting, event: EventInput | WebhookEvent
 ) -> str | None:
     """Why the setting in force cannot carry `event` (no URL, or a body version without this
     type), or None when it can."""
     if setting.url is None:
-        return (
-            f"No {setting.module_version.value} {setting.mode.value} webhook URL is configured "
-            "for this store."
-        )
+        return no_url_reason(setting)
     try:
         render(
             module_version=setting.module_version,
@@ -360,12 +364,10 @@ async def claim_due(
             _finish_without_sending(event, EventStatus.SKIPPED, "The store was deleted.")
             result.skipped += 1
             continue
-        reason = why_not_deliverable(setting, event)
-        if reason is not None:
-            _finish_without_sending(event, EventStatus.SKIPPED, reason)
+        if setting.url is None:
+            _finish_without_sending(event, EventStatus.SKIPPED, no_url_reason(setting))
             result.skipped += 1
             continue
-        assert setting.url is not None
         host = receiver_host(setting.url)
         merchant_full = (
             capacity.per_merchant_limit is not None
@@ -376,6 +378,10 @@ async def claim_due(
             continue
         try:
             request = await build_request(db, encryptor, setting, event, now, secrets_cache)
+        except NotDeliverable as refused:  # the payload version cannot carry this type
+            _finish_without_sending(event, EventStatus.SKIPPED, str(refused))
+            result.skipped += 1
+            continue
         except Exception as error:  # one event's trouble must not stop the others
             logger.exception("could not prepare a webhook attempt", extra={"event": event.id})
             outcome = await _not_prepared(db, event, setting.url, error, now, policy)

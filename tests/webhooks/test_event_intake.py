@@ -14,12 +14,14 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import update
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from db.models import Store
 from gql_api.settings import Settings
+from gql_api.webhooks import outbox
 from gql_api.webhooks.events import DATA_MAX_BYTES
 from tests.factories import Seeded, seed_merchant
 from tests.support import Api
@@ -484,4 +486,26 @@ async def test_a_body_that_is_not_a_json_object_is_a_4xx_in_json(
     assert field is None
     # the endpoint speaks of events, not of GraphQL requests
     assert "query" not in answer.json()["errors"][0]["message"]
+    assert await count_events(db_engine) == 0
+
+
+async def test_a_database_that_cannot_take_the_event_gets_503_to_publish_again(
+    client: httpx.AsyncClient, db_engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given a database refusing the write (as SQLite does when its lock is not granted in time)
+    owner = (await seed_merchant(db_engine, roles=(), stores=())).owner
+
+    async def locked(**_: object) -> None:
+        raise OperationalError("INSERT …", {}, Exception("database is locked"))
+
+    monkeypatch.setattr(outbox, "publish", locked)
+
+    # when an event is published
+    answer = await publish(client, event_body(owner.representative_store_id))
+
+    # then the publisher is told to try again, nothing is stored, and nothing is said of SQL
+    assert answer.status_code == 503
+    assert answer.headers["retry-after"] == "1"
+    assert [e["code"] for e in answer.json()["errors"]] == ["UNAVAILABLE"]
+    assert "INSERT" not in answer.text and "locked" not in answer.text
     assert await count_events(db_engine) == 0
