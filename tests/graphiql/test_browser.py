@@ -212,10 +212,13 @@ def _editor_value(page: Page, selector: str) -> str:
 
 
 def _type_into(page: Page, selector: str, text: str) -> None:
-    """Click a CodeMirror editor, select everything in it and type over it."""
-    page.locator(selector).first.click()
-    page.keyboard.press("Control+A")
-    page.keyboard.press("Delete")
+    """Empty a CodeMirror editor and type `text` into it."""
+    editor = page.locator(selector).first
+    editor.click()
+    # Emptied through CodeMirror itself: select-all and Delete, on a loaded machine, could run
+    # before GraphiQL had put its default query in, leaving an auto-closed bracket behind.
+    editor.evaluate("element => { element.CodeMirror.setValue(''); element.CodeMirror.focus(); }")
+    assert _editor_value(page, selector) == ""
     # Key by key, as a person types: CodeMirror closes brackets and quotes as they open, and
     # typing the closing one steps over it, so the editor ends up holding exactly `text`.
     page.keyboard.type(text)
