@@ -4,11 +4,12 @@ request a receiver got (with the `standardwebhooks` package and PortOne's own SD
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import random
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
@@ -213,3 +214,31 @@ async def receiving(
     await save_setting(api, owner.token, store_id, receiver.url)
     secret = await issue_secret(api, owner.token, store_id)
     return receiver, secret.secret
+
+
+SOON = 10.0  # seconds a test waits, at most, for what should happen at once
+
+
+async def until(condition: Callable[[], bool]) -> None:
+    """Wait (without a timed assertion) until `condition` holds; fail after SOON seconds."""
+    async with asyncio.timeout(SOON):
+        while not condition():  # noqa: ASYNC110 (a receiver's record has no event to wait on)
+            await asyncio.sleep(0.01)
+
+
+async def until_status(engine: AsyncEngine, pk: int, status: str) -> None:
+    """Wait until event `pk` has `status` (its attempt recorded); fail after SOON seconds."""
+    async with asyncio.timeout(SOON):
+        while (await load_event(engine, pk)).status != status:  # noqa: ASYNC110 (a row)
+            await asyncio.sleep(0.01)
+
+
+@contextlib.asynccontextmanager
+async def running(worker: Worker, *, grace_seconds: float = 0.1) -> AsyncIterator[None]:
+    """`worker.run` in a task for the block, stopped (and awaited) at its end."""
+    task = asyncio.create_task(worker.run(grace_seconds=grace_seconds))
+    try:
+        yield
+    finally:
+        worker.stop()
+        await asyncio.wait_for(task, SOON)

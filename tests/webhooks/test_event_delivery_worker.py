@@ -6,8 +6,6 @@ worker), retention, and the metrics it leaves.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -23,10 +21,10 @@ from db.types import utcnow
 from gql_api.settings import Settings
 from gql_api.webhooks import outbox
 from gql_api.webhooks.sender import DeliveryResult, Limits
-from gql_api.webhooks.worker import Worker
 from tests.factories import seed_merchant
 from tests.support import Api, SignedUp
 from tests.webhooks.events_support import (
+    SOON,
     FakeClock,
     assert_signed,
     event_body,
@@ -38,14 +36,16 @@ from tests.webhooks.events_support import (
     publish,
     published,
     receiving,
+    running,
     state_of,
+    until,
+    until_status,
 )
 from tests.webhooks.helpers import delivered, issue_secret, save_setting
 from tests.webhooks.receiver import Receivers
 
 # Long enough that a held receiver holds for the whole test (it is released, never timed out).
 PATIENT = Limits(connect_seconds=5.0, read_seconds=30.0, response_max_bytes=65536)
-SOON = 10.0  # seconds a test waits, at most, for what should happen at once
 
 
 @pytest.fixture(name="settings")
@@ -55,31 +55,6 @@ def settings_for_events(database_url: str) -> Settings:
 
 async def new_owner(db_engine: AsyncEngine) -> SignedUp:
     return (await seed_merchant(db_engine, roles=(), stores=())).owner
-
-
-async def until(condition: Callable[[], bool]) -> None:
-    """Wait (without a timed assertion) until `condition` holds; fail after SOON seconds."""
-    async with asyncio.timeout(SOON):
-        while not condition():  # noqa: ASYNC110 (a receiver's record has no event to wait on)
-            await asyncio.sleep(0.01)
-
-
-async def until_status(engine: AsyncEngine, pk: int, status: str) -> None:
-    """Wait until event `pk` has `status` (its attempt recorded); fail after SOON seconds."""
-    async with asyncio.timeout(SOON):
-        while (await load_event(engine, pk)).status != status:  # noqa: ASYNC110 (a row)
-            await asyncio.sleep(0.01)
-
-
-@contextlib.asynccontextmanager
-async def running(worker: Worker, *, grace_seconds: float = 0.1) -> AsyncIterator[None]:
-    """`worker.run` in a task for the block, stopped (and awaited) at its end."""
-    task = asyncio.create_task(worker.run(grace_seconds=grace_seconds))
-    try:
-        yield
-    finally:
-        worker.stop()
-        await asyncio.wait_for(task, SOON)
 
 
 # --- per-host concurrency --------------------------------------------------------------------

@@ -5,8 +5,6 @@ receivers never take every slot however they are named, and retention keeps up."
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator, Callable
 
 import httpx
 import pytest
@@ -19,10 +17,10 @@ from db.models import WebhookSecret, WebhookSetting
 from gql_api.settings import Settings
 from gql_api.webhooks import outbox, upkeep
 from gql_api.webhooks.sender import Limits
-from gql_api.webhooks.worker import Worker
 from tests.factories import seed_merchant
 from tests.support import Api, SignedUp
 from tests.webhooks.events_support import (
+    SOON,
     FakeClock,
     count_events,
     event_body,
@@ -32,12 +30,13 @@ from tests.webhooks.events_support import (
     make_worker,
     published,
     receiving,
+    running,
+    until,
 )
 from tests.webhooks.helpers import save_setting
 from tests.webhooks.receiver import Receivers
 
 PATIENT = Limits(connect_seconds=5.0, read_seconds=30.0, response_max_bytes=65536)
-SOON = 10.0
 
 
 @pytest.fixture(name="settings")
@@ -47,22 +46,6 @@ def settings_for_events(database_url: str) -> Settings:
 
 async def new_owner(db_engine: AsyncEngine, stores: tuple[str, ...] = ()) -> SignedUp:
     return (await seed_merchant(db_engine, roles=(), stores=stores)).owner
-
-
-async def until(condition: Callable[[], bool]) -> None:
-    async with asyncio.timeout(SOON):
-        while not condition():  # noqa: ASYNC110 (a receiver's record has no event to wait on)
-            await asyncio.sleep(0.01)
-
-
-@contextlib.asynccontextmanager
-async def running(worker: Worker) -> AsyncIterator[None]:
-    task = asyncio.create_task(worker.run(grace_seconds=0.1))
-    try:
-        yield
-    finally:
-        worker.stop()
-        await asyncio.wait_for(task, SOON)
 
 
 async def test_a_secret_no_key_decrypts_fails_its_event_and_not_the_others(
