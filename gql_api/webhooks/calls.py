@@ -12,15 +12,15 @@ import time
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import delete, func
-from sqlmodel import col, select
+from sqlalchemy import delete
+from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from db.models import Store, WebhookDelivery
+from db.models import WebhookDelivery
 from db.types import utcnow
 from gql_api.audit import service as audit
 from gql_api.channels.rules import IntegrationMode
-from gql_api.errors import DomainError, UserErrorCode
+from gql_api.errors import DomainError, FieldError, UserErrorCode
 from gql_api.ids import global_id
 from gql_api.permissions import Operation, Principal
 from gql_api.security.encryption import Encryptor
@@ -30,7 +30,12 @@ from gql_api.webhooks.addresses import IPNetwork
 from gql_api.webhooks.events import Trigger
 from gql_api.webhooks.payloads import ModuleVersionValue, sample_event_body
 from gql_api.webhooks.sender import DeliveryResult, Limits, check_and_send
-from gql_api.webhooks.service import EffectiveWebhookSetting, active_secrets, store_settings
+from gql_api.webhooks.service import (
+    EffectiveWebhookSetting,
+    active_secrets,
+    refuse_past_rate,
+    store_settings,
+)
 
 TEST_CALLS_PER_MINUTE = 10  # per store, counted in the database
 UNFINISHED = "Not finished: the call was in progress, or the server stopped before it ended."
@@ -70,23 +75,18 @@ async def start(
     )
     setting = call.setting
     assert setting.store.id is not None
-    # Calls of one store are counted one at a time (SQLite: the write transaction already is).
-    await db.exec(select(Store.id).where(col(Store.id) == setting.store.id).with_for_update())
-    recent = (
-        await db.exec(
-            select(func.count()).where(
-                col(WebhookDelivery.store_pk) == setting.store.id,
-                col(WebhookDelivery.trigger) == Trigger.TEST.value,
-                col(WebhookDelivery.attempted_at) > utcnow() - timedelta(minutes=1),
-            )
-        )
-    ).one()
-    if recent >= TEST_CALLS_PER_MINUTE:
-        raise DomainError.single(
+    await refuse_past_rate(
+        db,
+        store_pk=setting.store.id,
+        trigger=Trigger.TEST.value,
+        per_minute=TEST_CALLS_PER_MINUTE,
+        now=utcnow(),
+        error=FieldError(
             UserErrorCode.WEBHOOK_TEST_RATE_LIMITED,
             ("input", "storeId"),
             f"At most {TEST_CALLS_PER_MINUTE} test calls a minute per store; try again shortly.",
-        )
+        ),
+    )
     row = WebhookDelivery(
         merchant_id=principal.merchant_pk,
         store_pk=setting.store.id,

@@ -7,7 +7,7 @@ from datetime import datetime
 import strawberry
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from db.types import utcnow
+from db.clock import database_now
 from gql_api.context import Info
 from gql_api.mutations import mutate
 from gql_api.user_errors import UserError
@@ -81,7 +81,7 @@ class Mutation:
                 principal=principal,
                 encryptor=app.encryptor,
                 event_id=str(input.id),
-                now=utcnow(),
+                now=await database_now(db),
             )
 
         # No transaction stays open while the receiver takes its time.
@@ -98,9 +98,11 @@ class Mutation:
             allowed=config.allowed,
             limits=config.limits,
         )
-        finished_at = utcnow()
+        finished_at = started.claim.published_at
 
         async def finish(db: AsyncSession) -> Resent:
+            nonlocal finished_at
+            finished_at = await database_now(db)
             return await event_service.finish_resend(
                 db=db, principal=principal, started=started, result=result, now=finished_at
             )
@@ -138,7 +140,7 @@ class Mutation:
                 store_id=input.store_id,
                 published_from=input.from_,
                 published_until=input.until,
-                now=utcnow(),
+                now=await database_now(db),
             )
 
         queued, errors = await mutate(info, action)

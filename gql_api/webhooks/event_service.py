@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import and_, func, or_
@@ -21,7 +21,7 @@ from sqlmodel.sql.expression import SelectOfScalar
 from db.models import Store, WebhookDelivery, WebhookEvent
 from gql_api.audit import service as audit
 from gql_api.channels.rules import IntegrationMode
-from gql_api.errors import DomainError, Problems, UserErrorCode
+from gql_api.errors import DomainError, FieldError, Problems, UserErrorCode
 from gql_api.ids import global_id, pk_of
 from gql_api.pagination import Page, PageRequest, page_from_rows
 from gql_api.permissions import Operation, Principal, confined_store_pk, require
@@ -32,7 +32,12 @@ from gql_api.webhooks import outbox, resends
 from gql_api.webhooks.events import FAILED_STATUSES, EventStatus, Trigger
 from gql_api.webhooks.payloads import ModuleVersionValue
 from gql_api.webhooks.sender import DeliveryResult
-from gql_api.webhooks.service import EffectiveWebhookSetting, store_settings, visible_deliveries
+from gql_api.webhooks.service import (
+    EffectiveWebhookSetting,
+    refuse_past_rate,
+    store_settings,
+    visible_deliveries,
+)
 
 EVENT_ID_PATH = ("input", "id")
 RESENDS_PER_MINUTE = 10  # per store, counted in the database (as test calls are)
@@ -299,9 +304,21 @@ async def start_resend(
             "This store uses the representative store's webhook setting, which only "
             "merchant-wide roles can send to.",
         )
-    await _check_resend_rate(db, event.store_pk, now)
+    # MANUAL attempts that workers make for webhookEventsResendFailed count as well.
+    await refuse_past_rate(
+        db,
+        store_pk=event.store_pk,
+        trigger=Trigger.MANUAL.value,
+        per_minute=RESENDS_PER_MINUTE,
+        now=now,
+        error=FieldError(
+            UserErrorCode.WEBHOOK_RESEND_RATE_LIMITED,
+            EVENT_ID_PATH,
+            f"At most {RESENDS_PER_MINUTE} resends a minute per store; try again shortly.",
+        ),
+    )
     claim, reason = await resends.start_manual_resend(
-        db=db, encryptor=encryptor, event=event, now=now
+        db=db, encryptor=encryptor, event=event, setting=setting, now=now
     )
     if claim is None:
         problems = Problems()
@@ -323,31 +340,6 @@ async def start_resend(
     assert claim is not None
     label = f"{event.module_version} {event.mode} {event.type} event “{event.event_id}”"
     return StartedResend(claim=claim, store_id=store.store_id, label=label)
-
-
-async def _check_resend_rate(db: AsyncSession, store_pk: int, now: datetime) -> None:
-    """Refuse a manual resend past RESENDS_PER_MINUTE for the store in the last minute.
-
-    Counted from the MANUAL attempts recorded (a started resend is recorded before it is sent),
-    one resend of the store at a time: the store's row is locked first (SQLite: the write
-    transaction already is), so concurrent resends on any number of processes cannot pass it.
-    MANUAL attempts that workers make for webhookEventsResendFailed count as well."""
-    await db.exec(select(Store.id).where(col(Store.id) == store_pk).with_for_update())
-    recent = (
-        await db.exec(
-            select(func.count()).where(
-                col(WebhookDelivery.store_pk) == store_pk,
-                col(WebhookDelivery.trigger) == Trigger.MANUAL.value,
-                col(WebhookDelivery.attempted_at) > now - timedelta(minutes=1),
-            )
-        )
-    ).one()
-    if recent >= RESENDS_PER_MINUTE:
-        raise DomainError.single(
-            UserErrorCode.WEBHOOK_RESEND_RATE_LIMITED,
-            EVENT_ID_PATH,
-            f"At most {RESENDS_PER_MINUTE} resends a minute per store; try again shortly.",
-        )
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,7 @@ from sqlalchemy import update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from db.models import Store, WebhookDelivery, WebhookEvent
-from gql_api.channels.rules import IntegrationMode
+from db.models import WebhookDelivery, WebhookEvent
 from gql_api.security.encryption import Encryptor
 from gql_api.webhooks.events import EventStatus, Trigger
 from gql_api.webhooks.outbox import (
@@ -25,25 +24,25 @@ from gql_api.webhooks.outbox import (
     unfinished_delivery,
     why_not_deliverable,
 )
-from gql_api.webhooks.payloads import ModuleVersionValue
 from gql_api.webhooks.sender import DeliveryResult
-from gql_api.webhooks.service import setting_in_force
+from gql_api.webhooks.service import EffectiveWebhookSetting
 
 
 async def start_manual_resend(
-    *, db: AsyncSession, encryptor: Encryptor, event: WebhookEvent, now: datetime
+    *,
+    db: AsyncSession,
+    encryptor: Encryptor,
+    event: WebhookEvent,
+    setting: EffectiveWebhookSetting,
+    now: datetime,
 ) -> tuple[Claim | None, str | None]:
     """Count one manual resend of `event` (at most MANUAL_RESEND_LIMIT, counted in the database
-    so that concurrent resends cannot pass it) and record it as an unfinished MANUAL attempt.
+    so that concurrent resends cannot pass it) and record it as an unfinished MANUAL attempt,
+    sent as `setting` (the setting in force for the event, which the caller has read).
 
     Returns (None, why) when it cannot be sent now: the limit (why is None then) or the
     setting in force has nowhere to send it (why says so)."""
     assert event.id is not None
-    store = await db.get(Store, event.store_pk)
-    assert store is not None
-    setting = await setting_in_force(
-        db, store, ModuleVersionValue(event.module_version), IntegrationMode(event.mode)
-    )
     reason = why_not_deliverable(setting, event)
     if reason is not None:
         return None, reason

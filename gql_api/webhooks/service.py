@@ -20,7 +20,7 @@ from db.store_batches import STORE_BUCKETS, store_binds, store_chunks, store_par
 from db.types import utcnow
 from gql_api.audit import service as audit
 from gql_api.channels.rules import IntegrationMode
-from gql_api.errors import DomainError, Problems, UserErrorCode
+from gql_api.errors import DomainError, FieldError, Problems, UserErrorCode
 from gql_api.ids import global_id, pk_of
 from gql_api.permissions import Operation, Principal, confined_store_pk, require
 from gql_api.scoping import scope_to_store
@@ -550,3 +550,30 @@ async def delivery_by_pk(
 
 async def visible_store(db: AsyncSession, principal: Principal, store_pk: int) -> Store | None:
     return await store_by_pk(db=db, principal=principal, pk=store_pk)
+
+
+async def refuse_past_rate(
+    db: AsyncSession,
+    *,
+    store_pk: int,
+    trigger: str,
+    per_minute: int,
+    now: datetime,
+    error: FieldError,
+) -> None:
+    """Refuse (DomainError `error`) a call past `per_minute` sends of `trigger` for the store in
+    the last minute, counted from the delivery rows (a call is recorded before it is sent), one
+    call of the store at a time: its row is locked first (SQLite: the write transaction already
+    is), so concurrent requests on any number of processes cannot pass the limit."""
+    await db.exec(select(Store.id).where(col(Store.id) == store_pk).with_for_update())
+    recent = (
+        await db.exec(
+            select(func.count()).where(
+                col(WebhookDelivery.store_pk) == store_pk,
+                col(WebhookDelivery.trigger) == trigger,
+                col(WebhookDelivery.attempted_at) > now - timedelta(minutes=1),
+            )
+        )
+    ).one()
+    if recent >= per_minute:
+        raise DomainError([error])
