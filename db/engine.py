@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import event
@@ -35,12 +36,32 @@ def async_url(database_url: str) -> URL:
     raise ValueError(f"unsupported database backend {backend!r}: use sqlite or postgresql")
 
 
-def create_engine(database_url: str, *, pool_size: int = 10) -> AsyncEngine:
+@dataclass(frozen=True)
+class PoolOptions:
+    """How many connections a process keeps and how it treats them (DB_POOL_* settings).
+
+    A process holds at most `size + max_overflow` connections; several processes on one
+    PostgreSQL must stay below its max_connections together (see the README's deployment)."""
+
+    size: int = 10
+    max_overflow: int = 10
+    timeout_seconds: float = 30.0
+    recycle_seconds: int = -1  # replace connections older than this when next taken; -1: never
+    statement_cache: bool = True  # asyncpg's prepared statements; off behind PgBouncer
+
+
+def create_engine(database_url: str, *, pool: PoolOptions | None = None) -> AsyncEngine:
+    pool = pool or PoolOptions()
     url = async_url(database_url)
     # Connections kept open between requests: an aiosqlite connection is a thread and a few
     # PRAGMAs to set up, so a pool smaller than the usual concurrency would open and close
     # "overflow" connections over and over.
-    kwargs: dict[str, Any] = {"pool_size": pool_size, "max_overflow": pool_size}
+    kwargs: dict[str, Any] = {
+        "pool_size": pool.size,
+        "max_overflow": pool.max_overflow,
+        "pool_timeout": pool.timeout_seconds,
+        "pool_recycle": pool.recycle_seconds,
+    }
     if url.get_backend_name() == "sqlite":
         kwargs["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
         if url.database in (None, "", ":memory:"):

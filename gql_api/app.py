@@ -22,7 +22,7 @@ from strawberry.types import ExecutionResult
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from db import sqlite_reads
-from db.engine import create_engine, create_session_factory
+from db.engine import PoolOptions, create_engine, create_session_factory
 from gql_api.access_log import CALLER_KEY, AccessLogMiddleware, BodyTooLargeError
 from gql_api.api_secrets.auth import SecretVerifier
 from gql_api.api_secrets.verified import VerifiedSecrets
@@ -213,8 +213,18 @@ async def _too_large(scope: Scope, receive: Receive, send: Send) -> None:
     await JSONResponse(body, status_code=413)(scope, receive, send)
 
 
+def pool_options(settings: Settings) -> PoolOptions:
+    return PoolOptions(
+        size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+        timeout_seconds=settings.db_pool_timeout_seconds,
+        recycle_seconds=settings.db_pool_recycle_seconds,
+        statement_cache=settings.db_statement_cache,
+    )
+
+
 def create_state(settings: Settings) -> AppState:
-    engine = create_engine(settings.database_url)
+    engine = create_engine(settings.database_url, pool=pool_options(settings))
     hashing = PasswordHashing(
         time_cost=settings.argon2_time_cost,
         memory_kib=settings.argon2_memory_kib,

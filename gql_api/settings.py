@@ -46,6 +46,64 @@ class Settings(BaseSettings):
         "X-Forwarded-For names the client; empty: the connection's peer is the client",
     )
 
+    web_concurrency: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="API worker processes `serve` starts (its --workers overrides it); one per "
+        "core is the usual choice",
+    )
+    shutdown_timeout_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        le=600,
+        description="on SIGTERM, how long `serve` lets requests in flight finish before it "
+        "closes their connections",
+    )
+    keepalive_timeout_seconds: float = Field(
+        default=75.0,
+        gt=0,
+        le=3600,
+        description="how long an idle HTTP connection is kept open; longer than the load "
+        "balancer's idle timeout, so that the balancer, not this server, closes it",
+    )
+    clock_skew_tolerance_seconds: float = Field(
+        default=2.0,
+        gt=0,
+        le=3600,
+        description="how far this host's clock may be from the database's before /readyz "
+        "answers 503 (expiries are decided by the host's clock, see the README)",
+    )
+
+    db_pool_size: int = Field(
+        default=10, ge=1, le=1000, description="database connections each process keeps open"
+    )
+    db_max_overflow: int = Field(
+        default=10,
+        ge=0,
+        le=1000,
+        description="connections a process may open beyond DB_POOL_SIZE under load (closed "
+        "again when returned); a process holds at most DB_POOL_SIZE + DB_MAX_OVERFLOW",
+    )
+    db_pool_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        le=300,
+        description="how long a request waits for a free connection before it fails with a "
+        "retryable SERVICE_UNAVAILABLE",
+    )
+    db_pool_recycle_seconds: int = Field(
+        default=1800,
+        ge=-1,
+        description="connections older than this are replaced when next taken from the pool "
+        "(-1: never); below the idle limit of any proxy or pooler in between",
+    )
+    db_statement_cache: bool = Field(
+        default=True,
+        description="asyncpg's prepared-statement cache; false behind PgBouncer in transaction "
+        "mode, where a connection's prepared statements do not follow it",
+    )
+
     session_ttl_hours: int = Field(default=12, ge=1, le=24 * 30)
     login_max_failures: int = Field(
         default=5,

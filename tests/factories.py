@@ -19,7 +19,7 @@ from argon2 import PasswordHasher
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from db.engine import create_engine
+from db.engine import PoolOptions, create_engine
 from db.models import Merchant, Store, User
 from gql_api.accounts.sessions import open_session
 from gql_api.ids import global_id
@@ -69,7 +69,11 @@ class Seeded:
 
 @asynccontextmanager
 async def _session(database: Database) -> AsyncIterator[AsyncSession]:
-    engine = create_engine(database, pool_size=1) if isinstance(database, str) else database
+    engine = (
+        create_engine(database, pool=PoolOptions(size=1, max_overflow=1))
+        if isinstance(database, str)
+        else database
+    )
     try:
         async with AsyncSession(engine, expire_on_commit=False) as db:
             yield db
