@@ -39,7 +39,7 @@ from gql_api.errors import (
 )
 from gql_api.graphiql import ASSETS_PATH, graphiql_assets_app, graphiql_response
 from gql_api.logs import current_request_id, new_request_id, set_request_id
-from gql_api.metrics import Metrics
+from gql_api.metrics import Metrics, forget_this_process
 from gql_api.metrics_access import metrics_listener, metrics_routes
 from gql_api.pg_catalog.catalog import load_catalog
 from gql_api.request_json import decode_request_json
@@ -246,7 +246,9 @@ def create_state(settings: Settings) -> AppState:
     )
 
 
-def create_app(settings: Settings | None = None) -> Starlette:
+def create_app(settings: Settings | None = None, *, metrics_port_here: bool = True) -> Starlette:
+    """The application. `metrics_port_here`: whether this process serves METRICS_PORT (not
+    when it is one of `serve --workers N`, whose supervisor serves it for all of them)."""
     settings = settings or get_settings()
     state = create_state(settings)
 
@@ -279,7 +281,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
         tune_garbage_collector()
         delivering = asyncio.create_task(worker.run()) if worker is not None else None
         try:
-            with metrics_listener(settings, state.metrics):
+            if metrics_port_here:
+                with metrics_listener(settings, state.metrics.exposition_registry()):
+                    yield {}
+            else:
                 yield {}
         finally:
             if worker is not None and delivering is not None:
@@ -288,6 +293,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             state.hashing.close()
             sqlite_reads.close(state.engine)
             await state.engine.dispose()
+            forget_this_process()
 
     graphql = GraphQLApp(state)
     app = Starlette(
@@ -313,3 +319,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         # Outermost: everything after it sees the client a trusted proxy forwarded for.
         app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.forwarded_allow_ips)
     return app
+
+
+def create_worker_app() -> Starlette:
+    """The application in each process of `serve --workers N` (uvicorn's factory)."""
+    return create_app(metrics_port_here=False)

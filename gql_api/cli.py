@@ -5,31 +5,76 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from pydantic import ValidationError
 
 
-def _serve(_: argparse.Namespace) -> int:
+def _serve(args: argparse.Namespace) -> int:
+    """Serve on HOST:PORT, in one process or (--workers N, WEB_CONCURRENCY) N worker processes
+    sharing the port, each set up like one process (JSON logs, request ids, settings from the
+    same environment), with one metrics view over all of them (gql_api.metrics)."""
     import uvicorn
 
-    from gql_api.logs import configure_logging
+    from gql_api.logs import configure_logging, logging_config
     from gql_api.settings import get_settings
 
     settings = get_settings()
     configure_logging(settings.log_level)
-    uvicorn.run(
-        "gql_api.app:create_app",
-        factory=True,
-        host=settings.host,
-        port=settings.port,
-        log_config=None,
-        access_log=False,  # gql_api.access logs one JSON line per request instead
+    workers = args.workers or settings.web_concurrency
+    options: dict[str, Any] = {
+        "host": settings.host,
+        "port": settings.port,
+        # uvicorn applies it in every worker process it spawns, and in this one.
+        "log_config": logging_config(settings.log_level),
+        "access_log": False,  # gql_api.access logs one JSON line per request instead
         # The app applies FORWARDED_ALLOW_IPS itself (gql_api.app), so tests see the same rule.
-        proxy_headers=False,
-    )
+        "proxy_headers": False,
+        "timeout_keep_alive": settings.keepalive_timeout_seconds,
+        "timeout_graceful_shutdown": settings.shutdown_timeout_seconds,
+    }
+    if workers == 1:
+        uvicorn.run("gql_api.app:create_app", factory=True, **options)
+        return 0
+    with _shared_metrics_directory():
+        from gql_api.metrics import all_processes_registry
+        from gql_api.metrics_access import metrics_listener
+
+        # The workers cannot all listen on METRICS_PORT: this process serves it for them.
+        with metrics_listener(settings, all_processes_registry()):
+            uvicorn.run("gql_api.app:create_worker_app", factory=True, workers=workers, **options)
     return 0
+
+
+@contextmanager
+def _shared_metrics_directory() -> Iterator[None]:
+    """PROMETHEUS_MULTIPROC_DIR for the workers about to be spawned (they inherit the
+    environment): the operator's, emptied of a previous run's files as the client library
+    requires, or else a new temporary directory removed afterwards."""
+    import os
+    import shutil
+    import tempfile
+
+    from gql_api.metrics import MULTIPROCESS_DIR_ENV
+
+    given = os.environ.get(MULTIPROCESS_DIR_ENV)
+    if given:
+        folder = Path(given)
+        folder.mkdir(parents=True, exist_ok=True)
+        for stale in folder.glob("*.db"):
+            stale.unlink()
+        yield
+        return
+    created = tempfile.mkdtemp(prefix="integration-api-metrics-")
+    os.environ[MULTIPROCESS_DIR_ENV] = created
+    try:
+        yield
+    finally:
+        del os.environ[MULTIPROCESS_DIR_ENV]
+        shutil.rmtree(created, ignore_errors=True)
 
 
 def _migrate(_: argparse.Namespace) -> int:
@@ -133,7 +178,7 @@ def _worker(args: argparse.Namespace) -> int:
             loop = asyncio.get_running_loop()
             for signum in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(signum, worker.stop)
-            with metrics_listener(settings, state.metrics):
+            with metrics_listener(settings, state.metrics.exposition_registry()):
                 await worker.run()
             return 0
         finally:
@@ -227,14 +272,24 @@ def _check_config(_: argparse.Namespace) -> int:
     return 0
 
 
+def _worker_count(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 64:
+        raise argparse.ArgumentTypeError("a whole number from 1 to 64")
+    return int(text)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="integration-api", description="Integration-management GraphQL API"
     )
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("serve", help="serve the API with uvicorn on HOST:PORT").set_defaults(
-        run=_serve
+    serve = commands.add_parser("serve", help="serve the API with uvicorn on HOST:PORT")
+    serve.add_argument(
+        "--workers",
+        type=_worker_count,
+        help="worker processes sharing the port (default: WEB_CONCURRENCY, else 1)",
     )
+    serve.set_defaults(run=_serve)
     worker = commands.add_parser(
         "worker", help="deliver webhook events (any number of workers may share PostgreSQL)"
     )

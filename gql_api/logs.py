@@ -5,10 +5,12 @@ from __future__ import annotations
 import itertools
 import json
 import logging
+import logging.config
 import os
 import uuid
 from contextvars import ContextVar
 from datetime import UTC, datetime
+from typing import Any
 
 _request_id: ContextVar[str] = ContextVar("request_id", default="-")
 
@@ -48,7 +50,12 @@ MAX_FIELD_CHARS = 4096  # per message, traceback or extra value: a line stays a 
 class JsonFormatter(logging.Formatter):
     """One JSON object per line; long values are cut in the middle (head and tail kept)."""
 
-    _RESERVED = frozenset(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime"}
+    # uvicorn's color_message repeats the message with terminal colour codes.
+    _RESERVED = frozenset(vars(logging.makeLogRecord({})).keys()) | {
+        "message",
+        "asctime",
+        "color_message",
+    }
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, object] = {
@@ -57,6 +64,7 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": _capped(record.getMessage()),
             "request_id": getattr(record, "request_id", None) or current_request_id(),
+            "pid": record.process,
         }
         for key, value in vars(record).items():
             if key not in self._RESERVED and key not in entry:
@@ -84,13 +92,25 @@ def _capped_value(value: object) -> object:
     return value if len(text) <= MAX_FIELD_CHARS else _capped(text)
 
 
+# httpx logs every request's URL at INFO: a webhook URL's query may carry the receiver's
+# token. Webhook attempts are recorded (and logged) by the service itself instead.
+_QUIET_LOGGERS = ("httpx", "httpcore")
+
+
+def logging_config(level: str) -> dict[str, Any]:
+    """The logging set-up of every process (`logging.config.dictConfig`): JSON lines on stderr.
+
+    `serve --workers N` hands it to uvicorn, which applies it in each worker process it spawns;
+    one-process commands apply it themselves (configure_logging)."""
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"json": {"()": JsonFormatter}},
+        "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "json"}},
+        "root": {"handlers": ["stderr"], "level": level.upper()},
+        "loggers": {name: {"level": "WARNING"} for name in _QUIET_LOGGERS},
+    }
+
+
 def configure_logging(level: str) -> None:
-    handler = logging.StreamHandler()
-    handler.setFormatter(JsonFormatter())
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level.upper())
-    # httpx logs every request's URL at INFO: a webhook URL's query may carry the receiver's
-    # token. Webhook attempts are recorded (and logged) by the service itself instead.
-    for chatty in ("httpx", "httpcore"):
-        logging.getLogger(chatty).setLevel(logging.WARNING)
+    logging.config.dictConfig(logging_config(level))

@@ -1,14 +1,24 @@
 """Prometheus metrics: requests by operation and outcome, errors by code, webhook test calls
 and event delivery, database connections in use. The operation label is a root field of the
-schema (or `other`), never a name the client chose, nor a variable."""
+schema (or `other`), never a name the client chose, nor a variable.
+
+Several processes of one host (`serve --workers N`) report together through the client
+library's multiprocess mode: with PROMETHEUS_MULTIPROC_DIR set (serve sets it for its
+workers), each process writes its values to files there and any scrape adds up all of them.
+Gauges say how: connections in use add up over live processes, the delivery backlog (which
+every worker sees whole) takes the highest.
+"""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
+from typing import Any
 
 from graphql import DocumentNode, FieldNode, GraphQLSchema, get_operation_ast
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, multiprocess
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 from strawberry.extensions import SchemaExtension
 
@@ -17,10 +27,31 @@ ROOT_FIELD_KEY = "gql_api.root_field"  # the operation label
 OTHER = "other"
 OPERATION_NAME_MAX_LENGTH = 64
 OUTCOME_KEY = "gql_api.outcome"
+MULTIPROCESS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def multiprocess_dir() -> str | None:
+    """The directory several processes share their metrics through, if they do."""
+    return os.environ.get(MULTIPROCESS_DIR_ENV) or None
+
+
+def all_processes_registry() -> CollectorRegistry:
+    """A registry that reads the values every process wrote to the multiprocess directory."""
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+    return registry
+
+
+def forget_this_process() -> None:
+    """Drop this process's live gauges from the shared directory as it exits (its counters
+    stay: they count what happened)."""
+    if multiprocess_dir() is not None:
+        multiprocess.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]
 
 
 class Metrics:
-    """One registry per app, so tests and several apps in a process do not collide."""
+    """One registry per app, so tests and several apps in a process do not collide (in
+    multiprocess mode a process has one app)."""
 
     content_type = CONTENT_TYPE_LATEST
 
@@ -81,11 +112,13 @@ class Metrics:
             "webhook_due_backlog",
             "Webhook events due for an attempt and not being attempted (as a worker last saw).",
             registry=self.registry,
+            multiprocess_mode="livemax",
         )
         self.webhook_oldest_due_seconds = Gauge(
             "webhook_oldest_due_age_seconds",
             "How long the oldest due webhook event has waited (as a worker last saw).",
             registry=self.registry,
+            multiprocess_mode="livemax",
         )
         self.webhook_delivery_latency = Histogram(
             "webhook_delivery_latency_seconds",
@@ -98,20 +131,36 @@ class Metrics:
             "Log-in attempts delayed because their email passed LOGIN_EMAIL_SLOWDOWN_AFTER.",
             registry=self.registry,
         )
-        pool = Gauge(
+        self.pool_in_use = Gauge(
             "db_pool_connections_in_use",
-            "Database connections checked out of the pool.",
+            "Database connections checked out of the pools (of every live process).",
             registry=self.registry,
+            multiprocess_mode="livesum",
         )
-        pool.set_function(lambda: _checked_out(engine))
+        _count_checkouts(engine, self.pool_in_use)
+
+    def exposition_registry(self) -> CollectorRegistry:
+        """What a scrape reports: every process of the host in multiprocess mode, else this
+        app's own registry."""
+        return all_processes_registry() if multiprocess_dir() is not None else self.registry
 
     def render(self) -> bytes:
-        return generate_latest(self.registry)
+        return generate_latest(self.exposition_registry())
 
 
-def _checked_out(engine: AsyncEngine) -> float:
-    checked_out = getattr(engine.sync_engine.pool, "checkedout", None)
-    return float(checked_out()) if callable(checked_out) else 0.0
+def _count_checkouts(engine: AsyncEngine, gauge: Gauge) -> None:
+    """Follow the pool's checkouts and checkins (SQLAlchemy calls checkin exactly once for
+    every successful checkout, an invalidated connection included), rather than asking the
+    pool at scrape time: in multiprocess mode the scrape runs in one process of several."""
+
+    def checked_out(*_: Any) -> None:
+        gauge.inc()
+
+    def checked_in(*_: Any) -> None:
+        gauge.dec()
+
+    event.listen(engine.sync_engine, "checkout", checked_out)
+    event.listen(engine.sync_engine, "checkin", checked_in)
 
 
 def root_field(

@@ -2,7 +2,9 @@
 (METRICS_TOKEN), one of which production requires; development keeps /metrics open.
 
 The listener is a small threaded WSGI server (prometheus_client's) started with the app and
-stopped with it, so it serves the registry of this very app, under any ASGI server.
+stopped with it, so it serves the registry of this very app, under any ASGI server. Under
+`serve --workers N` the supervising process runs it instead, reading what every worker wrote
+(gql_api.metrics, multiprocess mode), since N workers cannot all listen on one port.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from contextlib import contextmanager
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from prometheus_client import make_wsgi_app
+from prometheus_client import CollectorRegistry, make_wsgi_app
 from prometheus_client.exposition import ThreadingWSGIServer
 from starlette.requests import Request
 from starlette.responses import Response
@@ -73,12 +75,12 @@ class _QuietHandler(WSGIRequestHandler):
 
 
 @contextmanager
-def metrics_listener(settings: Settings, metrics: Metrics) -> Iterator[None]:
-    """Serves the metrics on METRICS_HOST:METRICS_PORT (if set) while the block runs."""
+def metrics_listener(settings: Settings, registry: CollectorRegistry) -> Iterator[None]:
+    """Serves `registry` on METRICS_HOST:METRICS_PORT (if set) while the block runs."""
     if settings.metrics_port is None:
         yield
         return
-    app = _guarded(make_wsgi_app(metrics.registry), _token(settings))
+    app = _guarded(make_wsgi_app(registry), _token(settings))
     host = settings.metrics_host
     family = socket.getaddrinfo(
         host, settings.metrics_port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE

@@ -53,15 +53,15 @@ class Settings(BaseSettings):
         description="API worker processes `serve` starts (its --workers overrides it); one per "
         "core is the usual choice",
     )
-    shutdown_timeout_seconds: float = Field(
-        default=30.0,
+    shutdown_timeout_seconds: int = Field(
+        default=30,
         gt=0,
         le=600,
         description="on SIGTERM, how long `serve` lets requests in flight finish before it "
         "closes their connections",
     )
-    keepalive_timeout_seconds: float = Field(
-        default=75.0,
+    keepalive_timeout_seconds: int = Field(
+        default=75,
         gt=0,
         le=3600,
         description="how long an idle HTTP connection is kept open; longer than the load "

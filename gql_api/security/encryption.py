@@ -13,6 +13,7 @@ import hashlib
 import logging
 import os
 import secrets
+import tempfile
 from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
@@ -87,15 +88,22 @@ def encryptor_from_settings(settings: Settings) -> Encryptor:
     path = Path(settings.data_dir) / DEV_KEY_FILE
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
+        # Written whole under a name of its own, then linked into place: the processes of
+        # `serve --workers N` starting together all end up with the one key that won, and none
+        # can read a file another has created but not yet written.
+        with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False) as draft:
+            draft.write(new_key())
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:  # another process created it first
-            return Encryptor([path.read_text().strip()])
-        with os.fdopen(fd, "w") as handle:
-            handle.write(new_key())
-        logger.warning(
-            "ENCRYPTION_KEYS not set: generated a development key in %s; set ENCRYPTION_KEYS "
-            "in production",
-            path,
-        )
+            os.chmod(draft.name, 0o600)
+            os.link(draft.name, path)
+        except FileExistsError:  # another process linked its key first: that one is used
+            pass
+        else:
+            logger.warning(
+                "ENCRYPTION_KEYS not set: generated a development key in %s; set "
+                "ENCRYPTION_KEYS in production",
+                path,
+            )
+        finally:
+            os.unlink(draft.name)
     return Encryptor([path.read_text().strip()])
