@@ -8,7 +8,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,8 +38,11 @@ def free_port() -> int:
 
 
 @contextmanager
-def serve(database_url: str, extra_env: Mapping[str, str] | None = None) -> Iterator[Server]:
-    """One server process on a free loopback port (cheap argon2, the test key), stopped after."""
+def serve(
+    database_url: str, extra_env: Mapping[str, str] | None = None, args: Sequence[str] = ()
+) -> Iterator[Server]:
+    """One server process on a free loopback port (cheap argon2, the test key), stopped after;
+    `args` follow `serve` on its command line."""
     port = free_port()
     env = {
         **os.environ,
@@ -57,7 +60,7 @@ def serve(database_url: str, extra_env: Mapping[str, str] | None = None) -> Iter
         log = Path(folder) / "server.log"
         with log.open("wb") as sink:
             process = subprocess.Popen(
-                [str(CLI), "serve"], env=env, stdout=sink, stderr=subprocess.STDOUT
+                [str(CLI), "serve", *args], env=env, stdout=sink, stderr=subprocess.STDOUT
             )
         server = Server(f"http://127.0.0.1:{port}", process, log)
         try:

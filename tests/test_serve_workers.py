@@ -1,0 +1,137 @@
+"""`integration-api serve --workers N`: N processes behind one port, each set up like a single
+process (JSON log lines, request ids), and metrics that add up every worker in one scrape."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections import Counter
+from pathlib import Path
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.support_servers import Server, free_port, serve
+
+POSTGRESQL = pytest.mark.parametrize("backend", ["postgresql"])
+
+CATALOG_QUERY = {"query": "query Catalog { pgProviders { provider } }"}
+ROUNDS = 30  # bursts of concurrent requests until both workers have answered some
+BURST = 20
+
+
+def _log_lines(server: Server) -> list[dict[str, object]]:
+    lines = [line for line in server.output().splitlines() if line.strip()]
+    parsed = []
+    for line in lines:
+        entry = json.loads(line)  # every line is JSON: a plain-text line fails here
+        assert isinstance(entry, dict), line
+        parsed.append(entry)
+    return parsed
+
+
+def _answering_pids(server: Server) -> Counter[object]:
+    return Counter(
+        entry["pid"]
+        for entry in _log_lines(server)
+        if entry["logger"] == "gql_api.access" and entry.get("path") == "/graphql"
+    )
+
+
+async def _burst(client: httpx.AsyncClient, base_url: str) -> None:
+    """Concurrent requests, each on a connection of its own, so that the kernel hands them to
+    whichever worker accepts first."""
+
+    async def one() -> None:
+        async with httpx.AsyncClient(timeout=30) as own:
+            answer = await own.post(f"{base_url}/graphql", json=CATALOG_QUERY)
+            assert answer.status_code == 200, answer.text
+            assert answer.json()["data"]["pgProviders"]
+
+    await asyncio.gather(*(one() for _ in range(BURST)))
+
+
+async def _requests_until_both_answer(server: Server) -> int:
+    made = 0
+    async with httpx.AsyncClient(timeout=30) as client:
+        for _ in range(ROUNDS):
+            await _burst(client, server.base_url)
+            made += BURST
+            if len(_answering_pids(server)) == 2:
+                return made
+    raise AssertionError(f"one worker answered every request:\n{server.output()[-4000:]}")
+
+
+def _requests_counted(metrics_text: str) -> float:
+    total = 0.0
+    for family in text_string_to_metric_families(metrics_text):
+        if family.name == "graphql_requests":
+            total += sum(
+                sample.value
+                for sample in family.samples
+                if sample.name == "graphql_requests_total"
+                and sample.labels["operation"] == "pgProviders"
+            )
+    return total
+
+
+@POSTGRESQL
+def test_two_workers_log_json_lines_and_one_scrape_counts_both(database_url: str) -> None:
+    with serve(database_url, args=["--workers", "2"]) as server:
+        made = asyncio.run(_requests_until_both_answer(server))
+        pids = _answering_pids(server)
+        assert sum(pids.values()) == made
+        # Each worker stamps its own request ids (the per-process prefix differs).
+        prefixes = {
+            str(entry["request_id"])[:16]
+            for entry in _log_lines(server)
+            if entry["logger"] == "gql_api.access"
+        }
+        assert len(prefixes) == 2
+
+        scrape = httpx.get(f"{server.base_url}/metrics", timeout=10)
+        assert scrape.status_code == 200
+        assert _requests_counted(scrape.text) == made  # both workers' requests, in one scrape
+
+        # SIGTERM: each worker shuts down cleanly, and the supervisor after them.
+        server.process.terminate()
+        assert server.process.wait(timeout=60) == 0
+        finished = [
+            entry
+            for entry in _log_lines(server)
+            if str(entry["message"]).startswith("Finished server process")
+        ]
+        assert {entry["pid"] for entry in finished} == set(pids)
+
+
+@POSTGRESQL
+def test_web_concurrency_starts_workers_and_the_supervisor_serves_metrics_port(
+    database_url: str, tmp_path: Path
+) -> None:
+    metrics_port = free_port()
+    shared = tmp_path / "metrics"
+    env = {
+        "WEB_CONCURRENCY": "2",
+        "METRICS_PORT": str(metrics_port),
+        "PROMETHEUS_MULTIPROC_DIR": str(shared),
+    }
+    shared.mkdir()
+    (shared / "counter_999999.db").write_bytes(b"left by an earlier run")  # must be cleared
+    with serve(database_url, extra_env=env) as server:
+        made = asyncio.run(_requests_until_both_answer(server))
+        assert httpx.get(f"{server.base_url}/metrics", timeout=10).status_code == 404
+        scrape = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10)
+        assert scrape.status_code == 200
+        assert _requests_counted(scrape.text) == made
+        assert not (shared / "counter_999999.db").exists()
+
+
+def test_workers_must_be_a_small_whole_number(capsys: pytest.CaptureFixture[str]) -> None:
+    from gql_api.cli import main
+
+    for bad in ("0", "-1", "two", "65"):
+        with pytest.raises(SystemExit) as exited:
+            main(["serve", "--workers", bad])
+        assert exited.value.code == 2
+        assert "a whole number from 1 to 64" in capsys.readouterr().err
