@@ -10,13 +10,16 @@ Every wrk run is preceded by its own warm-up run (discarded); the runs of each c
 interleaved (A, B, A, B, ...) and the table reports medians over the rounds. All load goes to
 127.0.0.1. Argon2 uses the real defaults (gql_api/settings.py) throughout: nothing is overridden.
 
-The webhook delivery rows (bench/delivery.py: one worker's throughput against an httpx floor,
-publish-to-receipt latency) come last, with processes of their own on the same database.
+The `serve --workers` row (bench/workers.py: the small query with 1 and with 2 worker
+processes, and where the CPU went) and the webhook delivery rows (bench/delivery.py: one
+worker's throughput against an httpx floor, publish-to-receipt latency) come last, with
+processes of their own on the same database.
 
 Environment: BENCH_DB (sqlite | postgresql), BENCH_ROUNDS (3), BENCH_DURATION (8 s),
 BENCH_WARMUP (3 s), BENCH_CONNECTIONS (8), BENCH_BURST (20 concurrent logins),
 BENCH_DELIVERY_EVENTS (1000), BENCH_DELIVERY_RATE (50/s), BENCH_DELIVERY_SECONDS (20 s), and
-BENCH_ONLY=delivery for the delivery rows alone (written to bench/out/, not bench/results.md).
+BENCH_ONLY=delivery or BENCH_ONLY=workers for those rows alone (written to bench/out/, not
+bench/results.md).
 Scratch files (databases, server logs, captures) go to bench/out/, which git ignores.
 `run.py --serve` seeds, starts both servers and prints wrk command lines (for profiling).
 """
@@ -66,7 +69,7 @@ DURATION = int(os.environ.get("BENCH_DURATION", "8"))
 WARMUP = int(os.environ.get("BENCH_WARMUP", "3"))
 CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "8"))
 BURST = int(os.environ.get("BENCH_BURST", "20"))
-ONLY = os.environ.get("BENCH_ONLY", "").strip().lower()  # "delivery": the delivery rows alone
+ONLY = os.environ.get("BENCH_ONLY", "").strip().lower()  # "delivery" / "workers": those rows alone
 SUB_STORES = 10
 
 TARGET_FLOOR_RATIO = 0.6
@@ -425,6 +428,19 @@ async def seed_all(dbs: Databases, key: str, scratch: Path) -> Seeded:
 
         tokens[n] = (await with_state(url, small)).owner.token
     return Seeded(dashboard=dashboard, deep=deep, login_emails=login, count_tokens=tokens)
+
+
+async def seed_small(database_url: str, key: str, scratch: Path) -> str:
+    """BENCH_ONLY=workers: the dashboard merchant alone (its owner runs the small query);
+    the Authorization header value of its session."""
+    from gql_api.app import create_state
+
+    state = create_state(settings_for(database_url, key, scratch))
+    try:
+        merchant = await seed.seed_dashboard_merchant(state, sub_stores=SUB_STORES)
+    finally:
+        await state.engine.dispose()
+    return f"Bearer {merchant.owner.token}"
 
 
 async def count_statements(database_url: str, key: str, scratch: Path, token: str) -> list[str]:
@@ -898,7 +914,7 @@ def render(
         *machine(),
         f"- Code: {code_version()}",
         f"- Database: {dbs.version}",
-        *([] if ONLY else load),
+        *([] if ONLY == "delivery" else load),
         *notes,
         f"- Errors in the server logs: {log_errors}",
         f"- Other work on the machine: {busy:.0%} of the CPUs busy before the load, "
@@ -940,23 +956,29 @@ def write_results(section: str) -> None:
 # ---- main -----------------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def servers(ctx: Context) -> Iterator[tuple[Server, Server]]:
-    api_port, floor_port = free_port(), free_port()
-    env = {
-        **os.environ,
+def api_env(*, database_url: str, key: str, scratch: Path, port: int) -> dict[str, str]:
+    """The environment of every `integration-api serve` the API rows start."""
+    # The worker count is the command line's (`serve` alone: 1), never an inherited one.
+    inherited = {k: v for k, v in os.environ.items() if k != "WEB_CONCURRENCY"}
+    return {
+        **inherited,
         "HOST": "127.0.0.1",
-        "PORT": str(api_port),
-        "DATABASE_URL": ctx.dbs.main,
-        "ENCRYPTION_KEYS": ctx.key,
-        "DATA_DIR": str(ctx.scratch),
+        "PORT": str(port),
+        "DATABASE_URL": database_url,
+        "ENCRYPTION_KEYS": key,
+        "DATA_DIR": str(scratch),
         "LOG_LEVEL": "WARNING",
         "APP_ENV": "development",
     }
+
+
+@contextlib.contextmanager
+def servers(ctx: Context) -> Iterator[tuple[Server, Server]]:
+    api_port, floor_port = free_port(), free_port()
     api = Server(
         "api",
         [str(Path(sys.executable).parent / "integration-api"), "serve"],
-        env=env,
+        env=api_env(database_url=ctx.dbs.main, key=ctx.key, scratch=ctx.scratch, port=api_port),
         cwd=ctx.scratch,  # no stray .env from the working tree
         port=api_port,
     )
@@ -1037,9 +1059,9 @@ def main() -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     if DB not in ("sqlite", "postgresql"):
         raise BenchError("BENCH_DB must be sqlite or postgresql")
-    if ONLY not in ("", "delivery"):
-        raise BenchError("BENCH_ONLY must be delivery (or unset: every row)")
-    if not ONLY:
+    if ONLY not in ("", "delivery", "workers"):
+        raise BenchError("BENCH_ONLY must be delivery or workers (or unset: every row)")
+    if ONLY != "delivery":
         ensure_wrk()
     OUT.mkdir(exist_ok=True)
     # One benchmark at a time: two would share the cores (and bench/out/) and both be wrong.
@@ -1049,7 +1071,7 @@ def main() -> int:
     except BlockingIOError:
         raise BenchError("another make bench is running (bench/out/.lock); wait for it") from None
     scratch = Path(tempfile.mkdtemp(prefix="gql-bench-"))
-    from bench import delivery
+    from bench import delivery, workers
     from db.migrate import upgrade
     from gql_api.security.encryption import new_key
 
@@ -1058,10 +1080,14 @@ def main() -> int:
     logs: list[Path] = []
     notes: list[str] = []
     try:
-        log(f"migrating{'' if ONLY else ' and seeding'} ({dbs.version})")
+        log(f"migrating{'' if ONLY == 'delivery' else ' and seeding'} ({dbs.version})")
         for url in (dbs.main, *dbs.count.values()):
             upgrade(url)
         key = new_key()
+        token = ""  # the small query's Authorization header (the workers row)
+        if ONLY == "workers":
+            # The small query's merchant alone (the other seeds feed other rows).
+            token = asyncio.run(seed_small(dbs.main, key, scratch))
         if not ONLY:
             seeded = asyncio.run(seed_all(dbs, key, scratch))
             ctx = Context(dbs=dbs, seeded=seeded, key=key, scratch=scratch)
@@ -1089,12 +1115,23 @@ def main() -> int:
                         return 0
                     rows += asyncio.run(measure(ctx, api, floor))
                 logs.append(OUT / f"api-{DB}.log")
-            # Webhook delivery last, on the same database, with processes of its own (a
-            # merchant of its own): after the memory row, and with the API server stopped.
-            delivered = asyncio.run(delivery.measure(dbs.main, key, scratch))
-            rows += delivered.rows
-            notes += delivered.notes
-            logs += delivered.logs
+                token = f"Bearer {ctx.seeded.dashboard.owner.token}"
+            if ONLY in ("", "workers"):
+                # serve --workers 1 vs 2: servers of their own, after the memory row (the
+                # server it measures stopped), before the delivery rows.
+                more_rows, more_notes, more_logs = asyncio.run(
+                    workers.measure(database_url=dbs.main, key=key, scratch=scratch, token=token)
+                )
+                rows += more_rows
+                notes += more_notes
+                logs += more_logs
+            if ONLY in ("", "delivery"):
+                # Webhook delivery last, on the same database, with processes of its own (a
+                # merchant of its own): after the memory row, and with the API server stopped.
+                delivered = asyncio.run(delivery.measure(dbs.main, key, scratch))
+                rows += delivered.rows
+                notes += delivered.notes
+                logs += delivered.logs
     finally:
         dbs.stop()
         shutil.rmtree(scratch, ignore_errors=True)
