@@ -26,7 +26,7 @@ import hmac
 import math
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import ColumnElement, delete, func, insert, text
 from sqlalchemy.dialects import postgresql, sqlite
@@ -79,16 +79,16 @@ async def claim_attempt(
 async def _decide(
     conn: AsyncConnection, *, settings: Settings, email: str, client_address: str
 ) -> Claim | RateLimited:
-    now = utcnow()
-    window = timedelta(minutes=settings.login_failure_window_minutes)
-    since = now - window
     key = throttling_key(client_address)
     if conn.dialect.name == "postgresql":
         # One attempt per address and per email at a time decides; SQLite writes one at a time.
-        await conn.execute(
+        # Windows and turns are times of the database's clock, read with the locks: processes
+        # on hosts whose clocks disagree still count the same failures and space the same
+        # turns (SQLite: the one machine's clock).
+        locked = await conn.execute(
             text(
                 "SELECT pg_advisory_xact_lock(:address_lock, hashtext(:address)), "
-                "pg_advisory_xact_lock(:email_lock, hashtext(:email))"
+                "pg_advisory_xact_lock(:email_lock, hashtext(:email)), statement_timestamp()"
             ),
             {
                 "address_lock": _ADDRESS_LOCK,
@@ -97,6 +97,11 @@ async def _decide(
                 "email": email,
             },
         )
+        now = locked.one()[2].astimezone(UTC)
+    else:
+        now = utcnow()
+    window = timedelta(minutes=settings.login_failure_window_minutes)
+    since = now - window
     await _prune(conn, before=since)
 
     from_address = col(LoginFailure.client_address) == key

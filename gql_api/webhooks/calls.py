@@ -16,6 +16,7 @@ from sqlalchemy import delete
 from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from db.clock import database_now
 from db.models import WebhookDelivery
 from db.types import utcnow
 from gql_api.audit import service as audit
@@ -75,12 +76,14 @@ async def start(
     )
     setting = call.setting
     assert setting.store.id is not None
+    # The minute is the database's, as the attempts of every process are timed by it.
+    now = await database_now(db)
     await refuse_past_rate(
         db,
         store_pk=setting.store.id,
         trigger=Trigger.TEST.value,
         per_minute=TEST_CALLS_PER_MINUTE,
-        now=utcnow(),
+        now=now,
         error=FieldError(
             UserErrorCode.WEBHOOK_TEST_RATE_LIMITED,
             ("input", "storeId"),
@@ -97,6 +100,7 @@ async def start(
         request_headers=[[name, value] for name, value in call.headers],
         request_body=call.body,
         error=UNFINISHED,
+        attempted_at=now,
     )
     db.add(row)
     await db.flush()
