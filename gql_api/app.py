@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from datetime import datetime
 from typing import Any
 
 import orjson
 from cross_web import HTTPException
-from sqlalchemy import text
 from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
@@ -22,7 +22,9 @@ from strawberry.types import ExecutionResult
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from db import sqlite_reads
+from db.clock import host_clock_skew
 from db.engine import PoolOptions, create_engine, create_session_factory
+from db.types import utcnow
 from gql_api.access_log import CALLER_KEY, AccessLogMiddleware, BodyTooLargeError
 from gql_api.api_secrets.auth import SecretVerifier
 from gql_api.api_secrets.verified import VerifiedSecrets
@@ -246,9 +248,15 @@ def create_state(settings: Settings) -> AppState:
     )
 
 
-def create_app(settings: Settings | None = None, *, metrics_port_here: bool = True) -> Starlette:
+def create_app(
+    settings: Settings | None = None,
+    *,
+    metrics_port_here: bool = True,
+    host_clock: Callable[[], datetime] = utcnow,
+) -> Starlette:
     """The application. `metrics_port_here`: whether this process serves METRICS_PORT (not
-    when it is one of `serve --workers N`, whose supervisor serves it for all of them)."""
+    when it is one of `serve --workers N`, whose supervisor serves it for all of them).
+    `host_clock`: this host's clock, as /readyz compares it with the database's."""
     settings = settings or get_settings()
     state = create_state(settings)
 
@@ -256,13 +264,25 @@ def create_app(settings: Settings | None = None, *, metrics_port_here: bool = Tr
         return JSONResponse({"status": "ok"})
 
     async def readyz(_: Request) -> Response:
+        """Ready: the database answers, and this host's clock agrees with it (within
+        CLOCK_SKEW_TOLERANCE_SECONDS: see db.clock)."""
         try:
             async with asyncio.timeout(READY_TIMEOUT_SECONDS), state.engine.connect() as conn:
-                await conn.execute(text("SELECT 1"))
+                skew = await host_clock_skew(conn, host_clock=host_clock)
         except Exception:  # any failure means "not ready"
             logger.warning("readiness check failed", exc_info=True)
             return JSONResponse({"status": "unavailable", "database": "unreachable"}, 503)
-        return JSONResponse({"status": "ok", "database": "ok"})
+        state.metrics.clock_skew.set(skew)
+        answer = {"status": "ok", "database": "ok", "clockSkewSeconds": round(skew, 3)}
+        if abs(skew) > settings.clock_skew_tolerance_seconds:
+            logger.warning(
+                "this host's clock is %.3f s from the database's (tolerance %s s): not ready",
+                skew,
+                settings.clock_skew_tolerance_seconds,
+                extra={"clock_skew_seconds": skew},
+            )
+            return JSONResponse({**answer, "status": "unavailable", "clock": "skewed"}, 503)
+        return JSONResponse(answer)
 
     worker = (
         Worker(

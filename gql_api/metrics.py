@@ -131,6 +131,13 @@ class Metrics:
             "Log-in attempts delayed because their email passed LOGIN_EMAIL_SLOWDOWN_AFTER.",
             registry=self.registry,
         )
+        self.clock_skew = Gauge(
+            "host_clock_skew_seconds",
+            "How far this host's clock is ahead of the database's (negative: behind), as "
+            "/readyz last measured it.",
+            registry=self.registry,
+            multiprocess_mode="liveall",
+        )
         self.pool_in_use = Gauge(
             "db_pool_connections_in_use",
             "Database connections checked out of the pools (of every live process).",
