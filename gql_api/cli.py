@@ -1,5 +1,5 @@
 """Command line: `integration-api serve | worker | migrate | export-schema | check-config |
-create-merchant | event publish`."""
+generate-key | create-merchant | event publish`."""
 
 from __future__ import annotations
 
@@ -256,6 +256,14 @@ def _event_data(text: str) -> object:
         raise
 
 
+def _generate_key(_: argparse.Namespace) -> int:
+    """Print a new encryption key for ENCRYPTION_KEYS (32 random bytes, URL-safe base64)."""
+    from gql_api.security.encryption import new_key
+
+    print(new_key())
+    return 0
+
+
 def _check_config(_: argparse.Namespace) -> int:
     from gql_api.settings import Settings
 
@@ -317,6 +325,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands.add_parser("check-config", help="validate settings from the environment").set_defaults(
         run=_check_config
     )
+    commands.add_parser(
+        "generate-key", help="print a new ENCRYPTION_KEYS key (put it first to rotate)"
+    ).set_defaults(run=_generate_key)
     create = commands.add_parser(
         "create-merchant", help="sign a merchant up (merchant, 대표상점, OWNER) without GraphQL"
     )

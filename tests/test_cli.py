@@ -18,6 +18,7 @@ from db.models import WebhookEvent
 from gql_api import cli
 from gql_api.nul_guard import MESSAGE as NUL_MESSAGE
 from gql_api.request_json import SYNTAX_MESSAGE, UNICODE_MESSAGE
+from gql_api.security.encryption import Encryptor
 from gql_api.settings import get_settings
 from tests.conftest import TEST_ENCRYPTION_KEY
 from tests.factories import seed_merchant
@@ -44,7 +45,8 @@ def _run(args: list[str], tmp_path: Path, stdin: str = "") -> subprocess.Complet
 def test_help_lists_the_commands(tmp_path: Path) -> None:
     result = _run(["--help"], tmp_path)
     assert result.returncode == 0
-    for command in ("serve", "migrate", "export-schema", "check-config", "create-merchant"):
+    commands = ("serve", "migrate", "export-schema", "check-config", "create-merchant")
+    for command in (*commands, "generate-key", "worker", "event"):
         assert command in result.stdout
 
 
@@ -77,6 +79,19 @@ def test_check_config_refuses_production_without_keys(tmp_path: Path) -> None:
     )
     assert result.returncode == 1
     assert "ENCRYPTION_KEYS is required" in result.stderr
+
+
+def test_generate_key_prints_a_fresh_key_the_service_accepts(tmp_path: Path) -> None:
+    first = _run(["generate-key"], tmp_path)
+    second = _run(["generate-key"], tmp_path)
+    assert first.returncode == 0 == second.returncode
+    key = first.stdout.strip()
+    assert key != second.stdout.strip()
+    # A key put first in ENCRYPTION_KEYS encrypts; the old one, second, still decrypts.
+    sealed = Encryptor([TEST_ENCRYPTION_KEY]).encrypt("sk_live_x", context="c")
+    rotated = Encryptor([key, TEST_ENCRYPTION_KEY])
+    assert rotated.decrypt(sealed, context="c") == "sk_live_x"
+    assert rotated.decrypt(rotated.encrypt("y", context="c"), context="c") == "y"
 
 
 def test_export_schema_writes_the_committed_sdl(tmp_path: Path) -> None:
