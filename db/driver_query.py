@@ -5,9 +5,14 @@ read costs several times the rest of a small query (result-set set-up, cursor ob
 aiosqlite three trips to the connection's thread: execute, fetch, close). A `DriverQuery` is
 compiled once per dialect by SQLAlchemy, binds and converts values with the columns' own
 SQLAlchemy types, and runs in one driver call: `execute_fetchall` on aiosqlite (one trip),
-`fetch` on asyncpg (a statement asyncpg prepares once per connection), on a pooled
+`fetch` on asyncpg (a statement asyncpg prepares once per connection, or with
+DB_STATEMENT_CACHE off an unnamed one parsed with each execution: see db.engine), on a pooled
 connection of its own that goes straight back to the pool. On SQLite it is usually not even
 that: see db.sqlite_reads.
+
+A connection found broken is treated as SQLAlchemy treats one: every connection the pool
+opened before it is replaced when next taken, and the error raised is a DBAPIError with
+`connection_invalidated` (db.engine.database_unavailable).
 
 Rows come by column name: as the NamedTuple `record` given, each field filled from the
 selected column of that name (label the columns: `col(X.id).label("secret_id")`), or else as a
@@ -22,12 +27,14 @@ from __future__ import annotations
 from collections import namedtuple
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar, overload
+from typing import Any, Generic, TypeVar, cast, overload
 from weakref import WeakKeyDictionary
 
 from sqlalchemy import Select, event
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Dialect, Engine
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.pool import PoolProxiedConnection
 from sqlalchemy.util import greenlet_spawn
 
 from db import sqlite_reads
@@ -160,7 +167,8 @@ class DriverQuery(Generic[R]):
             watcher(compiled.sql)
         driver = None
         if isinstance(bind, AsyncConnection):
-            driver = (await bind.get_raw_connection()).driver_connection
+            held = await bind.get_raw_connection()
+            driver = held.driver_connection
         # Not when the caller's connection is inside a transaction: it must read its own writes.
         if on_loop and dialect.name == "sqlite" and not getattr(driver, "in_transaction", False):
             found = sqlite_reads.read(engine, compiled.sql, args)
@@ -169,18 +177,24 @@ class DriverQuery(Generic[R]):
         if isinstance(bind, AsyncConnection):
             try:
                 rows = await self._run(dialect, driver, compiled, args)
-            except BaseException:
+            except BaseException as error:
                 # SQLAlchemy did not see this call (and a cancelled one may still be running):
                 # the connection cannot be trusted, let SQLAlchemy replace it.
+                disconnected = _disconnected(engine, held, error)
                 await bind.invalidate()
+                if disconnected:
+                    raise _invalidated(compiled, error) from error
                 raise
             return self._convert(compiled, rows)
         # The pool's connection itself, without a SQLAlchemy Connection around it.
         pooled = await greenlet_spawn(engine.sync_engine.raw_connection)
         try:
             rows = await self._run(dialect, pooled.driver_connection, compiled, args)
-        except BaseException:
+        except BaseException as error:
+            disconnected = _disconnected(engine, pooled, error)
             await greenlet_spawn(pooled.invalidate)
+            if disconnected:
+                raise _invalidated(compiled, error) from error
             raise
         finally:
             await greenlet_spawn(pooled.close)
@@ -189,3 +203,25 @@ class DriverQuery(Generic[R]):
     async def first(self, bind: AsyncEngine | AsyncConnection, **params: Any) -> R | None:
         rows = await self.all(bind, **params)
         return rows[0] if rows else None
+
+
+def _disconnected(
+    engine: AsyncEngine, connection: PoolProxiedConnection, error: BaseException
+) -> bool:
+    """Whether `error` left `connection` closed (the server restarted or the network broke);
+    if so, every connection the pool opened before it is marked to be replaced when next
+    taken, as SQLAlchemy's Connection does on a disconnect (the rest of that generation is
+    most likely broken too, and each would otherwise fail one request of its own)."""
+    if not isinstance(error, Exception):
+        return False  # cancelled: the connection is replaced, the others are fine
+    # The driver's own error, not the DBAPI adapter's: asyncpg's dialect asks the connection.
+    if not engine.dialect.is_disconnect(cast(Any, error), connection.dbapi_connection, None):
+        return False
+    # What Connection._handle_dbapi_exception calls; the pool has no public equivalent.
+    engine.sync_engine.pool._invalidate(connection, error, _checkin=False)
+    return True
+
+
+def _invalidated(compiled: _Compiled, error: BaseException) -> sa_exc.DBAPIError:
+    """The error SQLAlchemy raises for a statement on a connection that broke."""
+    return sa_exc.DBAPIError(compiled.sql, None, error, connection_invalidated=True)

@@ -8,7 +8,9 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import asyncpg  # type: ignore[import-untyped]
 from sqlalchemy import event
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
@@ -70,12 +72,66 @@ def create_engine(database_url: str, *, pool: PoolOptions | None = None) -> Asyn
         # Reads run in autocommit (no BEGIN/ROLLBACK round trips per request); Tx.write and
         # independent_write open a READ COMMITTED transaction for every write. No pre-ping
         # either (a round trip per request): a dropped connection fails one request, and
-        # SQLAlchemy then discards the pool's stale connections.
+        # SQLAlchemy (or db.driver_query) then replaces every connection the pool opened
+        # before it, so after a server restart one request fails, not one per connection.
         kwargs["isolation_level"] = "AUTOCOMMIT"
+        if not pool.statement_cache:
+            kwargs["connect_args"] = _NO_NAMED_STATEMENTS
     engine = create_async_engine(url, **kwargs)
     if url.get_backend_name() == "sqlite":
         _configure_sqlite(engine)
     return engine
+
+
+def _unnamed_statement() -> str:
+    return ""
+
+
+# Behind PgBouncer in transaction mode consecutive statements may run on different server
+# connections, so none may rely on a statement prepared earlier on "its" connection. Without
+# a cache asyncpg uses PostgreSQL's unnamed statement and parses it again in the same round
+# trip as each execution (a DriverQuery's `fetch` too); SQLAlchemy's own cache of prepared
+# statements is off, and the empty name keeps its `prepare()` on the unnamed statement
+# (SQLAlchemy's documented recipe gives unique names instead, which still leaves named
+# statements on the server). Costs a parse per statement.
+_NO_NAMED_STATEMENTS: dict[str, Any] = {
+    "statement_cache_size": 0,  # asyncpg's
+    "prepared_statement_cache_size": 0,  # SQLAlchemy's asyncpg dialect's
+    "prepared_statement_name_func": _unnamed_statement,
+}
+
+# Driver errors that say the server is away or going (restart, failover, max_connections) or
+# the connection broke, rather than anything about the statement. asyncpg raises OSError when
+# it cannot connect at all.
+_UNAVAILABLE_DRIVER_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    asyncpg.PostgresConnectionError,  # SQLSTATE class 08
+    asyncpg.AdminShutdownError,  # 57P01
+    asyncpg.CrashShutdownError,  # 57P02
+    asyncpg.CannotConnectNowError,  # 57P03: still starting up
+    asyncpg.TooManyConnectionsError,  # 53300
+)
+
+
+def database_unavailable(error: BaseException) -> bool:
+    """Whether `error` is the database being unavailable for the moment: no connection free
+    in the pool within DB_POOL_TIMEOUT_SECONDS, the server unreachable or restarting, or the
+    connection lost (after which SQLAlchemy, or a DriverQuery, replaces the pool's older
+    connections). Such a request failed before anything of it could commit, except for a
+    connection lost during COMMIT itself, and may be sent again shortly."""
+    current: BaseException | None = error
+    seen: set[int] = set()
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, sa_exc.TimeoutError):  # the pool's timeout
+            return True
+        if isinstance(current, sa_exc.DBAPIError) and current.connection_invalidated:
+            return True
+        if isinstance(current, _UNAVAILABLE_DRIVER_ERRORS):
+            return True
+        # SQLAlchemy's and its asyncpg adapter's errors are raised `from` the driver's.
+        current = current.__cause__
+    return False
 
 
 def _configure_sqlite(engine: AsyncEngine) -> None:

@@ -35,9 +35,12 @@ from gql_api.context import AppState, Context
 from gql_api.errors import (
     GRAPHQL_PARSE_FAILED,
     GRAPHQL_VALIDATION_FAILED,
+    INTERNAL_MESSAGE,
+    RETRY_AFTER_SECONDS,
     ApiErrorCode,
     RateLimited,
     Unauthenticated,
+    masked_extensions,
 )
 from gql_api.graphiql import ASSETS_PATH, graphiql_assets_app, graphiql_response
 from gql_api.logs import current_request_id, new_request_id, set_request_id
@@ -92,6 +95,9 @@ class GraphQLApp(GraphQL[Context, None]):
                 response = _error_response(error.message, status, **error.extensions)
                 await response(scope, receive, send)
                 return
+            except Exception as error:  # authentication reads the database
+                await _masked_response(error)(scope, receive, send)
+                return
         scope[CALLER_KEY] = caller
         try:
             response = await self.run(Request(scope, receive))
@@ -101,15 +107,8 @@ class GraphQLApp(GraphQL[Context, None]):
             return  # the client went away before sending its whole request: nobody to answer
         except BodyTooLargeError:
             raise  # answered by RequestContextMiddleware
-        except Exception:  # masked like any unexpected error, never a plain-text 500
-            request_id = current_request_id()
-            logger.exception("unexpected error serving /graphql", extra={"request_id": request_id})
-            response = _error_response(
-                "Internal server error.",
-                500,
-                code=ApiErrorCode.INTERNAL.value,
-                requestId=request_id,
-            )
+        except Exception as error:  # masked like any unexpected error, never a plain-text 500
+            response = _masked_response(error)
         finally:
             context = scope.get(_CONTEXT_KEY)
             if context is not None:
@@ -149,16 +148,36 @@ class GraphQLApp(GraphQL[Context, None]):
         errors: list[dict[str, Any]] = list(data.get("errors") or [])  # type: ignore[arg-type]
         # Every error has its code, set where it was made (gql_api.document_errors).
         # A document that could not run at all is the client's fault: 400, as GraphQL over HTTP.
-        if data.get("data") is None and any(
-            (e.get("extensions") or {}).get("code") in _REQUEST_ERROR_CODES for e in errors
-        ):
-            sub_response = request.scope.get(_SUB_RESPONSE_KEY)
-            if sub_response is not None:
-                sub_response.status_code = 400
+        sub_response = request.scope.get(_SUB_RESPONSE_KEY)
+        if sub_response is None or data.get("data") is not None or not errors:
+            return data
+        if any((e.get("extensions") or {}).get("code") in _REQUEST_ERROR_CODES for e in errors):
+            sub_response.status_code = 400
+        elif all((e.get("extensions") or {}).get("retryable") for e in errors):
+            # Nothing came of the request but failures of the moment (gql_api.errors): 503, as
+            # when the request fails before it runs, so that proxies and clients retry it.
+            sub_response.status_code = 503
+            sub_response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
         return data
 
 
-def _error_response(message: str, status_code: int, **extensions: str | int) -> Response:
+def _masked_response(error: Exception) -> Response:
+    """An unexpected error that failed the whole request, masked (gql_api.errors) and logged
+    with the request id: 503 with Retry-After when the database was unavailable for the
+    moment, else 500."""
+    request_id = current_request_id()
+    extensions = masked_extensions(error, request_id)
+    extra = {"request_id": request_id}
+    if not extensions.get("retryable"):
+        logger.exception("unexpected error serving /graphql", extra=extra)
+        return _error_response(INTERNAL_MESSAGE, 500, **extensions)
+    logger.warning("database unavailable serving /graphql", exc_info=error, extra=extra)
+    response = _error_response(INTERNAL_MESSAGE, 503, **extensions)
+    response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response
+
+
+def _error_response(message: str, status_code: int, **extensions: str | int | bool) -> Response:
     code = extensions.pop("code", "BAD_REQUEST")
     body = {
         "data": None,

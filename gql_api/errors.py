@@ -2,7 +2,7 @@
 
 `DomainError` carries expected, user-fixable failures (they become `userErrors`); `ApiError`
 subclasses become top-level GraphQL errors with `extensions.code`. Anything else is unexpected
-and is masked as INTERNAL.
+and is masked as INTERNAL (`masked_extensions`).
 """
 
 from __future__ import annotations
@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+
+from db.engine import database_unavailable
 
 
 class UserErrorCode(StrEnum):
@@ -112,6 +114,22 @@ class RateLimited(ApiError):
 
 class BadRequest(ApiError):
     code = ApiErrorCode.BAD_REQUEST
+
+
+INTERNAL_MESSAGE = "Internal server error."
+RETRY_AFTER_SECONDS = 1  # a restarted server accepts connections again within moments
+
+
+def masked_extensions(error: BaseException | None, request_id: str) -> dict[str, str | bool]:
+    """What a client learns of an unexpected error: INTERNAL, the request id to quote, and
+    `retryable: true` when the database was unavailable for the moment (a restart, a lost
+    connection, no pooled connection free in time: db.engine.database_unavailable), so the
+    same request may be sent again. Never the error's own text: it may name hosts or SQL."""
+    extensions: dict[str, str | bool] = {"code": ApiErrorCode.INTERNAL.value}
+    if error is not None and database_unavailable(error):
+        extensions["retryable"] = True
+    extensions["requestId"] = request_id
+    return extensions
 
 
 GRAPHQL_PARSE_FAILED = "GRAPHQL_PARSE_FAILED"

@@ -36,7 +36,13 @@ from gql_api.document_errors import (
     reporting_code,
     with_codes,
 )
-from gql_api.errors import ApiError, ApiErrorCode, Forbidden
+from gql_api.errors import (
+    INTERNAL_MESSAGE,
+    ApiError,
+    ApiErrorCode,
+    Forbidden,
+    masked_extensions,
+)
 from gql_api.ids import parse_global_id
 from gql_api.input_limits import ListLimits, largest_max_items
 from gql_api.logs import current_request_id
@@ -107,11 +113,12 @@ Mutation = merge_types(
 
 
 class LoggedMaskErrors(MaskErrors):
-    """Masks unexpected errors as INTERNAL and logs them with the request id; every error it
-    lets through has a code (gql_api.document_errors)."""
+    """Masks unexpected errors as INTERNAL (retryable when the database was unavailable:
+    gql_api.errors.masked_extensions) and logs them with the request id; every error it lets
+    through has a code (gql_api.document_errors)."""
 
     def __init__(self) -> None:
-        super().__init__(should_mask_error=_should_mask, error_message="Internal server error.")
+        super().__init__(should_mask_error=_should_mask, error_message=INTERNAL_MESSAGE)
 
     def on_operation(self) -> Iterator[None]:
         yield from super().on_operation()
@@ -122,14 +129,18 @@ class LoggedMaskErrors(MaskErrors):
 
     def anonymise_error(self, error: GraphQLError) -> GraphQLError:
         request_id = current_request_id()
-        logger.error(
-            "unexpected error in %s",
+        extensions = masked_extensions(error.original_error, request_id)
+        retryable = bool(extensions.get("retryable"))  # of the moment, not a bug
+        logger.log(
+            logging.WARNING if retryable else logging.ERROR,
+            "%s in %s",
+            "database unavailable" if retryable else "unexpected error",
             ".".join(str(p) for p in error.path or ()),
             exc_info=error.original_error,
             extra={"request_id": request_id},
         )
         masked = super().anonymise_error(error)
-        masked.extensions = {"code": ApiErrorCode.INTERNAL.value, "requestId": request_id}
+        masked.extensions = extensions
         return masked
 
 
