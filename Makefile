@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 # each starts its own throwaway PostgreSQL.
 PYTEST_WORKERS ?= 2
 
-.PHONY: run test migrate schema check format bench clean
+.PHONY: run test migrate schema check format bench clean postgres
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -39,6 +39,11 @@ check: $(STAMP)
 # Performance targets, side by side (bench/README.md); BENCH_DB=postgresql for PostgreSQL.
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
+
+# A throwaway PostgreSQL as `make test` starts one; prints its DATABASE_URL, Ctrl-C stops it.
+postgres: $(STAMP)
+	bash scripts/ensure-postgres.sh
+	$(BIN)/python -m tests.pg_server
 
 format: $(STAMP)
 	$(BIN)/ruff format .

@@ -173,3 +173,26 @@ class PostgresServer:
             capture_output=True,
         )
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+def main() -> None:
+    """`make postgres`: a throwaway server for trying the service on PostgreSQL by hand, as the
+    test setup starts one (no fsync: nothing in it is meant to be kept); Ctrl-C stops it and
+    deletes its folder."""
+    import signal
+    import sys
+
+    server = PostgresServer.start()
+    try:
+        print(f"DATABASE_URL={server.url}", flush=True)
+        print("PostgreSQL is running; Ctrl-C stops it and deletes its data.", file=sys.stderr)
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+        signal.pause()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+
+
+if __name__ == "__main__":
+    main()
