@@ -180,7 +180,7 @@ class DriverQuery(Generic[R]):
             except BaseException as error:
                 # SQLAlchemy did not see this call (and a cancelled one may still be running):
                 # the connection cannot be trusted, let SQLAlchemy replace it.
-                disconnected = _disconnected(engine, held, error)
+                disconnected = _invalidate_pool_if_disconnected(engine, held, error)
                 await bind.invalidate()
                 if disconnected:
                     raise _invalidated(compiled, error) from error
@@ -191,7 +191,7 @@ class DriverQuery(Generic[R]):
         try:
             rows = await self._run(dialect, pooled.driver_connection, compiled, args)
         except BaseException as error:
-            disconnected = _disconnected(engine, pooled, error)
+            disconnected = _invalidate_pool_if_disconnected(engine, pooled, error)
             await greenlet_spawn(pooled.invalidate)
             if disconnected:
                 raise _invalidated(compiled, error) from error
@@ -205,7 +205,7 @@ class DriverQuery(Generic[R]):
         return rows[0] if rows else None
 
 
-def _disconnected(
+def _invalidate_pool_if_disconnected(
     engine: AsyncEngine, connection: PoolProxiedConnection, error: BaseException
 ) -> bool:
     """Whether `error` left `connection` closed (the server restarted or the network broke);

@@ -149,13 +149,18 @@ class GraphQLApp(GraphQL[Context, None]):
         # Every error has its code, set where it was made (gql_api.document_errors).
         # A document that could not run at all is the client's fault: 400, as GraphQL over HTTP.
         sub_response = request.scope.get(_SUB_RESPONSE_KEY)
-        if sub_response is None or data.get("data") is not None or not errors:
+        if sub_response is None or not errors:
             return data
-        if any((e.get("extensions") or {}).get("code") in _REQUEST_ERROR_CODES for e in errors):
+        extensions = [e.get("extensions") or {} for e in errors]
+        if data.get("data") is None and any(
+            e.get("code") in _REQUEST_ERROR_CODES for e in extensions
+        ):
             sub_response.status_code = 400
-        elif all((e.get("extensions") or {}).get("retryable") for e in errors):
-            # Nothing came of the request but failures of the moment (gql_api.errors): 503, as
-            # when the request fails before it runs, so that proxies and clients retry it.
+        elif not any((data.get("data") or {}).values()) and all(
+            e.get("retryable") for e in extensions
+        ):
+            # No field answered, only failures of the moment (gql_api.errors): 503, as when
+            # the request fails before it runs, so that proxies and clients retry it.
             sub_response.status_code = 503
             sub_response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
         return data
