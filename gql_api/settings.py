@@ -90,7 +90,7 @@ class Settings(BaseSettings):
         gt=0,
         le=300,
         description="how long a request waits for a free connection before it fails with a "
-        "retryable SERVICE_UNAVAILABLE",
+        "masked INTERNAL error marked retryable (HTTP 503 when nothing could be answered)",
     )
     db_pool_recycle_seconds: int = Field(
         default=1800,

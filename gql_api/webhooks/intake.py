@@ -18,6 +18,7 @@ from typing import Any
 from cross_web import HTTPException
 from pydantic import SecretStr
 from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
@@ -168,7 +169,9 @@ def intake_endpoint(state: AppState, wake: Callable[[], None] | None) -> Callabl
             answer = await publish_event(state, event)
         except outbox.StoreNotFound:
             return _errors(404, _error(["storeId"], "NOT_FOUND", "No store with this storeId."))
-        except DBAPIError:  # e.g. SQLite's write lock not granted in time: nothing was stored
+        # SQLite's write lock not granted in time, the connection lost, no connection free in
+        # the pool: publishing again is safe (an id is never stored twice).
+        except (DBAPIError, PoolTimeout):
             logger.exception("could not store a published event", extra=_request())
             response = _errors(
                 503,
