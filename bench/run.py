@@ -1120,7 +1120,13 @@ def main() -> int:
                 # serve --workers 1 vs 2: servers of their own, after the memory row (the
                 # server it measures stopped), before the delivery rows.
                 more_rows, more_notes, more_logs = asyncio.run(
-                    workers.measure(database_url=dbs.main, key=key, scratch=scratch, token=token)
+                    workers.measure(
+                        database_url=dbs.main,
+                        key=key,
+                        scratch=scratch,
+                        token=token,
+                        database_roots=dbs.roots,
+                    )
                 )
                 rows += more_rows
                 notes += more_notes

@@ -33,6 +33,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -115,16 +116,18 @@ class Cpu:
     wrk: float
     workers: list[float]  # each process serving requests, busiest first
     other: float  # the rest of the server's processes (supervisor, resource tracker)
+    database: float  # the PostgreSQL server we started (its every process); 0 on SQLite
     machine: float
     server_ms_per_request: float
     connections: list[int]  # wrk's connections each worker process took, most first
 
 
 class Snapshot:
-    def __init__(self, root: int, workers: set[int]) -> None:
+    def __init__(self, root: int, workers: set[int], database_roots: list[int]) -> None:
         self.workers = workers
         self.at = time.monotonic()
         self.server = process_ticks(root)
+        self.database = {p: n for r in database_roots for p, n in process_ticks(r).items()}
         self.machine = machine_busy_ticks()
         self.children = children_cpu_seconds()
 
@@ -141,6 +144,10 @@ class Snapshot:
                 (u / seconds for pid, u in used.items() if pid in self.workers), reverse=True
             ),
             other=sum(u for pid, u in used.items() if pid not in self.workers) / seconds,
+            # Backends come and go with connections: a new one counts from zero.
+            database=sum(n - before.database.get(pid, 0) for pid, n in self.database.items())
+            / TICKS
+            / seconds,
             machine=(self.machine - before.machine) / TICKS / seconds,
             server_ms_per_request=sum(used.values()) * 1000 / max(requests, 1),
             connections=connections,
@@ -178,11 +185,13 @@ def wait_for_workers(api: bench.Server, workers: int) -> None:
         time.sleep(0.1)
 
 
-async def measured(case: bench.Case, api: bench.Server) -> bench.Run:
+async def measured(
+    case: bench.Case, api: bench.Server, database_roots: Callable[[], list[int]]
+) -> bench.Run:
     assert api.process is not None
     await bench.wrk(case, bench.WARMUP)
     serving = worker_pids(api.process.pid)
-    before = Snapshot(api.process.pid, serving)
+    before = Snapshot(api.process.pid, serving, database_roots())
     loading = asyncio.create_task(bench.wrk(case, bench.DURATION))
     await asyncio.sleep(min(1.0, bench.DURATION / 2))  # wrk's connections are open by now
     ss_started = children_cpu_seconds()
@@ -190,7 +199,8 @@ async def measured(case: bench.Case, api: bench.Server) -> bench.Run:
     ss_cpu = children_cpu_seconds() - ss_started  # ss is a child too: not wrk's
     run = await loading
     connections = sorted((held.get(pid, 0) for pid in serving), reverse=True)
-    cpu = Snapshot(api.process.pid, serving).since(before, run.requests, connections, ss_cpu)
+    after = Snapshot(api.process.pid, serving, database_roots())
+    cpu = after.since(before, run.requests, connections, ss_cpu)
     return bench.Run(run.requests, run.rps, run.p50_ms, run.p99_ms, {"cpu": cpu})
 
 
@@ -202,6 +212,10 @@ def cpu_text(case: bench.Case, workers: int) -> str:
         for i in range(max(len(c.workers) for c in cpus))
     ]
     other = statistics.median(c.other for c in cpus)
+    database = statistics.median(c.database for c in cpus)
+    rest = statistics.median(
+        c.machine - sum(c.workers) - c.other - c.wrk - c.database for c in cpus
+    )
     split = ""
     if workers > 1:
         rounds = ", ".join("/".join(str(n) for n in c.connections) for c in cpus)
@@ -211,14 +225,21 @@ def cpu_text(case: bench.Case, workers: int) -> str:
         f"{workers} worker{'s' if workers > 1 else ''}: server "
         f"{statistics.median(sum(c.workers) for c in cpus):.2f} cores{split}"
         + (f", supervisor and resource tracker {other:.2f}" if workers > 1 else "")
-        + f", wrk {statistics.median(c.wrk for c in cpus):.2f}, whole machine "
+        + f", wrk {statistics.median(c.wrk for c in cpus):.2f}"
+        + (f", PostgreSQL {database:.2f}" if bench.DB == "postgresql" else "")
+        + f", anything else {max(rest, 0.0):.2f}, whole machine "
         f"{statistics.median(c.machine for c in cpus):.2f} of {os.cpu_count()}; server CPU "
         f"{statistics.median(c.server_ms_per_request for c in cpus):.2f} ms per request"
     )
 
 
 async def measure(
-    *, database_url: str, key: str, scratch: Path, token: str
+    *,
+    database_url: str,
+    key: str,
+    scratch: Path,
+    token: str,
+    database_roots: Callable[[], list[int]],
 ) -> tuple[list[Any], list[str], list[Path]]:
     """The row, a note on where the CPU went, and the server logs to scan for errors."""
     apis = {}
@@ -240,14 +261,15 @@ async def measure(
         bench.log("small query (session): serve --workers 1 vs --workers 2")
         for number in range(1, bench.ROUNDS + 1):
             for workers, case in cases.items():
-                run = await measured(case, apis[workers])
+                run = await measured(case, apis[workers], database_roots)
                 case.runs.append(run)
                 cpu: Cpu = run.extra["cpu"]
                 bench.log(
                     f"  round {number} {case.name}: {run.rps:,.0f} req/s, p50 {run.p50_ms:.2f} ms, "
                     f"p99 {run.p99_ms:.2f} ms; cores: server "
                     f"{' + '.join(f'{c:.2f}' for c in cpu.workers)} (+ {cpu.other:.2f}), "
-                    f"wrk {cpu.wrk:.2f}, connections {'/'.join(map(str, cpu.connections))}, "
+                    f"wrk {cpu.wrk:.2f}, database {cpu.database:.2f}, "
+                    f"connections {'/'.join(map(str, cpu.connections))}, "
                     f"machine {cpu.machine:.2f}; {cpu.server_ms_per_request:.2f} ms/request"
                 )
     finally:
@@ -268,8 +290,11 @@ async def measure(
         "- Workers row, where the CPU went during the measured runs (medians, in cores: 1.00 is "
         "one core busy all along; worker processes busiest first): "
         f"{cpu_text(one, 1)}; {cpu_text(two, 2)}. "
-        "wrk runs on the same machine: the server can have at most the cores wrk and the rest "
-        "leave it"
+        "wrk"
+        + (" and PostgreSQL run" if bench.DB == "postgresql" else " runs")
+        + " on the same machine: the server can have at most the cores "
+        + ("they" if bench.DB == "postgresql" else "it")
+        + " and anything else leave it"
     )
     logs = [api.log_path for api in apis.values()]
     return [row], [note], logs
