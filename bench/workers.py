@@ -227,7 +227,8 @@ def cpu_text(case: bench.Case, workers: int) -> str:
         + (f", supervisor and resource tracker {other:.2f}" if workers > 1 else "")
         + f", wrk {statistics.median(c.wrk for c in cpus):.2f}"
         + (f", PostgreSQL {database:.2f}" if bench.DB == "postgresql" else "")
-        + f", anything else {max(rest, 0.0):.2f}, whole machine "
+        + f", anything else {max(rest, 0.0):.2f} (other processes, the idle server of the pair, "
+        "kernel time charged to no process such as loopback networking), whole machine "
         f"{statistics.median(c.machine for c in cpus):.2f} of {os.cpu_count()}; server CPU "
         f"{statistics.median(c.server_ms_per_request for c in cpus):.2f} ms per request"
     )
