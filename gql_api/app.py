@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import signal
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -22,7 +24,7 @@ from strawberry.types import ExecutionResult
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from db import sqlite_reads
-from db.clock import host_clock_skew
+from db.clock import ClockSkew, host_clock_skew
 from db.engine import PoolOptions, create_engine, create_session_factory
 from db.types import utcnow
 from gql_api.access_log import CALLER_KEY, AccessLogMiddleware, BodyTooLargeError
@@ -275,36 +277,48 @@ def create_state(settings: Settings) -> AppState:
 def create_app(
     settings: Settings | None = None,
     *,
-    metrics_port_here: bool = True,
+    supervised: bool = False,
     host_clock: Callable[[], datetime] = utcnow,
 ) -> Starlette:
-    """The application. `metrics_port_here`: whether this process serves METRICS_PORT (not
-    when it is one of `serve --workers N`, whose supervisor serves it for all of them).
-    `host_clock`: this host's clock, as /readyz compares it with the database's."""
+    """The application. `supervised`: this process is one of `serve --workers N`, whose
+    supervisor serves METRICS_PORT for all of them, and without which it must not live on.
+    `host_clock`: this host's clock, as compared with the database's (db.clock)."""
     settings = settings or get_settings()
     state = create_state(settings)
 
     async def healthz(_: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
+    async def measure_clock() -> ClockSkew:
+        async with asyncio.timeout(READY_TIMEOUT_SECONDS), state.engine.connect() as conn:
+            skew = await host_clock_skew(conn, host_clock=host_clock)
+        state.metrics.clock_skew.set(skew.seconds)
+        if skew.beyond(settings.clock_skew_tolerance_seconds):
+            logger.warning(
+                "this host's clock is %.3f s (± %.3f s) from the database's, beyond "
+                "CLOCK_SKEW_TOLERANCE_SECONDS=%s: not ready",
+                skew.seconds,
+                skew.uncertainty,
+                settings.clock_skew_tolerance_seconds,
+                extra={"clock_skew_seconds": skew.seconds},
+            )
+        return skew
+
     async def readyz(_: Request) -> Response:
         """Ready: the database answers, and this host's clock agrees with it (within
         CLOCK_SKEW_TOLERANCE_SECONDS: see db.clock)."""
         try:
-            async with asyncio.timeout(READY_TIMEOUT_SECONDS), state.engine.connect() as conn:
-                skew = await host_clock_skew(conn, host_clock=host_clock)
+            skew = await measure_clock()
         except Exception:  # any failure means "not ready"
             logger.warning("readiness check failed", exc_info=True)
             return JSONResponse({"status": "unavailable", "database": "unreachable"}, 503)
-        state.metrics.clock_skew.set(skew)
-        answer = {"status": "ok", "database": "ok", "clockSkewSeconds": round(skew, 3)}
-        if abs(skew) > settings.clock_skew_tolerance_seconds:
-            logger.warning(
-                "this host's clock is %.3f s from the database's (tolerance %s s): not ready",
-                skew,
-                settings.clock_skew_tolerance_seconds,
-                extra={"clock_skew_seconds": skew},
-            )
+        answer = {
+            "status": "ok",
+            "database": "ok",
+            "clockSkewSeconds": round(skew.seconds, 3),
+            "clockSkewUncertaintySeconds": round(skew.uncertainty, 3),
+        }
+        if skew.beyond(settings.clock_skew_tolerance_seconds):
             return JSONResponse({**answer, "status": "unavailable", "clock": "skewed"}, 503)
         return JSONResponse(answer)
 
@@ -323,14 +337,21 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[dict[str, Any]]:
         tune_garbage_collector()
+        try:  # measured once at start, so the gauge means something before the first /readyz
+            await measure_clock()
+        except Exception:  # the database may come up later: /readyz says so meanwhile
+            logger.warning("could not compare this host's clock with the database's")
         delivering = asyncio.create_task(worker.run()) if worker is not None else None
+        orphaned = asyncio.create_task(_exit_when_orphaned()) if supervised else None
         try:
-            if metrics_port_here:
+            if supervised:
+                yield {}
+            else:
                 with metrics_listener(settings, state.metrics.exposition_registry()):
                     yield {}
-            else:
-                yield {}
         finally:
+            if orphaned is not None:
+                orphaned.cancel()
             if worker is not None and delivering is not None:
                 worker.stop()  # stops claiming; finishes or releases what it holds
                 await delivering
@@ -367,4 +388,20 @@ def create_app(
 
 def create_worker_app() -> Starlette:
     """The application in each process of `serve --workers N` (uvicorn's factory)."""
-    return create_app(metrics_port_here=False)
+    return create_app(supervised=True)
+
+
+ORPHAN_CHECK_SECONDS = 1.0
+
+
+async def _exit_when_orphaned() -> None:
+    """A worker of `serve --workers N` whose supervisor is gone (killed with SIGKILL, say)
+    would go on serving its share of the port, unseen by the process manager: it shuts down
+    gracefully instead, as on SIGTERM."""
+    supervisor = os.getppid()
+    while True:  # no event tells a process its parent died: look every second
+        await asyncio.sleep(ORPHAN_CHECK_SECONDS)
+        if os.getppid() != supervisor:
+            break
+    logger.error("the supervising serve process is gone: this worker shuts down")
+    os.kill(os.getpid(), signal.SIGTERM)

@@ -4,6 +4,7 @@ generate-key | create-merchant | event publish`."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -36,10 +37,12 @@ def _serve(args: argparse.Namespace) -> int:
         "timeout_keep_alive": settings.keepalive_timeout_seconds,
         "timeout_graceful_shutdown": settings.shutdown_timeout_seconds,
     }
-    if workers == 1:
+    from gql_api.metrics import MULTIPROCESS_DIR_ENV
+
+    if workers == 1 and not os.environ.get(MULTIPROCESS_DIR_ENV):
         uvicorn.run("gql_api.app:create_app", factory=True, **options)
         return 0
-    with _shared_metrics_directory():
+    with _metrics_directory_of_this_run():
         from gql_api.metrics import all_processes_registry
         from gql_api.metrics_access import metrics_listener
 
@@ -50,31 +53,29 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 @contextmanager
-def _shared_metrics_directory() -> Iterator[None]:
-    """PROMETHEUS_MULTIPROC_DIR for the workers about to be spawned (they inherit the
-    environment): the operator's, emptied of a previous run's files as the client library
-    requires, or else a new temporary directory removed afterwards."""
-    import os
+def _metrics_directory_of_this_run() -> Iterator[None]:
+    """A new, empty PROMETHEUS_MULTIPROC_DIR for the workers about to be spawned (they inherit
+    the environment), removed afterwards: inside the operator's PROMETHEUS_MULTIPROC_DIR when
+    set (other processes' files there are left alone), else in the temporary folder. The
+    client library requires a directory that no earlier run has written to."""
     import shutil
     import tempfile
 
     from gql_api.metrics import MULTIPROCESS_DIR_ENV
 
-    given = os.environ.get(MULTIPROCESS_DIR_ENV)
-    if given:
-        folder = Path(given)
-        folder.mkdir(parents=True, exist_ok=True)
-        for stale in folder.glob("*.db"):
-            stale.unlink()
-        yield
-        return
-    created = tempfile.mkdtemp(prefix="integration-api-metrics-")
-    os.environ[MULTIPROCESS_DIR_ENV] = created
+    given = os.environ.get(MULTIPROCESS_DIR_ENV) or None
+    if given is not None:
+        Path(given).mkdir(parents=True, exist_ok=True)
+    folder = tempfile.mkdtemp(prefix=f"integration-api-serve-{os.getpid()}-", dir=given)
+    os.environ[MULTIPROCESS_DIR_ENV] = folder
     try:
         yield
     finally:
-        del os.environ[MULTIPROCESS_DIR_ENV]
-        shutil.rmtree(created, ignore_errors=True)
+        if given is None:
+            del os.environ[MULTIPROCESS_DIR_ENV]
+        else:
+            os.environ[MULTIPROCESS_DIR_ENV] = given
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _migrate(_: argparse.Namespace) -> int:
@@ -154,6 +155,7 @@ def _worker(args: argparse.Namespace) -> int:
 
     from gql_api.app import create_state
     from gql_api.logs import configure_logging
+    from gql_api.metrics import forget_this_process
     from gql_api.metrics_access import metrics_listener
     from gql_api.settings import get_settings
     from gql_api.webhooks.worker import Worker, WorkerConfig
@@ -183,6 +185,7 @@ def _worker(args: argparse.Namespace) -> int:
             return 0
         finally:
             await state.engine.dispose()
+            forget_this_process()
 
     return asyncio.run(run())
 
@@ -339,6 +342,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     create.set_defaults(run=_create_merchant)
     args = parser.parse_args(argv)
+    if args.run not in (_serve, _worker):
+        # One-off commands record nothing worth a scrape: no metrics files of theirs.
+        from gql_api.metrics import MULTIPROCESS_DIR_ENV
+
+        os.environ.pop(MULTIPROCESS_DIR_ENV, None)
     return int(args.run(args))
 
 

@@ -12,12 +12,15 @@ every worker sees whole) takes the highest.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from pathlib import Path
 from typing import Any
 
 from graphql import DocumentNode, FieldNode, GraphQLSchema, get_operation_ast
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, multiprocess
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 from strawberry.extensions import SchemaExtension
@@ -35,10 +38,45 @@ def multiprocess_dir() -> str | None:
     return os.environ.get(MULTIPROCESS_DIR_ENV) or None
 
 
+class _LiveProcessesCollector(Collector):
+    """The client library's MultiProcessCollector, after dropping the live gauges of processes
+    that are gone: a worker uvicorn's supervisor restarted after a crash or a hang never ran
+    its own clean-up (forget_this_process), and its connections in use would stay counted."""
+
+    def __init__(self, path: str) -> None:
+        self._path = Path(path)
+        self._files = multiprocess.MultiProcessCollector(None, path)  # type: ignore[no-untyped-call]
+
+    def collect(self) -> Iterable[Metric]:
+        for pid in {_pid_of(file) for file in self._path.glob("gauge_live*_*.db")}:
+            if pid is not None and not _running(pid):
+                multiprocess.mark_process_dead(pid, str(self._path))  # type: ignore[no-untyped-call]
+        collected: Iterable[Metric] = self._files.collect()  # type: ignore[no-untyped-call]
+        return collected
+
+
+def _pid_of(file: Path) -> int | None:
+    tail = file.stem.rpartition("_")[2]
+    return int(tail) if tail.isdigit() else None
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
+
+
 def all_processes_registry() -> CollectorRegistry:
-    """A registry that reads the values every process wrote to the multiprocess directory."""
+    """A registry that reads the values every live process (and the counters of every process)
+    wrote to the multiprocess directory."""
+    path = multiprocess_dir()
+    assert path is not None, "PROMETHEUS_MULTIPROC_DIR is not set"
     registry = CollectorRegistry()
-    multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+    registry.register(_LiveProcessesCollector(path))
     return registry
 
 

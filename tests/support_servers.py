@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -59,8 +61,13 @@ def serve(
     with tempfile.TemporaryDirectory(prefix="integration-api-") as folder:
         log = Path(folder) / "server.log"
         with log.open("wb") as sink:
+            # A group of its own: what it spawns (serve --workers N) is stopped with it.
             process = subprocess.Popen(
-                [str(CLI), "serve", *args], env=env, stdout=sink, stderr=subprocess.STDOUT
+                [str(CLI), "serve", *args],
+                env=env,
+                stdout=sink,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
         server = Server(f"http://127.0.0.1:{port}", process, log)
         try:
@@ -91,3 +98,5 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait(timeout=10)
+    with contextlib.suppress(ProcessLookupError):  # nothing of the group may outlive the test
+        os.killpg(process.pid, signal.SIGKILL)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -134,14 +136,21 @@ def test_web_concurrency_starts_workers_and_the_supervisor_serves_metrics_port(
         "PROMETHEUS_MULTIPROC_DIR": str(shared),
     }
     shared.mkdir()
-    (shared / "counter_999999.db").write_bytes(b"left by an earlier run")  # must be cleared
+    # Another process's file in the operator's directory: neither read nor deleted.
+    others = shared / "counter_999999.db"
+    others.write_bytes(b"not ours")
     with serve(database_url, extra_env=env) as server:
         made = asyncio.run(_requests_until_both_answer(server))
         assert httpx.get(f"{server.base_url}/metrics", timeout=10).status_code == 404
         _eventually(
             lambda: _requests_counted(_scrape(f"http://127.0.0.1:{metrics_port}/metrics")) == made
         )
-        assert not (shared / "counter_999999.db").exists()
+        (own,) = (path for path in shared.iterdir() if path.is_dir())
+        assert own.name.startswith("integration-api-serve-")
+        server.process.terminate()
+        assert server.process.wait(timeout=60) == 0
+    assert others.read_bytes() == b"not ours"
+    assert not own.exists()  # the run's own folder goes with it
 
 
 def test_workers_must_be_a_small_whole_number(capsys: pytest.CaptureFixture[str]) -> None:
@@ -152,3 +161,59 @@ def test_workers_must_be_a_small_whole_number(capsys: pytest.CaptureFixture[str]
             main(["serve", "--workers", bad])
         assert exited.value.code == 2
         assert "a whole number from 1 to 64" in capsys.readouterr().err
+
+
+def _worker_pids(server: Server) -> set[int]:
+    started = (
+        entry
+        for entry in _log_lines(server)
+        if str(entry["message"]).startswith("Started server process")
+    )
+    return {int(str(entry["pid"])) for entry in started}
+
+
+def _alive(pid: int) -> bool:
+    """Running: neither gone nor a zombie (an orphan's exit is reaped by init, when init
+    reaps at all)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rpartition(")")[2].split()[0] != "Z"
+
+
+def _clock_gauge_pids(metrics_text: str) -> set[int]:
+    return {
+        int(sample.labels["pid"])
+        for family in text_string_to_metric_families(metrics_text)
+        if family.name == "host_clock_skew_seconds"
+        for sample in family.samples
+    }
+
+
+@POSTGRESQL
+def test_a_killed_worker_is_replaced_and_its_live_gauges_leave_the_scrape(
+    database_url: str,
+) -> None:
+    with serve(database_url, args=["--workers", "2"]) as server:
+        url = f"{server.base_url}/metrics"
+        _eventually(lambda: len(_worker_pids(server)) == 2)
+        first = _worker_pids(server)
+        _eventually(lambda: _clock_gauge_pids(_scrape(url)) == first)
+        killed = min(first)
+        os.kill(killed, signal.SIGKILL)  # no clean-up of its own
+        _eventually(lambda: len(_worker_pids(server)) == 3)  # the supervisor started another
+        replacement = _worker_pids(server) - first
+        # The killed worker's per-process gauges are gone, the replacement's are there.
+        _eventually(lambda: _clock_gauge_pids(_scrape(url)) == (first - {killed}) | replacement)
+
+
+@POSTGRESQL
+def test_workers_do_not_outlive_a_killed_supervisor(database_url: str) -> None:
+    with serve(database_url, args=["--workers", "2"]) as server:
+        _eventually(lambda: len(_worker_pids(server)) == 2)
+        workers = _worker_pids(server)
+        server.process.kill()  # SIGKILL: the supervisor can neither stop nor tell them
+        server.process.wait(timeout=10)
+        _eventually(lambda: not any(_alive(pid) for pid in workers))
+        assert "the supervising serve process is gone" in server.output()
