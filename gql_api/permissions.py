@@ -170,3 +170,29 @@ def may_act_on_store(principal: Principal, operation: Operation, store_pk: int) 
     if level is Access.ALL:
         return True
     return level is Access.OWN_STORE and principal.store_pk == store_pk
+
+
+def roles_sentence(operation: Operation) -> str:
+    """Who may perform `operation`, in words, read from MATRIX (and GRANTABLE for member
+    management): the sentence the schema gives each mutation (gql_api.schema_descriptions), so
+    what the schema tells developers cannot drift from what the services enforce."""
+    row = MATRIX[operation]
+    anywhere = [role.value for role in Role if row[role.value] is Access.ALL]
+    own_store = [
+        f"{role.value} (own sub-store only)" for role in Role if row[role.value] is Access.OWN_STORE
+    ]
+    roles = ", ".join([*anywhere, *own_store]) or "none"
+    secrets = {
+        Access.ALL: "API secrets: yes.",
+        Access.OWN_STORE: "API secrets: yes (a sub-store's secret on its own sub-store only).",
+        Access.NONE: "API secrets: no.",
+    }[row[API_SECRET]]
+    sentence = f"Roles: {roles}. {secrets}"
+    if operation is Operation.MEMBER_MANAGE:
+        grants = "; ".join(
+            f"{role.value}: {', '.join(r.value for r in Role if r in GRANTABLE[role])}"
+            for role in Role
+            if GRANTABLE[role]
+        )
+        sentence += f" Each role grants, and acts on members of, only these roles: {grants}."
+    return sentence

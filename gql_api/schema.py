@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Iterator
-from typing import Any
+from typing import Annotated, Any
 
 import strawberry
 from graphql import ASTValidationRule, GraphQLError
@@ -53,6 +53,7 @@ from gql_api.node import Node
 from gql_api.nul_guard import NoNulInStrings
 from gql_api.pg_catalog import schema as pg_catalog
 from gql_api.query_cost import query_cost_rule
+from gql_api.schema_descriptions import describe
 from gql_api.settings import Settings
 from gql_api.stores import schema as stores
 from gql_api.stores.merchant import Merchant
@@ -83,7 +84,13 @@ class NodeQuery:
         description="Refetch any object by its global ID; null if it does not exist or the "
         "caller may not see it."
     )
-    async def node(self, info: Info, id: strawberry.ID) -> Node | None:
+    async def node(
+        self,
+        info: Info,
+        id: Annotated[
+            strawberry.ID, strawberry.argument(description="A global ID returned by this API.")
+        ],
+    ) -> Node | None:
         info.context.require_principal()
         decoded = parse_global_id(str(id))
         if decoded is None:
@@ -228,6 +235,7 @@ def build_schema(settings: Settings) -> strawberry.Schema:
         execution_context_class=RequestErrorsCoded,
         hide_suggestions=not settings.introspection_on,
     )
+    describe(schema._schema)
     rules.append(query_cost_rule(_connection_fields(schema), settings.max_query_objects))
     largest_list = largest_max_items(schema._schema)
     return schema

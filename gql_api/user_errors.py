@@ -13,7 +13,7 @@ class UserError:
     field: list[str] | None = strawberry.field(
         description='Path to the input field at fault, e.g. ["input", "name"].'
     )
-    code: UserErrorCode
+    code: UserErrorCode = strawberry.field(description="Machine-readable reason; branch on it.")
     message: str = strawberry.field(description="A sentence to show to a person.")
 
 
