@@ -23,29 +23,43 @@ class MerchantSignUpInput:
     name: str = strawberry.field(description="The owner's name, 1-100 characters.")
 
 
-@strawberry.type
+@strawberry.type(description="Result of merchantSignUp.")
 class MerchantSignUpPayload:
-    merchant: Merchant | None
-    session: Session | None
-    user_errors: list[UserError]
+    merchant: Merchant | None = strawberry.field(
+        description="The new merchant; null when userErrors is not empty."
+    )
+    session: Session | None = strawberry.field(
+        description="The owner's session (its token shown here only); null on userErrors."
+    )
+    user_errors: list[UserError] = strawberry.field(
+        description="Problems with the input; empty on success."
+    )
 
 
-@strawberry.input
+@strawberry.input(description="Log in to the console with email and password.")
 class SessionCreateInput:
-    email: str
-    password: str
+    email: str = strawberry.field(description="The account's email.")
+    password: str = strawberry.field(description="The account's password.")
 
 
-@strawberry.type
+@strawberry.type(description="Result of sessionCreate.")
 class SessionCreatePayload:
-    session: Session | None
-    user_errors: list[UserError]
+    session: Session | None = strawberry.field(
+        description="The new session (its token shown here only); null on userErrors."
+    )
+    user_errors: list[UserError] = strawberry.field(
+        description="INVALID_CREDENTIALS when the email or password is wrong; empty on success."
+    )
 
 
-@strawberry.type
+@strawberry.type(description="Result of sessionRevoke.")
 class SessionRevokePayload:
-    revoked: bool = strawberry.field(description="False when the session was already gone.")
-    user_errors: list[UserError]
+    revoked: bool = strawberry.field(
+        description="False when the session was already gone, or the caller uses an API secret."
+    )
+    user_errors: list[UserError] = strawberry.field(
+        description="Empty: logging out has no input to get wrong."
+    )
 
 
 @strawberry.type

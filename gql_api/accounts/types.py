@@ -13,8 +13,8 @@ from gql_api.node import Node, to_global_id
 
 @strawberry.type(description="A console account.")
 class User(Node):
-    email: str
-    name: str
+    email: str = strawberry.field(description="Log-in email, unique across the service.")
+    name: str = strawberry.field(description="The person's name, 1-100 characters.")
 
     @classmethod
     def from_row(cls, row: UserRow) -> User:
@@ -27,8 +27,10 @@ class Session:
     token: str = strawberry.field(
         description="Send as `Authorization: Bearer <token>`. Shown once; stored only hashed."
     )
-    expires_at: datetime
-    user: User
+    expires_at: datetime = strawberry.field(
+        description="When the token stops working (RFC 3339, UTC)."
+    )
+    user: User = strawberry.field(description="The account logged in.")
 
     @classmethod
     def create(cls, *, token: str, row: AuthSessionRow, user: UserRow) -> Session:

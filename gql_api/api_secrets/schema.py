@@ -17,7 +17,7 @@ from gql_api.mutations import mutate, mutate_in_steps
 from gql_api.user_errors import UserError, user_errors
 
 
-@strawberry.input(description="Issue a V2 API secret for a store (OWNER, ADMIN).")
+@strawberry.input(description="Issue a V2 API secret for a store.")
 class ApiSecretIssueInput:
     store_id: str = strawberry.field(
         description="A representative-store secret reaches every store; a sub-store's only it."
@@ -28,35 +28,47 @@ class ApiSecretIssueInput:
     )
 
 
-@strawberry.type
+@strawberry.type(description="Result of apiSecretIssue.")
 class ApiSecretIssuePayload:
-    api_secret: ApiSecret | None
+    api_secret: ApiSecret | None = strawberry.field(
+        description="The new secret's metadata; null when userErrors is not empty."
+    )
     secret: str | None = strawberry.field(
         description="The secret, in this payload only: copy it now, it cannot be shown again. "
         "Send it as `Authorization: PortOne <secret>`."
     )
-    user_errors: list[UserError]
+    user_errors: list[UserError] = strawberry.field(
+        description="Problems with the input; empty on success."
+    )
 
 
-@strawberry.input
+@strawberry.input(
+    description="Delete an API secret; it and the tokens exchanged for it stop working."
+)
 class ApiSecretDeleteInput:
-    id: strawberry.ID
+    id: strawberry.ID = strawberry.field(description="The ApiSecret's global ID.")
 
 
-@strawberry.type
+@strawberry.type(description="Result of apiSecretDelete.")
 class ApiSecretDeletePayload:
-    deleted_api_secret_id: strawberry.ID | None
-    user_errors: list[UserError]
+    deleted_api_secret_id: strawberry.ID | None = strawberry.field(
+        description="Global ID of the deleted secret; null when userErrors is not empty."
+    )
+    user_errors: list[UserError] = strawberry.field(
+        description="Problems with the input; empty on success."
+    )
 
 
 @strawberry.input(description="Exchange an API secret for an access and a refresh token.")
 class ApiSecretLoginInput:
-    api_secret: str
+    api_secret: str = strawberry.field(description="The V2 API secret, as shown at issue.")
 
 
-@strawberry.input
+@strawberry.input(description="Exchange a refresh token for a new access and refresh token.")
 class AccessTokenRefreshInput:
-    refresh_token: str
+    refresh_token: str = strawberry.field(
+        description="The latest refresh token of apiSecretLogin or accessTokenRefresh."
+    )
 
 
 @strawberry.type(description="Tokens for `Authorization: Bearer <accessToken>`; shown once.")
@@ -65,8 +77,12 @@ class ApiSecretLoginPayload:
     refresh_token: str | None = strawberry.field(
         description="Valid 1 day, single use; earlier refresh tokens stop working."
     )
-    access_token_expires_at: datetime | None
-    user_errors: list[UserError]
+    access_token_expires_at: datetime | None = strawberry.field(
+        description="When the access token stops working (RFC 3339, UTC)."
+    )
+    user_errors: list[UserError] = strawberry.field(
+        description="Problems with the input; empty on success."
+    )
 
 
 def _pair_payload(pair: auth.TokenPair | None, errors: list[UserError]) -> ApiSecretLoginPayload:
@@ -84,7 +100,7 @@ def _pair_payload(pair: auth.TokenPair | None, errors: list[UserError]) -> ApiSe
 
 @strawberry.type
 class Mutation:
-    @strawberry.mutation(description="Issue a V2 API secret (OWNER and ADMIN only).")
+    @strawberry.mutation(description="Issue a V2 API secret for a store.")
     async def api_secret_issue(
         self, info: Info, input: ApiSecretIssueInput
     ) -> ApiSecretIssuePayload:
@@ -107,7 +123,9 @@ class Mutation:
             api_secret=ApiSecret.from_row(issued.row), secret=issued.plaintext, user_errors=[]
         )
 
-    @strawberry.mutation(description="Delete an API secret (OWNER and ADMIN only).")
+    @strawberry.mutation(
+        description="Delete an API secret; it and the tokens exchanged for it stop working."
+    )
     async def api_secret_delete(
         self, info: Info, input: ApiSecretDeleteInput
     ) -> ApiSecretDeletePayload:

@@ -16,11 +16,11 @@ from gql_api.node import Node, to_global_id
 
 @strawberry.type(description="A V2 API secret's metadata. The secret itself is shown only once.")
 class ApiSecret(Node):
-    name: str
+    name: str = strawberry.field(description="Secret 이름 given at issue, 1-100 characters.")
     hint: str = strawberry.field(
         description="A few characters to recognise it by, never enough to use it."
     )
-    created_at: datetime
+    created_at: datetime = strawberry.field(description="When it was issued (RFC 3339, UTC).")
     expires_at: datetime | None = strawberry.field(description="null = no expiry (무기한).")
     last_used_at: datetime | None = strawberry.field(
         description="Last successful use, updated at most once a minute."

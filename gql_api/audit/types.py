@@ -16,8 +16,8 @@ class AuditEvent(Node):
     actor: str = strawberry.field(description="Who did it: a user's email or an API secret.")
     store_id: str | None = strawberry.field(description="storeId of the store concerned.")
     target_id: str | None = strawberry.field(description="Global ID or key of the object.")
-    summary: str
-    occurred_at: datetime
+    summary: str = strawberry.field(description="One line in words, for a person to read.")
+    occurred_at: datetime = strawberry.field(description="When it happened (RFC 3339, UTC).")
 
     @classmethod
     def from_row(cls, row: AuditEventRow) -> AuditEvent:

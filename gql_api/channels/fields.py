@@ -29,9 +29,11 @@ from gql_api.pg_catalog.catalog import Catalog
 
 @strawberry.type(description="One credential of a channel. Secret values are never returned.")
 class ChannelCredential:
-    key: str
-    label: str
-    secret: bool
+    key: str = strawberry.field(description="The module's credential key, e.g. signKey.")
+    label: str = strawberry.field(description="Label as the console shows it.")
+    secret: bool = strawberry.field(
+        description="True for write-only fields: only maskedValue is returned."
+    )
     value: str | None = strawberry.field(description="The value, for non-secret fields only.")
     masked_value: str | None = strawberry.field(
         description="For secret fields: •••• and, for long values, the last 4 characters."
@@ -40,9 +42,15 @@ class ChannelCredential:
 
 @strawberry.input(description="Filter a store's channels; all given conditions must hold.")
 class ChannelFilter:
-    mode: IntegrationMode | None = None
-    purpose: ChannelPurpose | None = None
-    pg_provider: PgProvider | None = None
+    mode: IntegrationMode | None = strawberry.field(
+        default=None, description="Only channels of this mode."
+    )
+    purpose: ChannelPurpose | None = strawberry.field(
+        default=None, description="Only channels with this purpose."
+    )
+    pg_provider: PgProvider | None = strawberry.field(
+        default=None, description="Only channels of this PG."
+    )
     search: str | None = strawberry.field(
         default=None, description="Case-insensitive match on name, MID or channel key."
     )
@@ -56,20 +64,32 @@ class ChannelFields(Node):
         description="channel-key-<uuid4>, passed as channelKey in payment calls."
     )
     name: str = strawberry.field(description="Unique per store and mode among live channels.")
-    mode: IntegrationMode
-    type: ChannelType
-    pg_provider: PgProvider
-    module_code: str
-    module_versions: list[ModuleVersion]
-    purpose: ChannelPurpose
+    mode: IntegrationMode = strawberry.field(description="LIVE or TEST; fixed at creation.")
+    type: ChannelType = strawberry.field(
+        description="LIVE, MERCHANT_TEST (own test MID) or SHARED_TEST (public test MID)."
+    )
+    pg_provider: PgProvider = strawberry.field(description="The PG; fixed at creation.")
+    module_code: str = strawberry.field(
+        description="The payment module (결제 모듈) chosen at creation; see pgProviders."
+    )
+    module_versions: list[ModuleVersion] = strawberry.field(
+        description="The PortOne module versions (V1, V2) the channel's module serves."
+    )
+    purpose: ChannelPurpose = strawberry.field(
+        description="결제 (PAYMENT) or 본인인증 (IDENTITY_VERIFICATION); fixed at creation."
+    )
     pg_merchant_id: str = strawberry.field(description="MID (PG상점아이디).")
-    tax_type: TaxType
-    credentials: list[ChannelCredential]
+    tax_type: TaxType = strawberry.field(
+        description="과세구분, reference data for VAT reports; it does not change taxation."
+    )
+    credentials: list[ChannelCredential] = strawberry.field(
+        description="The stored credentials in the module's order; secret values masked."
+    )
     version: int = strawberry.field(
         description="Optimistic-concurrency counter; send it back to channelUpdate."
     )
-    created_at: datetime
-    updated_at: datetime
+    created_at: datetime = strawberry.field(description="When it was added (RFC 3339, UTC).")
+    updated_at: datetime = strawberry.field(description="When it last changed (RFC 3339, UTC).")
     store_pk: strawberry.Private[int]
 
     @classmethod

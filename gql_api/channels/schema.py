@@ -18,33 +18,44 @@ from gql_api.user_errors import UserError
 
 @strawberry.input(description="A credential value; the key comes from the module's fields.")
 class CredentialInput:
-    key: str
-    value: str
+    key: str = strawberry.field(description="A credential key of the module, e.g. signKey.")
+    value: str = strawberry.field(
+        description="The value; secret ones are stored encrypted and never shown again."
+    )
 
 
 @strawberry.input(description="Add a channel (채널 추가) to a store.")
 class ChannelCreateInput:
-    store_id: str
-    mode: IntegrationMode
-    pg_provider: PgProvider
+    store_id: str = strawberry.field(description="`store-<uuid>` of the store to add it to.")
+    mode: IntegrationMode = strawberry.field(description="LIVE or TEST; cannot change later.")
+    pg_provider: PgProvider = strawberry.field(description="The PG; cannot change later.")
     module_code: str = strawberry.field(description="A module code from pgProviders.")
     name: str = strawberry.field(description="1-100 characters, unique per store and mode.")
     pg_merchant_id: str = strawberry.field(
         description="Own MID, or one of the module's shared test MIDs (TEST mode only)."
     )
-    purpose: ChannelPurpose = catalog.ChannelPurpose.PAYMENT
+    purpose: ChannelPurpose = strawberry.field(
+        default=catalog.ChannelPurpose.PAYMENT,
+        description="결제 (PAYMENT, the default) or 본인인증; the module must serve it.",
+    )
     credentials: list[CredentialInput] = limited_list(
         max_items=rules.MAX_CREDENTIALS,
         description="The module's credential fields (see pgProviders).",
         default_factory=list,
     )
-    tax_type: TaxType = rules.TaxType.UNSET
+    tax_type: TaxType = strawberry.field(
+        default=rules.TaxType.UNSET, description="과세구분; UNSET (미설정) by default."
+    )
 
 
-@strawberry.type
+@strawberry.type(description="Result of channelCreate.")
 class ChannelCreatePayload:
-    channel: Channel | None
-    user_errors: list[UserError]
+    channel: Channel | None = strawberry.field(
+        description="The new channel; null when userErrors is not empty."
+    )
+    user_errors: list[UserError] = strawberry.field(
+        description="Problems with the input; empty on success."
+    )
 
 
 @strawberry.input(
@@ -52,33 +63,45 @@ class ChannelCreatePayload:
     "they are. Send an empty value to clear an optional credential."
 )
 class ChannelUpdateInput:
-    id: strawberry.ID
+    id: strawberry.ID = strawberry.field(description="The Channel's global ID.")
     version: int = strawberry.field(description="The version you read; stale: VERSION_CONFLICT.")
-    name: str | None = None
-    pg_merchant_id: str | None = None
+    name: str | None = strawberry.field(
+        default=None, description="New name, 1-100 characters, unique per store and mode."
+    )
+    pg_merchant_id: str | None = strawberry.field(
+        default=None, description="New MID (PG상점아이디)."
+    )
     credentials: list[CredentialInput] | None = limited_list(
         max_items=rules.MAX_CREDENTIALS,
         description="Credentials to change; the others stay.",
         default=None,
     )
-    tax_type: TaxType | None = None
+    tax_type: TaxType | None = strawberry.field(default=None, description="New 과세구분.")
 
 
-@strawberry.type
+@strawberry.type(description="Result of channelUpdate.")
 class ChannelUpdatePayload:
-    channel: Channel | None
-    user_errors: list[UserError]
+    channel: Channel | None = strawberry.field(
+        description="The channel as changed; null when userErrors is not empty."
+    )
+    user_errors: list[UserError] = strawberry.field(
+        description="Problems with the input; empty on success."
+    )
 
 
-@strawberry.input
+@strawberry.input(description="Delete a channel; its channel key is never reused.")
 class ChannelDeleteInput:
-    id: strawberry.ID
+    id: strawberry.ID = strawberry.field(description="The Channel's global ID.")
 
 
-@strawberry.type
+@strawberry.type(description="Result of channelDelete.")
 class ChannelDeletePayload:
-    deleted_channel_id: strawberry.ID | None
-    user_errors: list[UserError]
+    deleted_channel_id: strawberry.ID | None = strawberry.field(
+        description="Global ID of the deleted channel; null when userErrors is not empty."
+    )
+    user_errors: list[UserError] = strawberry.field(
+        description="Problems with the input; empty on success."
+    )
 
 
 def _values(items: list[CredentialInput] | None) -> list[rules.CredentialValue] | None:
@@ -98,10 +121,7 @@ def _channel(info: Info, row: ChannelRow | None) -> Channel | None:
 
 @strawberry.type
 class Mutation:
-    @strawberry.mutation(
-        description="Add a PG channel (OWNER, ADMIN, DEVELOPER; STORE_MANAGER and API secrets "
-        "on their own store)."
-    )
+    @strawberry.mutation(description="Add a PG channel (채널 추가) to a store.")
     async def channel_create(self, info: Info, input: ChannelCreateInput) -> ChannelCreatePayload:
         principal = info.context.require_principal()
         draft = service.ChannelDraft(

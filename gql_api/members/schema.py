@@ -20,72 +20,102 @@ from gql_api.user_errors import UserError
 
 @strawberry.input(description="Invite a person to the merchant with a role.")
 class MemberInviteInput:
-    email: str
-    role: MemberRole
+    email: str = strawberry.field(description="The invitee's email.")
+    role: MemberRole = strawberry.field(
+        description="The role to give; one the caller may grant, never OWNER."
+    )
     store_id: str | None = strawberry.field(
         default=None, description="The sub-store, for STORE_MANAGER and STORE_READ_ONLY only."
     )
 
 
-@strawberry.type
+@strawberry.type(description="Result of memberInvite.")
 class MemberInvitePayload:
-    invitation: Invitation | None
+    invitation: Invitation | None = strawberry.field(
+        description="The pending invitation; null when userErrors is not empty."
+    )
     invitation_token: str | None = strawberry.field(
         description="Give this to the invitee; shown once, valid 7 days, single use."
     )
-    user_errors: list[UserError]
+    user_errors: list[UserError] = strawberry.field(
+        description="Problems with the input; empty on success."
+    )
 
 
 @strawberry.input(description="Accept an invitation: creates the account and logs it in.")
 class InvitationAcceptInput:
-    token: str
+    token: str = strawberry.field(description="The invitationToken of memberInvite.")
     name: str = strawberry.field(description="1-100 characters.")
     password: str = strawberry.field(description="At least 10 characters.")
 
 
-@strawberry.type
+@strawberry.type(description="Result of invitationAccept.")
 class InvitationAcceptPayload:
-    member: Member | None
-    session: Session | None
-    user_errors: list[UserError]
+    member: Member | None = strawberry.field(
+        description="The new member; null when userErrors is not empty."
+    )
+    session: Session | None = strawberry.field(
+        description="The new member's session (its token shown here only); null on userErrors."
+    )
+    user_errors: list[UserError] = strawberry.field(
+        description="Problems with the input; empty on success."
+    )
 
 
 @strawberry.input(description="Change a member's role (never OWNER: use the transfer).")
 class MemberRoleUpdateInput:
-    member_id: strawberry.ID
-    role: MemberRole
+    member_id: strawberry.ID = strawberry.field(description="The Member's global ID.")
+    role: MemberRole = strawberry.field(
+        description="The new role; one the caller may grant, never OWNER."
+    )
     store_id: str | None = strawberry.field(
         default=None, description="The sub-store, for STORE_MANAGER and STORE_READ_ONLY only."
     )
 
 
-@strawberry.type
+@strawberry.type(description="Result of memberRoleUpdate.")
 class MemberRoleUpdatePayload:
-    member: Member | None
-    user_errors: list[UserError]
+    member: Member | None = strawberry.field(
+        description="The member with the new role; null when userErrors is not empty."
+    )
+    user_errors: list[UserError] = strawberry.field(
+        description="Problems with the input; empty on success."
+    )
 
 
-@strawberry.input
+@strawberry.input(description="Remove a member from the merchant (never the OWNER).")
 class MemberRemoveInput:
-    member_id: strawberry.ID
+    member_id: strawberry.ID = strawberry.field(description="The Member's global ID.")
 
 
-@strawberry.type
+@strawberry.type(description="Result of memberRemove.")
 class MemberRemovePayload:
-    removed_member_id: strawberry.ID | None
-    user_errors: list[UserError]
+    removed_member_id: strawberry.ID | None = strawberry.field(
+        description="Global ID of the removed member; null when userErrors is not empty."
+    )
+    user_errors: list[UserError] = strawberry.field(
+        description="Problems with the input; empty on success."
+    )
 
 
 @strawberry.input(description="Hand ownership to an existing ADMIN; the owner becomes ADMIN.")
 class MerchantOwnershipTransferInput:
-    member_id: strawberry.ID
+    member_id: strawberry.ID = strawberry.field(
+        description="Global ID of the ADMIN member to become OWNER."
+    )
 
 
-@strawberry.type
+@strawberry.type(description="Result of merchantOwnershipTransfer.")
 class MerchantOwnershipTransferPayload:
-    previous_owner: Member | None
-    new_owner: Member | None
-    user_errors: list[UserError]
+    previous_owner: Member | None = strawberry.field(
+        description="The caller, now ADMIN; null when userErrors is not empty."
+    )
+    new_owner: Member | None = strawberry.field(
+        description="The new OWNER; null when userErrors is not empty."
+    )
+    user_errors: list[UserError] = strawberry.field(
+        description="Problems with the input; empty on success."
+    )
 
 
 def _member(row: UserRow | None) -> Member | None:
@@ -95,8 +125,7 @@ def _member(row: UserRow | None) -> Member | None:
 @strawberry.type
 class Mutation:
     @strawberry.mutation(
-        description="Invite a member (OWNER, ADMIN; MANAGER for READ_ONLY and STORE_* roles; "
-        "STORE_MANAGER for STORE_* roles of its own sub-store)."
+        description="Invite a person with a role; returns the invitation token to hand over."
     )
     async def member_invite(self, info: Info, input: MemberInviteInput) -> MemberInvitePayload:
         principal = info.context.require_principal()
@@ -176,7 +205,7 @@ class Mutation:
             removed_member_id=input.member_id if row else None, user_errors=errors
         )
 
-    @strawberry.mutation(description="OWNER only: make an existing ADMIN the owner.")
+    @strawberry.mutation(description="Make an existing ADMIN the owner; the caller becomes ADMIN.")
     async def merchant_ownership_transfer(
         self, info: Info, input: MerchantOwnershipTransferInput
     ) -> MerchantOwnershipTransferPayload:

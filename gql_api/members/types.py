@@ -25,9 +25,9 @@ async def _store(info: Info, store_pk: int | None) -> Store | None:
 
 @strawberry.type(description="A person's membership of the merchant, with their role.")
 class Member(Node):
-    user: User
-    role: MemberRole
-    created_at: datetime
+    user: User = strawberry.field(description="The member's console account.")
+    role: MemberRole = strawberry.field(description="What the member may do.")
+    created_at: datetime = strawberry.field(description="When they joined (RFC 3339, UTC).")
     store_pk: strawberry.Private[int | None]
 
     @classmethod
@@ -48,9 +48,11 @@ class Member(Node):
 
 @strawberry.type(description="A pending invitation; the token was shown once, to the inviter.")
 class Invitation(Node):
-    email: str
-    role: MemberRole
-    expires_at: datetime
+    email: str = strawberry.field(description="Whom it was sent to.")
+    role: MemberRole = strawberry.field(description="The role the invitee will have.")
+    expires_at: datetime = strawberry.field(
+        description="When the token stops working, 7 days after the invitation (RFC 3339, UTC)."
+    )
     store_pk: strawberry.Private[int | None]
 
     @classmethod

@@ -37,8 +37,8 @@ from gql_api.stores.types import Store
 
 @strawberry.type(description="고객사: the merchant account that owns the stores.")
 class Merchant(Node):
-    name: str
-    created_at: datetime
+    name: str = strawberry.field(description="고객사 name, 1-100 characters.")
+    created_at: datetime = strawberry.field(description="When it signed up (RFC 3339, UTC).")
     pk: strawberry.Private[int]
 
     @classmethod

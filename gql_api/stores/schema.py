@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import strawberry
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -19,10 +21,14 @@ class StoreCreateInput:
     name: str = strawberry.field(description="1-100 characters, unique within the merchant.")
 
 
-@strawberry.type
+@strawberry.type(description="Result of storeCreate.")
 class StoreCreatePayload:
-    store: Store | None
-    user_errors: list[UserError]
+    store: Store | None = strawberry.field(
+        description="The new sub-store; null when userErrors is not empty."
+    )
+    user_errors: list[UserError] = strawberry.field(
+        description="Problems with the input; empty on success."
+    )
 
 
 @strawberry.input(description="Rename a store.")
@@ -31,21 +37,29 @@ class StoreUpdateInput:
     name: str = strawberry.field(description="1-100 characters, unique within the merchant.")
 
 
-@strawberry.type
+@strawberry.type(description="Result of storeUpdate.")
 class StoreUpdatePayload:
-    store: Store | None
-    user_errors: list[UserError]
+    store: Store | None = strawberry.field(
+        description="The renamed store; null when userErrors is not empty."
+    )
+    user_errors: list[UserError] = strawberry.field(
+        description="Problems with the input; empty on success."
+    )
 
 
 @strawberry.input(description="Delete a sub-store; the representative store cannot be deleted.")
 class StoreDeleteInput:
-    store_id: str
+    store_id: str = strawberry.field(description="`store-<uuid>` of the sub-store to delete.")
 
 
-@strawberry.type
+@strawberry.type(description="Result of storeDelete.")
 class StoreDeletePayload:
-    deleted_store_id: str | None = strawberry.field(description="storeId of the deleted store.")
-    user_errors: list[UserError]
+    deleted_store_id: str | None = strawberry.field(
+        description="storeId of the deleted store; null when userErrors is not empty."
+    )
+    user_errors: list[UserError] = strawberry.field(
+        description="Problems with the input; empty on success."
+    )
 
 
 @strawberry.type
@@ -55,7 +69,13 @@ class Query:
         return own_merchant(info)
 
     @strawberry.field(description="A store by its storeId; null if absent or not visible.")
-    async def store(self, info: Info, store_id: str) -> Store | None:
+    async def store(
+        self,
+        info: Info,
+        store_id: Annotated[
+            str, strawberry.argument(description="The store's storeId, `store-<uuid>`.")
+        ],
+    ) -> Store | None:
         principal = info.context.require_principal()
         async with info.context.db() as db:
             row = await service.store_by_store_id(db=db, principal=principal, store_id=store_id)
@@ -64,7 +84,7 @@ class Query:
 
 @strawberry.type
 class Mutation:
-    @strawberry.mutation(description="Create a sub-store (OWNER, ADMIN).")
+    @strawberry.mutation(description="Create a sub-store (하위 상점).")
     async def store_create(self, info: Info, input: StoreCreateInput) -> StoreCreatePayload:
         principal = info.context.require_principal()
 
@@ -74,7 +94,7 @@ class Mutation:
         row, errors = await mutate(info, action)
         return StoreCreatePayload(store=Store.from_row(row) if row else None, user_errors=errors)
 
-    @strawberry.mutation(description="Rename a store (OWNER, ADMIN).")
+    @strawberry.mutation(description="Rename a store.")
     async def store_update(self, info: Info, input: StoreUpdateInput) -> StoreUpdatePayload:
         principal = info.context.require_principal()
 
@@ -86,7 +106,7 @@ class Mutation:
         row, errors = await mutate(info, action)
         return StoreUpdatePayload(store=Store.from_row(row) if row else None, user_errors=errors)
 
-    @strawberry.mutation(description="Delete a sub-store (OWNER, ADMIN); its ID stops resolving.")
+    @strawberry.mutation(description="Delete a sub-store; its ID stops resolving.")
     async def store_delete(self, info: Info, input: StoreDeleteInput) -> StoreDeletePayload:
         principal = info.context.require_principal()
 

@@ -61,7 +61,7 @@ class Store(Node):
     is_representative: bool = strawberry.field(
         description="True for the 대표상점 created at sign-up; it cannot be deleted."
     )
-    created_at: datetime
+    created_at: datetime = strawberry.field(description="When it was created (RFC 3339, UTC).")
     row: strawberry.Private[StoreRow]
 
     @classmethod
@@ -103,7 +103,10 @@ class Store(Node):
         info: Info,
         first: First = None,
         after: After = None,
-        filter: ChannelFilter | None = None,
+        filter: Annotated[
+            ChannelFilter | None,
+            strawberry.argument(description="Only the channels meeting every condition given."),
+        ] = None,
         last: Last = None,
         before: Before = None,
     ) -> Connection[Channel]:
@@ -143,8 +146,10 @@ class Store(Node):
     async def webhook_setting(
         self,
         info: Info,
-        module_version: ModuleVersion,
-        mode: IntegrationMode,
+        module_version: Annotated[
+            ModuleVersion, strawberry.argument(description="V1 or V2 payment module.")
+        ],
+        mode: Annotated[IntegrationMode, strawberry.argument(description="LIVE or TEST.")],
     ) -> WebhookSetting:
         settings = await self._webhook_settings(info)
         match = next(

@@ -26,18 +26,20 @@ class WebhookEventResendInput:
     id: strawberry.ID = strawberry.field(description="The WebhookEvent's global ID.")
 
 
-@strawberry.type
+@strawberry.type(description="Result of webhookEventResend.")
 class WebhookEventResendPayload:
     event: WebhookEvent | None = strawberry.field(description="The event after the resend.")
     delivery: WebhookDelivery | None = strawberry.field(
         description="The attempt the resend made (trigger MANUAL), whatever the receiver did."
     )
-    user_errors: list[UserError]
+    user_errors: list[UserError] = strawberry.field(
+        description="Problems with the input; empty on success."
+    )
 
 
 @strawberry.input(description="Queue a resend of a store's failed events (RETRYING, EXHAUSTED).")
 class WebhookEventsResendFailedInput:
-    store_id: str
+    store_id: str = strawberry.field(description="`store-<uuid>` of the store.")
     from_: datetime | None = strawberry.field(
         name="from", default=None, description=f"Published at or after this time. {_TIME}"
     )
@@ -47,12 +49,14 @@ class WebhookEventsResendFailedInput:
     )
 
 
-@strawberry.type
+@strawberry.type(description="Result of webhookEventsResendFailed.")
 class WebhookEventsResendFailedPayload:
     queued_count: int | None = strawberry.field(
         description="How many events were queued; null when nothing was done (userErrors)."
     )
-    user_errors: list[UserError]
+    user_errors: list[UserError] = strawberry.field(
+        description="Problems with the input; empty on success."
+    )
 
 
 @strawberry.type

@@ -48,9 +48,11 @@ class WebhookEvent(Node):
     type: str = strawberry.field(
         description='The event type, e.g. "Transaction.Paid" (V2) or "paid" (V1).'
     )
-    module_version: ModuleVersion
-    mode: IntegrationMode
-    status: WebhookEventStatus
+    module_version: ModuleVersion = strawberry.field(
+        description="The payment module version whose webhook setting receives it."
+    )
+    mode: IntegrationMode = strawberry.field(description="LIVE or TEST payments.")
+    status: WebhookEventStatus = strawberry.field(description="Where its delivery stands.")
     published_at: datetime = strawberry.field(
         description="When it was accepted; the V2 body's timestamp, the same on every attempt."
     )
@@ -139,12 +141,18 @@ class WebhookEvent(Node):
 
 @strawberry.input(description="Narrows Store.webhookEvents: every condition given must hold.")
 class WebhookEventFilter:
-    status: WebhookEventStatus | None = None
+    status: WebhookEventStatus | None = strawberry.field(
+        default=None, description="Only events in this status."
+    )
     type: str | None = strawberry.field(
         default=None, description='The exact event type, e.g. "Transaction.Paid".'
     )
-    mode: IntegrationMode | None = None
-    module_version: ModuleVersion | None = None
+    mode: IntegrationMode | None = strawberry.field(
+        default=None, description="Only LIVE or only TEST events."
+    )
+    module_version: ModuleVersion | None = strawberry.field(
+        default=None, description="Only V1 or only V2 events."
+    )
     from_: datetime | None = strawberry.field(
         name="from", default=None, description=f"Published at or after this time. {_TIME}"
     )
