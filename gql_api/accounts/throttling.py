@@ -204,8 +204,10 @@ async def _known(conn: AsyncConnection, *, email: str, client_key: str, now: dat
 
 async def succeeded(db: AsyncSession, *, email: str, client_address: str) -> None:
     """After a success, in its transaction: forget the failures of this (email, address), not
-    those from elsewhere, and remember the pair as known (it will take no turns)."""
-    now = utcnow()
+    those from elsewhere, and remember the pair as known (it will take no turns).
+
+    The success is timed by the database's clock, as _known compares it with: a host whose
+    clock is behind would otherwise remember the pair as known for less than KNOWN_FOR."""
     key = throttling_key(client_address)
     await db.exec(
         delete(LoginFailure).where(
@@ -214,13 +216,16 @@ async def succeeded(db: AsyncSession, *, email: str, client_address: str) -> Non
     )
     dialect = db.bind.dialect.name if db.bind is not None else "sqlite"
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    upsert = insert(LoginKnownAddress).values(email=email, client_key=key, last_success_at=now)
-    await db.exec(
+    stamp = func.statement_timestamp() if dialect == "postgresql" else utcnow()
+    upsert = insert(LoginKnownAddress).values(email=email, client_key=key, last_success_at=stamp)
+    # The time stored comes back with the same statement: no extra round trip to read it.
+    stored = await db.exec(
         upsert.on_conflict_do_update(
             index_elements=["email", "client_key"],
             set_={"last_success_at": upsert.excluded.last_success_at},
-        )
+        ).returning(col(LoginKnownAddress.last_success_at))
     )
+    now = stored.scalar_one()
     # A small batch per success, oldest first, skipping rows another success is pruning.
     stale = (
         select(LoginKnownAddress.id)

@@ -143,6 +143,8 @@ class SecretVerifier:
             raise Unauthenticated(
                 "The API secret is malformed (wrong format or checksum).", reason="MALFORMED"
             )
+        # This host's clock, for the expiry and lastUsedAt (db.clock: hours and days, within
+        # CLOCK_SKEW_TOLERANCE_SECONDS). Throttling windows are the database's (throttling).
         now = utcnow()
         # On a connection of its own, back in the pool before argon2 (if needed) or the query
         # runs.
@@ -196,9 +198,7 @@ class SecretVerifier:
         engine = self.engine
         try:
             if secret.verify_tag is not None and not secrets.compare_digest(tag, secret.verify_tag):
-                await throttling.refuse_by_tag(
-                    engine, secret, client_address=client_address, now=now
-                )
+                await throttling.refuse_by_tag(engine, secret, client_address=client_address)
                 self._count("refused_tag")
                 raise Unauthenticated("The API secret is not valid.", reason="INVALID")
             attempt = await throttling.claim_verification(
@@ -206,7 +206,6 @@ class SecretVerifier:
                 secret,
                 client_address=client_address,
                 tag_matched=secret.verify_tag is not None,
-                now=now,
             )
         except RateLimited:
             self._count("refused_throttled")
@@ -214,7 +213,7 @@ class SecretVerifier:
         if not await self.hashing.verify(secret.secret_hash, plaintext):
             self._count("failed")
             await throttling.record_failed_verification(
-                engine, secret, client_address=client_address, now=now
+                engine, secret, client_address=client_address
             )
             raise Unauthenticated("The API secret is not valid.", reason="INVALID")
         self._count("ok")

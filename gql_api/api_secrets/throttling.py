@@ -14,12 +14,17 @@
   address's failures: guessing from the integration's own address (a shared NAT) cannot lock it
   out either. A secret issued before tags existed has none until its first successful verify;
   until then every attempt reaches the claim and is held to both limits.
+
+Windows and pruning are times of the database's clock (PostgreSQL's statement_timestamp(),
+read with the per-key lock, in the same statement), so processes on hosts whose clocks
+disagree count the same attempts and prune none still in another's window (SQLite: the one
+machine's clock). See db.clock.
 """
 
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from sqlalchemy import ColumnElement, Delete, delete, func, insert, select, text
@@ -28,6 +33,7 @@ from sqlmodel import col
 
 from db.engine import independent_write
 from db.models import ApiSecretFailure, AuditEvent
+from db.types import utcnow
 from gql_api.audit import service as audit
 from gql_api.client_address import throttling_key
 from gql_api.errors import RateLimited
@@ -61,7 +67,7 @@ class Secret(Protocol):
 
 
 async def claim_verification(
-    engine: AsyncEngine, secret: Secret, *, client_address: str, tag_matched: bool, now: datetime
+    engine: AsyncEngine, secret: Secret, *, client_address: str, tag_matched: bool
 ) -> int:
     """Write the attempt before argon2 runs; its row id (deleted on success, see `succeeded`).
 
@@ -70,7 +76,7 @@ async def claim_verification(
     """
     # Committed on its own, before argon2 runs: the attempt counts although the request fails.
     async with independent_write(engine) as conn:
-        await _lock(conn, secret.key_id)
+        now = await _lock(conn, secret.key_id)
         if not tag_matched:
             await _refuse_if_over(conn, now, MAX_FAILURES, *_of(secret.key_id, client_address))
         started = (
@@ -96,14 +102,12 @@ def forget_attempt(attempt_id: int) -> Delete:
     return delete(_FAILURES).where(_FAILURES.c.id == attempt_id)
 
 
-async def refuse_by_tag(
-    engine: AsyncEngine, secret: Secret, *, client_address: str, now: datetime
-) -> None:
+async def refuse_by_tag(engine: AsyncEngine, secret: Secret, *, client_address: str) -> None:
     """Record a failure refused by its tag (no argon2); RateLimited when its address is over
     the limit already (nothing is written then). The caller refuses it as INVALID."""
     # Committed on its own: the failure counts although the request then fails.
     async with independent_write(engine) as conn:
-        await _lock(conn, secret.key_id)
+        now = await _lock(conn, secret.key_id)
         await _refuse_if_over(conn, now, MAX_FAILURES, *_of(secret.key_id, client_address))
         await conn.execute(
             insert(_FAILURES).values(
@@ -118,22 +122,29 @@ async def refuse_by_tag(
 
 
 async def record_failed_verification(
-    engine: AsyncEngine, secret: Secret, *, client_address: str, now: datetime
+    engine: AsyncEngine, secret: Secret, *, client_address: str
 ) -> None:
     """argon2 said no: the claimed row stays, as a failure."""
     # Committed on its own: the failure's audit event stays although the request then fails.
     async with independent_write(engine) as conn:
-        await _lock(conn, secret.key_id)
+        now = await _lock(conn, secret.key_id)
         await _after_failure(conn, secret, now)
     _log_failure(secret, client_address, "argon2 verify failed")
 
 
-async def _lock(conn: AsyncConnection, key_id: str) -> None:
-    # Concurrent claims for one key decide one at a time; SQLite writes one at a time anyway.
-    if conn.dialect.name == "postgresql":
-        await conn.execute(
-            text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": f"apisecret:{key_id}"}
-        )
+async def _lock(conn: AsyncConnection, key_id: str) -> datetime:
+    """Take the key's lock; now, by the database's clock (no extra round trip on PostgreSQL).
+
+    Concurrent claims for one key decide one at a time; SQLite writes one at a time anyway."""
+    if conn.dialect.name != "postgresql":
+        return utcnow()
+    locked = await conn.execute(
+        text("SELECT pg_advisory_xact_lock(hashtext(:key)), statement_timestamp()"),
+        {"key": f"apisecret:{key_id}"},
+    )
+    now = locked.one()[1]
+    assert isinstance(now, datetime)
+    return now.astimezone(UTC)
 
 
 def _of(key_id: str, client_address: str) -> tuple[ColumnElement[bool], ...]:
