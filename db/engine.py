@@ -117,8 +117,10 @@ def database_unavailable(error: BaseException) -> bool:
     """Whether `error` is the database being unavailable for the moment: no connection free
     in the pool within DB_POOL_TIMEOUT_SECONDS, the server unreachable or restarting, or the
     connection lost (after which SQLAlchemy, or a DriverQuery, replaces the pool's older
-    connections). Such a request failed before anything of it could commit, except for a
-    connection lost during COMMIT itself, and may be sent again shortly."""
+    connections). Of the moment: the same work may succeed shortly. Whether it may be sent
+    again is another matter: a connection lost during COMMIT leaves it unknown whether the
+    server applied it (gql_api.errors.masked_extensions says retryable only when no COMMIT of
+    the request was sent)."""
     current: BaseException | None = error
     seen: set[int] = set()
     while current is not None and id(current) not in seen:

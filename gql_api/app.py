@@ -98,7 +98,8 @@ class GraphQLApp(GraphQL[Context, None]):
                 await response(scope, receive, send)
                 return
             except Exception as error:  # authentication reads the database
-                await _masked_response(error)(scope, receive, send)
+                # It commits only attempts (throttling, lastUsedAt): safe to send again.
+                await _masked_response(error, commit_begun=False)(scope, receive, send)
                 return
         scope[CALLER_KEY] = caller
         try:
@@ -110,7 +111,10 @@ class GraphQLApp(GraphQL[Context, None]):
         except BodyTooLargeError:
             raise  # answered by RequestContextMiddleware
         except Exception as error:  # masked like any unexpected error, never a plain-text 500
-            response = _masked_response(error)
+            context = scope.get(_CONTEXT_KEY)
+            response = _masked_response(
+                error, commit_begun=context is not None and context.commit_begun
+            )
         finally:
             context = scope.get(_CONTEXT_KEY)
             if context is not None:
@@ -159,21 +163,27 @@ class GraphQLApp(GraphQL[Context, None]):
         ):
             sub_response.status_code = 400
         elif not any((data.get("data") or {}).values()) and all(
-            e.get("retryable") for e in extensions
+            "retryable" in e for e in extensions
         ):
-            # No field answered, only failures of the moment (gql_api.errors): 503, as when
-            # the request fails before it runs, so that proxies and clients retry it.
-            sub_response.status_code = 503
-            sub_response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+            # No field answered, only the database unavailable (gql_api.errors). Nothing of
+            # the request committed: 503, as when it fails before it runs, so that proxies and
+            # clients retry it. A mutation whose COMMIT was sent may be applied: 500, which
+            # neither is told to repeat.
+            if all(e["retryable"] for e in extensions):
+                sub_response.status_code = 503
+                sub_response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+            else:
+                sub_response.status_code = 500
         return data
 
 
-def _masked_response(error: Exception) -> Response:
+def _masked_response(error: Exception, *, commit_begun: bool) -> Response:
     """An unexpected error that failed the whole request, masked (gql_api.errors) and logged
     with the request id: 503 with Retry-After when the database was unavailable for the
-    moment, else 500."""
+    moment and nothing of the request can have been committed (`commit_begun`: see
+    gql_api.context.Context.commit_begins), else 500."""
     request_id = current_request_id()
-    extensions = masked_extensions(error, request_id)
+    extensions = masked_extensions(error, request_id, commit_begun=commit_begun)
     extra = {"request_id": request_id}
     if not extensions.get("retryable"):
         logger.exception("unexpected error serving /graphql", extra=extra)

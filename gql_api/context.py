@@ -59,6 +59,8 @@ class Context:
     caller_merchant: CallerMerchant | None = None
     # gql_api.dataloaders.AreaLoader instances by context_key, created on first use.
     dataloaders: dict[str, object] = field(default_factory=dict)
+    # Set once a unit of work of this request sent its COMMIT (see commit_begins).
+    commit_begun: bool = False
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     _holder: asyncio.Task[Any] | None = None
     _session: AsyncSession | None = None
@@ -88,6 +90,18 @@ class Context:
                 yield self._session
             finally:
                 self._holder = None
+
+    def commit_begins(self) -> None:
+        """Called by the transaction runner (gql_api.mutations) just before a unit of work of
+        this request sends its COMMIT. From then on the request may have changed something
+        although it fails: a COMMIT whose reply was lost may have been applied, and a request
+        whose first mutation committed fails in a later field. Sending it again could apply it
+        twice, so its failures are no longer `retryable` (gql_api.errors.masked_extensions).
+
+        Writes committed on their own (db.engine.independent_write: log-in and API-secret
+        throttling claims, failures counted, their audit events) do not count: they record an
+        attempt, and a retried attempt is one more attempt, counted as such."""
+        self.commit_begun = True
 
     def holds_db(self) -> bool:
         """True inside this task's `async with self.db()` block."""

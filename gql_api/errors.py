@@ -120,14 +120,24 @@ INTERNAL_MESSAGE = "Internal server error."
 RETRY_AFTER_SECONDS = 1  # a restarted server accepts connections again within moments
 
 
-def masked_extensions(error: BaseException | None, request_id: str) -> dict[str, str | bool]:
-    """What a client learns of an unexpected error: INTERNAL, the request id to quote, and
-    `retryable: true` when the database was unavailable for the moment (a restart, a lost
-    connection, no pooled connection free in time: db.engine.database_unavailable), so the
-    same request may be sent again. Never the error's own text: it may name hosts or SQL."""
+def masked_extensions(
+    error: BaseException | None, request_id: str, *, commit_begun: bool
+) -> dict[str, str | bool]:
+    """What a client learns of an unexpected error: INTERNAL, the request id to quote, and,
+    when the database was unavailable for the moment (a restart, a lost connection, no pooled
+    connection free in time: db.engine.database_unavailable), whether sending the same request
+    again is safe.
+
+    `retryable: true` only while nothing of the request can have been committed
+    (`commit_begun` False: no unit of work of it sent COMMIT, gql_api.context.Context.
+    commit_begins), as for every query. Once a COMMIT was sent its outcome is unknown (a lost
+    reply does not undo it), and a second merchantSignUp or storeCreate would be applied
+    twice: `retryable: false`, the client must look before trying again.
+
+    Never the error's own text: it may name hosts or SQL."""
     extensions: dict[str, str | bool] = {"code": ApiErrorCode.INTERNAL.value}
     if error is not None and database_unavailable(error):
-        extensions["retryable"] = True
+        extensions["retryable"] = not commit_begun
     extensions["requestId"] = request_id
     return extensions
 

@@ -14,6 +14,10 @@ actions write from the start (`mutate`); one with slow work between its reads an
 
 The few writes that must stay although the request fails (failed attempts counted) use
 db.engine.independent_write instead, each saying why.
+
+A request's context learns when one of its units sends COMMIT (Context.commit_begins): a
+failure after that point, a COMMIT whose reply was lost included, may leave the unit applied,
+so the client is not told to send the request again (gql_api.errors.masked_extensions).
 """
 
 from __future__ import annotations
@@ -50,17 +54,29 @@ async def mutate_in_steps(
     """Run `action` as one unit of work that begins its write itself (Tx.write)."""
     async with info.context.db() as session:
         try:
-            return await run_unit(session, info.context.app.engine, action), []
+            engine = info.context.app.engine
+            unit = await run_unit(session, engine, action, before_commit=info.context.commit_begins)
+            return unit, []
         except DomainError as error:
             return None, user_errors(error)
 
 
 async def run_unit(
-    session: AsyncSession, engine: AsyncEngine, action: Callable[[Tx], Awaitable[T]]
+    session: AsyncSession,
+    engine: AsyncEngine,
+    action: Callable[[Tx], Awaitable[T]],
+    *,
+    before_commit: Callable[[], None] | None = None,
 ) -> T:
-    """Commit what `action` wrote when it returns; roll back and re-raise on any error."""
+    """Commit what `action` wrote when it returns; roll back and re-raise on any error.
+
+    `before_commit` is called once `action` has returned, just before COMMIT is sent: from
+    then on the unit may be applied even if the commit raises (the connection lost before the
+    server's answer came back), so an error no longer proves that nothing was written."""
     try:
         result = await action(Tx(session, engine))
+        if before_commit is not None:
+            before_commit()
         await session.commit()
     except BaseException:
         await session.rollback()

@@ -29,7 +29,7 @@ from gql_api.audit import schema as audit
 from gql_api.audit.types import AuditEvent
 from gql_api.channels import schema as channels
 from gql_api.channels.types import Channel
-from gql_api.context import Info
+from gql_api.context import Context, Info
 from gql_api.document_errors import (
     CodedParserCache,
     RequestErrorsCoded,
@@ -120,9 +120,10 @@ Mutation = merge_types(
 
 
 class LoggedMaskErrors(MaskErrors):
-    """Masks unexpected errors as INTERNAL (retryable when the database was unavailable:
-    gql_api.errors.masked_extensions) and logs them with the request id; every error it lets
-    through has a code (gql_api.document_errors)."""
+    """Masks unexpected errors as INTERNAL (retryable when the database was unavailable and
+    nothing of the request can have been committed: gql_api.errors.masked_extensions) and logs
+    them with the request id; every error it lets through has a code
+    (gql_api.document_errors)."""
 
     def __init__(self) -> None:
         super().__init__(should_mask_error=_should_mask, error_message=INTERNAL_MESSAGE)
@@ -136,12 +137,19 @@ class LoggedMaskErrors(MaskErrors):
 
     def anonymise_error(self, error: GraphQLError) -> GraphQLError:
         request_id = current_request_id()
-        extensions = masked_extensions(error.original_error, request_id)
-        retryable = bool(extensions.get("retryable"))  # of the moment, not a bug
+        # Masking runs once the operation is over: every unit of work of it is done by now.
+        context: Context | None = self.execution_context.context  # None: run without HTTP
+        extensions = masked_extensions(
+            error.original_error,
+            request_id,
+            commit_begun=context is not None and context.commit_begun,
+        )
+        unavailable = "retryable" in extensions  # of the moment, not a bug
         logger.log(
-            logging.WARNING if retryable else logging.ERROR,
+            # An outcome unknown (not retryable) is for an operator to look into.
+            logging.WARNING if extensions.get("retryable") else logging.ERROR,
             "%s in %s",
-            "database unavailable" if retryable else "unexpected error",
+            _unavailable_message(extensions) if unavailable else "unexpected error",
             ".".join(str(p) for p in error.path or ()),
             exc_info=error.original_error,
             extra={"request_id": request_id},
@@ -149,6 +157,12 @@ class LoggedMaskErrors(MaskErrors):
         masked = super().anonymise_error(error)
         masked.extensions = extensions
         return masked
+
+
+def _unavailable_message(extensions: dict[str, str | bool]) -> str:
+    if extensions["retryable"]:
+        return "database unavailable"
+    return "database unavailable after a COMMIT was sent (outcome unknown, not retryable)"
 
 
 def _should_mask(error: GraphQLError) -> bool:
