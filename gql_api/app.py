@@ -12,14 +12,14 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from cross_web import HTTPException
+from cross_web import AsyncHTTPRequestAdapter, HTTPException
 from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from strawberry.asgi import GraphQL
-from strawberry.http import GraphQLHTTPResponse
+from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
 from strawberry.types import ExecutionResult
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
@@ -27,6 +27,7 @@ from db import sqlite_reads
 from db.clock import ClockSkew, host_clock_skew
 from db.engine import PoolOptions, create_engine, create_session_factory
 from db.types import utcnow
+from gql_api import persisted_queries
 from gql_api.access_log import CALLER_KEY, AccessLogMiddleware, BodyTooLargeError
 from gql_api.api_secrets.auth import SecretVerifier
 from gql_api.api_secrets.verified import VerifiedSecrets
@@ -124,6 +125,12 @@ class GraphQLApp(GraphQL[Context, None]):
     async def render_graphql_ide(self, request: Request) -> Response:
         # GraphiQL with every asset served by this service (see gql_api.graphiql), not unpkg.com.
         return graphiql_response()
+
+    async def parse_http_body(self, request: AsyncHTTPRequestAdapter) -> GraphQLRequestData:
+        parsed = await super().parse_http_body(request)
+        if isinstance(parsed, list):  # batching is off: strawberry refuses lists before this
+            raise HTTPException(400, "Batched requests are not supported.")
+        return await persisted_queries.resolve(self.state, parsed)
 
     def decode_json(self, data: str | bytes) -> object:
         return decode_request_json(data)
