@@ -52,7 +52,7 @@ from gql_api.metrics import OperationMetrics
 from gql_api.node import Node
 from gql_api.nul_guard import NoNulInStrings
 from gql_api.pg_catalog import schema as pg_catalog
-from gql_api.query_cost import query_cost_rule
+from gql_api.query_cost import QueryCost
 from gql_api.schema_descriptions import describe
 from gql_api.settings import Settings
 from gql_api.stores import schema as stores
@@ -170,16 +170,6 @@ def _should_mask(error: GraphQLError) -> bool:
     return original is not None and not isinstance(original, (ApiError, GraphQLError))
 
 
-def _connection_fields(schema: strawberry.Schema) -> set[str]:
-    """Names of the fields that return a connection (they multiply a query's size)."""
-    names = set()
-    for graphql_type in schema._schema.type_map.values():
-        for name, field in (getattr(graphql_type, "fields", None) or {}).items():
-            if getattr(field, "args", None) and str(field.type).rstrip("!").endswith("Connection"):
-                names.add(name)
-    return names
-
-
 class Schema(strawberry.Schema):
     def __init__(self, *args: Any, hide_suggestions: bool, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -204,7 +194,7 @@ class Schema(strawberry.Schema):
 def build_schema(settings: Settings) -> strawberry.Schema:
     # Validation rule classes are built once: strawberry's validation cache is keyed by them,
     # and the limiter extensions used as per-request factories would make new classes each
-    # time (every request validated again). The cost rule joins once the schema exists.
+    # time (every request validated again). The cost check (QueryCost) follows validation.
     # The limiters' rules report plain errors: wrapped, they carry their code.
     too_complex = ApiErrorCode.QUERY_TOO_COMPLEX.value
     limits = [
@@ -223,6 +213,7 @@ def build_schema(settings: Settings) -> strawberry.Schema:
         lambda: MaxTokensLimiter(max_token_count=settings.max_tokens),
         lambda: CodedParserCache(maxsize=512),
         lambda: CachedValidation(hide_suggestions=not settings.introspection_on),
+        lambda: QueryCost(max_objects=settings.max_query_objects),  # needs the variables
         lambda: AddValidationRules(rules),
         lambda: ListLimits(fallback=largest_list),
     ]
@@ -250,6 +241,5 @@ def build_schema(settings: Settings) -> strawberry.Schema:
         hide_suggestions=not settings.introspection_on,
     )
     describe(schema._schema)
-    rules.append(query_cost_rule(_connection_fields(schema), settings.max_query_objects))
     largest_list = largest_max_items(schema._schema)
     return schema
