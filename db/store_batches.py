@@ -8,12 +8,20 @@ has, so that statements built once (db.driver_query) can serve every batch: one 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import NamedTuple
 
 from sqlalchemy import BindParameter, bindparam
 
 STORE_BUCKETS = (1, 2, 4, 8, 16, 32, 64)
 # Negative: no row can have it (0 is a valid key, and an explicit insert can store it).
 NO_STORE = -1
+
+
+class StoreCount(NamedTuple):
+    """A count of one store's rows (the columns of a count statement: `store_pk`, `total`)."""
+
+    store_pk: int
+    total: int
 
 
 def store_chunks(store_pks: Sequence[int]) -> list[list[int]]:

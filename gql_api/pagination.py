@@ -1,17 +1,26 @@
-"""Relay connections over keyset (seek) pagination: cursors stay valid under inserts."""
+"""Relay connections over keyset (seek) pagination: cursors stay valid under inserts.
+
+A cursor names the connection that returned it (`Store.channels`: the parent type and the
+field), so a client cache that mixes up cursors is told so (BAD_REQUEST) instead of getting a
+page of another list that happens to be ordered by the same keys. Every connection has a
+`totalCount`, counted only when selected, under the same filters and scope as its pages.
+"""
 
 from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Callable, Sequence
+import re
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Annotated, Any, Generic, TypeAlias, TypeVar
 
 import strawberry
+from sqlalchemy import func
 from sqlalchemy.orm import Mapped
+from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import SelectOfScalar
 
@@ -20,7 +29,9 @@ from gql_api.ids import MAX_PRIMARY_KEY
 
 MAX_PAGE_SIZE = 100
 DEFAULT_PAGE_SIZE = 50
-_CURSOR_PREFIX = "k1:"
+_CURSOR_PREFIX = "k2:"  # k1 (before cursors named their connection) is refused as garbage
+_MAX_CURSOR_LENGTH = 200
+_CONNECTION_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\.[A-Za-z_][A-Za-z0-9_]*")
 
 Row = TypeVar("Row")
 NodeT = TypeVar("NodeT")
@@ -28,28 +39,55 @@ NodeT = TypeVar("NodeT")
 OpenSession: TypeAlias = Callable[[], AbstractAsyncContextManager[AsyncSession]]
 """How a connection reads: the request's `context.db` (one session user at a time)."""
 
+Counter: TypeAlias = Callable[[], Awaitable[int]]
+"""How a connection counts everything it lists (totalCount), called only when selected."""
+
+
+def connection_name(info: strawberry.Info[Any, Any]) -> str:
+    """`Parent.field` of the connection field being resolved: what its cursors are valid for."""
+    return f"{info.path.typename}.{info.field_name}"
+
 
 @lru_cache(maxsize=4096)
-def encode_cursor(key: int) -> str:
-    return base64.urlsafe_b64encode(f"{_CURSOR_PREFIX}{key}".encode()).decode().rstrip("=")
+def encode_cursor(key: int, connection: str = "") -> str:
+    """The cursor of `key` in `connection` (without one: a cursor no connection accepts)."""
+    raw = f"{_CURSOR_PREFIX}{connection}:{key}"
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str, argument: str) -> int:
+def decode_cursor(cursor: str, argument: str, connection: str) -> int:
+    """The key in `cursor`; BAD_REQUEST for anything but a cursor `connection` returned."""
+    name, key = _decoded(cursor, argument)
+    if name != connection:
+        raise BadRequest(
+            f"`{argument}` is a cursor of {name}, not of {connection}: pass a cursor that this "
+            "connection returned."
+        )
+    return key
+
+
+def _decoded(cursor: str, argument: str) -> tuple[str, int]:
     try:
+        if len(cursor) > _MAX_CURSOR_LENGTH:
+            raise ValueError(cursor)
         padded = cursor + "=" * (-len(cursor) % 4)
         raw = base64.urlsafe_b64decode(padded.encode("ascii")).decode("ascii")
         if not raw.startswith(_CURSOR_PREFIX):
             raise ValueError(raw)
-        key = int(raw[len(_CURSOR_PREFIX) :])
+        name, _, digits = raw[len(_CURSOR_PREFIX) :].rpartition(":")
+        if not _CONNECTION_NAME.fullmatch(name) or not (digits.isascii() and digits.isdigit()):
+            raise ValueError(raw)
+        key = int(digits)
         if not 0 <= key <= MAX_PRIMARY_KEY:
             raise ValueError(raw)
-        return key
+        return name, key
     except (ValueError, UnicodeError, binascii.Error):
         raise BadRequest(f"`{argument}` is not a cursor returned by this connection.") from None
 
 
 @dataclass(frozen=True)
 class PageRequest:
+    connection: str  # `Parent.field` (connection_name): the cursors it accepts and returns
     first: int | None = None
     after: str | None = None
     last: int | None = None
@@ -64,13 +102,30 @@ class PageRequest:
                 raise BadRequest(f"`{name}` must be between 0 and {MAX_PAGE_SIZE}.")
         backward = self.last is not None
         limit = self.last if backward else self.first
-        after = decode_cursor(self.after, "after") if self.after is not None else None
-        before = decode_cursor(self.before, "before") if self.before is not None else None
+        after = self._key(self.after, "after")
+        before = self._key(self.before, "before")
         return (DEFAULT_PAGE_SIZE if limit is None else limit), backward, after, before
+
+    def _key(self, cursor: str | None, argument: str) -> int | None:
+        return decode_cursor(cursor, argument, self.connection) if cursor is not None else None
+
+    @classmethod
+    def of(
+        cls,
+        info: strawberry.Info[Any, Any],
+        *,
+        first: int | None = None,
+        after: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
+    ) -> PageRequest:
+        """The page the connection field being resolved is asked for."""
+        return cls(connection_name(info), first=first, after=after, last=last, before=before)
 
 
 @dataclass(frozen=True)
 class Page(Generic[Row]):
+    connection: str  # whose cursors the keys become
     rows: Sequence[Row]
     keys: Sequence[int]
     has_next_page: bool
@@ -108,6 +163,7 @@ def page_from_rows(
     if backward:
         kept.reverse()
     return Page(
+        connection=request.connection,
         rows=kept,
         keys=[key_of(row) for row in kept],
         has_next_page=more if not backward else before is not None,
@@ -134,14 +190,27 @@ class Connection(Generic[NodeT]):
     edges: list[Edge[NodeT]]
     page_info: PageInfo
     nodes: list[NodeT] = strawberry.field(description="The nodes of `edges`, for convenience.")
+    count: strawberry.Private[Counter]
+
+    @strawberry.field(
+        description="How many items this connection lists in all, on every page together: "
+        "with the same filters and what the caller may see, whatever `first`, `after`, "
+        "`last` and `before` are. Counted only when selected."
+    )
+    async def total_count(self) -> int:
+        return await self.count()
 
 
-def to_connection(page: Page[Row], convert: Callable[[Row], NodeT]) -> Connection[NodeT]:
+def to_connection(
+    page: Page[Row], convert: Callable[[Row], NodeT], *, count: Counter
+) -> Connection[NodeT]:
+    """`page` as a connection; `count` answers totalCount when it is selected."""
     nodes = [convert(row) for row in page.rows]
-    cursors = [encode_cursor(key) for key in page.keys]
+    cursors = [encode_cursor(key, page.connection) for key in page.keys]
     return Connection(
         edges=[Edge(cursor=c, node=n) for c, n in zip(cursors, nodes, strict=True)],
         nodes=nodes,
+        count=count,
         page_info=PageInfo(
             has_next_page=page.has_next_page,
             has_previous_page=page.has_previous_page,
@@ -152,7 +221,15 @@ def to_connection(page: Page[Row], convert: Callable[[Row], NodeT]) -> Connectio
 
 
 def empty_connection() -> Connection[Any]:
-    return to_connection(Page(rows=[], keys=[], has_next_page=False, has_previous_page=False), id)
+    """A connection that lists nothing (no cursors: nothing to name)."""
+    empty: Page[Any] = Page(
+        connection="", rows=[], keys=[], has_next_page=False, has_previous_page=False
+    )
+    return to_connection(empty, id, count=_nothing)
+
+
+async def _nothing() -> int:
+    return 0
 
 
 # Connection arguments, described once for every connection field.
@@ -176,10 +253,21 @@ async def connection(
     *,
     newest_first: bool = False,
 ) -> Connection[NodeT]:
-    """One page of an already-scoped statement as a Relay connection, read through `db`."""
+    """One page of an already-scoped statement as a Relay connection, read through `db`;
+    totalCount counts the same statement, one more statement when selected."""
     async with db() as session:
         page = await paginate(session, statement, key, request, _row_id, newest_first=newest_first)
-    return to_connection(page, convert)
+
+    async def count() -> int:
+        async with db() as session:
+            return (await session.exec(count_of(statement))).one()
+
+    return to_connection(page, convert, count=count)
+
+
+def count_of(statement: SelectOfScalar[Any]) -> SelectOfScalar[int]:
+    """How many rows `statement` selects (its order does not matter to a count)."""
+    return select(func.count()).select_from(statement.order_by(None).subquery())
 
 
 def _row_id(row: Any) -> int:

@@ -1,8 +1,15 @@
-"""DataLoaders of the channels area: the channel pages of many stores in one statement."""
+"""DataLoaders of the channels area: the channel pages of many stores in one statement, and
+their totalCounts in one more."""
 
 from __future__ import annotations
 
-from gql_api.channels.pages import ChannelPageKey, ChannelRecord, load_channel_pages
+from gql_api.channels.pages import (
+    ChannelCountKey,
+    ChannelPageKey,
+    ChannelRecord,
+    load_channel_counts,
+    load_channel_pages,
+)
 from gql_api.dataloaders import AreaLoader
 from gql_api.pagination import Page
 
@@ -16,3 +23,15 @@ class ChannelPagesLoader(AreaLoader[ChannelPageKey, Page[ChannelRecord]]):
         principal = self.context.require_principal()
         async with self.context.db() as db:
             return await load_channel_pages(await db.connection(), principal, keys)
+
+
+class ChannelCountsLoader(AreaLoader[ChannelCountKey, int]):
+    """Store.channels' totalCount per key, in the same scope and with the same filters as the
+    pages (gql_api.channels.pages): the counts of a whole page of stores in one statement."""
+
+    context_key = "channels.counts"
+
+    async def batch_load(self, keys: list[ChannelCountKey]) -> list[int]:
+        principal = self.context.require_principal()
+        async with self.context.db() as db:
+            return await load_channel_counts(await db.connection(), principal, keys)

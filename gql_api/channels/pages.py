@@ -1,4 +1,5 @@
-"""One query for the channel pages of many stores (Store.channels without N+1).
+"""One query for the channel pages of many stores (Store.channels without N+1), and one for
+their totalCounts.
 
 Each store's page is its own keyset query (`store_pk = ? AND id > ? ORDER BY id LIMIT n`,
 served by the (store_pk, id) index, as fast for page 100 as for page 1); the pages of several
@@ -33,7 +34,7 @@ from sqlmodel import col
 
 from db.driver_query import DriverQuery
 from db.models import Channel
-from db.store_batches import store_binds, store_chunks, store_params
+from db.store_batches import StoreCount, store_binds, store_chunks, store_params
 from gql_api.channels.service import (
     bound_channel_scope,
     channel_scope_params,
@@ -83,6 +84,14 @@ class ChannelPageKey:
     request: PageRequest
 
 
+@dataclass(frozen=True)
+class ChannelCountKey:
+    """How many channels of a store a listing with `query` shows on all its pages."""
+
+    store_pk: int
+    query: ChannelQuery
+
+
 def _key(row: ChannelRecord) -> int:
     return row.id
 
@@ -126,6 +135,18 @@ class ChannelPageShape:
         return not (self.mode or self.purpose or self.pg_provider or self.search)
 
 
+@dataclass(frozen=True)
+class ChannelCountShape:
+    """What makes one count statement differ from another (values are bound parameters)."""
+
+    stores: int  # one of db.store_batches.STORE_BUCKETS
+    own_store: bool
+    mode: bool
+    purpose: bool
+    pg_provider: bool
+    search: bool
+
+
 _ESCAPE = "\\"
 
 
@@ -136,7 +157,22 @@ def _statement(shape: ChannelPageShape) -> DriverQuery[ChannelRecord]:
     return DriverQuery(_build(shape, bound_channel_scope(shape.own_store)), ChannelRecord)
 
 
-def _build(shape: ChannelPageShape, scope: list[ColumnElement[bool]]) -> Select[*tuple[Any, ...]]:
+@lru_cache(maxsize=64)
+def _count_statement(shape: ChannelCountShape) -> DriverQuery[StoreCount]:
+    """Per store, how many channels the page statements of the same filters list in all."""
+    conditions = _conditions(shape, bound_channel_scope(shape.own_store))
+    return DriverQuery(
+        core_select(col(Channel.store_pk).label("store_pk"), func.count().label("total"))
+        .where(*conditions, col(Channel.store_pk).in_(store_binds(shape.stores)))
+        .group_by(col(Channel.store_pk)),
+        StoreCount,
+    )
+
+
+def _conditions(
+    shape: ChannelPageShape | ChannelCountShape, scope: list[ColumnElement[bool]]
+) -> list[ColumnElement[bool]]:
+    """The caller's scope and the listing's filters: what pages and counts have in common."""
     conditions = list(scope)
     if shape.mode:
         conditions.append(col(Channel.mode) == bindparam("mode"))
@@ -153,6 +189,11 @@ def _build(shape: ChannelPageShape, scope: list[ColumnElement[bool]]) -> Select[
                 func.lower(col(Channel.channel_key)).contains(term, escape=_ESCAPE),
             )
         )
+    return conditions
+
+
+def _build(shape: ChannelPageShape, scope: list[ColumnElement[bool]]) -> Select[*tuple[Any, ...]]:
+    conditions = _conditions(shape, scope)
     if shape.after:
         conditions.append(col(Channel.id) > bindparam("after"))
     if shape.before:
@@ -191,13 +232,9 @@ async def _fetch(
 ) -> dict[int, list[ChannelRecord]]:
     limit, backward, after, before = request.validated()
     own_store = confined_store_pk(principal, Operation.READ) is not None
-    search = query.search.strip().lower()[:SEARCH_MAX_LENGTH] if query.search else ""
+    search = _search_term(query)
     params: dict[str, Any] = {
-        **channel_scope_params(principal),
-        "mode": query.mode,
-        "purpose": query.purpose,
-        "pg_provider": query.pg_provider,
-        "search": _escaped(search),
+        **_filter_params(principal, query),
         "after": after,
         "before": before,
         "limit": limit + 1,
@@ -222,3 +259,50 @@ async def _fetch(
     for found in by_store.values():  # in the direction of travel, whatever UNION ALL did
         found.sort(key=_key, reverse=backward)
     return by_store
+
+
+def _search_term(query: ChannelQuery) -> str:
+    return query.search.strip().lower()[:SEARCH_MAX_LENGTH] if query.search else ""
+
+
+def _filter_params(principal: Principal, query: ChannelQuery) -> dict[str, Any]:
+    return {
+        **channel_scope_params(principal),
+        "mode": query.mode,
+        "purpose": query.purpose,
+        "pg_provider": query.pg_provider,
+        "search": _escaped(_search_term(query)),
+    }
+
+
+async def load_channel_counts(
+    connection: AsyncConnection, principal: Principal, keys: Sequence[ChannelCountKey]
+) -> list[int]:
+    """Counts in the order of `keys`; one SQL statement per distinct filter and up to 64
+    stores, on the request's connection. A count reads every channel of its store that the
+    filters keep (not a page): off the event loop's own SQLite reader."""
+    groups: dict[ChannelQuery, list[int]] = defaultdict(list)
+    for key in keys:
+        if key.store_pk not in groups[key.query]:
+            groups[key.query].append(key.store_pk)
+    own_store = confined_store_pk(principal, Operation.READ) is not None
+    counts: dict[ChannelCountKey, int] = {}
+    for query, store_pks in groups.items():
+        params = _filter_params(principal, query)
+        found: dict[int, int] = {}
+        for chunk in store_chunks(store_pks):
+            shape = ChannelCountShape(
+                stores=len(chunk),
+                own_store=own_store,
+                mode=query.mode is not None,
+                purpose=query.purpose is not None,
+                pg_provider=query.pg_provider is not None,
+                search=bool(_search_term(query)),
+            )
+            rows = await _count_statement(shape).all(
+                connection, on_loop=False, **params, **store_params(chunk)
+            )
+            found.update({row.store_pk: row.total for row in rows})
+        for store_pk in store_pks:
+            counts[ChannelCountKey(store_pk, query)] = found.get(store_pk, 0)
+    return [counts[key] for key in keys]

@@ -70,7 +70,7 @@ class Merchant(Node):
         before: Before = None,
     ) -> Connection[Store]:
         principal = info.context.require_principal()
-        request = PageRequest(first=first, after=after, last=last, before=before)
+        request = PageRequest.of(info, first=first, after=after, last=last, before=before)
         statement = stores_service.visible_stores(principal)
         return await connection(
             info.context.db, statement, col(StoreRow.id), request, Store.from_row
@@ -88,7 +88,7 @@ class Merchant(Node):
         before: Before = None,
     ) -> Connection[Member]:
         principal = info.context.require_principal()
-        request = PageRequest(first=first, after=after, last=last, before=before)
+        request = PageRequest.of(info, first=first, after=after, last=last, before=before)
         statement = members_service.visible_members(principal)
         return await connection(
             info.context.db, statement, col(UserRow.id), request, Member.from_row
@@ -110,7 +110,7 @@ class Merchant(Node):
         before: Before = None,
     ) -> Connection[AuditEvent]:
         principal = info.context.require_principal()
-        request = PageRequest(first=first, after=after, last=last, before=before)
+        request = PageRequest.of(info, first=first, after=after, last=last, before=before)
         statement = audit_service.events_query(principal, store_id=store_id, action=action)
         return await connection(
             info.context.db,

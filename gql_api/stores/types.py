@@ -7,6 +7,7 @@ area's (gql_api.channels.fields); gql_api.channels.types re-exports it.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from datetime import datetime
 from typing import Annotated
 
@@ -18,8 +19,8 @@ from db.models import Store as StoreRow
 from gql_api.api_secrets import service as api_secrets_service
 from gql_api.api_secrets.types import ApiSecret
 from gql_api.channels.fields import ChannelFields, ChannelFilter
-from gql_api.channels.loaders import ChannelPagesLoader
-from gql_api.channels.pages import ChannelPageKey, ChannelQuery
+from gql_api.channels.loaders import ChannelCountsLoader, ChannelPagesLoader
+from gql_api.channels.pages import ChannelCountKey, ChannelPageKey, ChannelQuery
 from gql_api.context import Info
 from gql_api.enums import IntegrationMode, ModuleVersion
 from gql_api.node import Node, to_global_id
@@ -89,7 +90,7 @@ class Store(Node):
     ) -> Connection[Store]:
         principal = info.context.require_principal()
         statement = service.visible_sub_stores(principal, self.row)
-        request = PageRequest(first=first, after=after, last=last, before=before)
+        request = PageRequest.of(info, first=first, after=after, last=last, before=before)
         if statement is None:
             request.validated()
             return empty_connection()
@@ -110,7 +111,7 @@ class Store(Node):
         last: Last = None,
         before: Before = None,
     ) -> Connection[Channel]:
-        request = PageRequest(first=first, after=after, last=last, before=before)
+        request = PageRequest.of(info, first=first, after=after, last=last, before=before)
         request.validated()
         query = ChannelQuery(
             mode=filter.mode.value if filter and filter.mode else None,
@@ -118,12 +119,17 @@ class Store(Node):
             pg_provider=filter.pg_provider.value if filter and filter.pg_provider else None,
             search=filter.search if filter else None,
         )
-        assert self.row.id is not None
+        store_pk = self.row.id
+        assert store_pk is not None
         page = await ChannelPagesLoader.of(info.context).load(
-            ChannelPageKey(store_pk=self.row.id, query=query, request=request)
+            ChannelPageKey(store_pk=store_pk, query=query, request=request)
         )
         catalog = info.context.app.catalog
-        return to_connection(page, lambda row: Channel.from_row(row, catalog))
+
+        def count() -> Awaitable[int]:
+            return ChannelCountsLoader.of(info.context).load(ChannelCountKey(store_pk, query))
+
+        return to_connection(page, lambda row: Channel.from_row(row, catalog), count=count)
 
     @strawberry.field(description="V2 API secrets of this store: metadata only, never the secret.")
     async def api_secrets(
@@ -137,7 +143,7 @@ class Store(Node):
         principal = info.context.require_principal()
         assert self.row.id is not None
         statement = api_secrets_service.visible_secrets(principal, self.row.id)
-        request = PageRequest(first=first, after=after, last=last, before=before)
+        request = PageRequest.of(info, first=first, after=after, last=last, before=before)
         return await connection(
             info.context.db, statement, col(ApiSecretRow.id), request, ApiSecret.from_row
         )

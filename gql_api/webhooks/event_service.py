@@ -252,6 +252,46 @@ async def _attempts(
     ).all()
 
 
+@dataclass(frozen=True)
+class AttemptCountKey:
+    """WebhookEvent.attempts' totalCount of one event; `setting` as in AttemptPageKey."""
+
+    event_pk: int
+    setting: EffectiveWebhookSetting = field(compare=False)
+
+
+async def attempt_counts(
+    *, db: AsyncSession, principal: Principal, keys: Sequence[AttemptCountKey]
+) -> list[int]:
+    """How many attempts of each key's event `principal` may see (the attempts that
+    attempt_pages lists on all pages); one statement per setting, however many events."""
+    require(principal, Operation.READ)
+    groups: dict[tuple[int, str, str], list[AttemptCountKey]] = defaultdict(list)
+    for key in keys:
+        setting = key.setting
+        assert setting.store.id is not None
+        groups[(setting.store.id, setting.module_version.value, setting.mode.value)].append(key)
+    counts: dict[int, int] = {}
+    for members in groups.values():
+        setting = members[0].setting
+        statement = select(WebhookDelivery).where(
+            col(WebhookDelivery.merchant_id) == principal.merchant_pk,
+            col(WebhookDelivery.store_pk) == setting.store.id,
+            col(WebhookDelivery.event_pk).in_(sorted({key.event_pk for key in members})),
+        )
+        visible = visible_deliveries(principal, setting, statement).whereclause
+        assert visible is not None
+        counted = (
+            select(col(WebhookDelivery.event_pk), func.count())
+            .where(visible)
+            .group_by(col(WebhookDelivery.event_pk))
+        )
+        for event_pk, total in (await db.exec(counted)).all():
+            if event_pk is not None:  # a test call has no event
+                counts[event_pk] = int(total)
+    return [counts.get(key.event_pk, 0) for key in keys]
+
+
 def _delivery_pk(row: WebhookDelivery) -> int:
     assert row.id is not None
     return row.id

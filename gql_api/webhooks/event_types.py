@@ -3,6 +3,7 @@ event's data is not shown, its attempts are WebhookDelivery records."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from datetime import datetime
 from typing import Annotated
 
@@ -25,9 +26,15 @@ from gql_api.pagination import (
 )
 from gql_api.stores.loaders import StoreLoader
 from gql_api.webhooks import event_service, outbox, payloads
-from gql_api.webhooks.event_service import AttemptPageKey, EventFilter, FailedCountKey
+from gql_api.webhooks.event_service import (
+    AttemptCountKey,
+    AttemptPageKey,
+    EventFilter,
+    FailedCountKey,
+)
 from gql_api.webhooks.loaders import (
     FailedWebhookEventCountLoader,
+    WebhookAttemptCountsLoader,
     WebhookAttemptPagesLoader,
     WebhookSettingsLoader,
 )
@@ -110,16 +117,22 @@ class WebhookEvent(Node):
     async def attempts(
         self, info: Info, first: First = None, after: After = None
     ) -> Connection[WebhookDelivery]:
-        request = PageRequest(first=first, after=after)
+        request = PageRequest.of(info, first=first, after=after)
         request.validated()  # a bad argument fails this field, not the batch it would join
         setting = await self._setting(info)
         if setting is None:
             return empty_connection()
-        assert self.row.id is not None
+        event_pk = self.row.id
+        assert event_pk is not None
         page = await WebhookAttemptPagesLoader.of(info.context).load(
-            AttemptPageKey(event_pk=self.row.id, request=request, setting=setting)
+            AttemptPageKey(event_pk=event_pk, request=request, setting=setting)
         )
-        return to_connection(page, WebhookDelivery.from_row)
+
+        def count() -> Awaitable[int]:
+            key = AttemptCountKey(event_pk=event_pk, setting=setting)
+            return WebhookAttemptCountsLoader.of(info.context).load(key)
+
+        return to_connection(page, WebhookDelivery.from_row, count=count)
 
     async def _setting(self, info: Info) -> EffectiveWebhookSetting | None:
         """The setting in force for the event, as the caller sees it; None if the caller
@@ -195,7 +208,7 @@ async def store_events(
         info.context.db,
         statement,
         col(EventRow.id),
-        PageRequest(first=first, after=after),
+        PageRequest.of(info, first=first, after=after),
         WebhookEvent.from_row,
         newest_first=True,
     )

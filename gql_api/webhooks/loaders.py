@@ -1,5 +1,5 @@
 """DataLoaders of the webhooks area: effective settings and signing secrets of many stores,
-the attempts of many events, the failed-event counts of many stores."""
+the attempts of many events and their counts, the failed-event counts of many stores."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from gql_api.dataloaders import AreaLoader
 from gql_api.pagination import Page
 from gql_api.stores.loaders import RepresentativeStoreLoader
 from gql_api.webhooks import event_service
-from gql_api.webhooks.event_service import AttemptPageKey, FailedCountKey
+from gql_api.webhooks.event_service import AttemptCountKey, AttemptPageKey, FailedCountKey
 from gql_api.webhooks.service import (
     EffectiveWebhookSetting,
     SecretRecord,
@@ -60,6 +60,18 @@ class WebhookAttemptPagesLoader(AreaLoader[AttemptPageKey, Page[WebhookDelivery]
         principal = self.context.require_principal()
         async with self.context.db() as db:
             return await event_service.attempt_pages(db=db, principal=principal, keys=keys)
+
+
+class WebhookAttemptCountsLoader(AreaLoader[AttemptCountKey, int]):
+    """WebhookEvent.attempts' totalCount of a whole page of events in a few statements, within
+    what the caller may see (event_service.attempt_counts)."""
+
+    context_key = "webhooks.attempt_counts"
+
+    async def batch_load(self, keys: list[AttemptCountKey]) -> list[int]:
+        principal = self.context.require_principal()
+        async with self.context.db() as db:
+            return await event_service.attempt_counts(db=db, principal=principal, keys=keys)
 
 
 class FailedWebhookEventCountLoader(AreaLoader[FailedCountKey, int]):

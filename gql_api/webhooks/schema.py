@@ -13,11 +13,18 @@ from gql_api.channels import rules
 from gql_api.context import Info
 from gql_api.enums import IntegrationMode, ModuleVersion, WebhookContentType, WebhookPayloadVersion
 from gql_api.mutations import mutate
+from gql_api.stores.loaders import StoreLoader
 from gql_api.user_errors import UserError
 from gql_api.webhooks import calls, payloads, service
 from gql_api.webhooks.addresses import parse_networks
+from gql_api.webhooks.loaders import WebhookSettingsLoader
 from gql_api.webhooks.sender import DeliveryResult, Limits
-from gql_api.webhooks.types import WebhookDelivery, WebhookSecret, WebhookSetting
+from gql_api.webhooks.types import (
+    WebhookDelivery,
+    WebhookSecret,
+    WebhookSetting,
+    setting_of_key,
+)
 
 
 @strawberry.input(description="Save a webhook setting (URL, content type, payload version).")
@@ -230,4 +237,21 @@ async def resolve_delivery_node(info: Info, pk: int) -> WebhookDelivery | None:
     return WebhookDelivery.from_row(row) if row else None
 
 
-NODE_RESOLVERS = {"WebhookSecret": resolve_secret_node, "WebhookDelivery": resolve_delivery_node}
+async def resolve_setting_node(info: Info, key: int) -> WebhookSetting | None:
+    """A store's setting for one module version and mode, as Store.webhookSettings shows it to
+    the caller (service.as_seen_by); None when the caller cannot see the store, as for the
+    representative store's settings asked by a store-scoped caller."""
+    store_pk, version, mode = setting_of_key(key)
+    store = await StoreLoader.of(info.context).load(store_pk)
+    if store is None:
+        return None
+    settings = await WebhookSettingsLoader.of(info.context).load(store)
+    found = next((s for s in settings if (s.module_version, s.mode) == (version, mode)), None)
+    return WebhookSetting.from_effective(found) if found is not None else None
+
+
+NODE_RESOLVERS = {
+    "WebhookSecret": resolve_secret_node,
+    "WebhookDelivery": resolve_delivery_node,
+    "WebhookSetting": resolve_setting_node,
+}

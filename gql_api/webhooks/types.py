@@ -9,6 +9,7 @@ from sqlmodel import col
 
 from db.models import WebhookDelivery as DeliveryRow
 from db.models import WebhookSecret as SecretRow
+from gql_api.channels import rules
 from gql_api.context import Info
 from gql_api.enums import (
     IntegrationMode,
@@ -17,6 +18,7 @@ from gql_api.enums import (
     WebhookPayloadVersion,
     WebhookTrigger,
 )
+from gql_api.ids import COMPOUND_KEYS, compound_key, split_compound_key
 from gql_api.node import Node, to_global_id
 from gql_api.pagination import After, Before, Connection, First, Last, PageRequest, connection
 from gql_api.webhooks import payloads, service
@@ -86,8 +88,35 @@ class WebhookDelivery(Node):
         )
 
 
+# The index of each (module version, mode) in a WebhookSetting's compound key: fixed, so that
+# IDs given out stay valid (append only).
+SETTING_SLOTS: tuple[tuple[payloads.ModuleVersionValue, rules.IntegrationMode], ...] = (
+    (payloads.ModuleVersionValue.V1, rules.IntegrationMode.LIVE),
+    (payloads.ModuleVersionValue.V1, rules.IntegrationMode.TEST),
+    (payloads.ModuleVersionValue.V2, rules.IntegrationMode.LIVE),
+    (payloads.ModuleVersionValue.V2, rules.IntegrationMode.TEST),
+)
+assert len(SETTING_SLOTS) == COMPOUND_KEYS["WebhookSetting"]
+
+
+def setting_key(
+    store_pk: int, version: payloads.ModuleVersionValue, mode: rules.IntegrationMode
+) -> int:
+    """The key of a store's setting for `version` and `mode`, saved or not."""
+    return compound_key("WebhookSetting", store_pk, SETTING_SLOTS.index((version, mode)))
+
+
+def setting_of_key(
+    key: int,
+) -> tuple[int, payloads.ModuleVersionValue, rules.IntegrationMode]:
+    """(store pk, module version, mode) of a setting's key (from parse_global_id)."""
+    store_pk, index = split_compound_key("WebhookSetting", key)
+    version, mode = SETTING_SLOTS[index]
+    return store_pk, version, mode
+
+
 @strawberry.type(description="결제알림 setting of a store for one module version and mode.")
-class WebhookSetting:
+class WebhookSetting(Node):
     module_version: ModuleVersion
     mode: IntegrationMode
     url: str | None = strawberry.field(
@@ -106,7 +135,10 @@ class WebhookSetting:
 
     @classmethod
     def from_effective(cls, value: service.EffectiveWebhookSetting) -> WebhookSetting:
+        assert value.store.id is not None
+        key = setting_key(value.store.id, value.module_version, value.mode)
         return cls(
+            id=to_global_id("WebhookSetting", key),
             module_version=ModuleVersion(value.module_version),
             mode=value.mode,
             url=value.url,
@@ -149,7 +181,7 @@ class WebhookSetting:
     ) -> Connection[WebhookDelivery]:
         principal = info.context.require_principal()
         statement = service.deliveries_query(principal, self.effective)
-        request = PageRequest(first=first, after=after, last=last, before=before)
+        request = PageRequest.of(info, first=first, after=after, last=last, before=before)
         return await connection(
             info.context.db,
             statement,

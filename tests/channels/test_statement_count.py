@@ -1,4 +1,5 @@
-"""No N+1: every store with its channels costs the same number of SQL statements."""
+"""No N+1: every store with its channels, and the totalCount of both connections, costs the
+same number of SQL statements however many stores there are."""
 
 from __future__ import annotations
 
@@ -12,13 +13,17 @@ from db.driver_query import watch_statements
 from tests.channels.helpers import create_channel, inicis_live_input, kcp_shared_test_input
 from tests.support import Api, SignedUp, create_store
 
+# The dashboard's listing, with the pagers' totalCount. Page sizes stay under the query cost
+# limit (20,000 objects) with each channel's credentials (up to 10) counted.
 EVERY_STORE_WITH_CHANNELS = """
 {
   merchant {
-    stores(first: 100) {
+    stores(first: 50) {
+      totalCount
       nodes {
         storeId
-        channels(first: 100) {
+        channels(first: 20) {
+          totalCount
           nodes {
             id channelKey name type pgProvider moduleCode moduleVersions pgMerchantId
             credentials { key label secret value maskedValue }
@@ -70,9 +75,11 @@ async def run_counted(api: Api, app: Starlette, owner: SignedUp) -> tuple[dict[s
 def check_listing(data: dict[str, Any], store_ids: list[str]) -> None:
     stores = data["merchant"]["stores"]["nodes"]
     assert [store["storeId"] for store in stores] == store_ids
+    assert data["merchant"]["stores"]["totalCount"] == len(store_ids)
     for store in stores:
         channels = store["channels"]["nodes"]
         assert len(channels) == CHANNELS_PER_STORE
+        assert store["channels"]["totalCount"] == CHANNELS_PER_STORE
         assert {channel["store"]["storeId"] for channel in channels} == {store["storeId"]}
         assert [len(channel["credentials"]) for channel in channels] == [0, 3, 3]
 
@@ -108,7 +115,7 @@ async def test_a_filtered_listing_of_every_store_is_also_constant(
 ) -> None:
     # given
     query = EVERY_STORE_WITH_CHANNELS.replace(
-        "channels(first: 100)", 'channels(first: 2, filter: {mode: LIVE, search: "inicis"})'
+        "channels(first: 20)", 'channels(first: 2, filter: {mode: LIVE, search: "inicis"})'
     )
     await add_channels(api, owner, owner.representative_store_id)
     await add_store_with_channels(api, owner, 1)
@@ -125,6 +132,27 @@ async def test_a_filtered_listing_of_every_store_is_also_constant(
     for result in (small, large):
         for store in result.data["merchant"]["stores"]["nodes"]:
             assert [c["name"] for c in store["channels"]["nodes"]] == ["INICIS live"]
+            assert store["channels"]["totalCount"] == 1
     assert len(few) > 0
     assert len(few) == len(many)
     assert len(many) <= MAX_STATEMENTS
+
+
+async def test_a_total_count_is_counted_only_when_asked_for(
+    api: Api, app: Starlette, owner: SignedUp
+) -> None:
+    # given
+    await add_channels(api, owner, owner.representative_store_id)
+    await add_store_with_channels(api, owner, 1)
+    without_counts = EVERY_STORE_WITH_CHANNELS.replace("totalCount", "")
+
+    # when
+    with counting_statements(app) as plain:
+        listed = await api.gql(without_counts, token=owner.token)
+    with counting_statements(app) as counted:
+        await api.gql(EVERY_STORE_WITH_CHANNELS, token=owner.token)
+
+    # then
+    assert len(listed.data["merchant"]["stores"]["nodes"]) == 2
+    assert not [sql for sql in plain if "count(" in sql.lower()]
+    assert len([sql for sql in counted if "count(" in sql.lower()]) == 2  # stores, channels
