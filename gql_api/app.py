@@ -20,6 +20,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from strawberry.asgi import GraphQL
 from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
+from strawberry.schema.exceptions import InvalidOperationTypeError
 from strawberry.types import ExecutionResult
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
@@ -46,6 +47,14 @@ from gql_api.errors import (
     masked_extensions,
 )
 from gql_api.graphiql import ASSETS_PATH, graphiql_assets_app, graphiql_response
+from gql_api.http_conventions import (
+    GRAPHQL_RESPONSE_JSON,
+    WWW_AUTHENTICATE,
+    content_type,
+    get_cache_headers,
+    negotiate,
+)
+from gql_api.http_conventions import JSON as JSON_MEDIA
 from gql_api.logs import current_request_id, new_request_id, set_request_id
 from gql_api.metrics import Metrics, forget_this_process
 from gql_api.metrics_access import metrics_listener, metrics_routes
@@ -62,6 +71,7 @@ from gql_api.webhooks.worker import Worker, WorkerConfig
 logger = logging.getLogger("gql_api.app")
 
 _CONTEXT_KEY = "gql_api.context"
+_MEDIA_KEY = "gql_api.media"
 _SUB_RESPONSE_KEY = "gql_api.sub_response"
 _REQUEST_ERROR_CODES = frozenset(
     {GRAPHQL_PARSE_FAILED, GRAPHQL_VALIDATION_FAILED, ApiErrorCode.QUERY_TOO_COMPLEX.value}
@@ -76,7 +86,7 @@ class GraphQLApp(GraphQL[Context, None]):
         super().__init__(
             build_schema(state.settings),
             graphql_ide="graphiql" if state.settings.graphiql_on else None,
-            allow_queries_via_get=False,
+            allow_queries_via_get=True,  # queries only: a mutation over GET is 405
             multipart_uploads_enabled=False,
         )
         self.state = state
@@ -86,27 +96,41 @@ class GraphQLApp(GraphQL[Context, None]):
             await Response("Not found", status_code=404)(scope, receive, send)
             return
         request = Request(scope)
+        media = negotiate(request.headers.get("accept"))
+        # A browser opening /graphql gets GraphiQL (strawberry decides), whatever it accepts.
+        opening_ide = request.method == "GET" and not request.query_params
+        if media is None and not opening_ide:
+            response = _error_response(
+                f"Accept {GRAPHQL_RESPONSE_JSON} or {JSON_MEDIA}.", 406, media=JSON_MEDIA
+            )
+            await response(scope, receive, send)
+            return
+        scope[_MEDIA_KEY] = media = media or JSON_MEDIA
         caller = None
         header = request.headers.get("authorization")
-        if header is not None and request.method == "POST":
+        if header is not None and request.method in ("GET", "POST"):
             try:
                 caller = await authenticate(
                     self.state.verifier, header, client_address=client_address(scope)
                 )
             except (Unauthenticated, RateLimited) as error:
                 status = 429 if isinstance(error, RateLimited) else 401
-                response = _error_response(error.message, status, **error.extensions)
+                response = _error_response(error.message, status, media=media, **error.extensions)
                 await response(scope, receive, send)
                 return
             except Exception as error:  # authentication reads the database
                 # It commits only attempts (throttling, lastUsedAt): safe to send again.
-                await _masked_response(error, commit_begun=False)(scope, receive, send)
+                response = _masked_response(error, commit_begun=False, media=media)
+                await response(scope, receive, send)
                 return
         scope[CALLER_KEY] = caller
         try:
             response = await self.run(Request(scope, receive))
+        except MethodNotAllowed as error:
+            response = _error_response(error.reason, 405, media=media)
+            response.headers["Allow"] = "POST"
         except HTTPException as error:
-            response = _error_response(error.reason, error.status_code)
+            response = _error_response(error.reason, error.status_code, media=media)
         except ClientDisconnect:
             return  # the client went away before sending its whole request: nobody to answer
         except BodyTooLargeError:
@@ -114,7 +138,7 @@ class GraphQLApp(GraphQL[Context, None]):
         except Exception as error:  # masked like any unexpected error, never a plain-text 500
             context = scope.get(_CONTEXT_KEY)
             response = _masked_response(
-                error, commit_begun=context is not None and context.commit_begun
+                error, commit_begun=context is not None and context.commit_begun, media=media
             )
         finally:
             context = scope.get(_CONTEXT_KEY)
@@ -126,11 +150,41 @@ class GraphQLApp(GraphQL[Context, None]):
         # GraphiQL with every asset served by this service (see gql_api.graphiql), not unpkg.com.
         return graphiql_response()
 
+    async def execute_single(
+        self,
+        request: Request,
+        request_adapter: AsyncHTTPRequestAdapter,
+        sub_response: Response,
+        context: Context,
+        root_value: None,
+        request_data: GraphQLRequestData,
+    ) -> ExecutionResult:
+        try:
+            return await super().execute_single(
+                request, request_adapter, sub_response, context, root_value, request_data
+            )
+        except HTTPException as refused:
+            # A mutation over GET: GET is for reads (cacheable, safe to repeat); say so.
+            if request_adapter.method == "GET" and isinstance(
+                refused.__cause__, InvalidOperationTypeError
+            ):
+                raise MethodNotAllowed(405, "Mutations are sent with POST.") from refused
+            raise
+
     async def parse_http_body(self, request: AsyncHTTPRequestAdapter) -> GraphQLRequestData:
         parsed = await super().parse_http_body(request)
         if isinstance(parsed, list):  # batching is off: strawberry refuses lists before this
             raise HTTPException(400, "Batched requests are not supported.")
         return await persisted_queries.resolve(self.state, parsed)
+
+    def create_response(
+        self, response_data: GraphQLHTTPResponse | list[GraphQLHTTPResponse], sub_response: Response
+    ) -> Response:
+        response = super().create_response(response_data, sub_response)
+        negotiated = sub_response.headers.get("content-type")
+        if negotiated is not None:  # one Content-Type: the negotiated one, not strawberry's
+            response.headers["content-type"] = negotiated
+        return response
 
     def decode_json(self, data: str | bytes) -> object:
         return decode_request_json(data)
@@ -141,6 +195,8 @@ class GraphQLApp(GraphQL[Context, None]):
 
     async def get_context(self, request: Request, response: Response | None = None) -> Context:  # type: ignore[override]
         request.scope[_SUB_RESPONSE_KEY] = response
+        if response is not None:  # the answer's media type (gql_api.http_conventions)
+            response.headers["content-type"] = content_type(request.scope[_MEDIA_KEY])
         caller: Caller | None = request.scope[CALLER_KEY]
         context = Context(
             request=request,
@@ -157,20 +213,37 @@ class GraphQLApp(GraphQL[Context, None]):
     async def process_result(
         self, request: Request, result: ExecutionResult
     ) -> GraphQLHTTPResponse:
+        """Status code and headers by gql_api.http_conventions: over application/json every
+        GraphQL response is 200; over application/graphql-response+json a request error is
+        400, and a request the database failed whole is 503 (500 when a COMMIT may have been
+        applied). A request error has no `data` key. GET answers say how they may be cached."""
         data = await super().process_result(request, result)
         errors: list[dict[str, Any]] = list(data.get("errors") or [])  # type: ignore[arg-type]
-        # Every error has its code, set where it was made (gql_api.document_errors).
-        # A document that could not run at all is the client's fault: 400, as GraphQL over HTTP.
         sub_response = request.scope.get(_SUB_RESPONSE_KEY)
-        if sub_response is None or not errors:
+        if sub_response is None:
             return data
+        if request.method == "GET":
+            authenticated = request.scope.get(CALLER_KEY) is not None or (
+                "authorization" in request.headers
+            )
+            sub_response.headers.update(
+                get_cache_headers(authenticated=authenticated, errors=bool(errors))
+            )
+        if not errors:
+            return data
+        # Every error has its code, set where it was made (gql_api.document_errors).
         extensions = [e.get("extensions") or {} for e in errors]
+        strict = request.scope[_MEDIA_KEY] == GRAPHQL_RESPONSE_JSON
         if data.get("data") is None and any(
             e.get("code") in _REQUEST_ERROR_CODES for e in extensions
         ):
-            sub_response.status_code = 400
-        elif not any((data.get("data") or {}).values()) and all(
-            "retryable" in e for e in extensions
+            del data["data"]  # the document never ran: there is no data, not even null
+            if strict:
+                sub_response.status_code = 400
+        elif (
+            strict
+            and not any((data.get("data") or {}).values())
+            and all("retryable" in e for e in extensions)
         ):
             # No field answered, only the database unavailable (gql_api.errors). Nothing of
             # the request committed: 503, as when it fails before it runs, so that proxies and
@@ -184,7 +257,11 @@ class GraphQLApp(GraphQL[Context, None]):
         return data
 
 
-def _masked_response(error: Exception, *, commit_begun: bool) -> Response:
+class MethodNotAllowed(HTTPException):
+    """Answered 405 with `Allow: POST`."""
+
+
+def _masked_response(error: Exception, *, commit_begun: bool, media: str) -> Response:
     """An unexpected error that failed the whole request, masked (gql_api.errors) and logged
     with the request id: 503 with Retry-After when the database was unavailable for the
     moment and nothing of the request can have been committed (`commit_begun`: see
@@ -194,20 +271,23 @@ def _masked_response(error: Exception, *, commit_begun: bool) -> Response:
     extra = {"request_id": request_id}
     if not extensions.get("retryable"):
         logger.exception("unexpected error serving /graphql", extra=extra)
-        return _error_response(INTERNAL_MESSAGE, 500, **extensions)
+        return _error_response(INTERNAL_MESSAGE, 500, media=media, **extensions)
     logger.warning("database unavailable serving /graphql", exc_info=error, extra=extra)
-    response = _error_response(INTERNAL_MESSAGE, 503, **extensions)
+    response = _error_response(INTERNAL_MESSAGE, 503, media=media, **extensions)
     response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
     return response
 
 
-def _error_response(message: str, status_code: int, **extensions: str | int | bool) -> Response:
+def _error_response(
+    message: str, status_code: int, *, media: str, **extensions: str | int | bool
+) -> Response:
+    """A request refused before it ran, GraphQL-shaped: no `data` key (nothing ran)."""
     code = extensions.pop("code", "BAD_REQUEST")
-    body = {
-        "data": None,
-        "errors": [{"message": message, "extensions": {"code": code, **extensions}}],
-    }
-    return JSONResponse(body, status_code=status_code)
+    body = {"errors": [{"message": message, "extensions": {"code": code, **extensions}}]}
+    headers = {"WWW-Authenticate": WWW_AUTHENTICATE} if status_code == 401 else None
+    return Response(
+        orjson.dumps(body), status_code, headers=headers, media_type=content_type(media)
+    )
 
 
 class RequestContextMiddleware:

@@ -18,9 +18,11 @@ from typing import Any, cast
 
 from graphql import (
     ASTValidationRule,
+    DocumentNode,
     GraphQLError,
     GraphQLSyntaxError,
     Lexer,
+    OperationDefinitionNode,
     Source,
     TokenKind,
     ValidationContext,
@@ -55,6 +57,20 @@ def with_codes(errors: list[GraphQLError]) -> list[GraphQLError]:
         else with_code(error, GRAPHQL_VALIDATION_FAILED)
         for error in errors
     ]
+
+
+def operation_not_chosen(document: DocumentNode, operation_name: str | None) -> GraphQLError | None:
+    """A request error when the document holds several operations and the request names none
+    (GraphQL over HTTP): running the first would run what the client may not have meant (a
+    `sessionRevoke` written below a query, say)."""
+    operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+    if operation_name is not None or len(operations) < 2:
+        return None
+    return GraphQLError(
+        "The document has several operations: name the one to run with operationName.",
+        nodes=operations,
+        extensions={"code": GRAPHQL_VALIDATION_FAILED},
+    )
 
 
 class _ReportingCode:

@@ -6,7 +6,9 @@ counts with the page size its field will use: the argument as the resolver gets 
 with its coerced value (or the variable's declared default), the default page when none is
 given. A page size the field refuses (out of range, `first` with `last`) counts 0: the field
 answers BAD_REQUEST and nothing under it runs, so the client gets that clear error, not this
-one. A plain list counts with the most items it can hold (`list_bound`).
+one. A plain list counts with the most items it can hold (`list_bound`) when something under
+its items counts (`webhookSettings { deliveries(first: 50) }`: 4 × 50); a list of plain items
+(a channel's credentials, a delivery's headers) comes with its parent and counts as one.
 
 It runs once the document is valid, on every request, since it needs the request's variables
 (validation is cached per document): in linear time, each fragment costed once.
@@ -179,6 +181,8 @@ class _Walk:
                 named = get_named_type(field.type)
                 inner = self.cost(selection.selection_set, named)
                 size = self._size(parent.name, selection, field)
+                if size is not None and inner == 0 and not is_connection(field):
+                    size = None  # a list of plain items comes with its parent (see above)
                 total += size * (1 + inner) if size is not None else inner
             elif isinstance(selection, InlineFragmentNode):
                 condition = selection.type_condition

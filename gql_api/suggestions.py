@@ -5,8 +5,10 @@ graphql-core ends errors about an unknown field, argument, type, enum value or i
 name. graphql-core has one switch for all of them, `hide_suggestions`: the validation here
 passes it on, and gql_api.schema.Schema passes it to the coercion of variables.
 
-Every error of this phase carries a code: the rules that set their own keep it (the limits:
-QUERY_TOO_COMPLEX), the others are GRAPHQL_VALIDATION_FAILED.
+The phase also refuses a document of several operations when the request names none
+(gql_api.document_errors.operation_not_chosen). Every error of this phase carries a code: the
+rules that set their own keep it (the limits: QUERY_TOO_COMPLEX), the others are
+GRAPHQL_VALIDATION_FAILED.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from strawberry.extensions import SchemaExtension
 from strawberry.schema.validation_rules.maybe_null import MaybeNullValidationRule
 from strawberry.schema.validation_rules.one_of import OneOfInputValidationRule
 
-from gql_api.document_errors import with_codes
+from gql_api.document_errors import operation_not_chosen, with_codes
 
 # What strawberry's own validation (strawberry.schema.schema.validate_document) adds.
 _STRAWBERRY_RULES = (MaybeNullValidationRule, OneOfInputValidationRule)
@@ -46,10 +48,15 @@ class CachedValidation(SchemaExtension):
     def on_validate(self) -> Iterator[None]:
         context = self.execution_context
         assert context.graphql_document is not None
-        context.pre_execution_errors = _validate(
+        errors = _validate(
             context.schema._schema,
             context.graphql_document,
             context.validation_rules,
             self.hide_suggestions,
         )
+        # The name the request gave: strawberry's `operation_name` falls back to the first
+        # operation's, which is what must not happen silently.
+        named = context._provided_operation_name
+        unchosen = operation_not_chosen(context.graphql_document, named)
+        context.pre_execution_errors = errors if unchosen is None else [*errors, unchosen]
         yield

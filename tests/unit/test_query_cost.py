@@ -206,13 +206,16 @@ def test_fragments_count_where_they_are_spread(graphql_schema: GraphQLSchema) ->
 def test_webhook_settings_count_as_four(graphql_schema: GraphQLSchema) -> None:
     query = f"""{{ {STORE} {{ webhookSettings {{ url deliveries(first: 30) {{ nodes {{ id }} }}
         secrets {{ id }} }} }} }}"""
-    # four settings (V1/V2 × LIVE/TEST), each with its page of deliveries and its secrets
-    assert cost(graphql_schema, query) == 4 + 4 * 30 + 4 * 10
+    # four settings (V1/V2 × LIVE/TEST), each with its page of deliveries; the secrets, plain
+    # items, come with their setting
+    assert cost(graphql_schema, query) == 4 + 4 * 30
 
 
 def test_plain_lists_nest(graphql_schema: GraphQLSchema) -> None:
+    # Lists count when something under them does; here the deliveries' page is at the bottom.
     query = "{ pgProviders { provider modules { code credentialFields { key } } } }"
-    providers, modules, fields = (
+    assert cost(graphql_schema, query) == 0  # plain items all the way down: the catalog
+    providers, _modules, fields = (
         list_bounds()[name]
         for name in (
             "Query.pgProviders",
@@ -221,14 +224,23 @@ def test_plain_lists_nest(graphql_schema: GraphQLSchema) -> None:
         )
     )
     assert (providers, fields) == (22, 5)  # the shipped catalog
-    assert cost(graphql_schema, query) == providers + providers * modules * (1 + fields)
+    nested = f"""{{ {STORE} {{ subStores(first: 2) {{ nodes {{ webhookSettings {{
+        deliveries(first: 3) {{ nodes {{ id }} }} }} }} }} }} }}"""
+    assert cost(graphql_schema, nested) == 2 * (1 + 4 * (1 + 3))
 
 
 def test_a_list_under_a_page_multiplies(graphql_schema: GraphQLSchema) -> None:
     query = f"""{{ {STORE} {{ subStores(first: 10) {{ nodes {{
         webhookSettings {{ deliveries(first: 5) {{ nodes {{ requestHeaders {{ name }} }} }} }}
         }} }} }} }}"""
-    assert cost(graphql_schema, query) == 10 + 10 * 4 + 10 * 4 * 5 + 10 * 4 * 5 * 6
+    # a delivery's headers are plain items: they come with it
+    assert cost(graphql_schema, query) == 10 + 10 * 4 + 10 * 4 * 5
+
+
+def test_plain_items_do_not_multiply_a_dashboard(graphql_schema: GraphQLSchema) -> None:
+    query = """{ merchant { stores(first: 100) { nodes { channels(first: 100) {
+        nodes { id credentials { key maskedValue } } } } } } }"""
+    assert cost(graphql_schema, query) == 100 + 100 * 100
 
 
 AT_THE_LIMIT = """{ merchant {

@@ -1,0 +1,69 @@
+"""GraphQL over HTTP as clients expect it (the GraphQL-over-HTTP specification): which media
+type an answer has, which status code goes with it, and how GET answers may be cached.
+
+- `application/graphql-response+json` when the client's Accept prefers (or only allows) it: a
+  request error (the document cannot be parsed or validated, variables do not fit, too
+  complex, a persisted query unknown) is then 400, with no `data` key.
+- `application/json` otherwise (no Accept, `*/*`, `application/json`): every well-formed
+  GraphQL response is 200, request errors included, so that clients reading the body (Apollo
+  with `errorPolicy: 'all'`, urql) see the errors; a request error has no `data` key there too.
+- Either way: 401 for bad credentials (with `WWW-Authenticate` naming both schemes), 413 for a
+  body too large, 429 when throttled, 405 (`Allow: POST`) for a mutation over GET, 406 when the
+  client accepts neither media type; a request that failed whole on the database is 503 (500
+  when a COMMIT may have been applied), as from any server in trouble.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+GRAPHQL_RESPONSE_JSON = "application/graphql-response+json"
+JSON = "application/json"
+# Both schemes the API takes (gql_api.auth); a client told 401 learns how to authenticate.
+WWW_AUTHENTICATE = 'Bearer realm="integration-api", PortOne realm="integration-api"'
+# Anonymous GET answers (the PG catalog) are the same for everyone: a CDN may keep them.
+PUBLIC_MAX_AGE_SECONDS = 300
+PRIVATE = "private, no-store"
+VARY = "Accept, Authorization"
+
+
+def negotiate(accept: str | None) -> str | None:
+    """The media type of the answer for an Accept header: graphql-response+json when the
+    client ranks it at least as high as application/json, application/json when it accepts
+    that (directly, as `application/*` or `*/*`, or by sending no Accept at all), else None
+    (406). Parameters other than q (charset) are ignored: the answer is UTF-8 either way."""
+    if accept is None or not accept.strip():
+        return JSON
+    ranks: dict[str, float] = {}
+    for part in accept.split(","):
+        media, _, params = part.strip().partition(";")
+        media = media.strip().lower()
+        quality = 1.0
+        for param in params.split(";"):
+            name, _, value = param.strip().partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    quality = max(0.0, min(1.0, float(value)))
+                except ValueError:
+                    quality = 0.0
+        ranks[media] = max(ranks.get(media, 0.0), quality)
+    wildcard = max(ranks.get("*/*", 0.0), ranks.get("application/*", 0.0))
+    graphql = ranks.get(GRAPHQL_RESPONSE_JSON, 0.0)
+    json = ranks.get(JSON, wildcard)
+    if graphql > 0 and graphql >= json:
+        return GRAPHQL_RESPONSE_JSON
+    if json > 0:
+        return JSON
+    return None
+
+
+def content_type(media: str) -> str:
+    return f"{media}; charset=utf-8"
+
+
+def get_cache_headers(*, authenticated: bool, errors: bool) -> Mapping[str, str]:
+    """Headers of a GET answer: an authenticated caller's answers are theirs alone and never
+    stored; an anonymous answer without errors is public for a few minutes."""
+    if authenticated or errors:
+        return {"Cache-Control": PRIVATE if authenticated else "no-store", "Vary": VARY}
+    return {"Cache-Control": f"public, max-age={PUBLIC_MAX_AGE_SECONDS}", "Vary": VARY}
