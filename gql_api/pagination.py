@@ -23,6 +23,7 @@ from sqlalchemy.orm import Mapped
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import SelectOfScalar
+from strawberry.types.base import StrawberryObjectDefinition, get_object_definition
 
 from gql_api.errors import BadRequest
 from gql_api.ids import MAX_PRIMARY_KEY
@@ -171,26 +172,85 @@ def page_from_rows(
     )
 
 
-@strawberry.type(description="Relay page information.")
+@strawberry.type(
+    description="Where a page of a connection lies in the whole list, and the cursors to page "
+    "on from it (Relay PageInfo)."
+)
 class PageInfo:
-    has_next_page: bool
-    has_previous_page: bool
-    start_cursor: str | None
-    end_cursor: str | None
+    has_next_page: bool = strawberry.field(
+        description="True when more items follow this page: pass `endCursor` as `after` for "
+        "them. When paging backwards (`last`), true whenever `before` was given."
+    )
+    has_previous_page: bool = strawberry.field(
+        description="True when more items precede this page: pass `startCursor` as `before` "
+        "for them. When paging forwards (`first`, or neither), true whenever `after` was given."
+    )
+    start_cursor: str | None = strawberry.field(
+        description="Cursor of the page's first edge; null when the page is empty."
+    )
+    end_cursor: str | None = strawberry.field(
+        description="Cursor of the page's last edge; null when the page is empty."
+    )
+
+
+def _describe_specialization(cls: type, describe: Callable[[str], str]) -> None:
+    """Describe a specialized Edge or Connection by its node type's GraphQL name: strawberry
+    specializes a generic type (`Connection[Channel]`, published as ChannelConnection) by
+    subclassing it with the type filled in, and would otherwise copy the generic description.
+    The generic class itself and undecorated subclasses are left alone."""
+    definition = cls.__dict__.get("__strawberry_definition__")  # its own, not inherited
+    if not isinstance(definition, StrawberryObjectDefinition):
+        return
+    node_type = definition.type_var_map.get(NodeT.__name__)
+    node = get_object_definition(node_type) if node_type is not None else None
+    if node is not None:
+        definition.description = describe(node.name)
 
 
 @strawberry.type
 class Edge(Generic[NodeT]):
-    cursor: str = strawberry.field(description="Opaque cursor for `after` / `before`.")
-    node: NodeT
+    """Described per node type (`ChannelEdge`: "One Channel in a page…") when specialized."""
+
+    cursor: str = strawberry.field(
+        description="Opaque cursor of this item: pass it as `after` or `before` to the same "
+        "connection field (another connection refuses it)."
+    )
+    node: NodeT = strawberry.field(description="The item.")
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        _describe_specialization(
+            cls,
+            lambda name: (
+                f"One {name} in a page of a connection, with the cursor that marks its place."
+            ),
+        )
 
 
 @strawberry.type
 class Connection(Generic[NodeT]):
-    edges: list[Edge[NodeT]]
-    page_info: PageInfo
+    """Described per node type (`ChannelConnection`: "A page of Channel objects…") when
+    specialized."""
+
+    edges: list[Edge[NodeT]] = strawberry.field(
+        description="The items of this page in the connection's order, each with its cursor."
+    )
+    page_info: PageInfo = strawberry.field(
+        description="Whether more items lie before or after this page, and the cursors to get them."
+    )
     nodes: list[NodeT] = strawberry.field(description="The nodes of `edges`, for convenience.")
     count: strawberry.Private[Counter]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        _describe_specialization(
+            cls,
+            lambda name: (
+                f"A page of {name} objects (Relay connection): the items in `edges` "
+                "(with cursors) or `nodes`; `pageInfo` to ask for the next page (`first`, `after`) "
+                "or the previous one (`last`, `before`); `totalCount` for all of them."
+            ),
+        )
 
     @strawberry.field(
         description="How many items this connection lists in all, on every page together: "

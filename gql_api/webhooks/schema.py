@@ -29,14 +29,22 @@ from gql_api.webhooks.types import (
 
 @strawberry.input(description="Save a webhook setting (URL, content type, payload version).")
 class WebhookSettingUpdateInput:
-    store_id: str
-    module_version: ModuleVersion
-    mode: IntegrationMode
+    store_id: str = strawberry.field(description="`store-<uuid>` of the store to configure.")
+    module_version: ModuleVersion = strawberry.field(
+        description="V1 or V2: each payment module has its own setting."
+    )
+    mode: IntegrationMode = strawberry.field(
+        description="LIVE or TEST: each mode has its own setting."
+    )
     url: str | None = strawberry.field(
         default=None,
         description="http(s), public host, at most 2048 characters; https in LIVE. null clears.",
     )
-    content_type: WebhookContentType = payloads.WebhookContentType.JSON
+    content_type: WebhookContentType = strawberry.field(
+        default=payloads.WebhookContentType.JSON,
+        description="How the body is encoded; FORM_URLENCODED is refused with payload version "
+        "V2024_04_25.",
+    )
     payload_version: WebhookPayloadVersion | None = strawberry.field(
         default=None, description="V2 only; default V2024_04_25 (JSON only)."
     )
@@ -46,49 +54,74 @@ class WebhookSettingUpdateInput:
     )
 
 
-@strawberry.type
+@strawberry.type(description="Result of webhookSettingUpdate.")
 class WebhookSettingUpdatePayload:
-    webhook_setting: WebhookSetting | None
-    user_errors: list[UserError]
+    webhook_setting: WebhookSetting | None = strawberry.field(
+        description="The setting as saved; null when userErrors is not empty."
+    )
+    user_errors: list[UserError] = strawberry.field(
+        description="Problems with the input; empty on success."
+    )
 
 
 @strawberry.input(description="Issue a V2 signing secret for a store and mode.")
 class WebhookSecretIssueInput:
-    store_id: str
-    mode: IntegrationMode
+    store_id: str = strawberry.field(description="`store-<uuid>` of the store to sign for.")
+    mode: IntegrationMode = strawberry.field(
+        description="LIVE or TEST: it signs this mode's V2 webhooks only."
+    )
 
 
-@strawberry.type
+@strawberry.type(description="Result of webhookSecretIssue.")
 class WebhookSecretIssuePayload:
-    webhook_secret: WebhookSecret | None
+    webhook_secret: WebhookSecret | None = strawberry.field(
+        description="The new secret's hint and issue time; null when userErrors is not empty."
+    )
     secret: str | None = strawberry.field(
         description="whsec_…: shown in this payload only; store it in your receiver now."
     )
-    user_errors: list[UserError]
+    user_errors: list[UserError] = strawberry.field(
+        description="Problems with the input; empty on success."
+    )
 
 
 @strawberry.input(description="Expire a signing secret for good.")
 class WebhookSecretExpireInput:
-    id: strawberry.ID
+    id: strawberry.ID = strawberry.field(
+        description="Global ID of the WebhookSecret to expire (`WebhookSetting.secrets`)."
+    )
 
 
-@strawberry.type
+@strawberry.type(description="Result of webhookSecretExpire.")
 class WebhookSecretExpirePayload:
-    webhook_secret: WebhookSecret | None
-    user_errors: list[UserError]
+    webhook_secret: WebhookSecret | None = strawberry.field(
+        description="The secret, now with `expiredAt` set; null when userErrors is not empty."
+    )
+    user_errors: list[UserError] = strawberry.field(
+        description="Problems with the input; empty on success."
+    )
 
 
 @strawberry.input(description="호출 테스트: send a test webhook to the saved setting.")
 class WebhookTestInput:
-    store_id: str
-    module_version: ModuleVersion
-    mode: IntegrationMode
+    store_id: str = strawberry.field(description="`store-<uuid>` of the store to test.")
+    module_version: ModuleVersion = strawberry.field(
+        description="V1 or V2: whose saved setting to call."
+    )
+    mode: IntegrationMode = strawberry.field(
+        description="LIVE or TEST: whose saved setting to call."
+    )
 
 
-@strawberry.type
+@strawberry.type(description="Result of webhookTest.")
 class WebhookTestPayload:
-    delivery: WebhookDelivery | None
-    user_errors: list[UserError]
+    delivery: WebhookDelivery | None = strawberry.field(
+        description="The call as sent and what came back, recorded even when the receiver "
+        "failed (see `succeeded`); null when userErrors is not empty."
+    )
+    user_errors: list[UserError] = strawberry.field(
+        description="Problems with the input; empty on success."
+    )
 
 
 @strawberry.type

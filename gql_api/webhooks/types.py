@@ -26,16 +26,19 @@ from gql_api.webhooks.loaders import WebhookSecretsLoader
 from gql_api.webhooks.service import SecretRecord
 
 
-@strawberry.type
+@strawberry.type(description="One HTTP header, in the order sent.")
 class HttpHeader:
-    name: str
-    value: str
+    name: str = strawberry.field(description="Header name, lower case (e.g. `webhook-id`).")
+    value: str = strawberry.field(description="Header value, as sent.")
 
 
 @strawberry.type(description="A V2 signing secret; the value was shown once, when issued.")
 class WebhookSecret(Node):
-    hint: str
-    created_at: datetime
+    hint: str = strawberry.field(
+        description="`whsec_…` and the secret's last 4 characters, to tell secrets apart; "
+        "never the secret itself."
+    )
+    created_at: datetime = strawberry.field(description="When it was issued (RFC 3339, UTC).")
     expired_at: datetime | None = strawberry.field(description="Set once expired; final.")
 
     @classmethod
@@ -51,18 +54,31 @@ class WebhookSecret(Node):
 
 @strawberry.type(description="One webhook sent, as sent, with what came back.")
 class WebhookDelivery(Node):
-    trigger: WebhookTrigger
-    url: str
+    trigger: WebhookTrigger = strawberry.field(
+        description="Why it was sent: a test call, an attempt of an event, or a manual resend."
+    )
+    url: str = strawberry.field(description="The setting's URL at the time of the attempt.")
     request_headers: list[HttpHeader] = strawberry.field(
         description="As sent, signature headers included."
     )
-    request_body: str
+    request_body: str = strawberry.field(
+        description="The body exactly as sent (and signed): JSON, or form-encoded for "
+        "FORM_URLENCODED."
+    )
     status_code: int | None = strawberry.field(description="null when nothing came back.")
     response_body: str | None = strawberry.field(description="At most the first 64 KiB.")
     error: str | None = strawberry.field(description="Why it failed, in words.")
-    duration_ms: int
-    succeeded: bool
-    attempted_at: datetime
+    duration_ms: int = strawberry.field(
+        description="Milliseconds from sending to the end of the answer or the failure; 0 when "
+        "nothing was sent (the URL was refused) or the attempt has not finished."
+    )
+    succeeded: bool = strawberry.field(
+        description="True only when the receiver answered HTTP 200 (PortOne's rule); any other "
+        "answer, a redirect or no answer is a failure, explained in `error`."
+    )
+    attempted_at: datetime = strawberry.field(
+        description="When the attempt started (RFC 3339, UTC)."
+    )
     attempt_number: int | None = strawberry.field(
         description="Which attempt at its event this was: for EVENT, 1 for the first and one "
         "more with each retry (6 in all on PortOne's schedule); for MANUAL, the resend's "
@@ -117,20 +133,33 @@ def setting_of_key(
 
 @strawberry.type(description="결제알림 setting of a store for one module version and mode.")
 class WebhookSetting(Node):
-    module_version: ModuleVersion
-    mode: IntegrationMode
+    module_version: ModuleVersion = strawberry.field(
+        description="The payment module (V1 or V2) whose payments this setting notifies."
+    )
+    mode: IntegrationMode = strawberry.field(
+        description="Which payments it notifies: LIVE (실연동) or TEST; each mode has its own "
+        "setting."
+    )
     url: str | None = strawberry.field(
         description="null = not set, or hidden: a store-scoped caller does not see the "
         "representative store's URL that its store follows."
     )
-    content_type: WebhookContentType
-    payload_version: WebhookPayloadVersion | None
+    content_type: WebhookContentType = strawberry.field(
+        description="How the body is encoded; JSON unless set (always JSON for V2024_04_25)."
+    )
+    payload_version: WebhookPayloadVersion | None = strawberry.field(
+        description="V2 only: the body format sent (V2024_04_25 unless set); null for V1, whose "
+        "body is `{imp_uid, merchant_uid, status}`."
+    )
     uses_representative_setting: bool = strawberry.field(
         description="Sub-stores follow the representative store until they opt out; the "
         "representative store's URL, secrets and deliveries then apply, which only "
         "merchant-wide callers see and test."
     )
-    updated_at: datetime | None
+    updated_at: datetime | None = strawberry.field(
+        description="When this store's own setting was last saved (RFC 3339, UTC); null if it "
+        "never was."
+    )
     effective: strawberry.Private[service.EffectiveWebhookSetting]
 
     @classmethod
@@ -192,11 +221,18 @@ class WebhookSetting(Node):
         )
 
 
-@strawberry.type
+@strawberry.type(
+    description="Whether the console offers an IP whitelist (CIDR rules, a V1 feature), and "
+    "whom to ask otherwise."
+)
 class IpWhitelistSupport:
-    supported: bool
-    message: str
-    contact: str | None
+    supported: bool = strawberry.field(
+        description="Always false here: the V2 payment module has no IP whitelist."
+    )
+    message: str = strawberry.field(description="The console's notice to show the user, in Korean.")
+    contact: str | None = strawberry.field(
+        description="Email address of PortOne V2 tech support; null when there is none to ask."
+    )
 
 
 @strawberry.type(description="추가 설정 관리.")
