@@ -424,3 +424,24 @@ class WebhookEvent(SQLModel, table=True):
     attempt_count: int = Field(default=0)
     manual_resend_count: int = Field(default=0)
     succeeded_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class PersistedQuery(SQLModel, table=True):
+    """A GraphQL document known by the SHA-256 of its text (gql_api.persisted_queries): the
+    store of automatic persisted queries, shared by every process, and the trusted documents.
+
+    A hash names one text forever, so `document` never changes; only `trusted` (set by the
+    operator's `persisted-queries add`: such rows are never evicted, and alone run under
+    PERSISTED_QUERIES_ONLY) and `last_used_at` (automatic rows beyond
+    PERSISTED_QUERIES_MAX_ENTRIES go least recently used first, ties by id) do.
+    """
+
+    __tablename__ = "persisted_queries"
+    __table_args__ = (Index("ix_persisted_queries_eviction", "trusted", "last_used_at", "id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    sha256: str = Field(max_length=64, unique=True)  # lowercase hexadecimal
+    document: str = Field(sa_column=Column(String, nullable=False))
+    trusted: bool = Field(default=False)
+    registered_at: datetime = _created_at()
+    last_used_at: datetime = _created_at()

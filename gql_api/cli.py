@@ -259,6 +259,76 @@ def _event_data(text: str) -> object:
         raise
 
 
+def _persisted_queries_add(args: argparse.Namespace) -> int:
+    """Register trusted documents (gql_api.persisted_queries): all of them, or none when one
+    does not parse or validate against the schema. Each file is one document, hashed exactly
+    as written (the text a client sends); prints `<sha256>  <file>` per file."""
+    import asyncio
+
+    from gql_api import persisted_queries
+    from gql_api.schema import build_schema
+    from gql_api.settings import get_settings
+
+    settings = get_settings()
+    schema = build_schema(settings)._schema
+    documents: list[str] = []
+    refused = False
+    for name in args.files:
+        try:
+            document = Path(name).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as error:
+            print(f"{name}: cannot read it: {error}", file=sys.stderr)
+            refused = True
+            continue
+        for problem in persisted_queries.document_problems(schema, document):
+            print(f"{name}: {problem}", file=sys.stderr)
+            refused = True
+        documents.append(document)
+    if refused:
+        print("nothing registered", file=sys.stderr)
+        return 1
+
+    async def run() -> list[str]:
+        from db.engine import create_engine
+
+        engine = create_engine(settings.database_url)
+        try:
+            return await persisted_queries.register_trusted(engine=engine, documents=documents)
+        finally:
+            await engine.dispose()
+
+    for sha, name in zip(asyncio.run(run()), args.files, strict=True):
+        print(f"{sha}  {name}")
+    return 0
+
+
+def _persisted_queries_list(_: argparse.Namespace) -> int:
+    """Print `<sha256>  <operation names>` for every trusted document."""
+    import asyncio
+
+    from graphql import OperationDefinitionNode, parse
+
+    from db.engine import create_engine
+    from gql_api import persisted_queries
+    from gql_api.settings import get_settings
+
+    async def run() -> list[tuple[str, str]]:
+        engine = create_engine(get_settings().database_url)
+        try:
+            return await persisted_queries.trusted_hashes(engine=engine)
+        finally:
+            await engine.dispose()
+
+    for sha, document in asyncio.run(run()):
+        names = [
+            definition.name.value if definition.name else "(anonymous)"
+            for definition in parse(document, no_location=True).definitions
+            if isinstance(definition, OperationDefinitionNode)
+        ]
+        print(f"{sha}  {' '.join(names)}")
+    return 0
+
+
 def _generate_key(_: argparse.Namespace) -> int:
     """Print a new encryption key for ENCRYPTION_KEYS (32 random bytes, URL-safe base64)."""
     from gql_api.security.encryption import new_key
@@ -331,6 +401,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands.add_parser(
         "generate-key", help="print a new ENCRYPTION_KEYS key (put it first to rotate)"
     ).set_defaults(run=_generate_key)
+    persisted = commands.add_parser(
+        "persisted-queries", help="trusted documents (PERSISTED_QUERIES_ONLY)"
+    ).add_subparsers(dest="persisted_command", required=True)
+    persisted_add = persisted.add_parser(
+        "add", help="register GraphQL documents as trusted, one per file; prints their sha256"
+    )
+    persisted_add.add_argument("files", nargs="+", metavar="FILE")
+    persisted_add.set_defaults(run=_persisted_queries_add)
+    persisted.add_parser("list", help="print the trusted documents' sha256").set_defaults(
+        run=_persisted_queries_list
+    )
     create = commands.add_parser(
         "create-merchant", help="sign a merchant up (merchant, 대표상점, OWNER) without GraphQL"
     )

@@ -164,6 +164,19 @@ class Settings(BaseSettings):
         ge=1024,
         description="larger bodies get 413; fields have their own, smaller limits (userErrors)",
     )
+    persisted_queries_only: bool = Field(
+        default=False,
+        description="trusted documents: run only documents registered with `integration-api "
+        "persisted-queries add` (by hash, or by a text whose hash is registered); automatic "
+        "persisted queries register nothing",
+    )
+    persisted_queries_max_entries: int = Field(
+        default=10_000,
+        ge=1,
+        le=10_000_000,
+        description="automatic persisted queries kept in the database; beyond it the least "
+        "recently used go, a few at a time (trusted documents do not count and never go)",
+    )
 
     metrics_port: int | None = Field(
         default=None,
