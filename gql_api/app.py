@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import signal
@@ -20,6 +21,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from strawberry.asgi import GraphQL
 from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
+from strawberry.http.base import BaseRequestProtocol
 from strawberry.schema.exceptions import InvalidOperationTypeError
 from strawberry.types import ExecutionResult
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
@@ -129,6 +131,12 @@ class GraphQLApp(GraphQL[Context, None]):
         except MethodNotAllowed as error:
             response = _error_response(error.reason, 405, media=media)
             response.headers["Allow"] = "POST"
+        except persisted_queries.PersistedQueryError as error:
+            # PersistedQueryNotFound is 200 whatever the media type (the protocol's normal step);
+            # the others are request errors: 400 as graphql-response+json, 200 as plain JSON.
+            status = 200 if media == JSON_MEDIA else error.status_code
+            response = _error_response(error.reason, status, media=media, code=error.code)
+            response.headers.update(error.headers)
         except HTTPException as error:
             response = _error_response(error.reason, error.status_code, media=media)
         except ClientDisconnect:
@@ -145,6 +153,13 @@ class GraphQLApp(GraphQL[Context, None]):
             if context is not None:
                 await context.close()  # the database connection goes back before the reply
         await response(scope, receive, send)
+
+    def should_render_graphql_ide(self, request: BaseRequestProtocol) -> bool:
+        # A GET naming its document by hash (persisted queries) asks for data, not GraphiQL,
+        # whatever it accepts (a browser's fetch() and curl accept */*).
+        if "extensions" in request.query_params:
+            return False
+        return super().should_render_graphql_ide(request)
 
     async def render_graphql_ide(self, request: Request) -> Response:
         # GraphiQL with every asset served by this service (see gql_api.graphiql), not unpkg.com.
@@ -285,9 +300,9 @@ def _error_response(
     code = extensions.pop("code", "BAD_REQUEST")
     body = {"errors": [{"message": message, "extensions": {"code": code, **extensions}}]}
     headers = {"WWW-Authenticate": WWW_AUTHENTICATE} if status_code == 401 else None
-    return Response(
-        orjson.dumps(body), status_code, headers=headers, media_type=content_type(media)
-    )
+    # The standard library's encoder: this answer must not depend on what may have failed.
+    content = json.dumps(body, ensure_ascii=False).encode()
+    return Response(content, status_code, headers=headers, media_type=content_type(media))
 
 
 class RequestContextMiddleware:

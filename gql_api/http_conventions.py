@@ -3,7 +3,8 @@ type an answer has, which status code goes with it, and how GET answers may be c
 
 - `application/graphql-response+json` when the client's Accept prefers (or only allows) it: a
   request error (the document cannot be parsed or validated, variables do not fit, too
-  complex, a persisted query unknown) is then 400, with no `data` key.
+  complex, a persisted query refused) is then 400, with no `data` key. PersistedQueryNotFound
+  is 200 either way: it is the persisted-query protocol's normal first step.
 - `application/json` otherwise (no Accept, `*/*`, `application/json`): every well-formed
   GraphQL response is 200, request errors included, so that clients reading the body (Apollo
   with `errorPolicy: 'all'`, urql) see the errors; a request error has no `data` key there too.

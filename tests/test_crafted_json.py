@@ -52,16 +52,19 @@ def nested(depth: int, inner: str = "1") -> str:
     return "[" * depth + inner + "]" * depth
 
 
+# Request errors are 400 over application/graphql-response+json (gql_api.http_conventions).
+STRICT = {"accept": "application/graphql-response+json"}
+
+
 async def post_raw(client: httpx.AsyncClient, body: str | bytes) -> httpx.Response:
     content = body.encode() if isinstance(body, str) else body
-    return await client.post(
-        "/graphql", content=content, headers={"content-type": "application/json"}
-    )
+    headers = {"content-type": "application/json", **STRICT}
+    return await client.post("/graphql", content=content, headers=headers)
 
 
 def assert_refused(response: httpx.Response, code: str = "BAD_REQUEST") -> dict[str, Any]:
     assert response.status_code == 400, response.text[:500]
-    assert response.headers["content-type"].startswith("application/json")
+    assert response.headers["content-type"].startswith("application/graphql-response+json")
     body: dict[str, Any] = response.json()
     assert [e["extensions"]["code"] for e in body["errors"]] == [code]
     assert "Traceback" not in response.text
@@ -104,7 +107,7 @@ async def test_a_document_literal_nested_deep_is_a_400(
     query = f"query {{ pgProviders(purpose: {nested(depth, 'PAYMENT')}) {{ provider }} }}"
 
     # when
-    response = await client.post("/graphql", json={"query": query})
+    response = await client.post("/graphql", json={"query": query}, headers=STRICT)
 
     # then
     assert_refused(response, code="GRAPHQL_PARSE_FAILED")
@@ -179,7 +182,7 @@ async def test_a_surrogate_escape_in_a_graphql_string_is_a_parse_error(
     query = 'query { pgProviders(purpose: "\\uD800") { provider } }'
 
     # when
-    response = await client.post("/graphql", json={"query": query})
+    response = await client.post("/graphql", json={"query": query}, headers=STRICT)
 
     # then
     assert_refused(response, code="GRAPHQL_PARSE_FAILED")

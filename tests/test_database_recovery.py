@@ -74,6 +74,9 @@ def own_postgresql() -> Iterator[PostgresServer]:
         server.stop()
 
 
+STRICT = {"accept": "application/graphql-response+json"}
+
+
 @asynccontextmanager
 async def serving(settings: Settings) -> AsyncIterator[tuple[Api, AsyncEngine]]:
     """The real ASGI app and its engine; an exception escaping the app is answered as a
@@ -82,7 +85,11 @@ async def serving(settings: Settings) -> AsyncIterator[tuple[Api, AsyncEngine]]:
     state = application.state.app_state
     transport = httpx.ASGITransport(app=application, raise_app_exceptions=False)
     try:
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        # The status codes under test (503, 500) are application/graphql-response+json's;
+        # over application/json every GraphQL response is 200 (gql_api.http_conventions).
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://testserver", headers=STRICT
+        ) as http:
             yield Api(http), state.engine
     finally:
         state.hashing.close()

@@ -99,7 +99,11 @@ async def test_each_kind_of_document_error_has_its_code(
     body, code = CASES[case]
 
     # when
-    response = await client.post("/graphql", json=body(settings))
+    response = await client.post(
+        "/graphql",
+        json=body(settings),
+        headers={"accept": "application/graphql-response+json"},  # request errors: 400
+    )
 
     # then
     assert response.status_code == 400, response.text

@@ -82,7 +82,11 @@ def _client(application: Starlette) -> httpx.AsyncClient:
 
 async def _messages(client: httpx.AsyncClient, kind: str) -> list[str]:
     document, variables, _ = MISTAKES[kind]
-    response = await client.post("/graphql", json={"query": document, "variables": variables})
+    response = await client.post(
+        "/graphql",
+        json={"query": document, "variables": variables},
+        headers={"accept": "application/graphql-response+json"},  # request errors: 400
+    )
     assert response.status_code == 400, response.text
     errors = response.json()["errors"]
     assert [e["extensions"]["code"] for e in errors] == ["GRAPHQL_VALIDATION_FAILED"]

@@ -107,7 +107,7 @@ def assert_logged_in(result: GraphQLResponse, email: str) -> None:
 
 def assert_rate_limited(result: GraphQLResponse) -> None:
     assert result.error_codes == ["RATE_LIMITED"]
-    assert result.body["data"] is None
+    assert result.body.get("data") is None
     assert result.body["errors"][0]["extensions"]["retryAfterSeconds"] >= 1
 
 

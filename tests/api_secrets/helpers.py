@@ -152,7 +152,7 @@ def codes_and_fields(payload: dict[str, Any]) -> list[tuple[str, list[str] | Non
 def assert_refused(result: GraphQLResponse, reason: str | None, *secrets: str) -> None:
     """HTTP 401, one UNAUTHENTICATED error with `reason`, and no secret echoed anywhere."""
     assert result.status == 401, result.body
-    assert result.body["data"] is None
+    assert result.body.get("data") is None
     assert len(result.body["errors"]) == 1, result.body
     error = result.body["errors"][0]
     assert error["extensions"]["code"] == "UNAUTHENTICATED"

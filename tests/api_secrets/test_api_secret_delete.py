@@ -195,7 +195,7 @@ async def test_other_roles_may_not_delete(api: Api, role: str) -> None:
 
     # then
     assert_forbidden(result)
-    assert result.body["data"] is None
+    assert result.body.get("data") is None
     assert len(await listed(api, owner.token, sub_store)) == 1
     assert (await api.gql(WHO_AM_I, authorization=portone(issued.secret))).status == 200
 

@@ -212,7 +212,7 @@ async def test_other_roles_may_not_issue(api: Api, database_url: str, role: str)
 
         # then
         assert result.error_codes == ["FORBIDDEN"], result.body
-        assert result.body["data"] is None
+        assert result.body.get("data") is None
     await assert_nothing_stored(database_url)
 
 

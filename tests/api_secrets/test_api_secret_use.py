@@ -77,7 +77,7 @@ FAILED_USE_EVENTS = """
 
 def assert_rate_limited(result: GraphQLResponse, *secrets: str) -> None:
     assert result.status == 429, result.body
-    assert result.body["data"] is None
+    assert result.body.get("data") is None
     assert len(result.body["errors"]) == 1
     assert result.body["errors"][0]["extensions"]["code"] == "RATE_LIMITED"
     assert_nothing_echoed(result, *secrets)

@@ -58,6 +58,6 @@ async def test_an_owner_issues_uses_lists_and_deletes_a_secret(api: Api) -> None
     )
     assert attempt.error_codes == ["FORBIDDEN"]
     assert len(attempt.body["errors"]) == 1
-    assert attempt.body["data"] is None
+    assert attempt.body.get("data") is None
     after = await api.gql(STORE_SECRETS, {"storeId": store}, token=owner.token)
     assert after.data["store"]["apiSecrets"]["nodes"] == []

@@ -613,7 +613,7 @@ async def test_roles_without_member_management_are_forbidden_to_invite(
 
     # then
     assert result.error_codes == ["FORBIDDEN"]
-    assert result.body["data"] is None
+    assert result.body.get("data") is None
     assert await stored_rows(database_url) == before
 
 

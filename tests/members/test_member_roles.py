@@ -181,7 +181,7 @@ def single_error(payload: dict[str, Any], code: str, field: list[str]) -> None:
 
 def assert_refused_with_401(result: GraphQLResponse) -> None:
     assert result.status == 401
-    assert result.body["data"] is None
+    assert result.body.get("data") is None
     assert result.error_codes == ["UNAUTHENTICATED"]
 
 

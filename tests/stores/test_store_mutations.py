@@ -291,7 +291,7 @@ async def test_create_without_a_session_is_unauthenticated(api: Api) -> None:
 
     # then
     assert result.error_codes == ["UNAUTHENTICATED"]
-    assert result.body["data"] is None
+    assert result.body.get("data") is None
 
 
 # --- storeUpdate ----------------------------------------------------------------------------
@@ -432,7 +432,7 @@ async def test_rename_without_a_session_is_unauthenticated(api: Api) -> None:
 
     # then
     assert result.error_codes == ["UNAUTHENTICATED"]
-    assert result.body["data"] is None
+    assert result.body.get("data") is None
     assert await representative_name(api, owner) != "Hacked"
 
 
@@ -526,7 +526,7 @@ async def test_delete_without_a_session_is_unauthenticated(api: Api) -> None:
 
     # then
     assert result.error_codes == ["UNAUTHENTICATED"]
-    assert result.body["data"] is None
+    assert result.body.get("data") is None
     assert await sub_store_ids(api, owner) == [store["storeId"]]
 
 

@@ -424,7 +424,7 @@ async def test_node_without_a_session_is_unauthenticated(api: Api) -> None:
 
     # then
     assert result.error_codes == ["UNAUTHENTICATED"]
-    assert result.body["data"] is None or result.body["data"]["node"] is None
+    assert result.body.get("data") is None or result.body["data"]["node"] is None
 
 
 @pytest.mark.parametrize("key", [2**31, 2**63 - 1])
