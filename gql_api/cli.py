@@ -1,5 +1,5 @@
 """Command line: `integration-api serve | worker | migrate | export-schema | check-config |
-generate-key | create-merchant | event publish`."""
+generate-key | persisted-queries | create-merchant | event publish`."""
 
 from __future__ import annotations
 
