@@ -22,7 +22,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from strawberry.asgi import GraphQL
 from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
 from strawberry.http.base import BaseRequestProtocol
-from strawberry.schema.exceptions import InvalidOperationTypeError
+from strawberry.http.types import QueryParams
+from strawberry.schema.exceptions import (
+    CannotGetOperationTypeError,
+    InvalidOperationTypeError,
+)
 from strawberry.types import ExecutionResult
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
@@ -98,7 +102,8 @@ class GraphQLApp(GraphQL[Context, None]):
             await Response("Not found", status_code=404)(scope, receive, send)
             return
         request = Request(scope)
-        media = negotiate(request.headers.get("accept"))
+        accepts = request.headers.getlist("accept")
+        media = negotiate(", ".join(accepts) if accepts else None)
         # A browser opening /graphql gets GraphiQL (strawberry decides), whatever it accepts.
         opening_ide = request.method == "GET" and not request.query_params
         if media is None and not opening_ide:
@@ -108,6 +113,11 @@ class GraphQLApp(GraphQL[Context, None]):
             await response(scope, receive, send)
             return
         scope[_MEDIA_KEY] = media = media or JSON_MEDIA
+        if request.method not in ("GET", "POST"):  # HEAD, OPTIONS, PUT, …: GraphQL-shaped
+            response = _error_response("GraphQL is served over GET and POST.", 405, media=media)
+            response.headers["Allow"] = "GET, POST"
+            await response(scope, receive, send)
+            return
         caller = None
         header = request.headers.get("authorization")
         if header is not None and request.method in ("GET", "POST"):
@@ -131,6 +141,11 @@ class GraphQLApp(GraphQL[Context, None]):
         except MethodNotAllowed as error:
             response = _error_response(error.reason, 405, media=media)
             response.headers["Allow"] = "POST"
+        except OperationNotFound as error:  # a request error, answered as the others are
+            status = 200 if media == JSON_MEDIA else 400
+            response = _error_response(
+                error.reason, status, media=media, code=GRAPHQL_VALIDATION_FAILED
+            )
         except persisted_queries.PersistedQueryError as error:
             # PersistedQueryNotFound is 200 whatever the media type (the protocol's normal step);
             # the others are request errors: 400 as graphql-response+json, 200 as plain JSON.
@@ -184,12 +199,31 @@ class GraphQLApp(GraphQL[Context, None]):
                 refused.__cause__, InvalidOperationTypeError
             ):
                 raise MethodNotAllowed(405, "Mutations are sent with POST.") from refused
+            if isinstance(refused.__cause__, CannotGetOperationTypeError):
+                raise OperationNotFound(400, refused.reason) from refused
             raise
+
+    def parse_query_params(self, params: QueryParams) -> dict[str, Any]:
+        """GET's query string: `variables` and `extensions` are JSON (empty: absent)."""
+        parsed: dict[str, Any] = {}
+        for name, value in dict(params).items():
+            if name not in ("variables", "extensions"):
+                parsed[name] = value
+            elif value:
+                try:
+                    parsed[name] = self.parse_json(value)
+                except HTTPException as refused:
+                    raise HTTPException(
+                        400, f"`{name}` in the query string is not JSON: {refused.reason}"
+                    ) from None
+        return parsed
 
     async def parse_http_body(self, request: AsyncHTTPRequestAdapter) -> GraphQLRequestData:
         parsed = await super().parse_http_body(request)
         if isinstance(parsed, list):  # batching is off: strawberry refuses lists before this
             raise HTTPException(400, "Batched requests are not supported.")
+        if not isinstance(parsed.operation_name, str | None):
+            raise HTTPException(400, "`operationName` must be a string or null, if provided.")
         return await persisted_queries.resolve(self.state, parsed)
 
     def create_response(
@@ -276,6 +310,10 @@ class MethodNotAllowed(HTTPException):
     """Answered 405 with `Allow: POST`."""
 
 
+class OperationNotFound(HTTPException):
+    """`operationName` names no operation of the document: a request error."""
+
+
 def _masked_response(error: Exception, *, commit_begun: bool, media: str) -> Response:
     """An unexpected error that failed the whole request, masked (gql_api.errors) and logged
     with the request id: 503 with Retry-After when the database was unavailable for the
@@ -347,10 +385,10 @@ class RequestContextMiddleware:
 
 
 async def _too_large(scope: Scope, receive: Receive, send: Send) -> None:
-    body = {
-        "errors": [{"message": "Request body too large.", "extensions": {"code": "BAD_REQUEST"}}]
-    }
-    await JSONResponse(body, status_code=413)(scope, receive, send)
+    accepts = Request(scope).headers.getlist("accept")
+    media = negotiate(", ".join(accepts) if accepts else None) or JSON_MEDIA
+    response = _error_response("Request body too large.", 413, media=media)
+    await response(scope, receive, send)
 
 
 def pool_options(settings: Settings) -> PoolOptions:
@@ -475,7 +513,7 @@ def create_app(
     graphql = GraphQLApp(state)
     app = Starlette(
         routes=[
-            Route("/graphql", graphql, methods=["GET", "POST"]),
+            Route("/graphql", graphql),  # every method: GraphQLApp answers the others 405
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
             Route(

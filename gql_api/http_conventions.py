@@ -29,9 +29,10 @@ VARY = "Accept, Authorization"
 
 
 def negotiate(accept: str | None) -> str | None:
-    """The media type of the answer for an Accept header: graphql-response+json when the
-    client ranks it at least as high as application/json, application/json when it accepts
-    that (directly, as `application/*` or `*/*`, or by sending no Accept at all), else None
+    """The media type of the answer for the Accept header (several headers joined by commas):
+    graphql-response+json when the client ranks it higher than application/json, or names it
+    and ranks both the same; application/json when it accepts that (directly, as
+    `application/*` or `*/*`, or by sending no Accept at all) and nothing better; else None
     (406). Parameters other than q (charset) are ignored: the answer is UTF-8 either way."""
     if accept is None or not accept.strip():
         return JSON
@@ -45,13 +46,16 @@ def negotiate(accept: str | None) -> str | None:
             if name.strip().lower() == "q":
                 try:
                     quality = max(0.0, min(1.0, float(value)))
-                except ValueError:
-                    quality = 0.0
+                except ValueError:  # a malformed weight is ignored, as browsers do
+                    quality = 1.0
         ranks[media] = max(ranks.get(media, 0.0), quality)
-    wildcard = max(ranks.get("*/*", 0.0), ranks.get("application/*", 0.0))
-    graphql = ranks.get(GRAPHQL_RESPONSE_JSON, 0.0)
+    # The most specific range names a type's weight (RFC 9110): `application/json;q=0, */*`
+    # refuses JSON and accepts the rest.
+    wildcard = ranks.get("application/*", ranks.get("*/*", 0.0))
+    graphql = ranks.get(GRAPHQL_RESPONSE_JSON, wildcard)
     json = ranks.get(JSON, wildcard)
-    if graphql > 0 and graphql >= json:
+    named = GRAPHQL_RESPONSE_JSON in ranks  # a wildcard alone keeps legacy clients on JSON
+    if graphql > json or (named and graphql == json > 0):
         return GRAPHQL_RESPONSE_JSON
     if json > 0:
         return JSON

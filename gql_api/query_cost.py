@@ -8,7 +8,8 @@ given. A page size the field refuses (out of range, `first` with `last`) counts 
 answers BAD_REQUEST and nothing under it runs, so the client gets that clear error, not this
 one. A plain list counts with the most items it can hold (`list_bound`) when something under
 its items counts (`webhookSettings { deliveries(first: 50) }`: 4 × 50); a list of plain items
-(a channel's credentials, a delivery's headers) comes with its parent and counts as one.
+(a channel's credentials, a delivery's headers) comes with its parent's row and counts like a
+single-object field: nothing of its own.
 
 It runs once the document is valid, on every request, since it needs the request's variables
 (validation is cached per document): in linear time, each fragment costed once.

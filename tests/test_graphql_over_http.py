@@ -195,3 +195,87 @@ async def test_several_operations_without_an_operation_name_run_none(
     # Nothing ran: the session still works, and the named operation runs alone.
     assert named.status_code == 200
     assert named.json()["data"]["viewer"]["role"] == "OWNER"
+
+
+@pytest.mark.parametrize(
+    ("accept", "media"),
+    [
+        (["application/json;q=0, */*"], GRAPHQL_RESPONSE),  # JSON refused, the rest welcome
+        (["application/json;q=abc"], "application/json"),  # a malformed weight is ignored
+        (["text/html", GRAPHQL_RESPONSE], GRAPHQL_RESPONSE),  # several Accept headers
+        (["application/json, " + GRAPHQL_RESPONSE], GRAPHQL_RESPONSE),  # a tie, named
+    ],
+    ids=["json-refused", "malformed-q", "two-headers", "tie"],
+)
+async def test_accept_edge_cases(client: httpx.AsyncClient, accept: list[str], media: str) -> None:
+    headers = [("accept", value) for value in accept]
+
+    response = await client.post("/graphql", json={"query": CATALOG}, headers=headers)
+
+    assert response.status_code == 200
+    assert response.headers["content-type"] == f"{media}; charset=utf-8"
+
+
+@pytest.mark.parametrize("method", ["HEAD", "PUT", "OPTIONS", "DELETE"])
+async def test_other_methods_are_405_allowing_get_and_post(
+    client: httpx.AsyncClient, method: str
+) -> None:
+    response = await client.request(method, "/graphql", params={"query": CATALOG})
+
+    assert response.status_code == 405
+    assert response.headers["allow"] == "GET, POST"
+    if method != "HEAD":
+        assert codes(response.json()) == ["BAD_REQUEST"]
+
+
+@pytest.mark.parametrize(("accept", "status"), [("application/json", 200), (GRAPHQL_RESPONSE, 400)])
+async def test_an_unknown_operation_name_is_a_request_error(
+    client: httpx.AsyncClient, accept: str, status: int
+) -> None:
+    response = await client.post(
+        "/graphql",
+        json={"query": CATALOG, "operationName": "Nope"},
+        headers={"accept": accept},
+    )
+
+    assert response.status_code == status
+    assert codes(response.json()) == ["GRAPHQL_VALIDATION_FAILED"]
+    assert "Nope" in response.json()["errors"][0]["message"]
+    assert "data" not in response.json()
+
+
+async def test_an_operation_name_that_is_not_a_string_is_refused(
+    client: httpx.AsyncClient,
+) -> None:
+    response = await client.post("/graphql", json={"query": CATALOG, "operationName": 5})
+
+    assert response.status_code == 400
+    assert "operationName" in response.json()["errors"][0]["message"]
+
+
+async def test_get_query_strings_read_empty_parameters_as_absent(
+    client: httpx.AsyncClient,
+) -> None:
+    empty = await client.get(
+        "/graphql", params={"query": CATALOG, "variables": "", "extensions": ""}
+    )
+    garbled = await client.get("/graphql", params={"query": CATALOG, "variables": "{nope"})
+
+    assert empty.status_code == 200
+    assert empty.json()["data"]["pgProviders"]
+    assert garbled.status_code == 400
+    assert "`variables` in the query string is not JSON" in garbled.json()["errors"][0]["message"]
+
+
+async def test_a_body_too_large_is_answered_in_the_accepted_media_type(
+    client: httpx.AsyncClient,
+) -> None:
+    response = await client.post(
+        "/graphql",
+        content=b"x" * (2 * 1024 * 1024),
+        headers={"content-type": "application/json", "accept": GRAPHQL_RESPONSE},
+    )
+
+    assert response.status_code == 413
+    assert response.headers["content-type"] == f"{GRAPHQL_RESPONSE}; charset=utf-8"
+    assert "data" not in response.json()
