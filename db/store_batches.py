@@ -7,10 +7,10 @@ has, so that statements built once (db.driver_query) can serve every batch: one 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import NamedTuple
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
 
-from sqlalchemy import BindParameter, bindparam
+from sqlalchemy import BindParameter, Select, bindparam, select, union_all
 
 STORE_BUCKETS = (1, 2, 4, 8, 16, 32, 64)
 # Negative: no row can have it (0 is a valid key, and an explicit insert can store it).
@@ -40,3 +40,17 @@ def store_binds(count: int) -> list[BindParameter[int]]:
 
 def store_params(chunk: Sequence[int]) -> dict[str, int]:
     return {f"store_{index}": pk for index, pk in enumerate(chunk)}
+
+
+def store_pages(
+    page_of: Callable[[BindParameter[int]], Select[*tuple[Any, ...]]], stores: int
+) -> Select[*tuple[Any, ...]]:
+    """One statement for the pages of `stores` stores (a bucket size): `page_of` is one store's
+    keyset query (its own ORDER BY and LIMIT) for the store bound as `store_<index>`, and the
+    stores' queries are joined with UNION ALL, each as a subquery so that each keeps its LIMIT.
+    Rows come in no particular order across stores: sort each store's rows after reading."""
+    binds = store_binds(stores)
+    if stores == 1:
+        return page_of(binds[0])
+    parts = [page_of(store).subquery() for store in binds]
+    return select(union_all(*(select(part) for part in parts)).subquery())

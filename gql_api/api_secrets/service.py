@@ -5,10 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import update
+from sqlalchemy import ColumnElement, bindparam, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
-from sqlmodel.sql.expression import SelectOfScalar
 
 from db.engine import Tx
 from db.models import ApiSecret, ApiToken, Store
@@ -17,7 +16,7 @@ from gql_api import validation
 from gql_api.audit import service as audit
 from gql_api.errors import DomainError, Problems, UserErrorCode
 from gql_api.ids import global_id, pk_of
-from gql_api.permissions import Operation, Principal, require
+from gql_api.permissions import Operation, Principal, confined_store_pk, require
 from gql_api.scoping import scope_to_store
 from gql_api.security import api_keys
 from gql_api.security.passwords import PasswordHashing
@@ -34,15 +33,27 @@ class IssuedSecret:
     plaintext: str
 
 
-def visible_secrets(principal: Principal, store_pk: int) -> SelectOfScalar[ApiSecret]:
-    """Live secrets of one store, metadata only, for anyone who may read that store."""
-    require(principal, Operation.READ)
-    statement = select(ApiSecret).where(
-        col(ApiSecret.merchant_id) == principal.merchant_pk,
-        col(ApiSecret.store_pk) == store_pk,
+def bound_secret_scope(own_store_only: bool) -> list[ColumnElement[bool]]:
+    """Conditions for the live secrets of the caller's merchant, of its own store only when it
+    is confined to one for READ (a STORE_* role, a sub-store API secret): the caller's values
+    are bind parameters (secret_scope_params), so a statement built once serves every caller
+    with the same `own_store_only` (confined_store_pk(principal, READ) is not None)."""
+    conditions = [
+        col(ApiSecret.merchant_id) == bindparam("merchant_pk"),
         col(ApiSecret.deleted_at).is_(None),
-    )
-    return scope_to_store(statement, principal, Operation.READ, col(ApiSecret.store_pk))
+    ]
+    if own_store_only:
+        conditions.append(col(ApiSecret.store_pk) == bindparam("own_store_pk"))
+    return conditions
+
+
+def secret_scope_params(principal: Principal) -> dict[str, int | None]:
+    """The values of bound_secret_scope for `principal`, who must be allowed to READ."""
+    require(principal, Operation.READ)
+    return {
+        "merchant_pk": principal.merchant_pk,
+        "own_store_pk": confined_store_pk(principal, Operation.READ),
+    }
 
 
 async def secret_by_pk(*, db: AsyncSession, principal: Principal, pk: int) -> ApiSecret | None:

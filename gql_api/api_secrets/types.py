@@ -9,6 +9,7 @@ import strawberry
 from db.models import ApiSecret as ApiSecretRow
 from db.types import utcnow
 from gql_api.accounts.types import User
+from gql_api.api_secrets.pages import ApiSecretRecord
 from gql_api.context import Info
 from gql_api.members.loaders import UserLoader
 from gql_api.node import Node, to_global_id
@@ -28,7 +29,7 @@ class ApiSecret(Node):
     created_by_pk: strawberry.Private[int | None]
 
     @classmethod
-    def from_row(cls, row: ApiSecretRow) -> ApiSecret:
+    def from_row(cls, row: ApiSecretRow | ApiSecretRecord) -> ApiSecret:
         assert row.id is not None
         return cls(
             id=to_global_id("ApiSecret", row.id),

@@ -14,9 +14,9 @@ from typing import Annotated
 import strawberry
 from sqlmodel import col
 
-from db.models import ApiSecret as ApiSecretRow
 from db.models import Store as StoreRow
-from gql_api.api_secrets import service as api_secrets_service
+from gql_api.api_secrets.loaders import SecretCountsLoader, SecretPagesLoader
+from gql_api.api_secrets.pages import SecretPageKey
 from gql_api.api_secrets.types import ApiSecret
 from gql_api.channels.fields import ChannelFields, ChannelFilter
 from gql_api.channels.loaders import ChannelCountsLoader, ChannelPagesLoader
@@ -140,13 +140,16 @@ class Store(Node):
         last: Last = None,
         before: Before = None,
     ) -> Connection[ApiSecret]:
-        principal = info.context.require_principal()
-        assert self.row.id is not None
-        statement = api_secrets_service.visible_secrets(principal, self.row.id)
         request = PageRequest.of(info, first=first, after=after, last=last, before=before)
-        return await connection(
-            info.context.db, statement, col(ApiSecretRow.id), request, ApiSecret.from_row
-        )
+        request.validated()
+        store_pk = self.row.id
+        assert store_pk is not None
+        page = await SecretPagesLoader.of(info.context).load(SecretPageKey(store_pk, request))
+
+        def count() -> Awaitable[int]:
+            return SecretCountsLoader.of(info.context).load(store_pk)
+
+        return to_connection(page, ApiSecret.from_row, count=count)
 
     @strawberry.field(description="결제알림 setting for one module version and mode.")
     async def webhook_setting(
