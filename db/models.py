@@ -246,6 +246,8 @@ class ApiSecret(SQLModel, table=True):
     """A V2 API secret: only its key id, an argon2id hash and a short hint are stored."""
 
     __tablename__ = "api_secrets"
+    # A page of a store's secrets (many stores' at once: gql_api.api_secrets.pages) seeks here.
+    __table_args__ = (Index("ix_api_secrets_store_pk_id", "store_pk", "id"),)
 
     id: int | None = Field(default=None, primary_key=True)
     key_id: str = Field(max_length=32, unique=True)
