@@ -274,10 +274,22 @@ def _persisted_queries_add(args: argparse.Namespace) -> int:
     documents: list[str] = []
     refused = False
     for name in args.files:
+        # Bytes, decoded as they are: read_text would turn CRLF into LF, and the hash would
+        # no longer be that of the text a client sends.
         try:
-            document = Path(name).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as error:
+            content = Path(name).read_bytes()
+        except OSError as error:
             print(f"{name}: cannot read it: {error}", file=sys.stderr)
+            refused = True
+            continue
+        try:
+            document = content.decode("utf-8")
+        except UnicodeDecodeError as error:
+            print(
+                f"{name}: not UTF-8 (byte {error.start}): a document is hashed as UTF-8, "
+                "save the file in that encoding",
+                file=sys.stderr,
+            )
             refused = True
             continue
         for problem in persisted_queries.document_problems(schema, document):

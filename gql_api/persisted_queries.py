@@ -8,10 +8,19 @@ where h is the SHA-256 of the document's text (UTF-8, lowercase hexadecimal):
   request again with the text and the hash, which registers the text and runs it;
 - text and hash that differ: refused, nothing registered.
 
+Only a document that validates against the schema and has at most
+PERSISTED_QUERIES_MAX_DOCUMENT_BYTES is registered: anyone may send one, so the store must not
+fill with texts that never run, nor with large ones. Any other text sent with its hash still
+runs (or gets its parse or validation error), unregistered: its client is told
+PersistedQueryNotFound each time and sends the text again, which works, uncached.
+
 The store is the `persisted_queries` table, shared by every process (db.models.PersistedQuery),
-with at most PERSISTED_QUERIES_MAX_ENTRIES automatic entries. In front of it each process keeps
-the documents it met in a small LRU cache: a hash names one text forever, so a cached document
-is never stale and a cached hash costs no round trip to the database.
+with at most PERSISTED_QUERIES_MAX_ENTRIES automatic entries: registrations evict one at a time
+(serialized: SQLite's write lock, an advisory lock on PostgreSQL), so the cap holds exactly.
+In front of it each process keeps the documents it met in a small LRU cache: a hash names one
+text forever, so a cached document is never stale and a cached hash costs no round trip to the
+database. A text sent with its hash is still looked up there (a read), since another process
+may have evicted it.
 
 With PERSISTED_QUERIES_ONLY nothing but the trusted documents runs, the ones the operator
 registered (`integration-api persisted-queries add`), by hash or by a text whose hash is one of
@@ -32,7 +41,7 @@ from weakref import WeakKeyDictionary
 
 from cross_web import HTTPException
 from graphql import GraphQLError, GraphQLSchema, parse, validate
-from sqlalchemy import Table, delete, select, update
+from sqlalchemy import Table, delete, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -42,6 +51,7 @@ from db.engine import independent_write
 from db.models import PersistedQuery
 from db.types import utcnow
 from gql_api.context import AppState
+from gql_api.schema import build_schema
 
 PERSISTED_QUERY_NOT_FOUND = "PERSISTED_QUERY_NOT_FOUND"
 PERSISTED_QUERY_HASH_MISMATCH = "PERSISTED_QUERY_HASH_MISMATCH"
@@ -59,6 +69,10 @@ NOT_ALLOWED_MESSAGE = (
 )
 
 EVICTION_BATCH = 100  # automatic entries removed at most per registration
+# Registrations on PostgreSQL take this transaction-level advisory lock first, so that each
+# one's eviction sees every other's committed rows (no overshoot of the cap), and no two wait
+# on each other's rows in a cycle.
+_EVICTION_LOCK_KEY = "gql_api.persisted_queries.eviction"
 CACHE_BYTES = 8 * 1024 * 1024  # documents' text kept per process, per database
 # last_used_at of an automatic entry is written again at most this often by a process, so
 # that a document in constant use, served from the processes' caches, is not evicted.
@@ -128,6 +142,8 @@ class _ProcessCache:
 
 # One cache per engine (per database and process; two apps in one process keep their own).
 _caches: WeakKeyDictionary[Engine, _ProcessCache] = WeakKeyDictionary()
+# The schema built from an app's settings, by its engine, when resolve() is passed none.
+_schemas: WeakKeyDictionary[Engine, GraphQLSchema] = WeakKeyDictionary()
 
 
 def _cache(engine: AsyncEngine) -> _ProcessCache:
@@ -137,9 +153,12 @@ def _cache(engine: AsyncEngine) -> _ProcessCache:
     return cache
 
 
-async def resolve(state: AppState, request_data: GraphQLRequestData) -> GraphQLRequestData:
+async def resolve(
+    state: AppState, request_data: GraphQLRequestData, *, schema: GraphQLSchema | None = None
+) -> GraphQLRequestData:
     """The request with its document, found by the hash in `extensions.persistedQuery`
-    (registered first when the text comes with it); PersistedQueryError when it cannot run.
+    (registered first when the text comes with it and validates against `schema`, the app's,
+    else one built from state.settings); PersistedQueryError when it cannot run.
     A request without the extension passes unchanged, unless PERSISTED_QUERIES_ONLY."""
     only = state.settings.persisted_queries_only
     extension = (request_data.extensions or {}).get("persistedQuery")
@@ -156,16 +175,31 @@ async def resolve(state: AppState, request_data: GraphQLRequestData) -> GraphQLR
         if stored is None:
             raise PersistedQueryError(200, NOT_FOUND_MESSAGE, PERSISTED_QUERY_NOT_FOUND)
         return dataclasses.replace(request_data, query=stored.document)
-    if sha256_hex(query) != sha:
+    encoded = query.encode("utf-8")
+    if hashlib.sha256(encoded).hexdigest() != sha:
         raise PersistedQueryError(400, MISMATCH_MESSAGE, PERSISTED_QUERY_HASH_MISMATCH)
     if only:
         await _require_trusted(state.engine, sha)
-    elif _parses(query, max_tokens=state.settings.max_tokens):
-        # A text that does not parse is not kept: its answer is the parse error, every time.
+        return request_data
+    settings = state.settings
+    if await _known(state.engine, sha):
+        return request_data
+    if len(encoded) <= settings.persisted_queries_max_document_bytes and _validates(
+        schema if schema is not None else _schema_of(state), query, max_tokens=settings.max_tokens
+    ):
         await _register(
-            state.engine, sha, query, max_entries=state.settings.persisted_queries_max_entries
+            state.engine, sha, query, max_entries=settings.persisted_queries_max_entries
         )
     return request_data
+
+
+def _schema_of(state: AppState) -> GraphQLSchema:
+    """The schema of the app `state` belongs to, built from its settings once per process
+    (build_schema is what the app runs: the same types, so the same validation)."""
+    schema = _schemas.get(state.engine.sync_engine)
+    if schema is None:
+        schema = _schemas[state.engine.sync_engine] = build_schema(state.settings)._schema
+    return schema
 
 
 def _requested_hash(extension: object) -> str:
@@ -183,12 +217,31 @@ def _requested_hash(extension: object) -> str:
     return sha
 
 
-def _parses(query: str, *, max_tokens: int) -> bool:
+def _validates(schema: GraphQLSchema, query: str, *, max_tokens: int) -> bool:
+    """Whether `query` parses and passes graphql-core's validation rules against `schema`:
+    only such a text may be registered (the app's own limits, depth, aliases and cost, are
+    checked when it runs; a document that fails them is at most the size cap)."""
     try:
-        parse(query, no_location=True, max_tokens=max_tokens)
+        document = parse(query, no_location=True, max_tokens=max_tokens)
     except GraphQLError:
         return False
-    return True
+    return not validate(schema, document, max_errors=1)
+
+
+async def _known(engine: AsyncEngine, sha: str) -> bool:
+    """Whether `sha` is in the store now. A document this process has cached may have been
+    evicted by another process since, and clients routed elsewhere would get
+    PersistedQueryNotFound forever: a text sent with its hash is looked up (a read by the
+    unique index), and registered again when gone. An uncached text costs no read here: it
+    is validated and registered (an upsert), as Apollo sends a text only after NotFound."""
+    entry = _cache(engine).get(sha)
+    if entry is None:
+        return False
+    if entry.stored.trusted:
+        return True  # trusted documents are never evicted
+    async with engine.connect() as conn:
+        row = (await conn.execute(select(_TABLE.c.id).where(_TABLE.c.sha256 == sha))).first()
+    return row is not None
 
 
 async def _require_trusted(engine: AsyncEngine, sha: str) -> None:
@@ -247,14 +300,14 @@ async def _touch(engine: AsyncEngine, sha: str) -> None:
 
 async def _register(engine: AsyncEngine, sha: str, document: str, *, max_entries: int) -> None:
     """Keep `document` as an automatic entry (or mark it used again), then remove the least
-    recently used automatic entries beyond `max_entries`, at most EVICTION_BATCH at a time
-    (each registration adds one, so the store stays within the cap)."""
-    cache = _cache(engine)
-    if cache.get(sha) is not None:
-        return  # registered already, by this process or another (a hash names one text)
+    recently used automatic entries beyond `max_entries`, at most EVICTION_BATCH at a time.
+    Registrations are serialized (SQLite's write lock, an advisory lock on PostgreSQL), so
+    each eviction counts every committed entry: the store stays within the cap, also under
+    concurrent registrations from many processes."""
     # Committed on its own, before the document runs: no request transaction is open yet.
     now = utcnow()
     async with independent_write(engine) as conn:
+        await _lock_for_eviction(conn)
         upsert = _insert(conn)(_TABLE).values(
             sha256=sha, document=document, trusted=False, registered_at=now, last_used_at=now
         )
@@ -271,11 +324,19 @@ async def _register(engine: AsyncEngine, sha: str, document: str, *, max_entries
             .order_by(_TABLE.c.last_used_at.desc(), _TABLE.c.id.desc())
             .offset(max_entries)
             .limit(EVICTION_BATCH)
-            # Concurrent registrations skip each other's rows instead of waiting in a cycle.
-            .with_for_update(skip_locked=True)
         )
         await conn.execute(delete(_TABLE).where(_TABLE.c.id.in_(beyond)))
-    cache.put(sha, Stored(document=document, trusted=False), touched=time.monotonic())
+    _cache(engine).put(sha, Stored(document=document, trusted=False), touched=time.monotonic())
+
+
+async def _lock_for_eviction(conn: AsyncConnection) -> None:
+    """On PostgreSQL, wait for the store's advisory lock, held until the transaction ends;
+    taken first, before any row lock, so that no two writers of the store wait in a cycle.
+    SQLite needs none: independent_write's transaction holds its database's write lock."""
+    if conn.dialect.name == "postgresql":
+        await conn.execute(
+            text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": _EVICTION_LOCK_KEY}
+        )
 
 
 def _insert(conn: AsyncConnection) -> Callable[[Table], postgresql.Insert | sqlite.Insert]:
@@ -307,6 +368,7 @@ async def register_trusted(*, engine: AsyncEngine, documents: Sequence[str]) -> 
     hashes = [sha256_hex(document) for document in documents]
     now = utcnow()
     async with independent_write(engine) as conn:  # an operator's command: no request around
+        await _lock_for_eviction(conn)
         for sha, document in zip(hashes, documents, strict=True):
             upsert = _insert(conn)(_TABLE).values(
                 sha256=sha, document=document, trusted=True, registered_at=now, last_used_at=now

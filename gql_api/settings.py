@@ -177,6 +177,13 @@ class Settings(BaseSettings):
         description="automatic persisted queries kept in the database; beyond it the least "
         "recently used go, a few at a time (trusted documents do not count and never go)",
     )
+    persisted_queries_max_document_bytes: int = Field(
+        default=32 * 1024,
+        ge=1024,
+        le=1024 * 1024,
+        description="largest document (UTF-8 bytes) registered automatically; a larger one "
+        "sent with its hash runs but is not stored, so its clients send the text every time",
+    )
 
     metrics_port: int | None = Field(
         default=None,

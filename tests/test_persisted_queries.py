@@ -3,6 +3,7 @@ bounded, and trusted documents only (PERSISTED_QUERIES_ONLY), through the real H
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import os
@@ -300,3 +301,104 @@ async def test_get_with_a_hash_is_not_taken_for_graphiql(database_url: str) -> N
             "/graphql", params=get_params(sha(PROVIDERS)), headers={"accept": "*/*"}
         )
         assert providers_of(by_hash)
+
+
+# --- what is registered, and the store shared by processes -------------------------------------
+
+
+async def test_only_valid_documents_within_the_size_cap_are_registered(
+    database_url: str,
+) -> None:
+    # An anonymous caller must not fill the shared store with texts that never run, nor large
+    # ones: 10,000 entries of 1 MB each, every request a write.
+    invalid = '{ nope(x: "' + "A" * 1_000 + '") }'
+    # valid, but over PERSISTED_QUERIES_MAX_DOCUMENT_BYTES (32 KiB) by its comment
+    oversized = "# " + "padding " * 5_000 + "\n" + PROVIDERS
+    settings = make_settings(database_url)
+    async with serving(settings) as http:
+        # when anonymous callers send them with their hashes
+        refused = await post(http, query=invalid, extensions=persisted(sha(invalid)))
+        large = await post(http, query=oversized, extensions=persisted(sha(oversized)))
+        # then the invalid one gets its validation error and the large one runs
+        assert error_codes(refused) == ["GRAPHQL_VALIDATION_FAILED"]
+        assert providers_of(large)
+        # and neither was stored: its hash alone is unknown, here and in any process
+        for document in (invalid, oversized):
+            again = await post(http, extensions=persisted(sha(document)))
+            assert error_codes(again) == ["PERSISTED_QUERY_NOT_FOUND"]
+    async with serving(settings) as fresh:
+        for document in (invalid, oversized):
+            again = await post(fresh, extensions=persisted(sha(document)))
+            assert error_codes(again) == ["PERSISTED_QUERY_NOT_FOUND"]
+        # and the large one still works as Apollo goes on: hash, NotFound, text with hash
+        assert providers_of(
+            await post(fresh, query=oversized, extensions=persisted(sha(oversized)))
+        )
+
+
+async def test_a_document_evicted_by_another_process_is_registered_again(
+    database_url: str,
+) -> None:
+    settings = make_settings(database_url, persisted_queries_max_entries=1)
+    async with serving(settings) as first, serving(settings) as second:
+        # given a document registered (and cached) by the first process
+        assert providers_of(
+            await post(first, query=PROVIDERS, extensions=persisted(sha(PROVIDERS)))
+        )
+        # and evicted from the store by the second one's registration (cap 1)
+        assert providers_of(await post(second, query=MODULES, extensions=persisted(sha(MODULES))))
+        evicted = await post(second, extensions=persisted(sha(PROVIDERS)))
+        assert error_codes(evicted) == ["PERSISTED_QUERY_NOT_FOUND"]
+
+        # when a client, told NotFound by the second, sends the text to the first
+        assert providers_of(
+            await post(first, query=PROVIDERS, extensions=persisted(sha(PROVIDERS)))
+        )
+
+        # then the second one, and any process, finds it by hash again
+        assert providers_of(await post(second, extensions=persisted(sha(PROVIDERS))))
+
+
+async def test_concurrent_registrations_from_two_processes_keep_the_cap(
+    database_url: str,
+) -> None:
+    cap = 20
+    documents = [numbered(n) for n in range(200)]
+    settings = make_settings(database_url, persisted_queries_max_entries=cap)
+    async with serving(settings) as first, serving(settings) as second:
+        # when 200 documents are registered at once through two processes
+        answers = await asyncio.gather(
+            *(
+                post(first if n % 2 else second, query=d, extensions=persisted(sha(d)))
+                for n, d in enumerate(documents)
+            )
+        )
+        assert all(providers_of(answer) for answer in answers)
+    # then a process with an empty cache finds exactly `cap` of them
+    async with serving(settings) as fresh:
+        found = [
+            not error_codes(await post(fresh, extensions=persisted(sha(d)))) for d in documents
+        ]
+    assert sum(found) == cap
+
+
+def test_operator_files_are_hashed_byte_for_byte(database_url: str, tmp_path: Path) -> None:
+    # given a document saved with Windows line endings
+    crlf = tmp_path / "crlf.graphql"
+    crlf.write_bytes(PROVIDERS.replace(" {", "\r\n{").encode())
+
+    # when the operator adds it
+    added = run_cli(["persisted-queries", "add", str(crlf)], database_url, tmp_path)
+
+    # then the hash printed and registered is that of the file's exact bytes, which clients send
+    exact = hashlib.sha256(crlf.read_bytes()).hexdigest()
+    assert (added.returncode, added.stdout) == (0, f"{exact}  {crlf}\n"), added.stderr
+    listed = run_cli(["persisted-queries", "list"], database_url, tmp_path)
+    assert listed.stdout == f"{exact}  Providers\n"
+
+    # when they add a file that is not UTF-8, then it is refused with the reason
+    latin = tmp_path / "latin.graphql"
+    latin.write_bytes("# café\n".encode("latin-1") + PROVIDERS.encode())
+    refused = run_cli(["persisted-queries", "add", str(latin)], database_url, tmp_path)
+    assert refused.returncode == 1
+    assert f"{latin}: not UTF-8" in refused.stderr
