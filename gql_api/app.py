@@ -224,7 +224,7 @@ class GraphQLApp(GraphQL[Context, None]):
             raise HTTPException(400, "Batched requests are not supported.")
         if not isinstance(parsed.operation_name, str | None):
             raise HTTPException(400, "`operationName` must be a string or null, if provided.")
-        return await persisted_queries.resolve(self.state, parsed)
+        return await persisted_queries.resolve(self.state, parsed, schema=self.schema._schema)
 
     def create_response(
         self, response_data: GraphQLHTTPResponse | list[GraphQLHTTPResponse], sub_response: Response
