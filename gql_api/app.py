@@ -14,6 +14,7 @@ from typing import Any
 
 import orjson
 from cross_web import AsyncHTTPRequestAdapter, HTTPException
+from graphql import GraphQLSchema
 from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
@@ -89,13 +90,15 @@ class GraphQLApp(GraphQL[Context, None]):
     """strawberry's ASGI view, with one database session and the caller resolved up front."""
 
     def __init__(self, state: AppState) -> None:
+        schema = build_schema(state.settings)
         super().__init__(
-            build_schema(state.settings),
+            schema,
             graphql_ide="graphiql" if state.settings.graphiql_on else None,
             allow_queries_via_get=True,  # queries only: a mutation over GET is 405
             multipart_uploads_enabled=False,
         )
         self.state = state
+        self.graphql_schema: GraphQLSchema = schema._schema  # persisted documents validate here
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -224,7 +227,7 @@ class GraphQLApp(GraphQL[Context, None]):
             raise HTTPException(400, "Batched requests are not supported.")
         if not isinstance(parsed.operation_name, str | None):
             raise HTTPException(400, "`operationName` must be a string or null, if provided.")
-        return await persisted_queries.resolve(self.state, parsed, schema=self.schema._schema)
+        return await persisted_queries.resolve(self.state, parsed, schema=self.graphql_schema)
 
     def create_response(
         self, response_data: GraphQLHTTPResponse | list[GraphQLHTTPResponse], sub_response: Response
