@@ -242,6 +242,63 @@ class Channel(SQLModel, table=True):
     deleted_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
+class ChannelGroup(SQLModel, table=True):
+    """A channel group (스마트 라우팅) of one store and mode. Deleting one removes its rows
+    for good (it cannot be undone), so its name is unique among all rows of the store."""
+
+    __tablename__ = "channel_groups"
+    __table_args__ = (
+        Index("uq_channel_groups_store_name", "store_pk", "name", unique=True),
+        Index("ix_channel_groups_store_pk_id", "store_pk", "id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    channel_group_id: str = Field(max_length=64, unique=True)
+    merchant_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("merchants.id"), nullable=False, index=True)
+    )
+    store_pk: int = Field(sa_column=Column(Integer, ForeignKey("stores.id"), nullable=False))
+    name: str = Field(max_length=100)
+    mode: str = Field(max_length=8)
+    created_at: datetime = _created_at()
+    updated_at: datetime = _created_at()
+
+
+class ChannelGroupSession(SQLModel, table=True):
+    """One set of entries of a group from `begin_at` on: the current session is the latest
+    that has begun, a scheduled one has not begun yet (decided on read, no background job)."""
+
+    __tablename__ = "channel_group_sessions"
+    __table_args__ = (Index("ix_channel_group_sessions_group_begin", "group_pk", "begin_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    group_pk: int = Field(
+        sa_column=Column(Integer, ForeignKey("channel_groups.id"), nullable=False)
+    )
+    begin_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    created_at: datetime = _created_at()
+
+
+class ChannelGroupEntry(SQLModel, table=True):
+    """A channel of a session with its weight (a whole percentage); a disabled entry is
+    skipped whatever its weight. Rows (not JSON) so that a channel's deletion can find them."""
+
+    __tablename__ = "channel_group_entries"
+    __table_args__ = (
+        Index("uq_channel_group_entries_session_position", "session_pk", "position", unique=True),
+        Index("ix_channel_group_entries_channel_pk", "channel_pk"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    session_pk: int = Field(
+        sa_column=Column(Integer, ForeignKey("channel_group_sessions.id"), nullable=False)
+    )
+    position: int
+    channel_pk: int = Field(sa_column=Column(Integer, ForeignKey("channels.id"), nullable=False))
+    weight: int
+    enabled: bool
+
+
 class ApiSecret(SQLModel, table=True):
     """A V2 API secret: only its key id, an argon2id hash and a short hint are stored."""
 

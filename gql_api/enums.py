@@ -231,6 +231,17 @@ describe_values(
         UserErrorCode.MAX_WEBHOOK_RETRY_COUNT_REACHED: "The event has had all its manual resends.",
         UserErrorCode.WEBHOOK_RESEND_RATE_LIMITED: "Too many resends for this store this "
         "minute; try again shortly.",
+        UserErrorCode.CHANNEL_GROUP_NAME_DUPLICATE: "Another channel group of the store has "
+        "this name.",
+        UserErrorCode.CHANNEL_GROUP_WEIGHTS_INVALID: "The weights of a channel group's enabled "
+        "entries are not whole percentages (0-100) summing to exactly 100.",
+        UserErrorCode.CHANNEL_GROUP_MODE_MISMATCH: "The channel's mode (LIVE or TEST) is not "
+        "the channel group's.",
+        UserErrorCode.CHANNEL_IN_GROUP: "The channel is in the current or scheduled session of "
+        "a channel group (named in the message); take it out of them first.",
+        UserErrorCode.LIMIT_EXCEEDED: "The store has as many of these objects as it may have.",
+        UserErrorCode.SCHEDULE_INVALID: "The schedule is not on the hour and in the future, or "
+        "there is no scheduled session.",
     },
 )
 describe_values(

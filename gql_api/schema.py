@@ -27,6 +27,8 @@ from gql_api.api_secrets import schema as api_secrets
 from gql_api.api_secrets.types import ApiSecret
 from gql_api.audit import schema as audit
 from gql_api.audit.types import AuditEvent
+from gql_api.channel_groups import schema as channel_groups
+from gql_api.channel_groups.types import ChannelGroup
 from gql_api.channels import schema as channels
 from gql_api.channels.types import Channel
 from gql_api.context import Context, Info
@@ -75,6 +77,7 @@ NODE_RESOLVERS: dict[str, NodeResolver] = {
     **api_secrets.NODE_RESOLVERS,
     **webhooks.NODE_RESOLVERS,
     **webhook_events.NODE_RESOLVERS,
+    **channel_groups.NODE_RESOLVERS,
 }
 
 
@@ -104,7 +107,10 @@ class NodeQuery:
             return None
 
 
-Query = merge_types("Query", (NodeQuery, accounts.Query, stores.Query, pg_catalog.Query))
+Query = merge_types(
+    "Query",
+    (NodeQuery, accounts.Query, stores.Query, pg_catalog.Query, channel_groups.Query),
+)
 Mutation = merge_types(
     "Mutation",
     (
@@ -115,6 +121,7 @@ Mutation = merge_types(
         api_secrets.Mutation,
         webhooks.Mutation,
         webhook_events.Mutation,
+        channel_groups.Mutation,
     ),
 )
 
@@ -234,6 +241,7 @@ def build_schema(settings: Settings) -> strawberry.Schema:
             WebhookSecret,
             WebhookDelivery,
             WebhookEvent,
+            ChannelGroup,
         ],
         extensions=extensions,
         config=StrawberryConfig(disable_field_suggestions=not settings.introspection_on),

@@ -54,6 +54,10 @@ MUTATION_CALLERS: dict[str, Operation | Caller] = {
     "webhookTest": Operation.WEBHOOK_MANAGE,
     "webhookEventResend": Operation.WEBHOOK_MANAGE,
     "webhookEventsResendFailed": Operation.WEBHOOK_MANAGE,
+    "channelGroupCreate": Operation.CHANNEL_MANAGE,
+    "channelGroupUpdate": Operation.CHANNEL_MANAGE,
+    "channelGroupScheduledSessionDelete": Operation.CHANNEL_MANAGE,
+    "channelGroupDelete": Operation.CHANNEL_MANAGE,
 }
 
 QUERY_DESCRIPTION = (

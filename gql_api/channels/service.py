@@ -17,6 +17,7 @@ from db.models import Channel, Store
 from db.types import utcnow
 from gql_api import validation
 from gql_api.audit import service as audit
+from gql_api.channel_groups import service as channel_groups
 from gql_api.channels import rules
 from gql_api.channels.rules import CredentialValue, IntegrationMode, TaxType
 from gql_api.errors import DomainError, Problems, UserErrorCode
@@ -245,9 +246,20 @@ async def update_channel(
 
 
 async def delete_channel(*, db: AsyncSession, principal: Principal, channel_id: str) -> Channel:
-    """Soft delete: gone from lists and node(id:); the key is never reused."""
+    """Soft delete: gone from lists and node(id:); the key is never reused. Refused with
+    CHANNEL_IN_GROUP while a channel group's current or scheduled session has the channel (a
+    payment routed to the group could otherwise pick a deleted channel); the row is locked
+    first, so a concurrent channelGroupCreate/Update that adds it (and locks it too) is seen."""
     require(principal, Operation.CHANNEL_MANAGE)
-    channel = await _managed_channel(db, principal, channel_id)
+    channel = await _managed_channel(db, principal, channel_id, lock=True)
+    groups = await channel_groups.groups_using_channel(db, channel)
+    if groups:
+        names = ", ".join(f"“{name}”" for name in groups)
+        raise DomainError.single(
+            UserErrorCode.CHANNEL_IN_GROUP,
+            ("input", "id"),
+            f"The channel is in the channel groups {names}; take it out of them first.",
+        )
     channel.deleted_at = utcnow()
     channel.updated_at = channel.deleted_at
     channel.version += 1
@@ -287,9 +299,16 @@ def _module_of(catalog: Catalog, channel: Channel) -> PaymentModule:
     return module
 
 
-async def _managed_channel(db: AsyncSession, principal: Principal, channel_id: str) -> Channel:
+async def _managed_channel(
+    db: AsyncSession, principal: Principal, channel_id: str, *, lock: bool = False
+) -> Channel:
     pk = pk_of(channel_id, "Channel")
-    channel = await channel_by_pk(db=db, principal=principal, pk=pk) if pk is not None else None
+    channel = None
+    if pk is not None:
+        statement = visible_channels(principal).where(col(Channel.id) == pk)
+        if lock:
+            statement = statement.with_for_update()
+        channel = (await db.exec(statement)).first()
     if channel is None:
         raise DomainError.single(
             UserErrorCode.NOT_FOUND, ("input", "id"), "No channel with this ID."

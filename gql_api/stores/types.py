@@ -14,10 +14,18 @@ from typing import Annotated
 import strawberry
 from sqlmodel import col
 
+from db.models import ChannelGroup as ChannelGroupRow
 from db.models import Store as StoreRow
 from gql_api.api_secrets.loaders import SecretCountsLoader, SecretPagesLoader
 from gql_api.api_secrets.pages import SecretPageKey
 from gql_api.api_secrets.types import ApiSecret
+from gql_api.channel_groups import service as channel_groups
+from gql_api.channel_groups.fields import (
+    ChannelGroupEntryFields,
+    ChannelGroupFields,
+    ChannelGroupSessionFields,
+)
+from gql_api.channel_groups.loaders import EntryChannelLoader, GroupSessionsLoader
 from gql_api.channels.fields import ChannelFields, ChannelFilter
 from gql_api.channels.loaders import ChannelCountsLoader, ChannelPagesLoader
 from gql_api.channels.pages import ChannelCountKey, ChannelPageKey, ChannelQuery
@@ -206,6 +214,32 @@ class Store(Node):
     def additional_settings(self) -> AdditionalSettings:
         return AdditionalSettings()
 
+    @strawberry.field(
+        description="스마트 라우팅: the store's channel groups, oldest first, optionally of "
+        "one mode."
+    )
+    async def channel_groups(
+        self,
+        info: Info,
+        first: First = None,
+        after: After = None,
+        mode: Annotated[
+            IntegrationMode | None, strawberry.argument(description="Only groups of this mode.")
+        ] = None,
+        last: Last = None,
+        before: Before = None,
+    ) -> Connection[ChannelGroup]:
+        principal = info.context.require_principal()
+        statement = channel_groups.visible_groups(principal).where(
+            col(ChannelGroupRow.store_pk) == self.row.id
+        )
+        if mode is not None:
+            statement = statement.where(col(ChannelGroupRow.mode) == mode.value)
+        request = PageRequest.of(info, first=first, after=after, last=last, before=before)
+        return await connection(
+            info.context.db, statement, col(ChannelGroupRow.id), request, ChannelGroup.from_row
+        )
+
 
 @strawberry.type(description="채널: a PG channel of a store.")
 class Channel(ChannelFields):
@@ -215,3 +249,46 @@ class Channel(ChannelFields):
         if row is None:
             raise RuntimeError("channel of a store the caller cannot see")
         return Store.from_row(row)
+
+
+@strawberry.type(description="A channel of a channel group's session, with its weight.")
+class ChannelGroupEntry(ChannelGroupEntryFields):
+    @strawberry.field(description="The channel (of the group's store and mode).")
+    async def channel(self, info: Info) -> Channel:
+        row = await EntryChannelLoader.of(info.context).load(self.channel_pk)
+        if row is None:
+            raise RuntimeError("entry of a channel the caller cannot see")
+        return Channel.from_row(row, info.context.app.catalog)
+
+
+@strawberry.type(description="A channel group's entries from beginAt on.")
+class ChannelGroupSession(ChannelGroupSessionFields):
+    @strawberry.field(description="1 to 10 channels with their weights, in the order given.")
+    def entries(self) -> list[ChannelGroupEntry]:
+        return [ChannelGroupEntry.from_view(entry) for entry in self.view.entries]
+
+
+@strawberry.type(
+    description="스마트 라우팅 channel group: payments made with its channelGroupId are "
+    "spread over its channels by weight."
+)
+class ChannelGroup(ChannelGroupFields):
+    @strawberry.field(description="The store the group belongs to.")
+    async def store(self, info: Info) -> Store:
+        row = await StoreLoader.of(info.context).load(self.store_pk)
+        if row is None:
+            raise RuntimeError("channel group of a store the caller cannot see")
+        return Store.from_row(row)
+
+    @strawberry.field(
+        description="The session in force now: the latest that has begun (a scheduled one "
+        "takes over at its beginAt); null before the first session begins."
+    )
+    async def current_session(self, info: Info) -> ChannelGroupSession | None:
+        sessions = await GroupSessionsLoader.of(info.context).load(self.pk)
+        return ChannelGroupSession.from_view(sessions.current) if sessions.current else None
+
+    @strawberry.field(description="The change scheduled for a future hour, if any (at most one).")
+    async def scheduled_session(self, info: Info) -> ChannelGroupSession | None:
+        sessions = await GroupSessionsLoader.of(info.context).load(self.pk)
+        return ChannelGroupSession.from_view(sessions.scheduled) if sessions.scheduled else None

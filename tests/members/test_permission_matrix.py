@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -332,6 +333,114 @@ async def run_channel_delete(world: World, token: str | None, role: str | None) 
     return await _q(world, token, query, id=channel_id)
 
 
+GROUP_CREATE = """mutation($i: ChannelGroupCreateInput!) { channelGroupCreate(input: $i) {
+    channelGroup { id channelGroupId } userErrors { code } } }"""
+
+
+def _group_input(world: World, store_id: str, channel_id: str) -> dict[str, object]:
+    world.created.append("group")
+    return {
+        "storeId": store_id,
+        "mode": "TEST",
+        "name": f"Group {len(world.created)}",
+        "entries": [{"channelId": channel_id, "weight": 100}],
+    }
+
+
+def _next_day_on_the_hour() -> str:
+    later = utcnow().replace(minute=0, second=0, microsecond=0) + timedelta(days=1)
+    return later.isoformat()
+
+
+async def _owner_group(
+    world: World, role: str | None, *, scheduled: bool = False
+) -> dict[str, str]:
+    """A channel group (with a scheduled change if asked), made by the owner, in the store
+    the role may manage."""
+    channel_id = await _owner_channel(world, role)
+    created = await world.api.gql(
+        GROUP_CREATE,
+        {"i": _group_input(world, _target_store(world, role), channel_id)},
+        token=world.tokens["OWNER"],
+    )
+    group: dict[str, str] = created.data["channelGroupCreate"]["channelGroup"]
+    if scheduled:
+        update = """mutation($i: ChannelGroupUpdateInput!) { channelGroupUpdate(input: $i) {
+            userErrors { code } } }"""
+        entries = [{"channelId": channel_id, "weight": 100}]
+        changed = await world.api.gql(
+            update,
+            {"i": {"id": group["id"], "entries": entries, "beginAt": _next_day_on_the_hour()}},
+            token=world.tokens["OWNER"],
+        )
+        assert changed.data["channelGroupUpdate"]["userErrors"] == []
+    return group
+
+
+async def run_group_create(world: World, token: str | None, role: str | None) -> GraphQLResponse:
+    channel_id = await _owner_channel(world, role)
+    variables: dict[str, object] = {
+        "i": _group_input(world, _target_store(world, role), channel_id)
+    }
+    return await _gql(world, token, GROUP_CREATE, variables)
+
+
+async def run_group_update(world: World, token: str | None, role: str | None) -> GraphQLResponse:
+    group = await _owner_group(world, role)
+    query = """mutation($id: ID!, $name: String!) {
+        channelGroupUpdate(input: {id: $id, name: $name}) { userErrors { code } } }"""
+    return await _q(world, token, query, id=group["id"], name=f"Renamed {len(world.created)}")
+
+
+async def run_group_schedule_delete(
+    world: World, token: str | None, role: str | None
+) -> GraphQLResponse:
+    group = await _owner_group(world, role, scheduled=True)
+    query = """mutation($id: ID!) { channelGroupScheduledSessionDelete(input: {id: $id}) {
+        userErrors { code } } }"""
+    return await _q(world, token, query, id=group["id"])
+
+
+async def run_group_delete(world: World, token: str | None, role: str | None) -> GraphQLResponse:
+    group = await _owner_group(world, role)
+    query = (
+        """mutation($id: ID!) { channelGroupDelete(input: {id: $id}) { userErrors { code } } }"""
+    )
+    return await _q(world, token, query, id=group["id"])
+
+
+async def run_group_pick(world: World, token: str | None, role: str | None) -> GraphQLResponse:
+    group = await _owner_group(world, role)
+    query = """query($g: String!) { channelGroupPick(channelGroupId: $g) { id } }"""
+    response = await _q(world, token, query, g=group["channelGroupId"])
+    if not response.error_codes:  # every reader of the store is answered with the channel
+        assert response.body["data"]["channelGroupPick"] is not None
+    return response
+
+
+async def _owner_secret(world: World, role: str | None) -> dict[str, str]:
+    issued = await world.api.gql(
+        SECRET_ISSUE,
+        {"i": {"storeId": _target_store(world, role), "name": "Target"}},
+        token=world.tokens["OWNER"],
+    )
+    payload = issued.data["apiSecretIssue"]
+    return {"id": payload["apiSecret"]["id"], "secret": payload["secret"]}
+
+
+async def run_secret_issue(world: World, token: str | None, role: str | None) -> GraphQLResponse:
+    variables = {
+        "i": {"storeId": _target_store(world, role), "name": "Issued", "expirationDays": 30}
+    }
+    return await _gql(world, token, SECRET_ISSUE, variables)
+
+
+async def run_secret_delete(world: World, token: str | None, role: str | None) -> GraphQLResponse:
+    target = await _owner_secret(world, role)
+    query = """mutation($id: ID!) { apiSecretDelete(input: {id: $id}) { userErrors { code } } }"""
+    return await _q(world, token, query, id=target["id"])
+
+
 async def _owner_secret(world: World, role: str | None) -> dict[str, str]:
     issued = await world.api.gql(
         SECRET_ISSUE,
@@ -517,6 +626,13 @@ CASES: dict[str, Case] = {
     "Mutation.channelCreate": Case("channel_manage", run_channel_create, "channelCreate"),
     "Mutation.channelUpdate": Case("channel_manage", run_channel_update, "channelUpdate"),
     "Mutation.channelDelete": Case("channel_manage", run_channel_delete, "channelDelete"),
+    "Mutation.channelGroupCreate": Case("channel_manage", run_group_create, "channelGroupCreate"),
+    "Mutation.channelGroupUpdate": Case("channel_manage", run_group_update, "channelGroupUpdate"),
+    "Mutation.channelGroupScheduledSessionDelete": Case(
+        "channel_manage", run_group_schedule_delete, "channelGroupScheduledSessionDelete"
+    ),
+    "Mutation.channelGroupDelete": Case("channel_manage", run_group_delete, "channelGroupDelete"),
+    "Query.channelGroupPick": Case("read", run_group_pick),
     "Query.node": Case("read", run_node),
     "Query.viewer": Case(None, run_viewer),
     "Query.merchant": Case("read", run_merchant),

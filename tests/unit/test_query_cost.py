@@ -45,6 +45,7 @@ CONNECTIONS = {
     "deliveries",
     "webhookEvents",
     "attempts",
+    "channelGroups",
 }
 LIMIT = 20_000  # Settings.max_query_objects by default
 
