@@ -114,10 +114,14 @@ class User(SQLModel, table=True):
 
 
 class Invitation(SQLModel, table=True):
-    """An invitation to join a merchant; the token is stored only as SHA-256, single use."""
+    """An invitation to join a merchant; the token is stored only as SHA-256, single use (a
+    resend replaces the hash, so the old token dies). Its status is derived from the dates."""
 
     __tablename__ = "invitations"
-    __table_args__ = (Index("ix_invitations_merchant_email", "merchant_id", "email"),)
+    __table_args__ = (
+        Index("ix_invitations_merchant_email", "merchant_id", "email"),
+        Index("ix_invitations_merchant_id_id", "merchant_id", "id"),  # newest-first pages
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     merchant_id: int = Field(sa_column=Column(Integer, ForeignKey("merchants.id"), nullable=False))

@@ -38,6 +38,8 @@ MUTATION_CALLERS: dict[str, Operation | Caller] = {
     "storeDelete": Operation.STORE_MANAGE,
     "memberInvite": Operation.MEMBER_MANAGE,
     "invitationAccept": Caller.ANYONE,
+    "invitationRevoke": Operation.MEMBER_MANAGE,
+    "invitationResend": Operation.MEMBER_MANAGE,
     "memberRoleUpdate": Operation.MEMBER_MANAGE,
     "memberRemove": Operation.MEMBER_MANAGE,
     "merchantOwnershipTransfer": Operation.OWNERSHIP_TRANSFER,

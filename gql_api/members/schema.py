@@ -1,4 +1,5 @@
-"""Mutations of the members area: invite, accept, change role, remove, transfer ownership."""
+"""Mutations of the members area: invite, accept, revoke and resend invitations, change role,
+remove, transfer ownership."""
 
 from __future__ import annotations
 
@@ -6,12 +7,13 @@ import strawberry
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from db.engine import Tx
+from db.models import Invitation as InvitationRow
 from db.models import User as UserRow
 from gql_api.accounts import sessions
 from gql_api.accounts.types import Session, User
 from gql_api.context import Info
 from gql_api.enums import MemberRole
-from gql_api.members import service
+from gql_api.members import invitations, service
 from gql_api.members.types import Invitation, Member
 from gql_api.mutations import mutate, mutate_in_steps
 from gql_api.permissions import Role
@@ -56,6 +58,40 @@ class InvitationAcceptPayload:
     )
     session: Session | None = strawberry.field(
         description="The new member's session (its token shown here only); null on userErrors."
+    )
+    user_errors: list[UserError] = strawberry.field(
+        description="Problems with the input; empty on success."
+    )
+
+
+@strawberry.input(description="Withdraw a pending invitation.")
+class InvitationRevokeInput:
+    id: strawberry.ID = strawberry.field(description="The Invitation's global ID.")
+
+
+@strawberry.type(description="Result of invitationRevoke.")
+class InvitationRevokePayload:
+    invitation: Invitation | None = strawberry.field(
+        description="The invitation, now REVOKED; null when userErrors is not empty."
+    )
+    user_errors: list[UserError] = strawberry.field(
+        description="Problems with the input; empty on success."
+    )
+
+
+@strawberry.input(description="Send a pending invitation again, with a new token.")
+class InvitationResendInput:
+    id: strawberry.ID = strawberry.field(description="The Invitation's global ID.")
+
+
+@strawberry.type(description="Result of invitationResend.")
+class InvitationResendPayload:
+    invitation: Invitation | None = strawberry.field(
+        description="The invitation with its new expiry; null when userErrors is not empty."
+    )
+    invitation_token: str | None = strawberry.field(
+        description="The new token to give the invitee; shown once, valid 7 days, single use. "
+        "The previous token no longer works."
     )
     user_errors: list[UserError] = strawberry.field(
         description="Problems with the input; empty on success."
@@ -175,6 +211,46 @@ class Mutation:
             user_errors=[],
         )
 
+    @strawberry.mutation(
+        description="Withdraw a pending invitation (INVITATION_NOT_PENDING otherwise); its token "
+        "stops working at once."
+    )
+    async def invitation_revoke(
+        self, info: Info, input: InvitationRevokeInput
+    ) -> InvitationRevokePayload:
+        principal = info.context.require_principal()
+
+        async def action(db: AsyncSession) -> InvitationRow:
+            return await invitations.revoke(db=db, principal=principal, invitation_id=str(input.id))
+
+        row, errors = await mutate(info, action)
+        return InvitationRevokePayload(
+            invitation=Invitation.from_row(row) if row else None, user_errors=errors
+        )
+
+    @strawberry.mutation(
+        description="Send a pending invitation again (INVITATION_NOT_PENDING otherwise): a new "
+        "token, shown once, valid 7 days from now; the previous token stops working."
+    )
+    async def invitation_resend(
+        self, info: Info, input: InvitationResendInput
+    ) -> InvitationResendPayload:
+        principal = info.context.require_principal()
+
+        async def action(db: AsyncSession) -> service.IssuedInvitation:
+            return await invitations.resend(db=db, principal=principal, invitation_id=str(input.id))
+
+        issued, errors = await mutate(info, action)
+        if issued is None:
+            return InvitationResendPayload(
+                invitation=None, invitation_token=None, user_errors=errors
+            )
+        return InvitationResendPayload(
+            invitation=Invitation.from_row(issued.row),
+            invitation_token=issued.token,
+            user_errors=[],
+        )
+
     @strawberry.mutation(description="Change a member's role, within what the caller may grant.")
     async def member_role_update(
         self, info: Info, input: MemberRoleUpdateInput
@@ -241,7 +317,7 @@ async def resolve_user_node(info: Info, pk: int) -> User | None:
 async def resolve_invitation_node(info: Info, pk: int) -> Invitation | None:
     principal = info.context.require_principal()
     async with info.context.db() as db:
-        row = await service.invitation_by_pk(db=db, principal=principal, pk=pk)
+        row = await invitations.invitation_by_pk(db=db, principal=principal, pk=pk)
     return Invitation.from_row(row) if row else None
 
 

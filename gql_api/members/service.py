@@ -72,22 +72,6 @@ async def member_by_pk(*, db: AsyncSession, principal: Principal, pk: int) -> Us
     return (await db.exec(visible_members(principal).where(col(User.id) == pk))).first()
 
 
-async def invitation_by_pk(*, db: AsyncSession, principal: Principal, pk: int) -> Invitation | None:
-    """A pending invitation, for those who may manage members (STORE_MANAGER: its store's)."""
-    if access(principal, Operation.MEMBER_MANAGE) is Access.NONE:
-        return None
-    statement = select(Invitation).where(
-        col(Invitation.id) == pk,
-        col(Invitation.merchant_id) == principal.merchant_pk,
-        col(Invitation.accepted_at).is_(None),
-        col(Invitation.revoked_at).is_(None),
-    )
-    statement = scope_to_store(
-        statement, principal, Operation.MEMBER_MANAGE, col(Invitation.store_pk)
-    )
-    return (await db.exec(statement)).first()
-
-
 async def invite(
     *, db: AsyncSession, principal: Principal, email: str, role: Role, store_id: str | None
 ) -> IssuedInvitation:
@@ -215,13 +199,15 @@ async def accept(
                 select(Invitation)
                 .where(
                     col(Invitation.id) == invitation.id,
+                    # resent meanwhile (invitationResend): the old token died with it
+                    col(Invitation.token_hash) == token_hash(token),
                     col(Invitation.accepted_at).is_(None),
                     col(Invitation.revoked_at).is_(None),
                 )
                 .with_for_update()
             )
         ).first()
-        if invitation is None:  # accepted or withdrawn while the password was being hashed
+        if invitation is None:  # accepted, withdrawn or resent while the password was hashed
             raise DomainError.single(
                 UserErrorCode.TOKEN_INVALID, ("input", "token"), "This invitation is not valid."
             )
@@ -245,7 +231,7 @@ async def accept(
             merchant_pk=user.merchant_id,
             actor=user.email,
             action="invitation.accept",
-            store_id=await _store_id_of(db, user.store_pk),
+            store_id=await store_id_of(db, user.store_pk),
             target_id=global_id("Member", user.id),
             summary=f"{user.email} joined as {role.value}",
         )
@@ -307,7 +293,7 @@ async def remove(*, db: AsyncSession, principal: Principal, member_id: str) -> U
         principal,
         "member.remove",
         f"Removed {member.email} ({member.role})",
-        store_id=await _store_id_of(db, member.store_pk),
+        store_id=await store_id_of(db, member.store_pk),
         target_id=global_id("Member", member.id),
     )
     return member
@@ -397,7 +383,7 @@ def _invited_email_taken() -> DomainError:
     )
 
 
-async def _store_id_of(db: AsyncSession, store_pk: int | None) -> str | None:
+async def store_id_of(db: AsyncSession, store_pk: int | None) -> str | None:
     if store_pk is None:
         return None
     store = await db.get(Store, store_pk)

@@ -259,6 +259,35 @@ async def run_invitation_accept(
     return await world.api.gql(ACCEPT, {"input": accept})
 
 
+async def _owner_invitation(world: World) -> str:
+    """A pending STORE_READ_ONLY invitation to the sub-store, sent by the owner: one every
+    member manager may manage (a STORE_MANAGER too: its own sub-store, a role it may grant)."""
+    world.created.append("invitation")
+    invite = {
+        "email": f"managed{len(world.created)}@example.com",
+        "role": "STORE_READ_ONLY",
+        "storeId": world.sub_store,
+    }
+    issued = await world.api.gql(INVITE, {"input": invite}, token=world.tokens["OWNER"])
+    return str(issued.data["memberInvite"]["invitation"]["id"])
+
+
+async def run_invitation_revoke(
+    world: World, token: str | None, role: str | None
+) -> GraphQLResponse:
+    query = """mutation($id: ID!) { invitationRevoke(input: {id: $id}) {
+        invitation { status } userErrors { code } } }"""
+    return await _q(world, token, query, id=await _owner_invitation(world))
+
+
+async def run_invitation_resend(
+    world: World, token: str | None, role: str | None
+) -> GraphQLResponse:
+    query = """mutation($id: ID!) { invitationResend(input: {id: $id}) {
+        invitationToken userErrors { code } } }"""
+    return await _q(world, token, query, id=await _owner_invitation(world))
+
+
 async def run_member_role_update(
     world: World, token: str | None, role: str | None
 ) -> GraphQLResponse:
@@ -647,6 +676,8 @@ CASES: dict[str, Case] = {
     "Mutation.storeDelete": Case("store_manage", run_store_delete, "storeDelete"),
     "Mutation.memberInvite": Case("member_manage", run_member_invite, "memberInvite"),
     "Mutation.invitationAccept": Case(None, run_invitation_accept, "invitationAccept"),
+    "Mutation.invitationRevoke": Case("member_manage", run_invitation_revoke, "invitationRevoke"),
+    "Mutation.invitationResend": Case("member_manage", run_invitation_resend, "invitationResend"),
     "Mutation.memberRoleUpdate": Case("member_manage", run_member_role_update, "memberRoleUpdate"),
     "Mutation.memberRemove": Case("member_manage", run_member_remove, "memberRemove"),
     "Mutation.merchantOwnershipTransfer": Case(
