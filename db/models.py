@@ -329,6 +329,14 @@ class ApiSecret(SQLModel, table=True):
     expires_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     last_used_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     deleted_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # gql_api.api_secrets.network_rules: [{"cidr": "203.0.113.0/24", "memo": ...}], validated
+    # and normalized; empty: any address. On the row, so authentication reads it in the same
+    # statement as the secret (one read per request).
+    network_rules: list[dict[str, str | None]] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False)
+    )
+    # The last NETWORK_NOT_ALLOWED audit event (at most one a minute per secret).
+    network_refusal_audited_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
 class ApiToken(SQLModel, table=True):

@@ -25,7 +25,9 @@ async def authenticate(verifier: SecretVerifier, header: str, *, client_address:
         raise Unauthenticated(f"The Authorization header must be {SCHEMES}.", reason="MALFORMED")
     if scheme.lower() == "bearer":
         if credential.startswith(ACCESS_TOKEN_PREFIX):
-            return await caller_for_access_token(engine=verifier.engine, token=credential)
+            return await caller_for_access_token(
+                verifier=verifier, token=credential, client_address=client_address
+            )
         return await caller_for_session(engine=verifier.engine, token=credential)
     if scheme.lower() == "portone":
         return await verifier.caller(plaintext=credential, client_address=client_address)

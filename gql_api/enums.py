@@ -231,6 +231,8 @@ describe_values(
         UserErrorCode.MAX_WEBHOOK_RETRY_COUNT_REACHED: "The event has had all its manual resends.",
         UserErrorCode.WEBHOOK_RESEND_RATE_LIMITED: "Too many resends for this store this "
         "minute; try again shortly.",
+        UserErrorCode.NETWORK_RULE_INVALID: "A network rule's CIDR block is not valid (a bare "
+        "address needs /32 or /128, host bits must be zero, no repeats) or its memo is too long.",
         UserErrorCode.INVITATION_NOT_PENDING: "The invitation is accepted, expired or revoked; "
         "only a pending one can be revoked or resent.",
         UserErrorCode.CHANNEL_GROUP_NAME_DUPLICATE: "Another channel group of the store has "

@@ -121,6 +121,14 @@ class Metrics:
             ["result"],
             registry=self.registry,
         )
+        self.api_secret_refusals = Counter(
+            "api_secret_refusals_total",
+            "Uses of an API secret, or of a token exchanged for it, refused although it may be "
+            "genuine: reason NETWORK_NOT_ALLOWED (outside the secret's network rules); "
+            "credential: api_secret, access_token or refresh_token.",
+            ["reason", "credential"],
+            registry=self.registry,
+        )
         self.webhook_tests = Counter(
             "webhook_test_calls_total",
             "Webhook test calls by result.",

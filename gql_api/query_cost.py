@@ -44,6 +44,7 @@ from graphql import (
 from graphql.execution.values import VariableValues, get_argument_values, get_variable_values
 from strawberry.extensions import SchemaExtension
 
+from gql_api.api_secrets.network_rules import MAX_RULES
 from gql_api.channel_groups.rules import MAX_ENTRIES
 from gql_api.channels.rules import MAX_CREDENTIALS, IntegrationMode
 from gql_api.errors import ApiErrorCode
@@ -69,6 +70,7 @@ def list_bounds() -> Mapping[str, int]:
         "Store.webhookSettings": len(ModuleVersion) * len(IntegrationMode),
         "WebhookSetting.secrets": MAX_LISTED_SECRETS,
         "Channel.credentials": MAX_CREDENTIALS,
+        "ApiSecret.networkRules": MAX_RULES,
         "ChannelGroupSession.entries": MAX_ENTRIES,
         "WebhookDelivery.requestHeaders": MAX_DELIVERY_HEADERS,
         "Query.pgProviders": len(providers),

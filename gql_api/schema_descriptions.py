@@ -48,6 +48,7 @@ MUTATION_CALLERS: dict[str, Operation | Caller] = {
     "channelDelete": Operation.CHANNEL_MANAGE,
     "apiSecretIssue": Operation.API_SECRET_MANAGE,
     "apiSecretDelete": Operation.API_SECRET_MANAGE,
+    "apiSecretNetworkRulesUpdate": Operation.API_SECRET_MANAGE,
     "apiSecretLogin": Caller.ANYONE,  # the API secret in the input is the credential
     "accessTokenRefresh": Caller.ANYONE,  # the refresh token in the input is the credential
     "webhookSettingUpdate": Operation.WEBHOOK_MANAGE,

@@ -17,7 +17,8 @@ from db.driver_query import DriverQuery
 from db.engine import independent_write
 from db.models import ApiSecret, ApiToken, Merchant, Store
 from db.types import utcnow
-from gql_api.api_secrets import throttling
+from gql_api.api_secrets import network_rules, throttling
+from gql_api.api_secrets.network_rules import NetworkNotAllowed
 from gql_api.api_secrets.verified import VerifiedSecrets
 from gql_api.caller import Caller, CallerMerchant
 from gql_api.errors import DomainError, RateLimited, Unauthenticated, UserErrorCode
@@ -58,6 +59,7 @@ class _SecretFacts:
     expires_at: datetime | None
     last_used_at: datetime | None
     deleted_at: datetime | None
+    network_rules: list[dict[str, Any]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +139,9 @@ class SecretVerifier:
 
         Guesses never cause the genuine secret to be refused, and never start more than
         MAX_VERIFICATIONS argon2 runs per key and window (gql_api.api_secrets.throttling).
+        The secret's network rules are checked on every use, before the cache of verified
+        secrets and before argon2: a use from outside them is refused however it came, and
+        guesses from outside never spend the key's budget of verifications.
         """
         parsed = api_keys.parse(plaintext)
         if parsed is None:
@@ -153,6 +158,7 @@ class SecretVerifier:
             raise Unauthenticated("The API secret is not valid.", reason="INVALID")
         secret, store, merchant = _facts(found)
         assert secret.id is not None
+        await self.check_network(secret, client_address, credential="API secret")
         _check_usable(secret, store, now)
         fingerprint = api_keys.fingerprint(parsed.plaintext)
         if not self._known(fingerprint, secret):
@@ -175,12 +181,34 @@ class SecretVerifier:
         """
         try:
             caller = await self.caller(plaintext=plaintext, client_address=client_address)
+        except NetworkNotAllowed:
+            raise  # refused as every use from outside the rules is, not as a wrong secret
         except Unauthenticated as error:
             raise DomainError.single(
                 UserErrorCode.INVALID_CREDENTIALS, ("input", "apiSecret"), error.message
             ) from None
         assert caller.principal.api_secret_id is not None
         return caller.principal.api_secret_id
+
+    async def check_network(
+        self, secret: ApiSecret | _SecretFacts, client_address: str, *, credential: str
+    ) -> None:
+        """NETWORK_NOT_ALLOWED (counted and audited) when the secret's rules do not allow
+        `client_address`. Runs outside any unit of work (the audit commits on its own)."""
+        if network_rules.allows(secret.network_rules, client_address):
+            return
+        refused = NetworkNotAllowed(secret, client_address)
+        await self.record_refusal(refused, credential=credential)
+        raise refused
+
+    async def record_refusal(self, refused: NetworkNotAllowed, *, credential: str) -> None:
+        """Count and audit a use refused by the secret's network rules (network_rules)."""
+        if self.metrics is not None:
+            self.metrics.api_secret_refusals.labels(
+                reason=network_rules.NETWORK_NOT_ALLOWED,
+                credential=credential.lower().replace(" ", "_"),
+            ).inc()
+        await network_rules.record_refusal(self.engine, refused, credential=credential)
 
     def _count(self, result: str) -> None:
         if self.metrics is not None:
@@ -244,13 +272,18 @@ _TOKEN_CALLER = DriverQuery(
 )
 
 
-async def caller_for_access_token(*, engine: AsyncEngine, token: str) -> Caller:
+async def caller_for_access_token(
+    *, verifier: SecretVerifier, token: str, client_address: str
+) -> Caller:
+    """The caller behind `Bearer <access token>`: the secret it was exchanged for, whose
+    deletion, expiry and network rules (read with the token, on every use) apply at once."""
     if not token.startswith(ACCESS_TOKEN_PREFIX) or len(token) > MAX_TOKEN_LENGTH:
         raise Unauthenticated("The bearer token is malformed.", reason="MALFORMED")
-    found = await _TOKEN_CALLER.first(engine, token_hash=token_hash(token))
+    found = await _TOKEN_CALLER.first(verifier.engine, token_hash=token_hash(token))
     if found is None:
         raise Unauthenticated("The access token is not valid.", reason="INVALID")
     secret, store, merchant = _facts(found)
+    await verifier.check_network(secret, client_address, credential="access token")
     now = utcnow()
     if found.token_revoked_at is not None:
         raise Unauthenticated("The access token has been revoked.", reason="REVOKED")
@@ -272,8 +305,12 @@ class TokenPair:
     access_token_expires_at: datetime
 
 
-async def refresh(*, db: AsyncSession, refresh_token: str) -> TokenPair:
-    """Rotate: the refresh token is spent and a new pair is returned."""
+async def refresh(*, db: AsyncSession, refresh_token: str, client_address: str) -> TokenPair:
+    """Rotate: the refresh token is spent and a new pair is returned.
+
+    From outside the secret's network rules: NetworkNotAllowed, with nothing spent (the caller
+    counts and audits it once this unit of work is rolled back: SecretVerifier.record_refusal).
+    """
     path = ("input", "refreshToken")
     found = None
     if refresh_token.startswith(REFRESH_TOKEN_PREFIX) and len(refresh_token) <= MAX_TOKEN_LENGTH:
@@ -293,6 +330,8 @@ async def refresh(*, db: AsyncSession, refresh_token: str) -> TokenPair:
             UserErrorCode.TOKEN_INVALID, path, "The refresh token is not valid (or already used)."
         )
     issued, secret, store = found
+    if not network_rules.allows(secret.network_rules, client_address):
+        raise NetworkNotAllowed(secret, client_address)
     now = utcnow()
     if issued.expires_at <= now:
         raise DomainError.single(UserErrorCode.TOKEN_EXPIRED, path, "The refresh token expired.")

@@ -42,6 +42,7 @@ class ApiSecretRecord(NamedTuple):
     expires_at: datetime | None
     last_used_at: datetime | None
     created_by: int | None
+    network_rules: list[dict[str, Any]]
 
 
 COLUMNS = tuple(col(getattr(ApiSecret, name)) for name in ApiSecretRecord._fields)

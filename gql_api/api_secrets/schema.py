@@ -10,9 +10,12 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from db.engine import Tx
 from db.models import ApiSecret as ApiSecretRow
 from gql_api.api_secrets import auth, service
+from gql_api.api_secrets.network_rules import MAX_RULES, NetworkNotAllowed, NetworkRule
 from gql_api.api_secrets.types import ApiSecret
 from gql_api.context import Info
 from gql_api.errors import DomainError
+from gql_api.http_conventions import WWW_AUTHENTICATE
+from gql_api.input_limits import limited_list
 from gql_api.mutations import mutate, mutate_in_steps
 from gql_api.user_errors import UserError, user_errors
 
@@ -56,6 +59,37 @@ class ApiSecretDeletePayload:
     )
     user_errors: list[UserError] = strawberry.field(
         description="Problems with the input; empty on success."
+    )
+
+
+@strawberry.input(description="A network rule: a CIDR block and an optional memo (규칙 메모).")
+class NetworkRuleInput:
+    cidr: str = strawberry.field(
+        description="An IPv4 or IPv6 CIDR block (203.0.113.0/24, 2001:db8::/32); a single "
+        "address is written with /32 (IPv4) or /128 (IPv6). Host bits must be zero."
+    )
+    memo: str | None = strawberry.field(
+        default=None, description="규칙 메모, up to 100 characters; empty or null for none."
+    )
+
+
+@strawberry.input(description="Replace an API secret's network rules.")
+class ApiSecretNetworkRulesUpdateInput:
+    id: strawberry.ID = strawberry.field(description="The ApiSecret's global ID.")
+    rules: list[NetworkRuleInput] = limited_list(
+        max_items=MAX_RULES,
+        description="The whole allowlist, in order (규칙 번호 1, 2, …; no repeats); an empty "
+        "list allows any address.",
+    )
+
+
+@strawberry.type(description="Result of apiSecretNetworkRulesUpdate.")
+class ApiSecretNetworkRulesUpdatePayload:
+    api_secret: ApiSecret | None = strawberry.field(
+        description="The secret with its new rules; null when userErrors is not empty."
+    )
+    user_errors: list[UserError] = strawberry.field(
+        description="Problems with the input (paths such as input.rules.3.cidr); empty on success."
     )
 
 
@@ -139,6 +173,28 @@ class Mutation:
             deleted_api_secret_id=input.id if row else None, user_errors=errors
         )
 
+    @strawberry.mutation(
+        description="Replace an API secret's network allowlist (beyond PortOne V2): from the "
+        "next request, in every process, uses of the secret and of tokens exchanged for it "
+        "from any other address are refused with UNAUTHENTICATED (extensions.reason "
+        "NETWORK_NOT_ALLOWED, HTTP 401). An empty list allows any address."
+    )
+    async def api_secret_network_rules_update(
+        self, info: Info, input: ApiSecretNetworkRulesUpdateInput
+    ) -> ApiSecretNetworkRulesUpdatePayload:
+        principal = info.context.require_principal()
+        rules = [NetworkRule(cidr=rule.cidr, memo=rule.memo) for rule in input.rules]
+
+        async def action(db: AsyncSession) -> ApiSecretRow:
+            return await service.update_network_rules(
+                db=db, principal=principal, secret_id=str(input.id), rules=rules
+            )
+
+        row, errors = await mutate(info, action)
+        return ApiSecretNetworkRulesUpdatePayload(
+            api_secret=ApiSecret.from_row(row) if row else None, user_errors=errors
+        )
+
     @strawberry.mutation(description="Exchange an API secret for tokens (as PortOne offers).")
     async def api_secret_login(
         self, info: Info, input: ApiSecretLoginInput
@@ -150,6 +206,9 @@ class Mutation:
             )
         except DomainError as error:
             return _pair_payload(None, user_errors(error))
+        except NetworkNotAllowed:  # counted and audited already
+            _unauthorized(info)
+            raise
 
         async def action(db: AsyncSession) -> auth.TokenPair:
             return await auth.issue_pair(db, secret_id)
@@ -162,10 +221,27 @@ class Mutation:
         self, info: Info, input: AccessTokenRefreshInput
     ) -> ApiSecretLoginPayload:
         async def action(db: AsyncSession) -> auth.TokenPair:
-            return await auth.refresh(db=db, refresh_token=input.refresh_token)
+            return await auth.refresh(
+                db=db, refresh_token=input.refresh_token, client_address=info.context.client_address
+            )
 
-        pair, errors = await mutate(info, action)
+        try:
+            pair, errors = await mutate(info, action)
+        except NetworkNotAllowed as refused:
+            # Rolled back by now: the audit event commits on its own without waiting for it.
+            await info.context.app.verifier.record_refusal(refused, credential="refresh token")
+            _unauthorized(info)
+            raise
         return _pair_payload(pair, errors)
+
+
+def _unauthorized(info: Info) -> None:
+    """HTTP 401 with WWW-Authenticate, as for a refused Authorization header: a credential in
+    the input refused by its secret's network rules is answered the same way."""
+    response = info.context.response
+    if response is not None:
+        response.status_code = 401
+        response.headers["WWW-Authenticate"] = WWW_AUTHENTICATE
 
 
 async def resolve_api_secret_node(info: Info, pk: int) -> ApiSecret | None:

@@ -1,7 +1,8 @@
-"""Issuing, listing and deleting API secrets (OWNER and ADMIN only)."""
+"""Issuing, listing and deleting API secrets, and their network rules (OWNER and ADMIN only)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -13,6 +14,8 @@ from db.engine import Tx
 from db.models import ApiSecret, ApiToken, Store
 from db.types import utcnow
 from gql_api import validation
+from gql_api.api_secrets import network_rules
+from gql_api.api_secrets.network_rules import NetworkRule
 from gql_api.audit import service as audit
 from gql_api.errors import DomainError, Problems, UserErrorCode
 from gql_api.ids import global_id, pk_of
@@ -147,6 +150,42 @@ async def delete(*, db: AsyncSession, principal: Principal, secret_id: str) -> A
         principal,
         "api_secret.delete",
         f"Deleted API secret “{row.name}” ({row.hint})",
+        store_id=store.store_id if store else None,
+        target_id=secret_id,
+    )
+    return row
+
+
+async def update_network_rules(
+    *, db: AsyncSession, principal: Principal, secret_id: str, rules: Sequence[NetworkRule]
+) -> ApiSecret:
+    """Replace the secret's network rules (an empty list: any address). Every process applies
+    them from the next request: authentication reads them with the secret's row each time."""
+    require(principal, Operation.API_SECRET_MANAGE)
+    problems = Problems()
+    pk = pk_of(secret_id, "ApiSecret")
+    row = await secret_by_pk(db=db, principal=principal, pk=pk) if pk is not None else None
+    if row is None:
+        problems.add(UserErrorCode.NOT_FOUND, ("input", "id"), "No API secret with this ID.")
+    stored = network_rules.validated(problems, rules)
+    problems.raise_if_any()
+    assert row is not None
+    before = len(row.network_rules)
+    row.network_rules = stored
+    db.add(row)
+    await db.flush()
+    store = await db.get(Store, row.store_pk)
+    if stored:
+        listed = ", ".join(rule["cidr"] or "" for rule in stored[:10])
+        more = f" and {len(stored) - 10} more" if len(stored) > 10 else ""
+        change = f"now allows {len(stored)} network rule(s) only: {listed}{more}"
+    else:
+        change = "now allows any address (no network rules)"
+    await audit.record_by(
+        db,
+        principal,
+        "api_secret.network_rules_update",
+        f"API secret “{row.name}” ({row.hint}) {change}; it had {before} rule(s)",
         store_id=store.store_id if store else None,
         target_id=secret_id,
     )

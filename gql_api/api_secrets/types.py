@@ -9,10 +9,22 @@ import strawberry
 from db.models import ApiSecret as ApiSecretRow
 from db.types import utcnow
 from gql_api.accounts.types import User
+from gql_api.api_secrets import network_rules
 from gql_api.api_secrets.pages import ApiSecretRecord
 from gql_api.context import Info
 from gql_api.members.loaders import UserLoader
 from gql_api.node import Node, to_global_id
+
+
+@strawberry.type(
+    description="A rule of an API secret's network allowlist (규칙 번호 is its position in "
+    "networkRules, from 1)."
+)
+class NetworkRule:
+    cidr: str = strawberry.field(
+        description="An IPv4 or IPv6 CIDR block, normalized (e.g. 203.0.113.0/24, 2001:db8::/32)."
+    )
+    memo: str | None = strawberry.field(description="규칙 메모, up to 100 characters.")
 
 
 @strawberry.type(description="A V2 API secret's metadata. The secret itself is shown only once.")
@@ -26,6 +38,11 @@ class ApiSecret(Node):
     last_used_at: datetime | None = strawberry.field(
         description="Last successful use, updated at most once a minute."
     )
+    network_rules: list[NetworkRule] = strawberry.field(
+        description="Where it may be used from: uses of the secret and of the tokens exchanged "
+        "for it from any other address are refused (UNAUTHENTICATED, extensions.reason "
+        "NETWORK_NOT_ALLOWED). Empty: any address. At most 50 rules."
+    )
     created_by_pk: strawberry.Private[int | None]
 
     @classmethod
@@ -38,6 +55,10 @@ class ApiSecret(Node):
             created_at=row.created_at,
             expires_at=row.expires_at,
             last_used_at=row.last_used_at,
+            network_rules=[
+                NetworkRule(cidr=rule.cidr, memo=rule.memo)
+                for rule in network_rules.rules_of(row.network_rules)
+            ],
             created_by_pk=row.created_by,
         )
 

@@ -227,7 +227,9 @@ class WebhookSetting(Node):
 )
 class IpWhitelistSupport:
     supported: bool = strawberry.field(
-        description="Always false here: the V2 payment module has no IP whitelist."
+        description="Always false here: the V2 payment module has no account-wide IP "
+        "whitelist. Each API secret has a network allowlist of its own instead "
+        "(ApiSecret.networkRules, apiSecretNetworkRulesUpdate)."
     )
     message: str = strawberry.field(description="The console's notice to show the user, in Korean.")
     contact: str | None = strawberry.field(
@@ -242,6 +244,8 @@ class AdditionalSettings:
         return IpWhitelistSupport(
             supported=False,
             message="포트원 V2 결제 모듈에서는 화이트리스트 기능을 지원하지 않습니다. 해당 기능을 "
-            "필요로 하시는 경우 V2 기술지원 메일(tech.support@portone.io)로 문의 부탁드립니다.",
+            "필요로 하시는 경우 V2 기술지원 메일(tech.support@portone.io)로 문의 부탁드립니다. "
+            "API 호출을 특정 IP 대역에서만 허용하려면 API Secret마다 허용 네트워크(CIDR 규칙)를 "
+            "설정할 수 있습니다 (ApiSecret.networkRules, apiSecretNetworkRulesUpdate).",
             contact="tech.support@portone.io",
         )

@@ -493,6 +493,16 @@ async def run_secret_delete(world: World, token: str | None, role: str | None) -
     return await _q(world, token, query, id=target["id"])
 
 
+async def run_secret_network_rules_update(
+    world: World, token: str | None, role: str | None
+) -> GraphQLResponse:
+    target = await _owner_secret(world, role)
+    query = """mutation($i: ApiSecretNetworkRulesUpdateInput!) {
+        apiSecretNetworkRulesUpdate(input: $i) { apiSecret { id } userErrors { code } } }"""
+    rules = [{"cidr": "127.0.0.0/8", "memo": "the world's own clients"}]
+    return await _q(world, token, query, i={"id": target["id"], "rules": rules})
+
+
 LOGIN = """mutation($s: String!) { apiSecretLogin(input: {apiSecret: $s}) {
     refreshToken userErrors { code } } }"""
 
@@ -649,6 +659,9 @@ CASES: dict[str, Case] = {
     "Mutation.webhookTest": Case("webhook_manage", run_webhook_test, "webhookTest"),
     "Mutation.apiSecretIssue": Case("api_secret_manage", run_secret_issue, "apiSecretIssue"),
     "Mutation.apiSecretDelete": Case("api_secret_manage", run_secret_delete, "apiSecretDelete"),
+    "Mutation.apiSecretNetworkRulesUpdate": Case(
+        "api_secret_manage", run_secret_network_rules_update, "apiSecretNetworkRulesUpdate"
+    ),
     "Mutation.apiSecretLogin": Case(None, run_secret_login, "apiSecretLogin"),
     "Mutation.accessTokenRefresh": Case(None, run_token_refresh, "accessTokenRefresh"),
     "Query.pgProviders": Case(None, run_pg_providers),
