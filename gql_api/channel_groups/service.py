@@ -90,9 +90,16 @@ def new_channel_group_id(mode: IntegrationMode) -> str:
 
 
 def visible_groups(principal: Principal) -> SelectOfScalar[ChannelGroup]:
-    """The groups of the caller's merchant, of its own store only when it is confined to one."""
+    """The groups of the caller's merchant, of its own store only when it is confined to one;
+    a deleted store's groups are gone with it (they pick nothing)."""
     require(principal, Operation.READ)
-    statement = select(ChannelGroup).where(col(ChannelGroup.merchant_id) == principal.merchant_pk)
+    live_stores = select(Store.id).where(
+        col(Store.merchant_id) == principal.merchant_pk, col(Store.deleted_at).is_(None)
+    )
+    statement = select(ChannelGroup).where(
+        col(ChannelGroup.merchant_id) == principal.merchant_pk,
+        col(ChannelGroup.store_pk).in_(live_stores),
+    )
     return scope_to_store(statement, principal, Operation.READ, col(ChannelGroup.store_pk))
 
 
@@ -341,7 +348,8 @@ async def pick_channel(
     )
     if channel_pk is None:
         return None
-    return await db.get(Channel, channel_pk)
+    channel = await db.get(Channel, channel_pk)
+    return channel if channel is not None and channel.deleted_at is None else None
 
 
 async def groups_using_channel(db: AsyncSession, channel: Channel) -> list[str]:
@@ -394,8 +402,9 @@ async def _check_entries(
     mode: IntegrationMode,
 ) -> list[int]:
     """The channel pks of `entries`, each a live channel of the store (`store_pk`; unknown:
-    only that it is one the caller may manage) and of `mode`, given once; locked until the transaction
-    ends (PostgreSQL), so that a concurrent channelDelete waits and then sees the group."""
+    only that it is one the caller may manage) and of `mode`, given once; locked until the
+    transaction ends (PostgreSQL), so that a concurrent channelDelete waits and then sees the
+    group."""
     rules.check_entries(problems, entries)
     if len(entries) > rules.MAX_ENTRIES:
         return []
@@ -409,7 +418,9 @@ async def _check_entries(
     store_pk = store_pk or confined_store_pk(principal, Operation.CHANNEL_MANAGE)
     if store_pk is not None:
         statement = statement.where(col(Channel.store_pk) == store_pk)
-    found = {row.id: row for row in (await db.exec(statement.with_for_update())).all()}
+    # locked in key order, so that two transactions locking overlapping channels cannot deadlock
+    locking = statement.order_by(col(Channel.id)).with_for_update()
+    found = {row.id: row for row in (await db.exec(locking)).all()}
     seen: set[int] = set()
     for index, pk in enumerate(pks):
         path = rules.entry_path(index, "channelId")

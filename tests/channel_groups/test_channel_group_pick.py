@@ -111,3 +111,24 @@ def test_the_tolerance_catches_a_wrong_distribution() -> None:
     expected = {"A": 5000.0, "B": 3000.0, "C": 2000.0}
     uniform = {"A": 3334, "B": 3333, "C": 3333}
     assert sum((uniform[k] - e) ** 2 / e for k, e in expected.items()) > CHI_SQUARE_LIMIT
+
+
+STORE_DELETE = """mutation($s: String!) { storeDelete(input: {storeId: $s}) {
+    userErrors { code } } }"""
+
+
+async def test_a_deleted_stores_group_picks_nothing(api: Api, seeded: Seeded) -> None:
+    # given a group of a sub-store
+    owner, sub_store = seeded.owner, seeded.stores["Sub store"]
+    (a,) = await make_channels(api, owner.token, sub_store, "A")
+    group = await create_group(api, owner.token, sub_store, "G", entries((a, 100)))
+    picked = await api.gql(PICK, {"g": group["channelGroupId"]}, token=owner.token)
+    assert picked.data["channelGroupPick"]["name"] == "A"
+
+    # when the store is deleted
+    deleted = await api.gql(STORE_DELETE, {"s": sub_store}, token=owner.token)
+    assert deleted.data["storeDelete"]["userErrors"] == []
+
+    # then its group routes no payment
+    picked = await api.gql(PICK, {"g": group["channelGroupId"]}, token=owner.token)
+    assert picked.data["channelGroupPick"] is None
