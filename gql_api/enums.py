@@ -243,7 +243,8 @@ describe_values(
         "the channel group's.",
         UserErrorCode.CHANNEL_IN_GROUP: "The channel is in the current or scheduled session of "
         "a channel group (named in the message); take it out of them first.",
-        UserErrorCode.LIMIT_EXCEEDED: "The store has as many of these objects as it may have.",
+        UserErrorCode.LIMIT_EXCEEDED: "A limit is reached (the message says which): e.g. "
+        "channel groups per store, or network rules per API secret.",
         UserErrorCode.SCHEDULE_INVALID: "The schedule is not on the hour and in the future, or "
         "there is no scheduled session.",
     },
