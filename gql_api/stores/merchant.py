@@ -1,4 +1,4 @@
-"""The `Merchant` (고객사) GraphQL type: its stores, members and audit log."""
+"""The `Merchant` (고객사) GraphQL type: its stores, members, invitations and audit log."""
 
 from __future__ import annotations
 
@@ -18,7 +18,13 @@ from gql_api.caller import CallerMerchant
 from gql_api.context import Info
 from gql_api.errors import Forbidden
 from gql_api.members import service as members_service
-from gql_api.members.types import Member
+from gql_api.members.types import (
+    INVITATIONS_DESCRIPTION,
+    Invitation,
+    Member,
+    StatusFilter,
+    invitation_connection,
+)
 from gql_api.node import Node, to_global_id
 from gql_api.pagination import (
     After,
@@ -92,6 +98,20 @@ class Merchant(Node):
         statement = members_service.visible_members(principal)
         return await connection(
             info.context.db, statement, col(UserRow.id), request, Member.from_row
+        )
+
+    @strawberry.field(description=INVITATIONS_DESCRIPTION)
+    async def invitations(
+        self,
+        info: Info,
+        first: First = None,
+        after: After = None,
+        status: StatusFilter = None,
+        last: Last = None,
+        before: Before = None,
+    ) -> Connection[Invitation]:
+        return await invitation_connection(
+            info, first=first, after=after, last=last, before=before, status=status
         )
 
     @strawberry.field(description="The audit log, newest first (OWNER and ADMIN only).")

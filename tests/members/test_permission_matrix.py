@@ -185,6 +185,11 @@ async def run_members(world: World, token: str | None, role: str | None) -> Grap
     return await _q(world, token, "{ merchant { members { nodes { role } } } }")
 
 
+async def run_invitations(world: World, token: str | None, role: str | None) -> GraphQLResponse:
+    await _owner_invitation(world)
+    return await _q(world, token, "{ merchant { invitations { totalCount nodes { status } } } }")
+
+
 async def run_audit(world: World, token: str | None, role: str | None) -> GraphQLResponse:
     return await _q(world, token, "{ merchant { auditEvents(first: 5) { nodes { action } } } }")
 
@@ -680,6 +685,7 @@ CASES: dict[str, Case] = {
     "Query.merchant": Case("read", run_merchant),
     "Query.store": Case("read", run_store),
     "Merchant.members": Case("member_read", run_members),
+    "Merchant.invitations": Case("member_manage", run_invitations),
     "Merchant.auditEvents": Case("audit_read", run_audit),
     "Mutation.merchantSignUp": Case(None, run_sign_up, "merchantSignUp"),
     "Mutation.sessionCreate": Case(None, run_session_create, "sessionCreate"),

@@ -39,6 +39,7 @@ CONNECTIONS = {
     "stores",
     "subStores",
     "members",
+    "invitations",
     "auditEvents",
     "channels",
     "apiSecrets",
