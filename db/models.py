@@ -168,6 +168,11 @@ class AuthSession(SQLModel, table=True):
     created_at: datetime = _created_at()
     expires_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
     revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # Written when the session is opened and then at most once a minute by authentication
+    # (gql_api.accounts.sessions), together with the address it was last used from.
+    last_seen_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    client_address: str | None = Field(default=None, max_length=64)  # gql_api.client_address
+    user_agent: str | None = Field(default=None, max_length=256)  # as sent, cut to 256
 
 
 class LoginFailure(SQLModel, table=True):

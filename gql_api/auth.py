@@ -14,10 +14,13 @@ from gql_api.security.tokens import ACCESS_TOKEN_PREFIX
 SCHEMES = "`Bearer <session or access token>` or `PortOne <API secret>`"
 
 
-async def authenticate(verifier: SecretVerifier, header: str, *, client_address: str) -> Caller:
+async def authenticate(
+    verifier: SecretVerifier, header: str, *, client_address: str, user_agent: str | None = None
+) -> Caller:
     """Reads on connections of its own, each back in the pool before the query runs.
 
-    `client_address` (gql_api.client_address) keys the throttling of failed API-secret uses.
+    `client_address` (gql_api.client_address) keys the throttling of failed API-secret uses
+    and, with `user_agent`, is what a session's list entry shows it was last seen from.
     """
     scheme, _, credential = header.strip().partition(" ")
     credential = credential.strip()
@@ -28,7 +31,12 @@ async def authenticate(verifier: SecretVerifier, header: str, *, client_address:
             return await caller_for_access_token(
                 verifier=verifier, token=credential, client_address=client_address
             )
-        return await caller_for_session(engine=verifier.engine, token=credential)
+        return await caller_for_session(
+            engine=verifier.engine,
+            token=credential,
+            client_address=client_address,
+            user_agent=user_agent,
+        )
     if scheme.lower() == "portone":
         return await verifier.caller(plaintext=credential, client_address=client_address)
     raise Unauthenticated(f"Unsupported authorization scheme; use {SCHEMES}.", reason="MALFORMED")

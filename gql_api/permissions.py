@@ -56,6 +56,7 @@ class Operation(StrEnum):
     CHANNEL_MANAGE = "channel_manage"
     API_SECRET_MANAGE = "api_secret_manage"  # issue and delete V2 API secrets
     WEBHOOK_MANAGE = "webhook_manage"  # webhook settings, secrets and test calls
+    OWN_ACCOUNT = "own_account"  # one's own sessions and password: people, not API secrets
 
 
 class Access(StrEnum):
@@ -79,6 +80,7 @@ _ROWS: dict[Operation, tuple[Access, ...]] = {
     Operation.CHANNEL_MANAGE: (_A, _A, _N, _A, _N, _S, _N, _S),
     Operation.API_SECRET_MANAGE: (_A, _A, _N, _N, _N, _N, _N, _N),
     Operation.WEBHOOK_MANAGE: (_A, _A, _N, _A, _N, _S, _N, _S),
+    Operation.OWN_ACCOUNT: (_A, _A, _A, _A, _A, _A, _A, _N),
 }
 MATRIX: dict[Operation, dict[str, Access]] = {
     operation: dict(zip(_COLUMNS, cells, strict=True)) for operation, cells in _ROWS.items()

@@ -70,6 +70,7 @@ logger = logging.getLogger("gql_api.errors")
 
 NodeResolver = Callable[[Info, int], Awaitable[Any]]
 NODE_RESOLVERS: dict[str, NodeResolver] = {
+    **accounts.NODE_RESOLVERS,
     **members.NODE_RESOLVERS,
     **stores.NODE_RESOLVERS,
     **audit.NODE_RESOLVERS,

@@ -1,11 +1,14 @@
-"""Business rules for sign-up, log-in and log-out; no GraphQL here."""
+"""Business rules for sign-up, log-in and password changes; no GraphQL here."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
+from sqlalchemy import CursorResult, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import col, select
@@ -15,17 +18,19 @@ from db.engine import Tx, independent_write
 from db.models import Merchant, Store, User
 from gql_api import validation
 from gql_api.accounts import throttling
-from gql_api.accounts.sessions import OpenedSession, open_session
+from gql_api.accounts.sessions import OpenedSession, end_sessions, open_session
 from gql_api.audit import service as audit
 from gql_api.errors import DomainError, Problems, UserErrorCode
 from gql_api.ids import global_id
 from gql_api.metrics import Metrics
-from gql_api.permissions import Role
+from gql_api.permissions import Operation, Principal, Role, require
 from gql_api.security.passwords import PasswordHashing
 from gql_api.settings import Settings
 from gql_api.stores.service import REPRESENTATIVE_STORE_NAME, new_store_id
 
 logger = logging.getLogger("gql_api.accounts")
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -44,6 +49,8 @@ async def sign_up(
     email: str,
     password: str,
     name: str,
+    client_address: str | None = None,
+    user_agent: str | None = None,
 ) -> SignUp:
     """Create the merchant, its representative store, the OWNER and a session, in one go
     (argon2 runs between the reads and the write, with no connection held)."""
@@ -96,7 +103,13 @@ async def sign_up(
         return SignUp(
             merchant=merchant,
             store=store,
-            session=await open_session(db=db, settings=settings, user=user),
+            session=await open_session(
+                db=db,
+                settings=settings,
+                user=user,
+                client_address=client_address,
+                user_agent=user_agent,
+            ),
         )
 
 
@@ -109,6 +122,7 @@ async def log_in(
     email: str,
     password: str,
     client_address: str,
+    user_agent: str | None = None,
 ) -> OpenedSession:
     """Check the password (timing-safe for unknown emails), throttled (accounts.throttling):
     refused per (email, client address) and per address; per email, past its ceiling, checks
@@ -130,8 +144,32 @@ async def log_in(
             email=email,
             password=password,
             client_address=client_address,
+            user_agent=user_agent,
         )
 
+    return await _throttled(
+        tx=tx,
+        hashing=hashing,
+        settings=settings,
+        metrics=metrics,
+        email=email,
+        client_address=client_address,
+        check=check,
+    )
+
+
+async def _throttled(
+    *,
+    tx: Tx,
+    hashing: PasswordHashing,
+    settings: Settings,
+    metrics: Metrics,
+    email: str,
+    client_address: str,
+    check: Callable[[throttling.Claim], Awaitable[T]],
+) -> T:
+    """Run a password check for `email` as a log-in attempt: claimed (and counted as a
+    failure until it succeeds) by accounts.throttling, waiting for its turn if it has one."""
     async with hashing.admission():
         claim = await throttling.claim_attempt(
             tx.engine, settings=settings, email=email, client_address=client_address
@@ -163,6 +201,7 @@ async def _check_password(
     email: str,
     password: str,
     client_address: str,
+    user_agent: str | None,
 ) -> OpenedSession:
     user = await user_by_email(tx.db, email)
     await tx.release()
@@ -187,7 +226,13 @@ async def _check_password(
         if new_hash is not None:
             user.password_hash = new_hash
             db.add(user)
-        opened = await open_session(db=db, settings=settings, user=user)
+        opened = await open_session(
+            db=db,
+            settings=settings,
+            user=user,
+            client_address=client_address,
+            user_agent=user_agent,
+        )
         await audit.record(
             db,
             merchant_pk=user.merchant_id,
@@ -232,6 +277,92 @@ async def _failed(
             summary=f"{claim.email_failures} failed log-in attempts for {user.email} within "
             f"{settings.login_failure_window_minutes} minutes, the latest from {client_address}",
         )
+
+
+async def change_password(
+    *,
+    tx: Tx,
+    hashing: PasswordHashing,
+    settings: Settings,
+    metrics: Metrics,
+    principal: Principal,
+    current_password: str,
+    new_password: str,
+    client_address: str,
+) -> int:
+    """Replace the caller's password and end every other session of theirs; how many ended.
+
+    The new password follows the sign-up rule (validation.new_password), checked before the
+    current one so that a refused new password costs no attempt. The current password is
+    checked as a log-in attempt for the caller's email from this address (accounts.throttling):
+    a stolen session cannot guess it faster than a log-in form could. The hash is replaced
+    only if it is still the one checked, so of two concurrent changes one wins and the other
+    is refused as a wrong current password.
+    """
+    require(principal, Operation.OWN_ACCOUNT)
+    assert principal.user_id is not None
+    problems = Problems()
+    validation.new_password(problems, new_password, ("input", "newPassword"))
+    problems.raise_if_any()
+    user = await tx.db.get(User, principal.user_id)
+    if user is None or user.removed_at is not None:
+        raise wrong_current_password()
+    email, checked_hash = user.email, user.password_hash
+    await tx.release()
+
+    async def check(claim: throttling.Claim) -> None:
+        if not await hashing.verify(checked_hash, current_password[:1024]):
+            await _failed(
+                tx.engine,
+                settings=settings,
+                claim=claim,
+                user=user,
+                email=email,
+                client_address=client_address,
+            )
+            raise wrong_current_password()
+
+    await _throttled(
+        tx=tx,
+        hashing=hashing,
+        settings=settings,
+        metrics=metrics,
+        email=email,
+        client_address=client_address,
+        check=check,
+    )
+    new_hash = await hashing.hash(new_password)
+    async with tx.write() as db:
+        await throttling.succeeded(db, email=email, client_address=client_address)
+        replaced = await db.exec(
+            update(User)
+            .where(
+                col(User.id) == principal.user_id,
+                col(User.password_hash) == checked_hash,
+                col(User.removed_at).is_(None),
+            )
+            .values(password_hash=new_hash)
+        )
+        assert isinstance(replaced, CursorResult)
+        if replaced.rowcount != 1:  # changed (or removed) since it was checked
+            raise wrong_current_password()
+        ended = await end_sessions(db, principal.user_id, keep=principal.session_id)
+        await audit.record_by(
+            db,
+            principal,
+            "user.password_change",
+            f"Changed their password; ended {ended} other session(s)",
+            target_id=global_id("User", principal.user_id),
+        )
+        return ended
+
+
+def wrong_current_password() -> DomainError:
+    return DomainError.single(
+        UserErrorCode.INVALID_CREDENTIALS,
+        ("input", "currentPassword"),
+        "The current password is incorrect.",
+    )
 
 
 def invalid_credentials() -> DomainError:

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import strawberry
+from sqlmodel import col
 
-from gql_api.accounts.types import User
+from db.models import AuthSession
+from gql_api.accounts.sessions import own_sessions
+from gql_api.accounts.types import SessionInfo, User
 from gql_api.api_secrets.service import secret_by_pk
 from gql_api.api_secrets.types import ApiSecret
 from gql_api.context import Info
 from gql_api.enums import MemberRole
 from gql_api.members.loaders import UserLoader
+from gql_api.pagination import After, Before, Connection, First, Last, PageRequest, connection
 from gql_api.permissions import Principal
 from gql_api.stores.merchant import Merchant, own_merchant
 
@@ -42,3 +46,28 @@ class Viewer:
                 db=db, principal=self.principal, pk=self.principal.api_secret_id
             )
         return ApiSecret.from_row(row) if row else None
+
+    @strawberry.field(
+        description="The caller's console sessions that still work (neither logged out nor "
+        "expired), newest first, the current one marked `current`. Users only: an API-secret "
+        "caller gets FORBIDDEN."
+    )
+    async def sessions(
+        self,
+        info: Info,
+        first: First = None,
+        after: After = None,
+        last: Last = None,
+        before: Before = None,
+    ) -> Connection[SessionInfo]:
+        request = PageRequest.of(info, first=first, after=after, last=last, before=before)
+        statement = own_sessions(self.principal)
+        current = self.principal.session_id
+        return await connection(
+            info.context.db,
+            statement,
+            col(AuthSession.id),
+            request,
+            lambda row: SessionInfo.from_row(row, current_session_id=current),
+            newest_first=True,
+        )

@@ -56,6 +56,7 @@ EXPECTED_MATRIX = {
     "channel_manage": "all all no all no own no own",
     "api_secret_manage": "all all no no no no no no",
     "webhook_manage": "all all no all no own no own",
+    "own_account": "all all all all all all all no",
 }
 
 
@@ -291,6 +292,30 @@ async def run_invitation_resend(
     query = """mutation($id: ID!) { invitationResend(input: {id: $id}) {
         invitationToken userErrors { code } } }"""
     return await _q(world, token, query, id=await _owner_invitation(world))
+
+
+async def run_session_revoke_all(
+    world: World, token: str | None, role: str | None
+) -> GraphQLResponse:
+    # every session but the caller's current one: the world's tokens keep working
+    query = "mutation { sessionRevokeAll { revokedCount userErrors { code } } }"
+    return await _q(world, token, query)
+
+
+async def run_password_change(world: World, token: str | None, role: str | None) -> GraphQLResponse:
+    query = """mutation($i: PasswordChangeInput!) { passwordChange(input: $i) {
+        revokedSessionCount userErrors { code } } }"""
+    change = {"currentPassword": PASSWORD, "newPassword": "another horse battery"}
+    return await _q(world, token, query, i=change)
+
+
+async def run_member_sessions_revoke(
+    world: World, token: str | None, role: str | None
+) -> GraphQLResponse:
+    target = await world.fresh_store_member()
+    query = """mutation($m: ID!) { memberSessionsRevoke(input: {memberId: $m}) {
+        revokedCount userErrors { code } } }"""
+    return await _q(world, token, query, m=target.member_id)
 
 
 async def run_member_role_update(
@@ -690,6 +715,11 @@ CASES: dict[str, Case] = {
     "Mutation.merchantSignUp": Case(None, run_sign_up, "merchantSignUp"),
     "Mutation.sessionCreate": Case(None, run_session_create, "sessionCreate"),
     "Mutation.sessionRevoke": Case("read", run_session_revoke),
+    "Mutation.sessionRevokeAll": Case("own_account", run_session_revoke_all, "sessionRevokeAll"),
+    "Mutation.passwordChange": Case("own_account", run_password_change, "passwordChange"),
+    "Mutation.memberSessionsRevoke": Case(
+        "member_manage", run_member_sessions_revoke, "memberSessionsRevoke"
+    ),
     "Mutation.storeCreate": Case("store_manage", run_store_create, "storeCreate"),
     "Mutation.storeUpdate": Case("store_manage", run_store_update, "storeUpdate"),
     "Mutation.storeDelete": Case("store_manage", run_store_delete, "storeDelete"),

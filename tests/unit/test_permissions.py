@@ -68,6 +68,7 @@ EXPECTED: dict[Operation, tuple[Access, ...]] = {
     Operation.CHANNEL_MANAGE: (A, A, N, A, N, S, N, S),
     Operation.API_SECRET_MANAGE: (A, A, N, N, N, N, N, N),
     Operation.WEBHOOK_MANAGE: (A, A, N, A, N, S, N, S),
+    Operation.OWN_ACCOUNT: (A, A, A, A, A, A, A, N),
 }
 CALLERS: list[Principal] = [*(user(role) for role in Role), SUB_STORE_SECRET]
 

@@ -47,6 +47,7 @@ CONNECTIONS = {
     "webhookEvents",
     "attempts",
     "channelGroups",
+    "sessions",
 }
 LIMIT = 20_000  # Settings.max_query_objects by default
 
