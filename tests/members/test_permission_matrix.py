@@ -500,29 +500,6 @@ async def run_secret_delete(world: World, token: str | None, role: str | None) -
     return await _q(world, token, query, id=target["id"])
 
 
-async def _owner_secret(world: World, role: str | None) -> dict[str, str]:
-    issued = await world.api.gql(
-        SECRET_ISSUE,
-        {"i": {"storeId": _target_store(world, role), "name": "Target"}},
-        token=world.tokens["OWNER"],
-    )
-    payload = issued.data["apiSecretIssue"]
-    return {"id": payload["apiSecret"]["id"], "secret": payload["secret"]}
-
-
-async def run_secret_issue(world: World, token: str | None, role: str | None) -> GraphQLResponse:
-    variables = {
-        "i": {"storeId": _target_store(world, role), "name": "Issued", "expirationDays": 30}
-    }
-    return await _gql(world, token, SECRET_ISSUE, variables)
-
-
-async def run_secret_delete(world: World, token: str | None, role: str | None) -> GraphQLResponse:
-    target = await _owner_secret(world, role)
-    query = """mutation($id: ID!) { apiSecretDelete(input: {id: $id}) { userErrors { code } } }"""
-    return await _q(world, token, query, id=target["id"])
-
-
 async def run_secret_network_rules_update(
     world: World, token: str | None, role: str | None
 ) -> GraphQLResponse:
