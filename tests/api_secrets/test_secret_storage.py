@@ -33,7 +33,9 @@ from tests.support import Api, GraphQLResponse, create_store
 TYPE_FIELDS = """
 query TypeFields($name: String!) {
   __type(name: $name) {
-    fields { name type { kind name ofType { kind name ofType { kind name ofType { kind name } } } } }
+    fields {
+      name type { kind name ofType { kind name ofType { kind name ofType { kind name } } } }
+    }
   }
 }
 """

@@ -23,9 +23,7 @@ def upgrade() -> None:
     op.create_table(
         "channel_groups",
         sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column(
-            "channel_group_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False
-        ),
+        sa.Column("channel_group_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
         sa.Column("merchant_id", sa.Integer(), nullable=False),
         sa.Column("store_pk", sa.Integer(), nullable=False),
         sa.Column("name", sqlmodel.sql.sqltypes.AutoString(length=100), nullable=False),
@@ -87,9 +85,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_channel_group_entries")),
     )
     with op.batch_alter_table("channel_group_entries", schema=None) as batch_op:
-        batch_op.create_index(
-            "ix_channel_group_entries_channel_pk", ["channel_pk"], unique=False
-        )
+        batch_op.create_index("ix_channel_group_entries_channel_pk", ["channel_pk"], unique=False)
         batch_op.create_index(
             "uq_channel_group_entries_session_position", ["session_pk", "position"], unique=True
         )
