@@ -141,6 +141,7 @@ class Case:
     operation: str | None  # a row of the matrix; None = public
     run: Runner  # (world, caller token, caller role) -> response
     payload: str | None = None  # mutation payload field whose userErrors must be empty
+    anonymous: str = "UNAUTHENTICATED"  # a field under `viewer` is out of reach: "allowed"
 
 
 async def _gql(
@@ -189,6 +190,26 @@ async def run_members(world: World, token: str | None, role: str | None) -> Grap
 async def run_invitations(world: World, token: str | None, role: str | None) -> GraphQLResponse:
     await _owner_invitation(world)
     return await _q(world, token, "{ merchant { invitations { totalCount nodes { status } } } }")
+
+
+async def run_viewer_sessions(world: World, token: str | None, role: str | None) -> GraphQLResponse:
+    # anonymous: viewer is null, its sessions out of reach (no error)
+    return await _q(world, token, "{ viewer { sessions { totalCount nodes { current } } } }")
+
+
+async def run_store_channel_groups(
+    world: World, token: str | None, role: str | None
+) -> GraphQLResponse:
+    query = "query($s: String!) { store(storeId: $s) { channelGroups { totalCount } } }"
+    return await _q(world, token, query, s=_target_store(world, role))
+
+
+async def run_secret_network_rules(
+    world: World, token: str | None, role: str | None
+) -> GraphQLResponse:
+    query = """query($s: String!) { store(storeId: $s) {
+        apiSecrets { nodes { networkRules { cidr memo } } } } }"""
+    return await _q(world, token, query, s=_target_store(world, role))
 
 
 async def run_audit(world: World, token: str | None, role: str | None) -> GraphQLResponse:
@@ -689,6 +710,9 @@ CASES: dict[str, Case] = {
     "Merchant.members": Case("member_read", run_members),
     "Merchant.invitations": Case("member_manage", run_invitations),
     "Merchant.auditEvents": Case("audit_read", run_audit),
+    "Viewer.sessions": Case("own_account", run_viewer_sessions, anonymous="allowed"),
+    "Store.channelGroups": Case("read", run_store_channel_groups),
+    "ApiSecret.networkRules": Case("read", run_secret_network_rules),
     "Mutation.merchantSignUp": Case(None, run_sign_up, "merchantSignUp"),
     "Mutation.sessionCreate": Case(None, run_session_create, "sessionCreate"),
     "Mutation.sessionRevoke": Case("read", run_session_revoke),
@@ -728,7 +752,7 @@ def _expected(case: Case, role: str | None) -> str:
     if case.operation is None:
         return "allowed"
     if role is None:
-        return "UNAUTHENTICATED"
+        return case.anonymous
     cell = EXPECTED_MATRIX[case.operation].split()[COLUMNS.index(role)]
     return "FORBIDDEN" if cell == "no" else "allowed"
 
