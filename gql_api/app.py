@@ -126,7 +126,10 @@ class GraphQLApp(GraphQL[Context, None]):
         if header is not None and request.method in ("GET", "POST"):
             try:
                 caller = await authenticate(
-                    self.state.verifier, header, client_address=client_address(scope)
+                    self.state.verifier,
+                    header,
+                    client_address=client_address(scope),
+                    user_agent=request.headers.get("user-agent"),
                 )
             except (Unauthenticated, RateLimited) as error:
                 status = 429 if isinstance(error, RateLimited) else 401

@@ -198,6 +198,8 @@ class Mutation:
                 token=input.token,
                 name=input.name,
                 password=input.password,
+                client_address=info.context.client_address,
+                user_agent=info.context.request.headers.get("user-agent"),
             )
 
         accepted, errors = await mutate_in_steps(info, action)

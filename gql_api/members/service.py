@@ -146,9 +146,12 @@ async def accept(
     token: str,
     name: str,
     password: str,
+    client_address: str | None = None,
+    user_agent: str | None = None,
 ) -> Accepted:
-    """Create the invited account and log it in; the token works once (argon2 runs between
-    the reads and the write, with no connection held)."""
+    """Create the invited account and log it in (its session seen from `client_address` with
+    `user_agent`); the token works once (argon2 runs between the reads and the write, with no
+    connection held)."""
     invitation = None
     if token.startswith(INVITATION_TOKEN_PREFIX) and len(token) <= MAX_TOKEN_LENGTH:
         statement = select(Invitation).where(col(Invitation.token_hash) == token_hash(token))
@@ -235,9 +238,14 @@ async def accept(
             target_id=global_id("Member", user.id),
             summary=f"{user.email} joined as {role.value}",
         )
-        return Accepted(
-            member=user, session=await open_session(db=db, settings=settings, user=user)
+        opened = await open_session(
+            db=db,
+            settings=settings,
+            user=user,
+            client_address=client_address,
+            user_agent=user_agent,
         )
+        return Accepted(member=user, session=opened)
 
 
 async def update_role(

@@ -24,7 +24,7 @@ from gql_api.app import create_app
 from gql_api.security.tokens import token_hash
 from tests.conftest import make_settings
 from tests.factories import add_member, seed_merchant
-from tests.support import PASSWORD, Api, connect
+from tests.support import PASSWORD, Api, connect, invite_and_join
 
 SESSION_CREATE = """mutation($i: SessionCreateInput!) { sessionCreate(input: $i) {
     session { token } userErrors { field code } } }"""
@@ -574,3 +574,19 @@ async def _owner_member_id(api: Api, owner_token: str) -> str:
     )
     nodes = result.data["merchant"]["members"]["nodes"]
     return str(next(n["id"] for n in nodes if n["role"] == "OWNER"))
+
+
+async def test_a_session_opened_by_accepting_an_invitation_shows_where_it_came_from(
+    database_url: str,
+) -> None:
+    async with service(database_url) as app:
+        async with client_at(app) as owner_api:
+            owner = await owner_api.sign_up()
+        async with client_at(app, "127.0.0.7", FIREFOX) as newcomer_api:
+            joined = await invite_and_join(newcomer_api, owner.token, "DEVELOPER")
+            result = await newcomer_api.gql(SESSIONS, {"first": 5}, token=joined.token)
+
+    (edge,) = result.data["viewer"]["sessions"]["edges"]
+    assert edge["node"]["current"] is True
+    assert edge["node"]["clientAddress"] == "127.0.0.7"
+    assert edge["node"]["userAgent"] == FIREFOX
