@@ -542,6 +542,9 @@ def create_app(
     return app
 
 
+SUPERVISOR_PID_ENV = "INTEGRATION_API_SUPERVISOR_PID"  # set by `serve` for its workers
+
+
 def create_worker_app() -> Starlette:
     """The application in each process of `serve --workers N` (uvicorn's factory)."""
     return create_app(supervised=True)
@@ -554,10 +557,11 @@ async def _exit_when_orphaned() -> None:
     """A worker of `serve --workers N` whose supervisor is gone (killed with SIGKILL, say)
     would go on serving its share of the port, unseen by the process manager: it shuts down
     gracefully instead, as on SIGTERM."""
-    supervisor = os.getppid()
+    # The supervisor's pid as it said it (a worker starting late may find it already gone).
+    supervisor = int(os.environ.get(SUPERVISOR_PID_ENV) or os.getppid())
     while True:  # no event tells a process its parent died: look every second
-        await asyncio.sleep(ORPHAN_CHECK_SECONDS)
         if os.getppid() != supervisor:
             break
+        await asyncio.sleep(ORPHAN_CHECK_SECONDS)
     logger.error("the supervising serve process is gone: this worker shuts down")
     os.kill(os.getpid(), signal.SIGTERM)

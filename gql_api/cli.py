@@ -42,6 +42,9 @@ def _serve(args: argparse.Namespace) -> int:
     if workers == 1 and not os.environ.get(MULTIPROCESS_DIR_ENV):
         uvicorn.run("gql_api.app:create_app", factory=True, **options)
         return 0
+    from gql_api.app import SUPERVISOR_PID_ENV
+
+    os.environ[SUPERVISOR_PID_ENV] = str(os.getpid())  # the workers inherit it
     with _metrics_directory_of_this_run():
         from gql_api.metrics import all_processes_registry
         from gql_api.metrics_access import metrics_listener
