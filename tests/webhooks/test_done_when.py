@@ -61,7 +61,10 @@ async def served(app: Starlette) -> AsyncIterator[Api]:
                 task.result()
                 raise RuntimeError("uvicorn stopped before it started")
             await asyncio.sleep(0.01)
-        async with httpx.AsyncClient(base_url=f"http://{LOOPBACK}:{port}", trust_env=False) as http:
+        # A loaded machine may take seconds to sign up (argon2): not the subject here.
+        async with httpx.AsyncClient(
+            base_url=f"http://{LOOPBACK}:{port}", trust_env=False, timeout=60
+        ) as http:
             yield Api(http)
     finally:
         server.should_exit = True
