@@ -37,7 +37,7 @@ from gql_api.permissions import (
     require,
 )
 from gql_api.scoping import scope_to_store
-from gql_api.stores.service import require_store
+from gql_api.stores.service import require_store, store_id_of
 from gql_api.unique_names import UniqueName
 
 ID_PATH = ("input", "id")
@@ -275,7 +275,7 @@ async def update_group(
         principal,
         "channel_group.update",
         f"Updated channel group “{group.name}”: {'; '.join(changed)}",
-        store_id=await _store_id(db, group.store_pk),
+        store_id=await store_id_of(db, group.store_pk),
         target_id=group.channel_group_id,
     )
     return group
@@ -300,7 +300,7 @@ async def delete_scheduled_session(
         principal,
         "channel_group.scheduled_session_delete",
         f"Cancelled the scheduled change of channel group “{group.name}”",
-        store_id=await _store_id(db, group.store_pk),
+        store_id=await store_id_of(db, group.store_pk),
         target_id=group.channel_group_id,
     )
     return group
@@ -319,7 +319,7 @@ async def delete_group(*, db: AsyncSession, principal: Principal, group_id: str)
         principal,
         "channel_group.delete",
         f"Deleted channel group “{group.name}”",
-        store_id=await _store_id(db, group.store_pk),
+        store_id=await store_id_of(db, group.store_pk),
         target_id=group.channel_group_id,
     )
     return group
@@ -518,11 +518,6 @@ async def _lock_store(db: AsyncSession, store_pk: int) -> None:
     """Serializes group creation per store on PostgreSQL, so the limit holds under
     concurrency (SQLite writes are serialized anyway)."""
     await db.exec(select(Store.id).where(col(Store.id) == store_pk).with_for_update())
-
-
-async def _store_id(db: AsyncSession, store_pk: int) -> str | None:
-    store = await db.get(Store, store_pk)
-    return store.store_id if store else None
 
 
 def _summary(entries: Sequence[EntryDraft]) -> str:

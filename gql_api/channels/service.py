@@ -13,7 +13,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import SelectOfScalar
 
-from db.models import Channel, Store
+from db.models import Channel
 from db.types import utcnow
 from gql_api import validation
 from gql_api.audit import service as audit
@@ -25,7 +25,7 @@ from gql_api.ids import pk_of
 from gql_api.permissions import Operation, Principal, confined_store_pk, require
 from gql_api.pg_catalog.catalog import Catalog, ChannelPurpose, PaymentModule, PgProvider
 from gql_api.security.encryption import Encryptor
-from gql_api.stores.service import require_store
+from gql_api.stores.service import require_store, store_id_of
 from gql_api.unique_names import UniqueName
 
 CHANNEL_KEY_PREFIX = "channel-key-"
@@ -239,7 +239,7 @@ async def update_channel(
         principal,
         "channel.update",
         f"Updated channel “{name}”: {', '.join(changed)}",
-        store_id=await _store_id(db, channel.store_pk),
+        store_id=await store_id_of(db, channel.store_pk),
         target_id=channel.channel_key,
     )
     return channel
@@ -270,7 +270,7 @@ async def delete_channel(*, db: AsyncSession, principal: Principal, channel_id: 
         principal,
         "channel.delete",
         f"Deleted channel “{channel.name}”",
-        store_id=await _store_id(db, channel.store_pk),
+        store_id=await store_id_of(db, channel.store_pk),
         target_id=channel.channel_key,
     )
     return channel
@@ -314,11 +314,6 @@ async def _managed_channel(
             UserErrorCode.NOT_FOUND, ("input", "id"), "No channel with this ID."
         )
     return channel
-
-
-async def _store_id(db: AsyncSession, store_pk: int) -> str | None:
-    store = await db.get(Store, store_pk)
-    return store.store_id if store else None
 
 
 def _version_conflict() -> DomainError:

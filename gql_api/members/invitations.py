@@ -20,7 +20,7 @@ from db.types import utcnow
 from gql_api.audit import service as audit
 from gql_api.errors import DomainError, UserErrorCode
 from gql_api.ids import global_id, pk_of
-from gql_api.members.service import INVITATION_TTL, IssuedInvitation, store_id_of
+from gql_api.members.service import INVITATION_TTL, IssuedInvitation
 from gql_api.permissions import (
     Access,
     Operation,
@@ -31,6 +31,7 @@ from gql_api.permissions import (
 )
 from gql_api.scoping import scope_to_store
 from gql_api.security.tokens import INVITATION_TOKEN_PREFIX, new_token, token_hash
+from gql_api.stores.service import store_id_of
 
 _ID_PATH = ("input", "id")
 

@@ -35,7 +35,7 @@ from gql_api.scoping import scope_to_store
 from gql_api.security.passwords import PasswordHashing
 from gql_api.security.tokens import INVITATION_TOKEN_PREFIX, new_token, token_hash
 from gql_api.settings import Settings
-from gql_api.stores.service import require_store
+from gql_api.stores.service import require_store, store_id_of
 
 INVITATION_TTL = timedelta(days=7)
 DEVELOPER_LIMIT = 10
@@ -389,13 +389,6 @@ def _invited_email_taken() -> DomainError:
         ("input", "token"),
         "The invited email has meanwhile been registered with another account.",
     )
-
-
-async def store_id_of(db: AsyncSession, store_pk: int | None) -> str | None:
-    if store_pk is None:
-        return None
-    store = await db.get(Store, store_pk)
-    return store.store_id if store else None
 
 
 async def _member(db: AsyncSession, principal: Principal, member_id: str) -> User:

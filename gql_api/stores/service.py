@@ -209,3 +209,11 @@ async def _ensure_name_free(db: AsyncSession, merchant_pk: int, name: str) -> No
             col(Store.deleted_at).is_(None),
         ),
     )
+
+
+async def store_id_of(db: AsyncSession, store_pk: int | None) -> str | None:
+    """The storeId of a store's primary key (for audit events), None for none or a gone one."""
+    if store_pk is None:
+        return None
+    store = await db.get(Store, store_pk)
+    return store.store_id if store else None
