@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 # each starts its own throwaway PostgreSQL.
 PYTEST_WORKERS ?= 2
 
-.PHONY: run test migrate schema check format bench clean postgres
+.PHONY: run test migrate schema check format bench clean postgres messages
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,16 @@ test: $(STAMP)
 
 schema: $(STAMP)
 	$(BIN)/integration-api export-schema --output schema.graphql
+
+# Messages (gql_api.i18n): extract _("…") texts into the template, merge it into the Korean
+# catalog (new texts arrive untranslated: tests/test_i18n.py fails until they are), compile.
+LOCALE_DIR := gql_api/locale
+messages: $(STAMP)
+	$(BIN)/pybabel -q extract -F $(LOCALE_DIR)/babel.cfg -k _n:1,2 --no-location \
+		--sort-output --project integration-api -o $(LOCALE_DIR)/messages.pot .
+	$(BIN)/pybabel -q update -i $(LOCALE_DIR)/messages.pot -d $(LOCALE_DIR) -l ko \
+		--no-fuzzy-matching --ignore-obsolete --omit-header
+	$(BIN)/pybabel -q compile -d $(LOCALE_DIR) -l ko
 
 check: $(STAMP)
 	$(BIN)/ruff format --check .

@@ -62,6 +62,8 @@ from gql_api.http_conventions import (
     negotiate,
 )
 from gql_api.http_conventions import JSON as JSON_MEDIA
+from gql_api.i18n import LocaleMiddleware, _
+from gql_api.i18n import Message as I18nMessage
 from gql_api.logs import current_request_id, new_request_id, set_request_id
 from gql_api.metrics import Metrics, forget_this_process
 from gql_api.metrics_access import metrics_listener, metrics_routes
@@ -111,13 +113,15 @@ class GraphQLApp(GraphQL[Context, None]):
         opening_ide = request.method == "GET" and not request.query_params
         if media is None and not opening_ide:
             response = _error_response(
-                f"Accept {GRAPHQL_RESPONSE_JSON} or {JSON_MEDIA}.", 406, media=JSON_MEDIA
+                _("Accept {graphql} or {json}.", graphql=GRAPHQL_RESPONSE_JSON, json=JSON_MEDIA),
+                406,
+                media=JSON_MEDIA,
             )
             await response(scope, receive, send)
             return
         scope[_MEDIA_KEY] = media = media or JSON_MEDIA
         if request.method not in ("GET", "POST"):  # HEAD, OPTIONS, PUT, …: GraphQL-shaped
-            response = _error_response("GraphQL is served over GET and POST.", 405, media=media)
+            response = _error_response(_("GraphQL is served over GET and POST."), 405, media=media)
             response.headers["Allow"] = "GET, POST"
             await response(scope, receive, send)
             return
@@ -219,17 +223,22 @@ class GraphQLApp(GraphQL[Context, None]):
                 try:
                     parsed[name] = self.parse_json(value)
                 except HTTPException as refused:
-                    raise HTTPException(
-                        400, f"`{name}` in the query string is not JSON: {refused.reason}"
-                    ) from None
+                    message = _(
+                        "`{name}` in the query string is not JSON: {reason}",
+                        name=name,
+                        reason=refused.reason,
+                    )
+                    raise HTTPException(400, message.render()) from None
         return parsed
 
     async def parse_http_body(self, request: AsyncHTTPRequestAdapter) -> GraphQLRequestData:
         parsed = await super().parse_http_body(request)
         if isinstance(parsed, list):  # batching is off: strawberry refuses lists before this
-            raise HTTPException(400, "Batched requests are not supported.")
+            raise HTTPException(400, _("Batched requests are not supported.").render())
         if not isinstance(parsed.operation_name, str | None):
-            raise HTTPException(400, "`operationName` must be a string or null, if provided.")
+            raise HTTPException(
+                400, _("`operationName` must be a string or null, if provided.").render()
+            )
         return await persisted_queries.resolve(self.state, parsed, schema=self.graphql_schema)
 
     def create_response(
@@ -338,11 +347,13 @@ def _masked_response(error: Exception, *, commit_begun: bool, media: str) -> Res
 
 
 def _error_response(
-    message: str, status_code: int, *, media: str, **extensions: str | int | bool
+    message: I18nMessage | str, status_code: int, *, media: str, **extensions: str | int | bool
 ) -> Response:
-    """A request refused before it ran, GraphQL-shaped: no `data` key (nothing ran)."""
+    """A request refused before it ran, GraphQL-shaped: no `data` key (nothing ran). The
+    message in the request's language (a str: already rendered, or a library's own text)."""
     code = extensions.pop("code", "BAD_REQUEST")
-    body = {"errors": [{"message": message, "extensions": {"code": code, **extensions}}]}
+    text = message.render() if isinstance(message, I18nMessage) else message
+    body = {"errors": [{"message": text, "extensions": {"code": code, **extensions}}]}
     headers = {"WWW-Authenticate": WWW_AUTHENTICATE} if status_code == 401 else None
     # The standard library's encoder: this answer must not depend on what may have failed.
     content = json.dumps(body, ensure_ascii=False).encode()
@@ -393,7 +404,7 @@ class RequestContextMiddleware:
 async def _too_large(scope: Scope, receive: Receive, send: Send) -> None:
     accepts = Request(scope).headers.getlist("accept")
     media = negotiate(", ".join(accepts) if accepts else None) or JSON_MEDIA
-    response = _error_response("Request body too large.", 413, media=media)
+    response = _error_response(_("Request body too large."), 413, media=media)
     await response(scope, receive, send)
 
 
@@ -536,6 +547,8 @@ def create_app(
     app.state.app_state = state
     app.add_middleware(AccessLogMiddleware, metrics=state.metrics)
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_request_bytes)
+    # Outside the request-id middleware: its 413 answer is in the request's language too.
+    app.add_middleware(LocaleMiddleware, default=settings.default_locale)
     if settings.forwarded_allow_ips:
         # Outermost: everything after it sees the client a trusted proxy forwarded for.
         app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.forwarded_allow_ips)

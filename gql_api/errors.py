@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from db.engine import database_unavailable
+from gql_api.i18n import Message, _, render
 
 
 class UserErrorCode(StrEnum):
@@ -59,18 +60,20 @@ class UserErrorCode(StrEnum):
 class FieldError:
     code: UserErrorCode
     field: tuple[str, ...] | None
-    message: str
+    message: Message  # rendered in the request's language when shown (gql_api.i18n)
 
 
 class DomainError(Exception):
     """One or more user-fixable problems; the mutation changes nothing."""
 
     def __init__(self, errors: Sequence[FieldError]) -> None:
-        super().__init__("; ".join(error.message for error in errors))
+        super().__init__("; ".join(render(error.message, "en") for error in errors))
         self.errors = list(errors)
 
     @classmethod
-    def single(cls, code: UserErrorCode, field: Sequence[str] | None, message: str) -> DomainError:
+    def single(
+        cls, code: UserErrorCode, field: Sequence[str] | None, message: Message
+    ) -> DomainError:
         return cls([FieldError(code, tuple(field) if field else None, message)])
 
 
@@ -80,7 +83,7 @@ class Problems:
 
     errors: list[FieldError] = field(default_factory=list)
 
-    def add(self, code: UserErrorCode, path: Sequence[str] | None, message: str) -> None:
+    def add(self, code: UserErrorCode, path: Sequence[str] | None, message: Message) -> None:
         self.errors.append(FieldError(code, tuple(path) if path else None, message))
 
     def raise_if_any(self) -> None:
@@ -98,13 +101,14 @@ class ApiErrorCode(StrEnum):
 
 
 class ApiError(Exception):
-    """A failure shown as a top-level GraphQL error; its message is safe to show."""
+    """A failure shown as a top-level GraphQL error; its message is safe to show. It is raised
+    while answering a request, so its text is rendered at once, in the request's language."""
 
     code: ApiErrorCode = ApiErrorCode.INTERNAL
 
-    def __init__(self, message: str, **extra: str | int) -> None:
-        super().__init__(message)
-        self.message = message
+    def __init__(self, message: Message, **extra: str | int) -> None:
+        self.message = render(message)
+        super().__init__(self.message)
         self.extensions: dict[str, str | int] = {"code": self.code.value, **extra}
 
 
@@ -124,7 +128,7 @@ class BadRequest(ApiError):
     code = ApiErrorCode.BAD_REQUEST
 
 
-INTERNAL_MESSAGE = "Internal server error."
+INTERNAL_MESSAGE = _("Internal server error.")
 RETRY_AFTER_SECONDS = 1  # a restarted server accepts connections again within moments
 
 

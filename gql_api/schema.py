@@ -134,7 +134,7 @@ class LoggedMaskErrors(MaskErrors):
     (gql_api.document_errors)."""
 
     def __init__(self) -> None:
-        super().__init__(should_mask_error=_should_mask, error_message=INTERNAL_MESSAGE)
+        super().__init__(should_mask_error=_should_mask, error_message=INTERNAL_MESSAGE.msgid)
 
     def on_operation(self) -> Iterator[None]:
         yield from super().on_operation()
@@ -163,6 +163,7 @@ class LoggedMaskErrors(MaskErrors):
             extra={"request_id": request_id},
         )
         masked = super().anonymise_error(error)
+        masked.message = INTERNAL_MESSAGE.render()  # in the request's language
         masked.extensions = extensions
         return masked
 

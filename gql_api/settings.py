@@ -40,6 +40,11 @@ class Settings(BaseSettings):
         description="comma-separated Fernet keys, newest first",
     )
     log_level: str = "INFO"
+    default_locale: Literal["ko", "en"] = Field(
+        default="ko",
+        description="language of messages (userErrors, errors) for a request whose "
+        "Accept-Language names neither Korean nor English",
+    )
     forwarded_allow_ips: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description="comma-separated proxy addresses (or CIDR ranges, or *) whose "

@@ -6,6 +6,7 @@ import strawberry
 
 from gql_api.enums import UserErrorCode
 from gql_api.errors import DomainError
+from gql_api.i18n import _n, render
 
 
 @strawberry.type(description="A problem with the input of a mutation; nothing was changed.")
@@ -21,9 +22,10 @@ MAX_USER_ERRORS = 50
 
 
 def user_errors(error: DomainError) -> list[UserError]:
-    """The problems of `error`, at most MAX_USER_ERRORS of them and one saying how many more."""
+    """The problems of `error`, at most MAX_USER_ERRORS of them and one saying how many more,
+    in the language of the request being answered."""
     shown = [
-        UserError(field=list(e.field) if e.field else None, code=e.code, message=e.message)
+        UserError(field=list(e.field) if e.field else None, code=e.code, message=render(e.message))
         for e in error.errors[:MAX_USER_ERRORS]
     ]
     hidden = len(error.errors) - MAX_USER_ERRORS
@@ -31,7 +33,11 @@ def user_errors(error: DomainError) -> list[UserError]:
         more = UserError(
             field=None,
             code=UserErrorCode.INVALID_INPUT,
-            message=f"{hidden} more problems not shown; fix these and send the input again.",
+            message=_n(
+                "{count} more problem not shown; fix these and send the input again.",
+                "{count} more problems not shown; fix these and send the input again.",
+                hidden,
+            ).render(),
         )
         shown.append(more)
     return shown

@@ -93,6 +93,8 @@ def make_settings(database_url: str, **overrides: object) -> Settings:
         "argon2_memory_kib": 1024,
         "argon2_parallelism": 1,
         "encryption_keys": [TEST_ENCRYPTION_KEY],
+        # The suite reads messages in English; tests/test_i18n.py covers the Korean default.
+        "default_locale": "en",
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]
