@@ -22,6 +22,7 @@ from gql_api.api_secrets.network_rules import NetworkNotAllowed
 from gql_api.api_secrets.verified import VerifiedSecrets
 from gql_api.caller import Caller, CallerMerchant
 from gql_api.errors import DomainError, RateLimited, Unauthenticated, UserErrorCode
+from gql_api.i18n import Message, _
 from gql_api.permissions import Principal, PrincipalKind
 from gql_api.security import api_keys
 from gql_api.security.passwords import PasswordHashing
@@ -43,6 +44,18 @@ ACCESS_TOKEN_TTL = timedelta(minutes=30)
 REFRESH_TOKEN_TTL = timedelta(days=1)
 LAST_USED_GRANULARITY = timedelta(minutes=1)
 MAX_TOKEN_LENGTH = 512
+SECRET_INVALID = _("The API secret is not valid.")
+REFRESH_TOKEN_INVALID = _("The refresh token is not valid (or already used).")
+
+
+class CredentialRefused(Unauthenticated):
+    """UNAUTHENTICATED for an API secret or a token exchanged for it, keeping its text as a
+    Message: apiSecretLogin and accessTokenRefresh, which take the credential in their input,
+    show the same reason as a userError, rendered there in the request's language."""
+
+    def __init__(self, message: Message, *, reason: str) -> None:
+        super().__init__(message, reason=reason)
+        self.refusal = message
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,11 +97,11 @@ def _check_usable(
     secret: ApiSecret | _SecretFacts, store: Store | _StoreFacts, now: datetime
 ) -> None:
     if secret.deleted_at is not None:
-        raise Unauthenticated("The API secret has been deleted.", reason="REVOKED")
+        raise CredentialRefused(_("The API secret has been deleted."), reason="REVOKED")
     if store.deleted_at is not None:
-        raise Unauthenticated("The API secret's store has been deleted.", reason="REVOKED")
+        raise CredentialRefused(_("The API secret's store has been deleted."), reason="REVOKED")
     if secret.expires_at is not None and secret.expires_at <= now:
-        raise Unauthenticated("The API secret has expired.", reason="EXPIRED")
+        raise CredentialRefused(_("The API secret has expired."), reason="EXPIRED")
 
 
 class _Labelled(Generic[F]):
@@ -145,8 +158,8 @@ class SecretVerifier:
         """
         parsed = api_keys.parse(plaintext)
         if parsed is None:
-            raise Unauthenticated(
-                "The API secret is malformed (wrong format or checksum).", reason="MALFORMED"
+            raise CredentialRefused(
+                _("The API secret is malformed (wrong format or checksum)."), reason="MALFORMED"
             )
         # This host's clock, for the expiry and lastUsedAt (db.clock: hours and days, within
         # CLOCK_SKEW_TOLERANCE_SECONDS). Throttling windows are the database's (throttling).
@@ -155,7 +168,7 @@ class SecretVerifier:
         # runs.
         found = await _CALLER.first(self.engine, key_id=parsed.key_id)
         if found is None:
-            raise Unauthenticated("The API secret is not valid.", reason="INVALID")
+            raise CredentialRefused(SECRET_INVALID, reason="INVALID")
         secret, store, merchant = _facts(found)
         assert secret.id is not None
         await self.check_network(secret, client_address, credential="API secret")
@@ -183,9 +196,9 @@ class SecretVerifier:
             caller = await self.caller(plaintext=plaintext, client_address=client_address)
         except NetworkNotAllowed:
             raise  # refused as every use from outside the rules is, not as a wrong secret
-        except Unauthenticated as error:
+        except CredentialRefused as error:
             raise DomainError.single(
-                UserErrorCode.INVALID_CREDENTIALS, ("input", "apiSecret"), error.message
+                UserErrorCode.INVALID_CREDENTIALS, ("input", "apiSecret"), error.refusal
             ) from None
         assert caller.principal.api_secret_id is not None
         return caller.principal.api_secret_id
@@ -228,7 +241,7 @@ class SecretVerifier:
             if secret.verify_tag is not None and not secrets.compare_digest(tag, secret.verify_tag):
                 await throttling.refuse_by_tag(engine, secret, client_address=client_address)
                 self._count("refused_tag")
-                raise Unauthenticated("The API secret is not valid.", reason="INVALID")
+                raise CredentialRefused(SECRET_INVALID, reason="INVALID")
             attempt = await throttling.claim_verification(
                 engine,
                 secret,
@@ -243,7 +256,7 @@ class SecretVerifier:
             await throttling.record_failed_verification(
                 engine, secret, client_address=client_address
             )
-            raise Unauthenticated("The API secret is not valid.", reason="INVALID")
+            raise CredentialRefused(SECRET_INVALID, reason="INVALID")
         self._count("ok")
         assert secret.id is not None
         # On its own: authentication runs before, and outside, any mutation's unit of work.
@@ -278,17 +291,17 @@ async def caller_for_access_token(
     """The caller behind `Bearer <access token>`: the secret it was exchanged for, whose
     deletion, expiry and network rules (read with the token, on every use) apply at once."""
     if not token.startswith(ACCESS_TOKEN_PREFIX) or len(token) > MAX_TOKEN_LENGTH:
-        raise Unauthenticated("The bearer token is malformed.", reason="MALFORMED")
+        raise CredentialRefused(_("The bearer token is malformed."), reason="MALFORMED")
     found = await _TOKEN_CALLER.first(verifier.engine, token_hash=token_hash(token))
     if found is None:
-        raise Unauthenticated("The access token is not valid.", reason="INVALID")
+        raise CredentialRefused(_("The access token is not valid."), reason="INVALID")
     secret, store, merchant = _facts(found)
     await verifier.check_network(secret, client_address, credential="access token")
     now = utcnow()
     if found.token_revoked_at is not None:
-        raise Unauthenticated("The access token has been revoked.", reason="REVOKED")
+        raise CredentialRefused(_("The access token has been revoked."), reason="REVOKED")
     if found.token_expires_at <= now:
-        raise Unauthenticated("The access token has expired; refresh it.", reason="EXPIRED")
+        raise CredentialRefused(_("The access token has expired; refresh it."), reason="EXPIRED")
     _check_usable(secret, store, now)
     return Caller(_principal(secret, store), merchant)
 
@@ -326,19 +339,17 @@ async def refresh(*, db: AsyncSession, refresh_token: str, client_address: str) 
             )
         ).first()
     if found is None or found[0].revoked_at is not None:
-        raise DomainError.single(
-            UserErrorCode.TOKEN_INVALID, path, "The refresh token is not valid (or already used)."
-        )
+        raise DomainError.single(UserErrorCode.TOKEN_INVALID, path, REFRESH_TOKEN_INVALID)
     issued, secret, store = found
     if not network_rules.allows(secret.network_rules, client_address):
         raise NetworkNotAllowed(secret, client_address)
     now = utcnow()
     if issued.expires_at <= now:
-        raise DomainError.single(UserErrorCode.TOKEN_EXPIRED, path, "The refresh token expired.")
+        raise DomainError.single(UserErrorCode.TOKEN_EXPIRED, path, _("The refresh token expired."))
     try:
         _check_usable(secret, store, now)
-    except Unauthenticated as error:
-        raise DomainError.single(UserErrorCode.TOKEN_INVALID, path, error.message) from None
+    except CredentialRefused as error:
+        raise DomainError.single(UserErrorCode.TOKEN_INVALID, path, error.refusal) from None
     assert secret.id is not None and issued.id is not None
     # Claim the refresh token: of two concurrent refreshes, exactly one wins.
     claimed = await db.exec(
@@ -347,9 +358,7 @@ async def refresh(*, db: AsyncSession, refresh_token: str, client_address: str) 
         .values(revoked_at=now)
     )
     if claimed.rowcount != 1:
-        raise DomainError.single(
-            UserErrorCode.TOKEN_INVALID, path, "The refresh token is not valid (or already used)."
-        )
+        raise DomainError.single(UserErrorCode.TOKEN_INVALID, path, REFRESH_TOKEN_INVALID)
     return await issue_pair(db, secret.id)
 
 

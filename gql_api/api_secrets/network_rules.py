@@ -36,6 +36,7 @@ from db.engine import independent_write
 from db.models import ApiSecret, AuditEvent
 from db.types import utcnow
 from gql_api.errors import Problems, Unauthenticated, UserErrorCode
+from gql_api.i18n import Message, _
 from gql_api.ids import global_id
 from gql_api.logs import current_request_id
 from gql_api.validation import has_control_characters
@@ -48,6 +49,7 @@ MAX_CIDR_LENGTH = 64  # an IPv6 block is at most 43 characters; longer is not a 
 REFUSAL_AUDIT_INTERVAL = timedelta(minutes=1)
 NETWORK_NOT_ALLOWED = "NETWORK_NOT_ALLOWED"
 AUDIT_ACTION = "api_secret.network_refused"
+EXAMPLE = _("e.g. 203.0.113.0/24 or 2001:db8::/32")
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 StoredRules = Sequence[Mapping[str, Any]]
@@ -67,7 +69,11 @@ def validated(problems: Problems, rules: Sequence[NetworkRule]) -> list[dict[str
         problems.add(
             UserErrorCode.LIMIT_EXCEEDED,
             path,
-            f"An API secret has at most {MAX_RULES} network rules; {len(rules)} were given.",
+            _(
+                "An API secret has at most {max_rules} network rules; {count} were given.",
+                max_rules=MAX_RULES,
+                count=len(rules),
+            ),
         )
     stored: list[dict[str, str | None]] = []
     seen: dict[Network, int] = {}
@@ -78,7 +84,7 @@ def validated(problems: Problems, rules: Sequence[NetworkRule]) -> list[dict[str
                 problems.add(
                     UserErrorCode.NETWORK_RULE_INVALID,
                     (*path, str(index), "cidr"),
-                    f"{network} repeats rule {seen[network] + 1}.",
+                    _("{cidr} repeats rule {number}.", cidr=network, number=seen[network] + 1),
                 )
             seen.setdefault(network, index)
         memo = _memo(problems, rule.memo, (*path, str(index), "memo"))
@@ -89,25 +95,31 @@ def validated(problems: Problems, rules: Sequence[NetworkRule]) -> list[dict[str
 def _network(problems: Problems, value: str, path: Sequence[str]) -> Network | None:
     cleaned = value.strip()
 
-    def refuse(message: str) -> None:
+    def refuse(message: Message) -> None:
         problems.add(UserErrorCode.NETWORK_RULE_INVALID, path, message)
 
-    example = "e.g. 203.0.113.0/24 or 2001:db8::/32"
     if not cleaned:
-        refuse(f"Enter a CIDR block ({example}).")
+        refuse(_("Enter a CIDR block ({example}).", example=EXAMPLE))
         return None
     if len(cleaned) > MAX_CIDR_LENGTH or "%" in cleaned:
-        refuse(f"Not an IPv4 or IPv6 CIDR block ({example}).")
+        refuse(_("Not an IPv4 or IPv6 CIDR block ({example}).", example=EXAMPLE))
         return None
+    not_a_block = _(
+        "“{value}” is not an IPv4 or IPv6 CIDR block ({example}).", value=cleaned, example=EXAMPLE
+    )
     if "/" not in cleaned:
         try:
             address = ipaddress.ip_address(cleaned)
         except ValueError:
-            refuse(f"“{cleaned}” is not an IPv4 or IPv6 CIDR block ({example}).")
+            refuse(not_a_block)
             return None
         refuse(
-            f"{address} is a single address; write {address}/{address.max_prefixlen} to "
-            "allow just it, or the block it belongs to."
+            _(
+                "{address} is a single address; write {address}/{bits} to allow just it, "
+                "or the block it belongs to.",
+                address=address,
+                bits=address.max_prefixlen,
+            )
         )
         return None
     try:
@@ -116,20 +128,28 @@ def _network(problems: Problems, value: str, path: Sequence[str]) -> Network | N
         try:
             loose = ipaddress.ip_network(cleaned, strict=False)
         except ValueError:
-            refuse(f"“{cleaned}” is not an IPv4 or IPv6 CIDR block ({example}).")
+            refuse(not_a_block)
             return None
         host = cleaned.split("/", 1)[0]
         refuse(
-            f"{cleaned} has host bits set: write {loose} for the whole block, or "
-            f"{host}/{loose.max_prefixlen} for the one address."
+            _(
+                "{cidr} has host bits set: write {block} for the whole block, or "
+                "{address} for the one address.",
+                cidr=cleaned,
+                block=loose,
+                address=f"{host}/{loose.max_prefixlen}",
+            )
         )
         return None
     if isinstance(network, ipaddress.IPv6Network):
         mapped = network.network_address.ipv4_mapped
         if mapped is not None and network.prefixlen >= 96:
             refuse(
-                f"{network} is an IPv4-mapped block; write it as IPv4: "
-                f"{mapped}/{network.prefixlen - 96}."
+                _(
+                    "{cidr} is an IPv4-mapped block; write it as IPv4: {ipv4}.",
+                    cidr=network,
+                    ipv4=f"{mapped}/{network.prefixlen - 96}",
+                )
             )
             return None
     return network
@@ -141,11 +161,11 @@ def _memo(problems: Problems, value: str | None, path: Sequence[str]) -> str | N
         problems.add(
             UserErrorCode.NETWORK_RULE_INVALID,
             path,
-            f"A rule's memo is at most {MAX_MEMO_LENGTH} characters.",
+            _("A rule's memo is at most {max_length} characters.", max_length=MAX_MEMO_LENGTH),
         )
     elif has_control_characters(cleaned):
         problems.add(
-            UserErrorCode.NETWORK_RULE_INVALID, path, "The memo contains control characters."
+            UserErrorCode.NETWORK_RULE_INVALID, path, _("The memo contains control characters.")
         )
     return cleaned or None
 
@@ -212,8 +232,11 @@ class NetworkNotAllowed(Unauthenticated):
 
     def __init__(self, secret: RefusedSecret, client_address: str) -> None:
         super().__init__(
-            f"This API secret's network rules do not allow the address {client_address}; "
-            "an Owner or Admin can add it with apiSecretNetworkRulesUpdate.",
+            _(
+                "This API secret's network rules do not allow the address {address}; "
+                "an Owner or Admin can add it with apiSecretNetworkRulesUpdate.",
+                address=client_address,
+            ),
             reason=NETWORK_NOT_ALLOWED,
         )
         # Copied now: an ORM row is expired by the rollback that precedes the audit.

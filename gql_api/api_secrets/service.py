@@ -18,6 +18,7 @@ from gql_api.api_secrets import network_rules
 from gql_api.api_secrets.network_rules import NetworkRule
 from gql_api.audit import service as audit
 from gql_api.errors import DomainError, Problems, UserErrorCode
+from gql_api.i18n import _
 from gql_api.ids import global_id, pk_of
 from gql_api.permissions import Operation, Principal, confined_store_pk, require
 from gql_api.scoping import scope_to_store
@@ -26,6 +27,7 @@ from gql_api.security.passwords import PasswordHashing
 from gql_api.stores.service import STORE_ID_PATH, STORE_NOT_FOUND, store_by_store_id
 
 MAX_EXPIRATION_DAYS = 3650
+SECRET_NOT_FOUND = _("No API secret with this ID.")
 
 
 @dataclass(frozen=True)
@@ -86,12 +88,15 @@ async def issue(
     problems = Problems()
     if store is None:
         problems.add(UserErrorCode.NOT_FOUND, STORE_ID_PATH, STORE_NOT_FOUND)
-    name = validation.name(problems, name, ("input", "name"), label="Secret name")
+    name = validation.name(problems, name, ("input", "name"), label=_("Secret name"))
     if expiration_days is not None and not 1 <= expiration_days <= MAX_EXPIRATION_DAYS:
         problems.add(
             UserErrorCode.INVALID_INPUT,
             ("input", "expirationDays"),
-            f"Expiry must be 1 to {MAX_EXPIRATION_DAYS} days, or null for no expiry.",
+            _(
+                "Expiry must be 1 to {max_days} days, or null for no expiry.",
+                max_days=MAX_EXPIRATION_DAYS,
+            ),
         )
     problems.raise_if_any()
     assert store is not None and store.id is not None
@@ -133,9 +138,7 @@ async def delete(*, db: AsyncSession, principal: Principal, secret_id: str) -> A
     pk = pk_of(secret_id, "ApiSecret")
     row = await secret_by_pk(db=db, principal=principal, pk=pk) if pk is not None else None
     if row is None:
-        raise DomainError.single(
-            UserErrorCode.NOT_FOUND, ("input", "id"), "No API secret with this ID."
-        )
+        raise DomainError.single(UserErrorCode.NOT_FOUND, ("input", "id"), SECRET_NOT_FOUND)
     now = utcnow()
     row.deleted_at = now
     db.add(row)
@@ -166,7 +169,7 @@ async def update_network_rules(
     pk = pk_of(secret_id, "ApiSecret")
     row = await secret_by_pk(db=db, principal=principal, pk=pk) if pk is not None else None
     if row is None:
-        problems.add(UserErrorCode.NOT_FOUND, ("input", "id"), "No API secret with this ID.")
+        problems.add(UserErrorCode.NOT_FOUND, ("input", "id"), SECRET_NOT_FOUND)
     stored = network_rules.validated(problems, rules)
     problems.raise_if_any()
     assert row is not None

@@ -37,6 +37,7 @@ from db.types import utcnow
 from gql_api.audit import service as audit
 from gql_api.client_address import throttling_key
 from gql_api.errors import RateLimited
+from gql_api.i18n import _
 from gql_api.ids import global_id
 from gql_api.logs import current_request_id
 
@@ -168,7 +169,7 @@ async def _refuse_if_over(
     if count >= limit:
         retry_after = FAILURE_WINDOW - (now - oldest) if oldest is not None else FAILURE_WINDOW
         raise RateLimited(
-            "Too many failed attempts with this API secret; try again later.",
+            _("Too many failed attempts with this API secret; try again later."),
             retryAfterSeconds=max(1, int(retry_after.total_seconds())),
         )
 
