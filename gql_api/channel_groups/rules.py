@@ -11,6 +11,7 @@ from itertools import accumulate
 from typing import TypeVar
 
 from gql_api.errors import Problems, UserErrorCode
+from gql_api.i18n import _, _n
 
 MAX_ENTRIES = 10  # channels per session, as PortOne's console allows
 MAX_GROUPS_PER_STORE = 50
@@ -43,7 +44,12 @@ def check_entries(problems: Problems, entries: Sequence[EntryDraft]) -> None:
         problems.add(
             UserErrorCode.INVALID_INPUT,
             ENTRIES_PATH,
-            f"A channel group has 1 to {MAX_ENTRIES} channels; {len(entries)} were given.",
+            _n(
+                "A channel group has 1 to {limit} channels; {count} was given.",
+                "A channel group has 1 to {limit} channels; {count} were given.",
+                len(entries),
+                limit=MAX_ENTRIES,
+            ),
         )
         return
     in_range = True
@@ -53,15 +59,19 @@ def check_entries(problems: Problems, entries: Sequence[EntryDraft]) -> None:
             problems.add(
                 UserErrorCode.CHANNEL_GROUP_WEIGHTS_INVALID,
                 entry_path(index, "weight"),
-                f"A weight is a whole percentage from 0 to {WEIGHT_TOTAL}.",
+                _("A weight is a whole percentage from 0 to {total}.", total=WEIGHT_TOTAL),
             )
     total = sum(entry.weight for entry in entries if entry.enabled)
     if in_range and total != WEIGHT_TOTAL:
         problems.add(
             UserErrorCode.CHANNEL_GROUP_WEIGHTS_INVALID,
             ENTRIES_PATH,
-            f"The weights of the enabled channels sum to {total}; they must sum to exactly "
-            f"{WEIGHT_TOTAL}.",
+            _(
+                "The weights of the enabled channels sum to {sum}; they must sum to exactly "
+                "{total}.",
+                sum=total,
+                total=WEIGHT_TOTAL,
+            ),
         )
 
 
@@ -73,19 +83,19 @@ def check_begin_at(problems: Problems, begin_at: datetime, now: datetime) -> Non
         problems.add(
             UserErrorCode.SCHEDULE_INVALID,
             BEGIN_AT_PATH,
-            "A scheduled change begins on the hour (minutes and seconds 0).",
+            _("A scheduled change begins on the hour (minutes and seconds 0)."),
         )
     elif begin_at <= now:
         problems.add(
             UserErrorCode.SCHEDULE_INVALID,
             BEGIN_AT_PATH,
-            "A scheduled change begins in the future; leave beginAt out to change now.",
+            _("A scheduled change begins in the future; leave beginAt out to change now."),
         )
     elif begin_at > now + timedelta(days=MAX_SCHEDULE_DAYS):
         problems.add(
             UserErrorCode.SCHEDULE_INVALID,
             BEGIN_AT_PATH,
-            f"A change can be scheduled at most {MAX_SCHEDULE_DAYS} days ahead.",
+            _("A change can be scheduled at most {days} days ahead.", days=MAX_SCHEDULE_DAYS),
         )
 
 

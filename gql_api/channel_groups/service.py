@@ -28,6 +28,7 @@ from gql_api.channel_groups import rules
 from gql_api.channel_groups.rules import EntryDraft
 from gql_api.channels.rules import IntegrationMode
 from gql_api.errors import DomainError, Problems, UserErrorCode
+from gql_api.i18n import _
 from gql_api.ids import pk_of
 from gql_api.permissions import (
     Operation,
@@ -41,7 +42,7 @@ from gql_api.stores.service import require_store, store_id_of
 from gql_api.unique_names import UniqueName
 
 ID_PATH = ("input", "id")
-GROUP_NOT_FOUND = "No channel group with this ID."
+GROUP_NOT_FOUND = _("No channel group with this ID.")
 
 
 @dataclass(frozen=True)
@@ -170,7 +171,7 @@ async def create_group(
     require(principal, Operation.CHANNEL_MANAGE)
     problems = Problems()
     store = await _store_or_problem(db, principal, problems, draft.store_id)
-    name = validation.name(problems, draft.name, ("input", "name"), label="Channel group name")
+    name = validation.name(problems, draft.name, ("input", "name"), label=_("Channel group name"))
     channel_pks = await _check_entries(
         db,
         principal,
@@ -189,7 +190,10 @@ async def create_group(
         raise DomainError.single(
             UserErrorCode.LIMIT_EXCEEDED,
             ("input", "storeId"),
-            f"A store has at most {rules.MAX_GROUPS_PER_STORE} channel groups; delete one first.",
+            _(
+                "A store has at most {limit} channel groups; delete one first.",
+                limit=rules.MAX_GROUPS_PER_STORE,
+            ),
         )
     await _ensure_name_free(db, store.id, name)
     now = utcnow()
@@ -229,14 +233,14 @@ async def update_group(
     name = group.name
     if changes.name is not None:
         name = validation.name(
-            problems, changes.name, ("input", "name"), label="Channel group name"
+            problems, changes.name, ("input", "name"), label=_("Channel group name")
         )
     if changes.begin_at is not None:
         if changes.entries is None:
             problems.add(
                 UserErrorCode.REQUIRED,
                 rules.ENTRIES_PATH,
-                "Give the entries of the session that begins at beginAt.",
+                _("Give the entries of the session that begins at beginAt."),
             )
         rules.check_begin_at(problems, changes.begin_at, now)
     channel_pks: list[int] = []
@@ -290,7 +294,9 @@ async def delete_scheduled_session(
     assert group.id is not None
     if not await _delete_sessions(db, group.id, after=utcnow()):
         raise DomainError.single(
-            UserErrorCode.SCHEDULE_INVALID, ID_PATH, "This channel group has no scheduled session."
+            UserErrorCode.SCHEDULE_INVALID,
+            ID_PATH,
+            _("This channel group has no scheduled session."),
         )
     group.updated_at = utcnow()
     db.add(group)
@@ -368,11 +374,11 @@ async def groups_using_channel(db: AsyncSession, channel: Channel) -> list[str]:
     ).all()
     if not rows:
         return []
-    names = {group_pk: name for group_pk, name, _ in rows if group_pk is not None}
+    names = {group_pk: name for group_pk, name, _session in rows if group_pk is not None}
     live = await sessions_of(db=db, group_pks=sorted(names))
     using = {
         group_pk
-        for group_pk, _, session_pk in rows
+        for group_pk, _name, session_pk in rows
         if group_pk is not None
         and session_pk
         in {view.pk for view in (live[group_pk].current, live[group_pk].scheduled) if view}
@@ -427,17 +433,26 @@ async def _check_entries(
         row = found.get(pk) if pk is not None else None
         if row is None:
             problems.add(
-                UserErrorCode.NOT_FOUND, path, "No channel with this ID in the group's store."
+                UserErrorCode.NOT_FOUND, path, _("No channel with this ID in the group's store.")
             )
         elif row.mode != mode.value:
             problems.add(
                 UserErrorCode.CHANNEL_GROUP_MODE_MISMATCH,
                 path,
-                f"“{row.name}” is a {row.mode} channel; a {mode.value} group takes "
-                f"{mode.value} channels only.",
+                _(
+                    "“{name}” is a {channel_mode} channel; a {group_mode} group takes "
+                    "{group_mode} channels only.",
+                    name=row.name,
+                    channel_mode=row.mode,
+                    group_mode=mode.value,
+                ),
             )
         elif pk in seen:
-            problems.add(UserErrorCode.INVALID_INPUT, path, f"“{row.name}” is in the group twice.")
+            problems.add(
+                UserErrorCode.INVALID_INPUT,
+                path,
+                _("“{name}” is in the group twice.", name=row.name),
+            )
         if pk is not None:
             seen.add(pk)
     return [pk for pk in pks if pk is not None]
@@ -528,7 +543,8 @@ def _summary(entries: Sequence[EntryDraft]) -> str:
 
 
 _GROUP_NAME = UniqueName(
-    UserErrorCode.CHANNEL_GROUP_NAME_DUPLICATE, "Another channel group of this store has this name."
+    UserErrorCode.CHANNEL_GROUP_NAME_DUPLICATE,
+    _("Another channel group of this store has this name."),
 )
 
 

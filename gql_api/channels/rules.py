@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from gql_api.errors import DomainError, Problems, UserErrorCode
+from gql_api.i18n import Message, _
 from gql_api.pg_catalog.catalog import (
     Catalog,
     ChannelPurpose,
@@ -61,7 +62,7 @@ def resolve_module(
         problems.add(
             UserErrorCode.INVALID_INPUT,
             ("input", "pgProvider"),
-            f"{provider.value} is not offered in the PG catalog.",
+            _("{provider} is not offered in the PG catalog.", provider=provider.value),
         )
         return None
     module = info.module(module_code)
@@ -69,7 +70,11 @@ def resolve_module(
         problems.add(
             UserErrorCode.PG_MODULE_MISMATCH,
             ("input", "moduleCode"),
-            f"{module_code!r} is not a payment module of {info.display_name}.",
+            _(
+                "{module_code} is not a payment module of {provider}.",
+                module_code=repr(module_code),
+                provider=info.localized_display_name,
+            ),
         )
         return None
     return info, module
@@ -80,7 +85,11 @@ def check_purpose(problems: Problems, module: PaymentModule, purpose: ChannelPur
         problems.add(
             UserErrorCode.PURPOSE_NOT_SUPPORTED,
             ("input", "purpose"),
-            f"The module “{module.name}” does not support {purpose.value}.",
+            _(
+                "The module “{module}” does not support {purpose}.",
+                module=module.localized_name,
+                purpose=purpose.value,
+            ),
         )
 
 
@@ -103,7 +112,7 @@ def classify_mid(
             problems.add(
                 UserErrorCode.SHARED_TEST_MID_NOT_ALLOWED,
                 path,
-                "A shared public test MID cannot be used in LIVE mode; use your own MID.",
+                _("A shared public test MID cannot be used in LIVE mode; use your own MID."),
             )
             return False
         return True
@@ -111,7 +120,7 @@ def classify_mid(
         problems.add(
             UserErrorCode.SHARED_TEST_MID_NOT_ALLOWED,
             path,
-            "This shared test MID belongs to another payment module.",
+            _("This shared test MID belongs to another payment module."),
         )
     return False
 
@@ -121,15 +130,20 @@ def check_pg_merchant_id(
 ) -> str:
     """The PG MID trimmed; REQUIRED or INVALID_INPUT recorded at input.pgMerchantId."""
     path = ("input", "pgMerchantId")
+    label = module.localized_merchant_id_label
     value = pg_merchant_id.strip()
     if not value:
-        problems.add(UserErrorCode.REQUIRED, path, f"{module.merchant_id_label} is required.")
+        problems.add(UserErrorCode.REQUIRED, path, _("{label} is required.", label=label))
     elif len(value) > MID_MAX_LENGTH or has_control_characters(value) or " " in value:
         problems.add(
             UserErrorCode.INVALID_INPUT,
             path,
-            f"{module.merchant_id_label} must be at most {MID_MAX_LENGTH} characters, without "
-            "spaces or control characters.",
+            _(
+                "{label} must be at most {max_length} characters, without spaces or control "
+                "characters.",
+                label=label,
+                max_length=MID_MAX_LENGTH,
+            ),
         )
     elif (
         not shared
@@ -139,7 +153,7 @@ def check_pg_merchant_id(
         problems.add(
             UserErrorCode.INVALID_INPUT,
             path,
-            f"{module.merchant_id_label} does not have the expected format.",
+            _("{label} does not have the expected format.", label=label),
         )
     return value
 
@@ -161,20 +175,31 @@ def check_credential_input(
             problems.add(
                 UserErrorCode.CREDENTIAL_UNKNOWN,
                 path,
-                f"“{module.name}” has no credential {item.key!r}.",
+                _(
+                    "“{module}” has no credential {key}.",
+                    module=module.localized_name,
+                    key=repr(item.key),
+                ),
             )
             continue
+        label = field.localized_label
         if item.key in result or item.key in refused:
-            problems.add(UserErrorCode.INVALID_INPUT, path, f"{field.label} is given twice.")
+            problems.add(
+                UserErrorCode.INVALID_INPUT, path, _("{label} is given twice.", label=label)
+            )
             continue
         value = item.value.strip()
-        message = None
+        message: Message | None = None
         if len(value) > CREDENTIAL_MAX_LENGTH:
-            message = f"{field.label} must be at most {CREDENTIAL_MAX_LENGTH} characters."
+            message = _(
+                "{label} must be at most {max_length} characters.",
+                label=label,
+                max_length=CREDENTIAL_MAX_LENGTH,
+            )
         elif any(has_control_characters(c) and c not in _ALLOWED_WHITESPACE for c in value):
-            message = f"{field.label} contains control characters."
+            message = _("{label} contains control characters.", label=label)
         elif value and field.pattern and not re.fullmatch(field.pattern, value):
-            message = f"{field.label} does not have the expected format."
+            message = _("{label} does not have the expected format.", label=label)
         if message is not None:
             problems.add(UserErrorCode.INVALID_INPUT, path, message)
             refused.add(item.key)
@@ -189,7 +214,7 @@ def check_credential_count(values: Sequence[CredentialValue]) -> None:
         raise DomainError.single(
             UserErrorCode.INVALID_INPUT,
             _CREDENTIALS,
-            f"At most {MAX_CREDENTIALS} credentials can be sent at once.",
+            _("At most {limit} credentials can be sent at once.", limit=MAX_CREDENTIALS),
         )
 
 
@@ -207,7 +232,7 @@ def check_required(
             problems.add(
                 UserErrorCode.INVALID_INPUT,
                 (*_CREDENTIALS, key),
-                "A shared public test MID uses the platform's credentials; send none.",
+                _("A shared public test MID uses the platform's credentials; send none."),
             )
         return
     for field in module.credential_fields:
@@ -215,5 +240,9 @@ def check_required(
             problems.add(
                 UserErrorCode.CREDENTIAL_MISSING,
                 (*_CREDENTIALS, field.key),
-                f"{field.label} is required for “{module.name}”.",
+                _(
+                    "{label} is required for “{module}”.",
+                    label=field.localized_label,
+                    module=module.localized_name,
+                ),
             )

@@ -21,6 +21,7 @@ from gql_api.channel_groups import service as channel_groups
 from gql_api.channels import rules
 from gql_api.channels.rules import CredentialValue, IntegrationMode, TaxType
 from gql_api.errors import DomainError, Problems, UserErrorCode
+from gql_api.i18n import _, _n
 from gql_api.ids import pk_of
 from gql_api.permissions import Operation, Principal, confined_store_pk, require
 from gql_api.pg_catalog.catalog import Catalog, ChannelPurpose, PaymentModule, PgProvider
@@ -110,13 +111,13 @@ async def create_channel(
         db=db, principal=principal, operation=Operation.CHANNEL_MANAGE, store_id=draft.store_id
     )
     problems = Problems()
-    name = validation.name(problems, draft.name, ("input", "name"), label="Channel name")
+    name = validation.name(problems, draft.name, ("input", "name"), label=_("Channel name"))
     resolved = rules.resolve_module(
         problems, services.catalog, draft.pg_provider, draft.module_code
     )
     problems.raise_if_any()
     assert resolved is not None
-    _, module = resolved
+    _provider, module = resolved
     rules.check_purpose(problems, module, draft.purpose)
     shared = rules.classify_mid(
         problems, services.catalog, module, draft.mode, draft.pg_merchant_id.strip()
@@ -176,7 +177,7 @@ async def update_channel(
 
     name = channel.name
     if changes.name is not None:
-        name = validation.name(problems, changes.name, ("input", "name"), label="Channel name")
+        name = validation.name(problems, changes.name, ("input", "name"), label=_("Channel name"))
         if name != channel.name:
             changed.append("name")
     mode = IntegrationMode(channel.mode)
@@ -258,7 +259,12 @@ async def delete_channel(*, db: AsyncSession, principal: Principal, channel_id: 
         raise DomainError.single(
             UserErrorCode.CHANNEL_IN_GROUP,
             ("input", "id"),
-            f"The channel is in the channel groups {names}; take it out of them first.",
+            _n(
+                "The channel is in the channel group {names}; take it out of it first.",
+                "The channel is in the channel groups {names}; take it out of them first.",
+                len(groups),
+                names=names,
+            ),
         )
     channel.deleted_at = utcnow()
     channel.updated_at = channel.deleted_at
@@ -311,7 +317,7 @@ async def _managed_channel(
         channel = (await db.exec(statement)).first()
     if channel is None:
         raise DomainError.single(
-            UserErrorCode.NOT_FOUND, ("input", "id"), "No channel with this ID."
+            UserErrorCode.NOT_FOUND, ("input", "id"), _("No channel with this ID.")
         )
     return channel
 
@@ -320,12 +326,13 @@ def _version_conflict() -> DomainError:
     return DomainError.single(
         UserErrorCode.VERSION_CONFLICT,
         ("input", "version"),
-        "The channel changed since you read it; reload it and apply your change again.",
+        _("The channel changed since you read it; reload it and apply your change again."),
     )
 
 
 _CHANNEL_NAME = UniqueName(
-    UserErrorCode.CHANNEL_NAME_DUPLICATE, "Another channel of this store and mode has this name."
+    UserErrorCode.CHANNEL_NAME_DUPLICATE,
+    _("Another channel of this store and mode has this name."),
 )
 
 

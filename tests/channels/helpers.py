@@ -222,3 +222,19 @@ def decrypt(app: Starlette, channel_key: str, key: str, cipher: str) -> str:
     encryptor = app.state.app_state.encryptor
     plain: str = encryptor.decrypt(cipher, context=f"channel:{channel_key}:{key}")
     return plain
+
+
+async def gql_in(
+    api: Api, language: str, query: str, variables: dict[str, Any], *, token: str
+) -> dict[str, Any]:
+    """The data of `query` sent as a client reading `language` sends it (Accept-Language)."""
+    response = await api.client.post(
+        "/graphql",
+        json={"query": query, "variables": variables},
+        headers={"Authorization": f"Bearer {token}", "Accept-Language": language},
+    )
+    body = response.json()
+    assert response.status_code == 200 and body.get("errors") is None, body
+    assert response.headers["content-language"] == language.split("-")[0]
+    data: dict[str, Any] = body["data"]
+    return data

@@ -4,6 +4,7 @@ stores each): every caller must still get exactly its own stores' channels, in o
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from sqlalchemy import text
 from starlette.applications import Starlette
@@ -39,7 +40,7 @@ async def add_channels(api: Api, owner: SignedUp, store_id: str, *names: str) ->
         await create_channel(api, owner.token, kcp_shared_test_input(store_id, name))
 
 
-async def every_store(api: Api, token: str, **variables: object) -> dict[str, dict[str, object]]:
+async def every_store(api: Api, token: str, **variables: object) -> dict[str, dict[str, Any]]:
     result = await api.gql(EVERY_STORE, variables, token=token)
     return {s["storeId"]: s["channels"] for s in result.data["merchant"]["stores"]["nodes"]}
 
@@ -113,7 +114,7 @@ async def test_a_search_for_like_wildcards_matches_them_literally(
     found = {
         term: [
             n["name"]
-            for n in (await every_store(api, owner.token, first=50, search=term))[store]["nodes"]  # type: ignore[index]
+            for n in (await every_store(api, owner.token, first=50, search=term))[store]["nodes"]
         ]
         for term in ["%_", "50%", "_off", "\\", "off"]
     }
