@@ -23,6 +23,7 @@ from gql_api.enums import (
     PgProvider,
     TaxType,
 )
+from gql_api.i18n import Localized
 from gql_api.node import Node, to_global_id
 from gql_api.pg_catalog.catalog import Catalog
 
@@ -30,7 +31,10 @@ from gql_api.pg_catalog.catalog import Catalog
 @strawberry.type(description="One credential of a channel. Secret values are never returned.")
 class ChannelCredential:
     key: str = strawberry.field(description="The module's credential key, e.g. signKey.")
-    label: str = strawberry.field(description="Label as the console shows it.")
+    label: str = strawberry.field(
+        description="Label as the console shows it, in the request's language (Korean where "
+        "no English exists)."
+    )
     secret: bool = strawberry.field(
         description="True for write-only fields: only maskedValue is returned."
     )
@@ -111,8 +115,7 @@ class ChannelFields(Node):
             pg_merchant_id=row.pg_merchant_id,
             tax_type=TaxType(row.tax_type),
             credentials=[
-                _credential(key, stored[key], shape.labels.get(key, key))
-                for key in shape.ordered(stored)
+                _credential(key, stored[key], shape.label(key)) for key in shape.ordered(stored)
             ],
             version=row.version,
             created_at=row.created_at,
@@ -128,7 +131,13 @@ class ModuleDisplay:
     provider: PgProvider
     versions: tuple[ModuleVersion, ...]
     order: tuple[str, ...]  # credential keys in catalog order
-    labels: dict[str, str]
+    labels: dict[str, Localized]
+
+    def label(self, key: str) -> str:
+        """The field's label in the request's language; the key itself for a key the catalog
+        no longer has."""
+        found = self.labels.get(key)
+        return found.render() if found is not None else key
 
     def ordered(self, stored: dict[str, dict[str, str]]) -> list[str]:
         """Stored keys in the order the catalog lists the fields (unknown keys last)."""
@@ -154,7 +163,7 @@ def _module_display(catalog: Catalog, pg_provider: str, module_code: str) -> Mod
             provider=provider,
             versions=module.versions if module else (ModuleVersion.V2,),
             order=tuple(f.key for f in fields),
-            labels={f.key: f.label for f in fields},
+            labels={f.key: f.localized_label for f in fields},
         )
     return found
 

@@ -1,4 +1,10 @@
-"""Loading and validating the catalog data file shipped in the package (catalog.json)."""
+"""Loading and validating the catalog data file shipped in the package (catalog.json).
+
+Labels, names and help texts are Korean, as PortOne's console writes them; an optional `…En`
+key beside one (`label`/`labelEn`, `name`/`nameEn`, …) gives its English. The `localized_…`
+properties pair them (gql_api.i18n.Localized), so that the API answers in the request's
+language and shows the Korean text where no English is given.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +15,8 @@ from functools import lru_cache
 from importlib import resources
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from gql_api.i18n import Localized
 
 
 class ModuleVersion(StrEnum):
@@ -86,8 +94,28 @@ _KEY = r"^[a-z][A-Za-z0-9]{0,39}$"  # camelCase credential keys, e.g. signKey
 _CODE = r"^[A-Z][A-Z0-9_]{1,63}$"
 
 
+_HANGUL = re.compile(r"[\uac00-\ud7a3\u3131-\u318e]")
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+def _english(value: str | None) -> str | None:
+    """An English label or name has no Hangul: that is a Korean text pasted into the wrong
+    key. (English help texts may quote a Korean console's menu names.)"""
+    if value is not None and _HANGUL.search(value):
+        raise ValueError(f"English text {value!r} contains Hangul")
+    return value
+
+
+def _paired(korean: str | None, english: str | None, what: str) -> Localized | None:
+    """Korean and English of one text; English alone (nothing to translate) is refused."""
+    if korean is None:
+        if english is not None:
+            raise ValueError(f"{what}: English text without the Korean one")
+        return None
+    return Localized(ko=korean, en=english)
 
 
 def _valid_pattern(value: str | None) -> str | None:
@@ -105,36 +133,66 @@ def _valid_pattern(value: str | None) -> str | None:
 class CredentialField(_Strict):
     key: str = Field(pattern=_KEY)
     label: str = Field(min_length=1, max_length=100)
+    label_en: str | None = Field(default=None, alias="labelEn", min_length=1, max_length=100)
     required: bool
     secret: bool
     pattern: str | None = None
     help: str | None = Field(default=None, max_length=500)
+    help_en: str | None = Field(default=None, alias="helpEn", max_length=500)
 
     _check_pattern = field_validator("pattern")(_valid_pattern)
+    _check_english = field_validator("label_en")(_english)
+
+    @model_validator(mode="after")
+    def _help_pairs(self) -> CredentialField:
+        _paired(self.help, self.help_en, f"credential {self.key} help")
+        return self
+
+    @property
+    def localized_label(self) -> Localized:
+        return Localized(ko=self.label, en=self.label_en)
+
+    @property
+    def localized_help(self) -> Localized | None:
+        return _paired(self.help, self.help_en, self.key)
 
 
 class SharedTestMerchantId(_Strict):
     merchant_id: str = Field(alias="merchantId", min_length=1, max_length=100)
     label: str = Field(min_length=1, max_length=100)
+    label_en: str | None = Field(default=None, alias="labelEn", min_length=1, max_length=100)
+
+    _check_english = field_validator("label_en")(_english)
+
+    @property
+    def localized_label(self) -> Localized:
+        return Localized(ko=self.label, en=self.label_en)
 
 
 class PaymentModule(_Strict):
     code: str = Field(pattern=_CODE)
     name: str = Field(min_length=1, max_length=200)
+    name_en: str | None = Field(default=None, alias="nameEn", min_length=1, max_length=200)
     versions: tuple[ModuleVersion, ...] = Field(min_length=1)
     purposes: tuple[ChannelPurpose, ...] = Field(min_length=1)
     merchant_id_label: str = Field(alias="merchantIdLabel", min_length=1, max_length=100)
+    merchant_id_label_en: str | None = Field(
+        default=None, alias="merchantIdLabelEn", min_length=1, max_length=100
+    )
     merchant_id_pattern: str | None = Field(default=None, alias="merchantIdPattern")
     merchant_id_help: str | None = Field(default=None, alias="merchantIdHelp", max_length=500)
+    merchant_id_help_en: str | None = Field(default=None, alias="merchantIdHelpEn", max_length=500)
     credential_fields: tuple[CredentialField, ...] = Field(alias="credentialFields")
     shared_test_merchant_ids: tuple[SharedTestMerchantId, ...] = Field(
         default=(), alias="sharedTestMerchantIds"
     )
 
     _check_pattern = field_validator("merchant_id_pattern")(_valid_pattern)
+    _check_english = field_validator("name_en", "merchant_id_label_en")(_english)
 
     @model_validator(mode="after")
     def _unique_keys(self) -> PaymentModule:
+        _paired(self.merchant_id_help, self.merchant_id_help_en, f"module {self.code} MID help")
         keys = [f.key for f in self.credential_fields]
         if len(keys) != len(set(keys)):
             raise ValueError(f"module {self.code}: duplicate credential keys")
@@ -142,6 +200,18 @@ class PaymentModule(_Strict):
         if len(mids) != len(set(mids)):
             raise ValueError(f"module {self.code}: duplicate shared test MIDs")
         return self
+
+    @property
+    def localized_name(self) -> Localized:
+        return Localized(ko=self.name, en=self.name_en)
+
+    @property
+    def localized_merchant_id_label(self) -> Localized:
+        return Localized(ko=self.merchant_id_label, en=self.merchant_id_label_en)
+
+    @property
+    def localized_merchant_id_help(self) -> Localized | None:
+        return _paired(self.merchant_id_help, self.merchant_id_help_en, self.code)
 
     def field(self, key: str) -> CredentialField | None:
         return next((f for f in self.credential_fields if f.key == key), None)
@@ -155,7 +225,16 @@ class PaymentModule(_Strict):
 class ProviderInfo(_Strict):
     provider: PgProvider
     display_name: str = Field(alias="displayName", min_length=1, max_length=100)
+    display_name_en: str | None = Field(
+        default=None, alias="displayNameEn", min_length=1, max_length=100
+    )
     modules: tuple[PaymentModule, ...] = Field(min_length=1)
+
+    _check_english = field_validator("display_name_en")(_english)
+
+    @property
+    def localized_display_name(self) -> Localized:
+        return Localized(ko=self.display_name, en=self.display_name_en)
 
     def module(self, code: str) -> PaymentModule | None:
         return next((m for m in self.modules if m.code == code), None)

@@ -96,7 +96,7 @@ async def test_a_live_channel_with_its_own_credentials_is_live_and_masks_secrets
         },
         {
             "key": "signKey",
-            "label": "웹결제 signKey",
+            "label": "Web payment signKey",
             "secret": True,
             "value": None,
             "maskedValue": MASK + INICIS_SIGN_KEY[-4:],
@@ -127,7 +127,7 @@ async def test_a_non_secret_credential_comes_back_in_clear(api: Api, owner: Sign
     assert set(credentials) == {"certificate", "privateKey", "privateKeyPassword", "groupId"}
     assert credentials["groupId"] == {
         "key": "groupId",
-        "label": "자동결제 그룹아이디",
+        "label": "Recurring payment group ID",
         "secret": False,
         "value": "A52Q7GROUP",
         "maskedValue": None,

@@ -40,10 +40,28 @@ def shipped_catalog() -> dict[str, Any]:
     return data
 
 
-async def providers(api: Api, **arguments: Any) -> list[dict[str, Any]]:
-    result = await api.gql(PG_PROVIDERS, arguments)
-    data: list[dict[str, Any]] = result.data["pgProviders"]
+async def providers(
+    api: Api, *, language: str | None = None, **arguments: Any
+) -> list[dict[str, Any]]:
+    """The catalog as a client asking for `language` (Accept-Language) reads it."""
+    headers = {"Accept-Language": language} if language else {}
+    response = await api.client.post(
+        "/graphql", json={"query": PG_PROVIDERS, "variables": arguments}, headers=headers
+    )
+    body = response.json()
+    assert response.status_code == 200 and body.get("errors") is None, body
+    data: list[dict[str, Any]] = body["data"]["pgProviders"]
     return data
+
+
+def shown(raw: dict[str, Any], key: str, language: str) -> str | None:
+    """What the catalog file says `key` reads in `language`: its English (`keyEn`) for an
+    English reader where there is one, the console's Korean otherwise."""
+    if language == "en" and raw.get(f"{key}En"):
+        english: str = raw[f"{key}En"]
+        return english
+    korean: str | None = raw.get(key)
+    return korean
 
 
 def module_codes(listing: list[dict[str, Any]]) -> set[str]:
@@ -104,21 +122,32 @@ async def test_every_provider_describes_its_modules_fields_and_test_mids(api: Ap
                 re.compile(module["merchantIdPattern"])
 
 
-async def test_the_query_serves_exactly_the_shipped_data_file(api: Api) -> None:
+@pytest.mark.parametrize("language", ["ko", "en"])
+async def test_the_query_serves_exactly_the_shipped_data_file(api: Api, language: str) -> None:
     # given
     shipped = shipped_catalog()
 
     # when
-    listing = await providers(api)
+    listing = await providers(api, language=language)
 
-    # then
+    # then: every text in the language asked for, Korean where the file has no English
     assert [info["provider"] for info in listing] == [
         info["provider"] for info in shipped["providers"]
     ]
     for served, stored in zip(listing, shipped["providers"], strict=True):
-        assert served["displayName"] == stored["displayName"]
+        assert served["displayName"] == shown(stored, "displayName", language)
         assert [m["code"] for m in served["modules"]] == [m["code"] for m in stored["modules"]]
         for module, raw in zip(served["modules"], stored["modules"], strict=True):
+            assert module["name"] == shown(raw, "name", language)
+            assert module["merchantIdLabel"] == shown(raw, "merchantIdLabel", language)
+            assert module["merchantIdHelp"] == shown(raw, "merchantIdHelp", language)
+            assert [(f["label"], f["help"]) for f in module["credentialFields"]] == [
+                (shown(f, "label", language), shown(f, "help", language))
+                for f in raw["credentialFields"]
+            ]
+            assert [m["label"] for m in module["sharedTestMerchantIds"]] == [
+                shown(m, "label", language) for m in raw.get("sharedTestMerchantIds", [])
+            ]
             assert module["versions"] == raw["versions"]
             assert module["purposes"] == raw["purposes"]
             assert [f["key"] for f in module["credentialFields"]] == [
@@ -149,7 +178,7 @@ async def test_the_pg_provider_enum_covers_every_catalog_provider(api: Api) -> N
 
 async def test_kcp_and_inicis_entries_carry_the_console_labels_and_shared_mids(api: Api) -> None:
     # when
-    listing = {info["provider"]: info for info in await providers(api)}
+    listing = {info["provider"]: info for info in await providers(api, language="ko")}
 
     # then
     kcp = listing["KCP_V2"]
@@ -171,7 +200,7 @@ async def test_kcp_and_inicis_entries_carry_the_console_labels_and_shared_mids(a
 
 async def test_every_catalog_label_set_has_korean_text(api: Api) -> None:
     # when
-    listing = await providers(api)
+    listing = await providers(api, language="ko")
 
     # then: every module names its MID or one of its fields in Korean, as the console does
     for info in listing:
@@ -183,6 +212,53 @@ async def test_every_catalog_label_set_has_korean_text(api: Api) -> None:
                 *(f["help"] or "" for f in module["credentialFields"]),
             ]
             assert any(HANGUL.search(t) for t in texts), (info["provider"], module["code"])
+
+
+async def test_the_catalog_answers_in_korean_or_english_as_the_request_asks(api: Api) -> None:
+    # when
+    korean = {info["provider"]: info for info in await providers(api, language="ko")}
+    english = {info["provider"]: info for info in await providers(api, language="en-US,en")}
+
+    # then: the same entry, its labels in the language asked for
+    kcp_ko = next(m for m in korean["KCP_V2"]["modules"] if m["code"] == "KCP_V2_PAYMENT")
+    kcp_en = next(m for m in english["KCP_V2"]["modules"] if m["code"] == "KCP_V2_PAYMENT")
+    assert (kcp_ko["name"], kcp_en["name"]) == (
+        "[결제창] 일반/수기결제 [API] 수기/정기결제",
+        "[Payment window] Standard/manual [API] Manual/recurring",
+    )
+    assert (kcp_ko["merchantIdLabel"], kcp_en["merchantIdLabel"]) == (
+        "PG상점아이디 (사이트코드)",
+        "PG merchant ID (site code)",
+    )
+    assert (kcp_ko["sharedTestMerchantIds"][0], kcp_en["sharedTestMerchantIds"][0]) == (
+        {"merchantId": "T0000", "label": "결제창 일반"},
+        {"merchantId": "T0000", "label": "Payment window, standard"},
+    )
+    toss_en = english["TOSSPAYMENTS"]
+    assert toss_en["displayName"] == "Toss Payments"
+    assert [f["label"] for f in toss_en["modules"][0]["credentialFields"]] == [
+        "Client key",
+        "Secret key",
+    ]
+    assert (korean["INICIS_V2"]["displayName"], english["INICIS_V2"]["displayName"]) == (
+        "KG이니시스",
+        "KG Inicis",
+    )
+
+
+async def test_an_english_reader_sees_no_korean_name_or_label(api: Api) -> None:
+    # when
+    listing = await providers(api, language="en")
+
+    # then: every name and label has its English (help texts may still be Korean)
+    for info in listing:
+        texts = [info["displayName"]]
+        for module in info["modules"]:
+            texts += [module["name"], module["merchantIdLabel"]]
+            texts += [f["label"] for f in module["credentialFields"]]
+            texts += [m["label"] for m in module["sharedTestMerchantIds"]]
+        korean = [text for text in texts if HANGUL.search(text)]
+        assert not korean, (info["provider"], korean)
 
 
 async def test_module_version_filter_keeps_only_modules_of_that_version(api: Api) -> None:
@@ -291,6 +367,15 @@ BROKEN_CATALOGS = {
     "duplicate shared test MID": lambda d: _first_module(d)["sharedTestMerchantIds"].append(
         copy.deepcopy(_first_module(d)["sharedTestMerchantIds"][0])
     ),
+    "Korean text as an English label": lambda d: _first_module(d)["credentialFields"][0].update(
+        labelEn="인증서"
+    ),
+    "Korean text as an English module name": lambda d: _first_module(d).update(nameEn="일반결제"),
+    "empty English label": lambda d: d["providers"][0].update(displayNameEn=""),
+    "English help without the Korean help": lambda d: _first_module(d)["credentialFields"][
+        0
+    ].update(help=None, helpEn="Where to find it."),
+    "unknown English key": lambda d: _first_module(d).update(codeEn="KCP"),
 }
 
 
