@@ -240,6 +240,9 @@ async def test_the_catalog_answers_in_korean_or_english_as_the_request_asks(api:
         "Client key",
         "Secret key",
     ]
+    assert toss_en["modules"][0]["credentialFields"][0]["help"] == (
+        "Found in the Toss Payments Developer Center > My development information > API keys."
+    )
     assert (korean["INICIS_V2"]["displayName"], english["INICIS_V2"]["displayName"]) == (
         "KG이니시스",
         "KG Inicis",
