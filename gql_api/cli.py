@@ -1,17 +1,35 @@
 """Command line: `integration-api serve | worker | migrate | export-schema | check-config |
-generate-key | persisted-queries | create-merchant | event publish`."""
+generate-key | persisted-queries | create-merchant | event publish`.
+
+Every command that reads settings validates all of them first (gql_api.config_check) and,
+when it uses the database, checks that it answers (and is migrated) before doing anything:
+a problem is one line naming the variable, and exit code 2, never a traceback.
+"""
 
 from __future__ import annotations
 
 import argparse
 import os
 import sys
+import textwrap
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
+from gql_api.config_check import (
+    ConfigurationError,
+    check_database,
+    effective_values,
+    load_settings,
+    settings_read_by,
+    warnings,
+)
+
+EXIT_OK = 0
+EXIT_FAILED = 1  # the operation itself failed (e.g. the email is taken)
+EXIT_USAGE = 2  # a usage or configuration error, as argparse uses it for a bad option
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -21,9 +39,10 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from gql_api.logs import configure_logging, logging_config
-    from gql_api.settings import get_settings
 
-    settings = get_settings()
+    settings = load_settings()
+    # Checked here, before uvicorn starts: a wrong URL is one line, not a traceback per worker.
+    check_database(settings, migrated=True)
     configure_logging(settings.log_level)
     workers = args.workers or settings.web_concurrency
     options: dict[str, Any] = {
@@ -83,17 +102,18 @@ def _metrics_directory_of_this_run() -> Iterator[None]:
 
 def _migrate(_: argparse.Namespace) -> int:
     from db.migrate import upgrade
-    from gql_api.settings import get_settings
 
-    upgrade(get_settings().database_url)
+    settings = load_settings()
+    check_database(settings, migrated=False)  # reachable; migrating is what this does
+    upgrade(settings.database_url)
     return 0
 
 
 def _export_schema(args: argparse.Namespace) -> int:
     from gql_api.schema import build_schema
-    from gql_api.settings import Settings
 
-    sdl = build_schema(Settings(introspection_enabled=True)).as_str() + "\n"
+    settings = load_settings().model_copy(update={"introspection_enabled": True})
+    sdl = build_schema(settings).as_str() + "\n"
     if args.output == "-":
         sys.stdout.write(sdl)
     else:
@@ -102,24 +122,30 @@ def _export_schema(args: argparse.Namespace) -> int:
 
 
 def _create_merchant(args: argparse.Namespace) -> int:
-    """Sign a merchant up without GraphQL (for operators); the password comes from stdin."""
+    """Sign a merchant up without GraphQL (for operators). The password is read from standard
+    input when that is not a terminal (a pipe, a file, a script), else asked for without echo;
+    the settings and the database are checked first, so no one types a password for nothing."""
     import asyncio
-    import getpass
 
     from db.engine import Tx
     from gql_api.accounts import service
     from gql_api.app import create_state
     from gql_api.errors import DomainError
     from gql_api.mutations import run_unit
-    from gql_api.settings import get_settings
 
-    if args.password_stdin:
-        password = sys.stdin.readline().rstrip("\n")
-    else:
-        password = getpass.getpass("Owner password: ")
+    settings = load_settings()
+    check_database(settings, migrated=True)
+    password = _owner_password(from_stdin=args.password_stdin)
+    if not password:
+        print(
+            "create-merchant: the password is empty; write it on standard input (one line) "
+            "or run the command in a terminal to be asked for it",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
 
     async def run() -> int:
-        state = create_state(get_settings())
+        state = create_state(settings)
         try:
             async with state.session_factory() as db:
 
@@ -151,6 +177,22 @@ def _create_merchant(args: argparse.Namespace) -> int:
     return asyncio.run(run())
 
 
+def _owner_password(*, from_stdin: bool) -> str:
+    """The first line of standard input, unless it is a terminal (and --password-stdin was
+    not given): then getpass asks. "" when nothing was given (end of input)."""
+    import getpass
+
+    stdin = sys.stdin
+    if stdin is None:  # started with standard input closed
+        return ""
+    if from_stdin or not stdin.isatty():
+        return stdin.readline().rstrip("\n")
+    try:
+        return getpass.getpass("Owner password: ")
+    except EOFError:  # Ctrl-D at the prompt
+        return ""
+
+
 def _worker(args: argparse.Namespace) -> int:
     """Deliver webhook events until SIGTERM or SIGINT (then finish or release what is held)."""
     import asyncio
@@ -160,10 +202,10 @@ def _worker(args: argparse.Namespace) -> int:
     from gql_api.logs import configure_logging
     from gql_api.metrics import forget_this_process
     from gql_api.metrics_access import metrics_listener
-    from gql_api.settings import get_settings
     from gql_api.webhooks.worker import Worker, WorkerConfig
 
-    settings = get_settings()
+    settings = load_settings()
+    check_database(settings, migrated=True)
     configure_logging(settings.log_level)
 
     async def run() -> int:
@@ -203,7 +245,6 @@ def _publish_event(args: argparse.Namespace) -> int:
 
     from gql_api.app import create_state
     from gql_api.errors import DomainError
-    from gql_api.settings import get_settings
     from gql_api.webhooks import outbox
     from gql_api.webhooks.events import check_event
     from gql_api.webhooks.intake import publish_event
@@ -231,8 +272,11 @@ def _publish_event(args: argparse.Namespace) -> int:
             )
         return 2
 
+    settings = load_settings()
+    check_database(settings, migrated=True)
+
     async def run() -> int:
-        state = create_state(get_settings())
+        state = create_state(settings)
         try:
             answer = await publish_event(state, event)
         except outbox.StoreNotFound:
@@ -270,9 +314,9 @@ def _persisted_queries_add(args: argparse.Namespace) -> int:
 
     from gql_api import persisted_queries
     from gql_api.schema import build_schema
-    from gql_api.settings import get_settings
 
-    settings = get_settings()
+    settings = load_settings()
+    check_database(settings, migrated=True)
     schema = build_schema(settings)._schema
     documents: list[str] = []
     refused = False
@@ -325,10 +369,12 @@ def _persisted_queries_list(_: argparse.Namespace) -> int:
 
     from db.engine import create_engine
     from gql_api import persisted_queries
-    from gql_api.settings import get_settings
+
+    settings = load_settings()
+    check_database(settings, migrated=True)
 
     async def run() -> list[tuple[str, str]]:
-        engine = create_engine(get_settings().database_url)
+        engine = create_engine(settings.database_url)
         try:
             return await persisted_queries.trusted_hashes(engine=engine)
         finally:
@@ -352,20 +398,18 @@ def _generate_key(_: argparse.Namespace) -> int:
     return 0
 
 
-def _check_config(_: argparse.Namespace) -> int:
-    from gql_api.settings import Settings
-
-    try:
-        settings = Settings()
-    except ValidationError as error:
-        print(f"configuration is invalid:\n{error}", file=sys.stderr)
-        return 1
-    safe = settings.model_dump(exclude={"encryption_keys", "database_url", "platform_event_tokens"})
-    safe["encryption_keys"] = f"{len(settings.encryption_keys)} key(s)"
-    safe["platform_event_tokens"] = f"{len(settings.platform_event_tokens)} token(s)"
-    for key, value in safe.items():
-        print(f"{key.upper()}={value}")
-    return 0
+def _check_config(args: argparse.Namespace) -> int:
+    """Print every setting in effect (secrets masked), `NAME=value`; with --connect, also
+    connect to the database and require it migrated."""
+    settings = load_settings()
+    for name, value in effective_values(settings):
+        print(f"{name}={value}")
+    for warning in warnings(settings):
+        print(warning, file=sys.stderr)
+    if args.connect:
+        state = check_database(settings, migrated=True)
+        print(f"database: reachable, migrated to {', '.join(state.current)} (the newest)")
+    return EXIT_OK
 
 
 def _worker_count(text: str) -> int:
@@ -374,29 +418,83 @@ def _worker_count(text: str) -> int:
     return int(text)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="integration-api", description="Integration-management GraphQL API"
+EXIT_CODES = f"""exit codes:
+  {EXIT_OK}  done
+  {EXIT_FAILED}  the operation failed (e.g. create-merchant: the email is taken)
+  {EXIT_USAGE}  usage or configuration error: a bad option, an invalid setting, the database
+     unreachable or not migrated (one line each on standard error, naming the variable)
+
+Settings come from environment variables (and a .env file in the working folder);
+`integration-api check-config` prints every one in effect."""
+
+
+def _environment(command: str) -> str:
+    """The epilog of `command --help`: the variables it acts on (gql_api.config_check, derived
+    from the Settings fields), and that every setting is validated first."""
+    names = settings_read_by(command)
+    if command == "generate-key":
+        return "environment: reads no environment variable."
+    listed = textwrap.fill(
+        ", ".join(names) if names else "none beyond validating them",
+        width=88,
+        initial_indent="  ",
+        subsequent_indent="  ",
     )
+    return (
+        f"environment variables:\n{listed}\n"
+        "Every setting is validated first (see `integration-api check-config`): an invalid "
+        f"one,\nor a database that does not answer, stops the command with exit code {EXIT_USAGE}."
+    )
+
+
+def _command(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser], name: str, help_text: str
+) -> argparse.ArgumentParser:
+    return commands.add_parser(
+        name.rsplit(" ", 1)[-1],
+        help=help_text,
+        description=help_text,
+        epilog=_environment(name),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+
+
+def _version() -> str:
+    try:
+        return version("integration-api")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        return "unknown (not installed)"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="integration-api",
+        description="Integration-management GraphQL API",
+        epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = parser.add_subparsers(dest="command", required=True)
-    serve = commands.add_parser("serve", help="serve the API with uvicorn on HOST:PORT")
+    serve = _command(commands, "serve", "serve the API with uvicorn on HOST:PORT")
     serve.add_argument(
         "--workers",
         type=_worker_count,
         help="worker processes sharing the port (default: WEB_CONCURRENCY, else 1)",
     )
     serve.set_defaults(run=_serve)
-    worker = commands.add_parser(
-        "worker", help="deliver webhook events (any number of workers may share PostgreSQL)"
+    worker = _command(
+        commands,
+        "worker",
+        "deliver webhook events (any number of workers may share PostgreSQL)",
     )
     worker.add_argument("--once", action="store_true", help="deliver what is due now, then exit")
     worker.set_defaults(run=_worker)
-    commands.add_parser("migrate", help="apply database migrations").set_defaults(run=_migrate)
+    _command(commands, "migrate", "apply database migrations").set_defaults(run=_migrate)
     event = commands.add_parser("event", help="webhook events").add_subparsers(
         dest="event_command", required=True
     )
-    publish = event.add_parser(
-        "publish", help="publish a webhook event for a store, as the payment core does"
+    publish = _command(
+        event, "event publish", "publish a webhook event for a store, as the payment core does"
     )
     publish.add_argument("--store", required=True, help="the storeId (store-…)")
     publish.add_argument("--mode", required=True, choices=["LIVE", "TEST"])
@@ -407,43 +505,67 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--id", help="the publisher's event id (idempotency key); default: a new evt-<uuid>"
     )
     publish.set_defaults(run=_publish_event)
-    export = commands.add_parser("export-schema", help="print or write the GraphQL SDL")
+    export = _command(commands, "export-schema", "print or write the GraphQL SDL")
     export.add_argument("--output", default="-", help="file to write, or - for stdout")
     export.set_defaults(run=_export_schema)
-    commands.add_parser("check-config", help="validate settings from the environment").set_defaults(
-        run=_check_config
+    check = _command(
+        commands,
+        "check-config",
+        "validate the settings and print every value in effect, NAME=value (secrets masked)",
     )
-    commands.add_parser(
-        "generate-key", help="print a new ENCRYPTION_KEYS key (put it first to rotate)"
+    check.add_argument(
+        "--connect",
+        action="store_true",
+        help="also connect to DATABASE_URL and check it is migrated to this release",
+    )
+    check.set_defaults(run=_check_config)
+    _command(
+        commands, "generate-key", "print a new ENCRYPTION_KEYS key (put it first to rotate)"
     ).set_defaults(run=_generate_key)
     persisted = commands.add_parser(
         "persisted-queries", help="trusted documents (PERSISTED_QUERIES_ONLY)"
     ).add_subparsers(dest="persisted_command", required=True)
-    persisted_add = persisted.add_parser(
-        "add", help="register GraphQL documents as trusted, one per file; prints their sha256"
+    persisted_add = _command(
+        persisted,
+        "persisted-queries add",
+        "register GraphQL documents as trusted, one per file; prints their sha256",
     )
     persisted_add.add_argument("files", nargs="+", metavar="FILE")
     persisted_add.set_defaults(run=_persisted_queries_add)
-    persisted.add_parser("list", help="print the trusted documents' sha256").set_defaults(
-        run=_persisted_queries_list
-    )
-    create = commands.add_parser(
-        "create-merchant", help="sign a merchant up (merchant, 대표상점, OWNER) without GraphQL"
+    _command(
+        persisted, "persisted-queries list", "print the trusted documents' sha256"
+    ).set_defaults(run=_persisted_queries_list)
+    create = _command(
+        commands,
+        "create-merchant",
+        "sign a merchant up (merchant, 대표상점, OWNER) without GraphQL; the owner's password "
+        "is read from standard input when it is not a terminal, else asked for",
     )
     create.add_argument("--merchant-name", required=True)
     create.add_argument("--email", required=True, help="the owner's email")
     create.add_argument("--name", required=True, help="the owner's name")
     create.add_argument(
-        "--password-stdin", action="store_true", help="read the password from standard input"
+        "--password-stdin",
+        action="store_true",
+        help="read the password from standard input even when it is a terminal",
     )
     create.set_defaults(run=_create_merchant)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     if args.run not in (_serve, _worker):
         # One-off commands record nothing worth a scrape: no metrics files of theirs.
         from gql_api.metrics import MULTIPROCESS_DIR_ENV
 
         os.environ.pop(MULTIPROCESS_DIR_ENV, None)
-    return int(args.run(args))
+    try:
+        return int(args.run(args))
+    except ConfigurationError as error:
+        for line in error.lines:
+            print(line, file=sys.stderr)
+        return EXIT_USAGE
 
 
 if __name__ == "__main__":

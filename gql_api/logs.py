@@ -47,8 +47,14 @@ def current_request_id() -> str:
 MAX_FIELD_CHARS = 4096  # per message, traceback or extra value: a line stays a few KB
 
 
+# JSON escapes the C0 controls (ESC is written \u001b) but leaves the C1 ones raw, and a
+# terminal takes U+009B for "ESC [": a request path could colour or move an operator's screen.
+_C1_ESCAPES = {code: f"\\u{code:04x}" for code in range(0x80, 0xA0)}
+
+
 class JsonFormatter(logging.Formatter):
-    """One JSON object per line; long values are cut in the middle (head and tail kept)."""
+    """One JSON object per line, with no terminal control sequence in it (every control
+    character escaped); long values are cut in the middle (head and tail kept)."""
 
     # uvicorn's color_message repeats the message with terminal colour codes.
     _RESERVED = frozenset(vars(logging.makeLogRecord({})).keys()) | {
@@ -71,7 +77,7 @@ class JsonFormatter(logging.Formatter):
                 entry[key] = _capped_value(value)
         if record.exc_info:
             entry["exception"] = _capped(self.formatException(record.exc_info))
-        line = json.dumps(entry, ensure_ascii=False, default=str)
+        line = json.dumps(entry, ensure_ascii=False, default=str).translate(_C1_ESCAPES)
         # A lone surrogate cannot be written as UTF-8: written as its \ud800 escape instead.
         return line.encode("utf-8", "backslashreplace").decode("utf-8")
 

@@ -1,27 +1,84 @@
-"""Configuration from the environment (and an optional `.env`)."""
+"""Configuration from the environment (and an optional `.env`).
+
+Every rule a value must follow is checked here, when Settings is built, so that `check-config`,
+`serve`, `migrate` and `worker` refuse the same configuration in the same words
+(gql_api.config_check turns the refusal into one line per problem, naming the variable).
+"""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import ipaddress
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 WorkerMode = Literal["embedded", "off"]
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 
 # OWASP Password Storage Cheat Sheet minimum for argon2id.
 OWASP_MIN_MEMORY_KIB = 19456
 OWASP_MIN_TIME_COST = 2
+METRICS_TOKEN_MIN_CHARS = 32
 
 
 class AppEnv(StrEnum):
     DEVELOPMENT = "development"
     TEST = "test"
     PRODUCTION = "production"
+
+
+ENCRYPTION_KEY_BYTES = 32
+GENERATE_KEY_HINT = "create one with `integration-api generate-key`"
+DATABASE_URL_HINT = "use sqlite:///path/to/file.db or postgresql://user:password@host:5432/database"
+
+# Ranges a webhook must not reach from production unless the operator says so explicitly
+# (WEBHOOK_ALLOW_PRIVATE_IN_PRODUCTION): the service's own host and network.
+_NON_PUBLIC_RANGES: tuple[
+    tuple[str, tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]], ...
+] = (
+    ("loopback", tuple(map(ipaddress.ip_network, ("127.0.0.0/8", "::1/128")))),
+    ("link-local", tuple(map(ipaddress.ip_network, ("169.254.0.0/16", "fe80::/10")))),
+    (
+        "private",
+        tuple(
+            map(
+                ipaddress.ip_network,
+                ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "fc00::/7"),
+            )
+        ),
+    ),
+)
+
+
+def decode_encryption_key(value: str) -> bytes:
+    """One ENCRYPTION_KEYS entry as the AES-256 key it stands for: 32 bytes in URL-safe
+    base64 (padding optional). The one definition of the format, used by the settings (a bad
+    key is refused before anything starts) and by gql_api.security.encryption."""
+    try:
+        raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
+    except (ValueError, binascii.Error):
+        raise ValueError("is not base64") from None
+    if len(raw) != ENCRYPTION_KEY_BYTES:
+        raise ValueError(f"decodes to {len(raw)} bytes, not {ENCRYPTION_KEY_BYTES}")
+    return raw
+
+
+def non_public_kind(network: str) -> str | None:
+    """ "loopback", "link-local" or "private" when `network` (a CIDR range) reaches into such
+    a range; None when it holds only other addresses."""
+    parsed = ipaddress.ip_network(network, strict=False)
+    for kind, ranges in _NON_PUBLIC_RANGES:
+        if any(parsed.version == known.version and parsed.overlaps(known) for known in ranges):
+            return kind
+    return None
 
 
 class Settings(BaseSettings):
@@ -39,7 +96,9 @@ class Settings(BaseSettings):
         default_factory=list,
         description="comma-separated Fernet keys, newest first",
     )
-    log_level: str = "INFO"
+    log_level: LogLevel = Field(
+        default="INFO", description="DEBUG, INFO, WARNING, ERROR or CRITICAL (any case)"
+    )
     default_locale: Literal["ko", "en"] = Field(
         default="ko",
         description="language of messages (userErrors, errors) for a request whose "
@@ -201,13 +260,18 @@ class Settings(BaseSettings):
     metrics_host: str = Field(default="127.0.0.1", description="where METRICS_PORT listens")
     metrics_token: SecretStr | None = Field(
         default=None,
-        min_length=32,
         description="when set, metrics require `Authorization: Bearer <token>`",
     )
 
     webhook_allowed_networks: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description="comma-separated CIDR ranges webhooks may reach although not public",
+    )
+    webhook_allow_private_in_production: bool = Field(
+        default=False,
+        description="with APP_ENV=production, WEBHOOK_ALLOWED_NETWORKS may open loopback, "
+        "link-local or private ranges only when this is true (webhooks then reach this "
+        "service's own network)",
     )
     # PortOne V2: 30 s to connect and 30 s to read, for events and test calls alike.
     webhook_connect_timeout_seconds: float = Field(default=30.0, gt=0, le=60)
@@ -261,54 +325,146 @@ class Settings(BaseSettings):
             return [key.strip() for key in value.split(",") if key.strip()]
         return value
 
+    @field_validator("database_url")
+    @classmethod
+    def _supported_database(cls, value: str) -> str:
+        # The engine (db.engine.async_url) picks the async driver for these two backends.
+        try:
+            url = make_url(value)
+        except ArgumentError:  # its message repeats the URL, password included
+            raise ValueError(f"is not a database URL; {DATABASE_URL_HINT}") from None
+        backend = url.get_backend_name()
+        if backend == "sqlite":
+            if url.database in (None, "", ":memory:"):
+                raise ValueError(
+                    "names no SQLite file (an in-memory database is not shared between "
+                    f"connections); {DATABASE_URL_HINT}"
+                )
+        elif backend not in {"postgresql", "postgres"}:
+            raise ValueError(f"{backend} is not supported; {DATABASE_URL_HINT}")
+        return value
+
+    @field_validator("encryption_keys")
+    @classmethod
+    def _decodable_keys(cls, value: list[str]) -> list[str]:
+        for number, key in enumerate(value, start=1):
+            try:
+                decode_encryption_key(key)
+            except ValueError as wrong:
+                raise ValueError(
+                    f"key {number} of {len(value)} {wrong} (a key is {ENCRYPTION_KEY_BYTES} "
+                    f"random bytes in URL-safe base64); {GENERATE_KEY_HINT}"
+                ) from None
+        return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _log_level_in_any_case(cls, value: object) -> object:
+        if isinstance(value, str):
+            level = value.strip().upper()
+            if level not in get_args(LogLevel):
+                raise ValueError("is not a log level; use DEBUG, INFO, WARNING, ERROR or CRITICAL")
+            return level
+        return value
+
+    @field_validator("metrics_token")
+    @classmethod
+    def _long_metrics_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < METRICS_TOKEN_MIN_CHARS:
+            raise ValueError(
+                f"a metrics token is at least {METRICS_TOKEN_MIN_CHARS} characters; use a "
+                "longer random token (e.g. `openssl rand -hex 32`)"
+            )
+        return value
+
     @field_validator("webhook_allowed_networks")
     @classmethod
     def _valid_networks(cls, value: list[str]) -> list[str]:
         for network in value:
-            ipaddress.ip_network(network, strict=False)  # raises ValueError for bad CIDR
+            try:
+                ipaddress.ip_network(network, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"{network!r} is not a CIDR range; write ranges such as 10.0.0.0/8 or "
+                    "fd00::/8, separated by commas"
+                ) from None
         return value
 
     @field_validator("webhook_retry_schedule_minutes")
     @classmethod
     def _valid_schedule(cls, value: list[float]) -> list[float]:
         if len(value) > 20 or any(not 0 <= minutes <= 7 * 24 * 60 for minutes in value):
-            raise ValueError("at most 20 retries, each 0 to 10080 minutes (a week) after the last")
+            raise ValueError(
+                "at most 20 retries, each 0 to 10080 minutes (a week) after the last; "
+                "write minutes separated by commas, e.g. 1,4,16,64,256"
+            )
         return value
 
     @field_validator("platform_event_tokens")
     @classmethod
     def _strong_tokens(cls, value: list[SecretStr]) -> list[SecretStr]:
-        for token in value:
+        for number, token in enumerate(value, start=1):
             text = token.get_secret_value()
             if text.startswith("sha256:"):
                 digest = text.removeprefix("sha256:")
                 if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest.lower()):
-                    raise ValueError("a sha256: token is 64 hexadecimal digits")
+                    raise ValueError(
+                        f"token {number} of {len(value)}: a sha256: token is 64 hexadecimal "
+                        "digits; write sha256:<hex of the token's SHA-256>"
+                    )
             elif len(text) < 32:
-                raise ValueError("platform event tokens are at least 32 characters")
+                raise ValueError(
+                    f"token {number} of {len(value)}: platform event tokens are at least 32 "
+                    "characters; use a longer random token (e.g. `openssl rand -hex 32`)"
+                )
         return value
 
     @model_validator(mode="after")
     def _metrics_port_of_its_own(self) -> Settings:
         if self.metrics_port is not None and self.metrics_port == self.port:
-            raise ValueError("METRICS_PORT must differ from PORT")
+            raise ValueError(
+                "METRICS_PORT must differ from PORT: choose another port for the metrics"
+            )
         return self
 
     @model_validator(mode="after")
     def _strict_in_production(self) -> Settings:
-        if self.app_env is AppEnv.PRODUCTION:
-            if not self.encryption_keys:
-                raise ValueError("ENCRYPTION_KEYS is required when APP_ENV=production")
-            if self.metrics_port is None and self.metrics_token is None:
-                raise ValueError(
-                    "METRICS_PORT or METRICS_TOKEN is required when APP_ENV=production "
-                    "(metrics are not for the public)"
-                )
-            if (
-                self.argon2_memory_kib < OWASP_MIN_MEMORY_KIB
-                or self.argon2_time_cost < OWASP_MIN_TIME_COST
-            ):
-                raise ValueError("argon2 parameters below the OWASP minimum in production")
+        """Every production rule at once, one line each (each line names its variable)."""
+        if self.app_env is not AppEnv.PRODUCTION:
+            return self
+        problems: list[str] = []
+        if not self.encryption_keys:
+            problems.append(
+                f"ENCRYPTION_KEYS is required when APP_ENV=production; {GENERATE_KEY_HINT}"
+            )
+        if self.metrics_port is None and self.metrics_token is None:
+            problems.append(
+                "METRICS_PORT or METRICS_TOKEN is required when APP_ENV=production (metrics are "
+                "not for the public); set METRICS_PORT (a listener of their own) or "
+                "METRICS_TOKEN (at least 32 characters)"
+            )
+        if self.argon2_memory_kib < OWASP_MIN_MEMORY_KIB:
+            problems.append(
+                f"ARGON2_MEMORY_KIB={self.argon2_memory_kib} is below the OWASP minimum in "
+                f"production; set at least {OWASP_MIN_MEMORY_KIB} (or leave it unset)"
+            )
+        if self.argon2_time_cost < OWASP_MIN_TIME_COST:
+            problems.append(
+                f"ARGON2_TIME_COST={self.argon2_time_cost} is below the OWASP minimum in "
+                f"production; set at least {OWASP_MIN_TIME_COST} (or leave it unset)"
+            )
+        if not self.webhook_allow_private_in_production:
+            for network in self.webhook_allowed_networks:
+                kind = non_public_kind(network)
+                if kind is not None:
+                    problems.append(
+                        f"WEBHOOK_ALLOWED_NETWORKS opens {network} ({kind}) to webhooks in "
+                        "production; remove it, or set WEBHOOK_ALLOW_PRIVATE_IN_PRODUCTION=true "
+                        "if webhooks must reach this network"
+                    )
+        if problems:
+            # One ValueError per model validator: gql_api.config_check shows each line alone.
+            raise ValueError("\n".join(problems))
         return self
 
     @property

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.metadata
+import json
 import os
+import re
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from sqlmodel import func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -23,12 +28,14 @@ from gql_api.settings import get_settings
 from tests.conftest import TEST_ENCRYPTION_KEY
 from tests.factories import seed_merchant
 from tests.support import PASSWORD
+from tests.support_servers import CLI as SERVE_CLI
+from tests.support_servers import free_port
 
 CLI = [sys.executable, "-m", "gql_api"]
 
 
-def _run(args: list[str], tmp_path: Path, stdin: str = "") -> subprocess.CompletedProcess[str]:
-    env = {
+def _env(tmp_path: Path) -> dict[str, str]:
+    return {
         **os.environ,
         "DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}",
         "DATA_DIR": str(tmp_path),
@@ -37,8 +44,11 @@ def _run(args: list[str], tmp_path: Path, stdin: str = "") -> subprocess.Complet
         "ARGON2_MEMORY_KIB": "1024",
         "ARGON2_PARALLELISM": "1",
     }
+
+
+def _run(args: list[str], tmp_path: Path, stdin: str = "") -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [*CLI, *args], input=stdin, capture_output=True, text=True, env=env, timeout=120
+        [*CLI, *args], input=stdin, capture_output=True, text=True, env=_env(tmp_path), timeout=120
     )
 
 
@@ -48,6 +58,89 @@ def test_help_lists_the_commands(tmp_path: Path) -> None:
     commands = ("serve", "migrate", "export-schema", "check-config", "create-merchant")
     for command in (*commands, "generate-key", "worker", "event"):
         assert command in result.stdout
+
+
+def test_version_and_exit_codes_are_documented(tmp_path: Path) -> None:
+    version = _run(["--version"], tmp_path)
+    assert version.returncode == 0
+    assert (
+        version.stdout.strip() == f"integration-api {importlib.metadata.version('integration-api')}"
+    )
+    usage = _run(["--help"], tmp_path).stdout
+    for code, meaning in (
+        ("0", "done"),
+        ("1", "the operation failed"),
+        ("2", "usage or configuration error"),
+    ):
+        assert re.search(rf"^  {code}  {meaning}", usage, re.MULTILINE), usage
+
+
+HELP_CASES = {
+    "serve": ["DATABASE_URL", "PORT", "ENCRYPTION_KEYS", "WEBHOOK_ALLOW_PRIVATE_IN_PRODUCTION"],
+    "worker": ["DATABASE_URL", "WEBHOOK_WORKER_CONCURRENCY", "LOG_LEVEL"],
+    "migrate": ["DATABASE_URL"],
+    "check-config": ["DATABASE_URL", "GRAPHIQL_ENABLED", "DEFAULT_LOCALE"],
+    "create-merchant": ["DATABASE_URL", "ENCRYPTION_KEYS", "ARGON2_MEMORY_KIB"],
+    "event publish": ["DATABASE_URL", "ENCRYPTION_KEYS"],
+    "persisted-queries add": ["DATABASE_URL", "PERSISTED_QUERIES_MAX_ENTRIES"],
+    "persisted-queries list": ["DATABASE_URL"],
+    "export-schema": [],
+    "generate-key": [],
+}
+
+
+@pytest.mark.parametrize(("command", "variables"), HELP_CASES.items(), ids=list(HELP_CASES))
+def test_every_command_help_names_the_variables_it_reads(
+    command: str, variables: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        cli.main([*command.split(), "--help"])
+    assert exited.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())  # as wrapped on any terminal
+    assert "environment" in text
+    for name in variables:
+        assert re.search(rf"\b{name}\b", text), name
+
+
+_CREATE = ["create-merchant", "--merchant-name", "Ops", "--email", "ops@example.com"]
+_CREATE += ["--name", "Operator"]
+
+
+def test_create_merchant_reads_a_piped_password_without_a_flag(tmp_path: Path) -> None:
+    # given a migrated database
+    assert _run(["migrate"], tmp_path).returncode == 0
+
+    # when the password is piped in, as a script would
+    created = _run(_CREATE, tmp_path, stdin=PASSWORD + "\n")
+
+    # then
+    assert created.returncode == 0, created.stderr
+    assert "representative storeId: store-" in created.stdout
+
+
+def test_create_merchant_without_a_password_fails_in_one_line(tmp_path: Path) -> None:
+    # given a migrated database
+    assert _run(["migrate"], tmp_path).returncode == 0
+
+    # when standard input is empty, with the flag and without it (no terminal either way)
+    results = [
+        subprocess.run(
+            [*CLI, *_CREATE, *flag],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=_env(tmp_path),
+        )
+        for flag in ([], ["--password-stdin"])
+    ]
+
+    # then one line each, exit code 2, no traceback
+    for result in results:
+        assert result.returncode == 2
+        assert "Traceback" not in result.stderr
+        assert len(result.stderr.splitlines()) == 1
+        assert "password is empty" in result.stderr
 
 
 def test_create_merchant_signs_up_without_graphql(tmp_path: Path) -> None:
@@ -77,8 +170,9 @@ def test_check_config_refuses_production_without_keys(tmp_path: Path) -> None:
     result = subprocess.run(
         [*CLI, "check-config"], capture_output=True, text=True, timeout=60, env=env
     )
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert "ENCRYPTION_KEYS is required" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_generate_key_prints_a_fresh_key_the_service_accepts(tmp_path: Path) -> None:
@@ -192,3 +286,50 @@ def test_event_publish_refuses_data_the_endpoint_refuses(
     assert code == 2
     assert capsys.readouterr().err == f"INVALID_INPUT data: {reason}\n"
     assert _stored_events(database_url) == 0
+
+
+# --- serve's log lines -----------------------------------------------------------------------
+
+
+def test_serve_log_lines_carry_no_terminal_escapes(tmp_path: Path) -> None:
+    # given `integration-api serve` on a migrated database, its two streams captured apart
+    assert _run(["migrate"], tmp_path).returncode == 0
+    port = free_port()
+    env = {**_env(tmp_path), "HOST": "127.0.0.1", "PORT": str(port), "LOG_LEVEL": "info"}
+    out, err = tmp_path / "stdout.log", tmp_path / "stderr.log"
+    with out.open("wb") as stdout, err.open("wb") as stderr:
+        server = subprocess.Popen(
+            [str(SERVE_CLI), "serve"], env=env, cwd=tmp_path, stdout=stdout, stderr=stderr
+        )
+    try:
+        _wait_until_answering(f"http://127.0.0.1:{port}/healthz", server, err)
+
+        # when requests name paths with an ANSI colour sequence (ESC [, and its one-character
+        # C1 form U+009B) that the access log writes down
+        for path in ("/%1B%5B31mred", "/%C2%9B2Jcleared"):
+            httpx.get(f"http://127.0.0.1:{port}{path}", timeout=30)
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
+
+    # then every line, uvicorn's start-up and shutdown lines included, is JSON without escapes
+    lines = (out.read_text() + err.read_text()).splitlines()
+    messages = [json.loads(line)["message"] for line in lines]
+    assert any(message.startswith("Uvicorn running on") for message in messages)
+    assert any("red" in message for message in messages)
+    assert any("cleared" in message for message in messages)
+    for line in lines:
+        assert "\x1b" not in line
+        assert "\x9b" not in line
+
+
+def _wait_until_answering(url: str, server: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        assert server.poll() is None, log.read_text()
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            time.sleep(0.2)
+    pytest.fail(f"serve did not answer {url}: {log.read_text()}")

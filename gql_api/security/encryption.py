@@ -8,7 +8,6 @@ newest first); every key decrypts, the newest encrypts, so keys can rotate.
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import logging
 import os
@@ -19,7 +18,7 @@ from pathlib import Path
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from gql_api.settings import AppEnv, Settings
+from gql_api.settings import AppEnv, Settings, decode_encryption_key
 
 logger = logging.getLogger("gql_api.security")
 
@@ -38,12 +37,9 @@ def new_key() -> str:
 
 def _decode_key(value: str) -> bytes:
     try:
-        raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
-    except (ValueError, binascii.Error):
-        raise EncryptionKeyError("an ENCRYPTION_KEYS entry is not base64") from None
-    if len(raw) != 32:
-        raise EncryptionKeyError("each ENCRYPTION_KEYS entry must decode to 32 bytes")
-    return raw
+        return decode_encryption_key(value)
+    except ValueError as wrong:
+        raise EncryptionKeyError(f"an ENCRYPTION_KEYS entry {wrong}") from None
 
 
 def _key_id(raw: bytes) -> str:
