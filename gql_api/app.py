@@ -208,7 +208,9 @@ class GraphQLApp(GraphQL[Context, None]):
             if request_adapter.method == "GET" and isinstance(
                 refused.__cause__, InvalidOperationTypeError
             ):
-                raise MethodNotAllowed(405, "Mutations are sent with POST.") from refused
+                raise MethodNotAllowed(
+                    405, _("Mutations are sent with POST.").render()
+                ) from refused
             if isinstance(refused.__cause__, CannotGetOperationTypeError):
                 raise OperationNotFound(400, refused.reason) from refused
             raise

@@ -31,6 +31,7 @@ from strawberry.extensions import ParserCache
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 from gql_api.errors import GRAPHQL_PARSE_FAILED, GRAPHQL_VALIDATION_FAILED, ApiErrorCode
+from gql_api.i18n import _
 
 QUERY_TOO_COMPLEX = ApiErrorCode.QUERY_TOO_COMPLEX.value
 
@@ -66,8 +67,9 @@ def operation_not_chosen(document: DocumentNode, operation_name: str | None) -> 
     operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
     if operation_name is not None or len(operations) < 2:
         return None
+    message = _("The document has several operations: name the one to run with operationName.")
     return GraphQLError(
-        "The document has several operations: name the one to run with operationName.",
+        message.render(),  # in the request's language: made for each request, never cached
         nodes=operations,
         extensions={"code": GRAPHQL_VALIDATION_FAILED},
     )

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 from graphql import GraphQLError, StringValueNode, ValidationRule
 
+from gql_api.i18n import _
+
 NUL = "\x00"
-MESSAGE = "Strings must not contain NUL (\\u0000) characters."
+MESSAGE = _("Strings must not contain NUL (\\u0000) characters.")
 
 
 class NoNulInStrings(ValidationRule):
@@ -16,4 +18,4 @@ class NoNulInStrings(ValidationRule):
 
     def enter_string_value(self, node: StringValueNode, *_: object) -> None:
         if NUL in node.value:
-            self.report_error(GraphQLError(MESSAGE, node))
+            self.report_error(GraphQLError(MESSAGE.render(), node))

@@ -51,19 +51,22 @@ from db.engine import independent_write
 from db.models import PersistedQuery
 from db.types import utcnow
 from gql_api.context import AppState
+from gql_api.i18n import Message, _
 from gql_api.schema import build_schema
 
 PERSISTED_QUERY_NOT_FOUND = "PERSISTED_QUERY_NOT_FOUND"
 PERSISTED_QUERY_HASH_MISMATCH = "PERSISTED_QUERY_HASH_MISMATCH"
 PERSISTED_QUERY_NOT_ALLOWED = "PERSISTED_QUERY_NOT_ALLOWED"
 BAD_REQUEST = "BAD_REQUEST"
-# Apollo's texts: clients and tools recognise them (PersistedQueryNotFound is what they match).
+# Apollo's texts. PersistedQueryNotFound is a token clients match (Apollo Client's link
+# sends the document when it reads it): the same in every language, never translated. The
+# others are words for a person, translated as every message is (gql_api.i18n).
 NOT_FOUND_MESSAGE = "PersistedQueryNotFound"
-MISMATCH_MESSAGE = "provided sha does not match query"
-VERSION_MESSAGE = "Unsupported persisted query version"
-HASH_MESSAGE = "extensions.persistedQuery.sha256Hash must be 64 hexadecimal digits."
-SHAPE_MESSAGE = "extensions.persistedQuery must be an object."
-NOT_ALLOWED_MESSAGE = (
+MISMATCH_MESSAGE = _("provided sha does not match query")
+VERSION_MESSAGE = _("Unsupported persisted query version")
+HASH_MESSAGE = _("extensions.persistedQuery.sha256Hash must be 64 hexadecimal digits.")
+SHAPE_MESSAGE = _("extensions.persistedQuery must be an object.")
+NOT_ALLOWED_MESSAGE = _(
     "Only registered persisted queries may run on this server (PERSISTED_QUERIES_ONLY): "
     "send the sha256Hash of a registered document."
 )
@@ -88,10 +91,11 @@ class PersistedQueryError(HTTPException):
     error of `code`, never cached (`headers`), so that a CDN never keeps a "not found" that
     the client's next request makes untrue. `status_code`: 200 for PersistedQueryNotFound
     (the protocol's normal step, which clients must read as GraphQL, as Apollo Server
-    answers it), 400 for the rest (a client error)."""
+    answers it), 400 for the rest (a client error). `message`: a Message, rendered at once in
+    the language of the request being answered, or a protocol token shown as it is."""
 
-    def __init__(self, status_code: int, message: str, code: str) -> None:
-        super().__init__(status_code, message)
+    def __init__(self, status_code: int, message: Message | str, code: str) -> None:
+        super().__init__(status_code, message.render() if isinstance(message, Message) else message)
         self.code = code
         self.headers = {"Cache-Control": "no-store"}
 

@@ -48,6 +48,7 @@ from gql_api.api_secrets.network_rules import MAX_RULES
 from gql_api.channel_groups.rules import MAX_ENTRIES
 from gql_api.channels.rules import MAX_CREDENTIALS, IntegrationMode
 from gql_api.errors import ApiErrorCode
+from gql_api.i18n import _
 from gql_api.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 from gql_api.pg_catalog.catalog import ModuleVersion, load_catalog
 from gql_api.user_errors import MAX_USER_ERRORS
@@ -249,9 +250,14 @@ class QueryCost(SchemaExtension):
         yield
 
     def _refusal(self, operation: OperationDefinitionNode, cost: int) -> GraphQLError:
+        message = _(
+            "This query could return up to {cost} objects; at most {max_objects} are allowed: "
+            "ask for smaller pages or fewer nested connections.",
+            cost=cost,
+            max_objects=self.max_objects,
+        )
         return GraphQLError(
-            f"This query could return up to {cost} objects; at most {self.max_objects} "
-            "are allowed: ask for smaller pages or fewer nested connections.",
+            message.render(),  # in the request's language; this result is not cached
             operation,
             extensions={"code": ApiErrorCode.QUERY_TOO_COMPLEX.value},
         )

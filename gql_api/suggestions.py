@@ -22,6 +22,7 @@ from strawberry.schema.validation_rules.maybe_null import MaybeNullValidationRul
 from strawberry.schema.validation_rules.one_of import OneOfInputValidationRule
 
 from gql_api.document_errors import operation_not_chosen, with_codes
+from gql_api.i18n import Locale, current_locale
 
 # What strawberry's own validation (strawberry.schema.schema.validate_document) adds.
 _STRAWBERRY_RULES = (MaybeNullValidationRule, OneOfInputValidationRule)
@@ -33,7 +34,11 @@ def _validate(
     document: DocumentNode,
     rules: tuple[type[ASTValidationRule], ...],
     hide_suggestions: bool,
+    locale: Locale,
 ) -> list[GraphQLError]:
+    """The errors of `document`, cached per language: our rules' messages are rendered in the
+    language of the request they were made for (gql_api.nul_guard), and a Korean answer must
+    not be served to the next English request of the same document. `locale` is only a key."""
     return with_codes(
         validate(schema, document, (*rules, *_STRAWBERRY_RULES), hide_suggestions=hide_suggestions)
     )
@@ -53,6 +58,7 @@ class CachedValidation(SchemaExtension):
             context.graphql_document,
             context.validation_rules,
             self.hide_suggestions,
+            current_locale.get(),
         )
         # The name the request gave: strawberry's `operation_name` falls back to the first
         # operation's, which is what must not happen silently.
