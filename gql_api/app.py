@@ -1,4 +1,4 @@
-"""The ASGI application: /graphql (API and GraphiQL), /healthz, /readyz."""
+"""The ASGI application: /graphql (API and GraphiQL), /healthz, /readyz, / (points at them)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from cross_web import AsyncHTTPRequestAdapter, HTTPException
 from graphql import GraphQLSchema
 from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from strawberry.asgi import GraphQL
@@ -458,6 +458,13 @@ def create_app(
     async def healthz(_: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
+    async def root(_: Request) -> Response:
+        """`/` points at the API, so that opening the bare address is never a dead end: to
+        GraphiQL when it is on, else a small index of the paths (no version, nothing secret)."""
+        if settings.graphiql_on:
+            return RedirectResponse("/graphql", status_code=307)
+        return JSONResponse({"graphql": "/graphql", "health": "/healthz", "ready": "/readyz"})
+
     async def measure_clock() -> ClockSkew:
         async with asyncio.timeout(READY_TIMEOUT_SECONDS), state.engine.connect() as conn:
             skew = await host_clock_skew(conn, host_clock=host_clock)
@@ -532,6 +539,7 @@ def create_app(
     graphql = GraphQLApp(state)
     app = Starlette(
         routes=[
+            Route("/", root, methods=["GET"]),  # and HEAD, as for every GET route
             Route("/graphql", graphql),  # every method: GraphQLApp answers the others 405
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
