@@ -4,7 +4,8 @@ strawberry's bundled page loads React, GraphiQL, the explorer plugin and js-cook
 Here the same files (same sha384, fetched from the npm registry by
 `scripts/fetch_graphiql_assets.py`, licences alongside) live in `static/` and are served under
 `/graphiql-assets/`; the page (`graphiql.html`, strawberry's with local asset tags) points at them
-and its Content-Security-Policy allows no other origin.
+and its Content-Security-Policy allows no other origin. Someone with nothing saved sees
+DEFAULT_DOCUMENT in the editor; headers (a session token) are never kept in the browser's storage.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import html
+import json
 import os
 import re
 from functools import lru_cache
@@ -22,10 +24,12 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
 
 from gql_api.graphiql.assets import ASSETS, ASSETS_PATH, LICENCES, STATIC_DIR, Asset
+from gql_api.graphiql.default_document import DEFAULT_DOCUMENT
 
 __all__ = [
     "ASSETS",
     "ASSETS_PATH",
+    "DEFAULT_DOCUMENT",
     "LICENCES",
     "STATIC_DIR",
     "graphiql_assets_app",
@@ -36,6 +40,7 @@ __all__ = [
 _TEMPLATE = Path(__file__).resolve().parent / "graphiql.html"
 _HEAD_MARKER = "<!-- graphiql-assets:head -->"
 _BODY_MARKER = "<!-- graphiql-assets:body -->"
+_DOCUMENT_MARKER = '/* graphiql:default-document */ ""'
 _INLINE_SCRIPT = re.compile(r"<script>(.*?)</script>", re.DOTALL)
 # The assets never change under a URL: it carries a piece of the file's hash.
 _ASSET_CACHE_CONTROL = "public, max-age=31536000, immutable"
@@ -62,9 +67,18 @@ def _tags(place: str) -> str:
 def graphiql_html() -> str:
     """The GraphiQL page, every script and stylesheet from this service."""
     page = _TEMPLATE.read_text(encoding="utf-8")
-    if _HEAD_MARKER not in page or _BODY_MARKER not in page:
-        raise RuntimeError(f"{_TEMPLATE} lacks its asset markers")
-    return page.replace(_HEAD_MARKER, _tags("head")).replace(_BODY_MARKER, _tags("body"))
+    if any(marker not in page for marker in (_HEAD_MARKER, _BODY_MARKER, _DOCUMENT_MARKER)):
+        raise RuntimeError(f"{_TEMPLATE} lacks its markers")
+    return (
+        page.replace(_HEAD_MARKER, _tags("head"))
+        .replace(_BODY_MARKER, _tags("body"))
+        .replace(_DOCUMENT_MARKER, _js_string(DEFAULT_DOCUMENT))
+    )
+
+
+def _js_string(text: str) -> str:
+    """`text` as a JavaScript string literal that cannot end the <script> it stands in."""
+    return json.dumps(text).replace("<", "\\u003c")
 
 
 @lru_cache(maxsize=1)

@@ -1,10 +1,12 @@
-"""The GraphiQL page over HTTP: every asset from this service, none from another host."""
+"""The GraphiQL page over HTTP: every asset from this service, none from another host; headers
+never kept in the browser; a default document that is valid against the schema served."""
 
 from __future__ import annotations
 
 import base64
 import hashlib
 import importlib.util
+import json
 import re
 import subprocess
 import sys
@@ -14,9 +16,12 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
+from graphql import OperationDefinitionNode, OperationType, parse, validate
 
 from gql_api.app import create_app
-from gql_api.graphiql import ASSETS, ASSETS_PATH, LICENCES, STATIC_DIR
+from gql_api.graphiql import ASSETS, ASSETS_PATH, DEFAULT_DOCUMENT, LICENCES, STATIC_DIR
+from gql_api.schema import build_schema
+from gql_api.settings import Settings
 from tests.conftest import make_settings
 
 HTML = {"Accept": "text/html"}
@@ -109,8 +114,65 @@ async def test_the_page_keeps_the_headers_editor_and_uses_this_endpoint(
 ) -> None:
     page = (await _page(client)).text
     assert "isHeadersEditorEnabled: true" in page
-    assert "onEditHeaders" in page
     assert 'window.location.href.split("?")[0]' in page
+
+
+async def test_the_page_never_persists_headers(client: httpx.AsyncClient) -> None:
+    """GraphiQL's option; tests/graphiql/test_browser.py checks the browser's storage itself."""
+    page = (await _page(client)).text
+    assert "shouldPersistHeaders: false" in page
+    assert "shouldPersistHeaders: true" not in page
+    assert "storage: storage" in page  # the storage that keeps headers out of the history
+
+
+async def test_the_page_carries_the_default_document(client: httpx.AsyncClient) -> None:
+    page = (await _page(client)).text
+    literal = re.search(r"const DEFAULT_DOCUMENT = (\"(?:[^\"\\]|\\.)*\");", page)
+    assert literal is not None
+    assert json.loads(literal.group(1)) == DEFAULT_DOCUMENT
+    assert "defaultQuery: DEFAULT_DOCUMENT" in page
+
+
+def _indented_examples(document: str) -> list[str]:
+    """The examples in the document's comments: runs of comment lines indented 6 spaces."""
+    examples: list[list[str]] = []
+    previous = False
+    for line in document.splitlines():
+        example = line.startswith("#      ")
+        if example:
+            if not previous:
+                examples.append([])
+            examples[-1].append(line.removeprefix("#      "))
+        previous = example
+    return ["\n".join(lines) for lines in examples]
+
+
+def test_the_default_document_is_the_dashboard_and_valid(settings: Settings) -> None:
+    schema = build_schema(settings)._schema
+    document = parse(DEFAULT_DOCUMENT)
+    assert validate(schema, document) == []
+    # One query, so that Ctrl-Enter runs it with nothing to choose.
+    operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+    assert [(o.operation, o.name and o.name.value) for o in operations] == [
+        (OperationType.QUERY, "Dashboard")
+    ]
+    for field in ("viewer", "merchant", "stores", "channels", "webhookSettings"):
+        assert re.search(rf"^\s+{field}\b", DEFAULT_DOCUMENT, re.MULTILINE), field
+
+
+def test_the_default_documents_sign_in_steps_are_valid(settings: Settings) -> None:
+    """The comments show how to get a token and where to put it: the sign-up mutation is
+    valid against the schema, the log-in mutation exists, the header is JSON."""
+    schema = build_schema(settings)._schema
+    sign_up, header, catalog = _indented_examples(DEFAULT_DOCUMENT)
+    assert "merchantSignUp" in sign_up
+    assert validate(schema, parse(sign_up)) == []
+    assert validate(schema, parse(catalog)) == []
+    assert json.loads(header) == {"Authorization": "Bearer pos_…"}
+    mutations = schema.mutation_type
+    assert mutations is not None
+    assert {"merchantSignUp", "sessionCreate"} <= set(mutations.fields)
+    assert "sessionCreate(input: {email:" in DEFAULT_DOCUMENT
 
 
 def test_static_files_match_their_integrity_and_strawberrys_page() -> None:
