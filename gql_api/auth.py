@@ -9,6 +9,7 @@ from gql_api.api_secrets.auth import (
 )
 from gql_api.caller import Caller
 from gql_api.errors import Unauthenticated
+from gql_api.i18n import _
 from gql_api.security.tokens import ACCESS_TOKEN_PREFIX
 
 SCHEMES = "`Bearer <session or access token>` or `PortOne <API secret>`"
@@ -22,10 +23,12 @@ async def authenticate(
     `client_address` (gql_api.client_address) keys the throttling of failed API-secret uses
     and, with `user_agent`, is what a session's list entry shows it was last seen from.
     """
-    scheme, _, credential = header.strip().partition(" ")
+    scheme, _sep, credential = header.strip().partition(" ")
     credential = credential.strip()
     if not credential:
-        raise Unauthenticated(f"The Authorization header must be {SCHEMES}.", reason="MALFORMED")
+        raise Unauthenticated(
+            _("The Authorization header must be {schemes}.", schemes=SCHEMES), reason="MALFORMED"
+        )
     if scheme.lower() == "bearer":
         if credential.startswith(ACCESS_TOKEN_PREFIX):
             return await caller_for_access_token(
@@ -39,4 +42,6 @@ async def authenticate(
         )
     if scheme.lower() == "portone":
         return await verifier.caller(plaintext=credential, client_address=client_address)
-    raise Unauthenticated(f"Unsupported authorization scheme; use {SCHEMES}.", reason="MALFORMED")
+    raise Unauthenticated(
+        _("Unsupported authorization scheme; use {schemes}.", schemes=SCHEMES), reason="MALFORMED"
+    )

@@ -26,6 +26,7 @@ from sqlmodel.sql.expression import SelectOfScalar
 from strawberry.types.base import StrawberryObjectDefinition, get_object_definition
 
 from gql_api.errors import BadRequest
+from gql_api.i18n import _
 from gql_api.ids import MAX_PRIMARY_KEY
 
 MAX_PAGE_SIZE = 100
@@ -61,8 +62,13 @@ def decode_cursor(cursor: str, argument: str, connection: str) -> int:
     name, key = _decoded(cursor, argument)
     if name != connection:
         raise BadRequest(
-            f"`{argument}` is a cursor of {name}, not of {connection}: pass a cursor that this "
-            "connection returned."
+            _(
+                "`{argument}` is a cursor of {name}, not of {connection}: pass a cursor that "
+                "this connection returned.",
+                argument=argument,
+                name=name,
+                connection=connection,
+            )
         )
     return key
 
@@ -75,7 +81,7 @@ def _decoded(cursor: str, argument: str) -> tuple[str, int]:
         raw = base64.urlsafe_b64decode(padded.encode("ascii")).decode("ascii")
         if not raw.startswith(_CURSOR_PREFIX):
             raise ValueError(raw)
-        name, _, digits = raw[len(_CURSOR_PREFIX) :].rpartition(":")
+        name, _sep, digits = raw[len(_CURSOR_PREFIX) :].rpartition(":")
         if not _CONNECTION_NAME.fullmatch(name) or not (digits.isascii() and digits.isdigit()):
             raise ValueError(raw)
         key = int(digits)
@@ -83,7 +89,9 @@ def _decoded(cursor: str, argument: str) -> tuple[str, int]:
             raise ValueError(raw)
         return name, key
     except (ValueError, UnicodeError, binascii.Error):
-        raise BadRequest(f"`{argument}` is not a cursor returned by this connection.") from None
+        raise BadRequest(
+            _("`{argument}` is not a cursor returned by this connection.", argument=argument)
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -97,10 +105,16 @@ class PageRequest:
     def validated(self) -> tuple[int, bool, int | None, int | None]:
         """(limit, backward, after_key, before_key)"""
         if self.first is not None and self.last is not None:
-            raise BadRequest("Pass either `first` or `last`, not both.")
+            raise BadRequest(_("Pass either `first` or `last`, not both."))
         for name, value in (("first", self.first), ("last", self.last)):
             if value is not None and not 0 <= value <= MAX_PAGE_SIZE:
-                raise BadRequest(f"`{name}` must be between 0 and {MAX_PAGE_SIZE}.")
+                raise BadRequest(
+                    _(
+                        "`{name}` must be between 0 and {max_page_size}.",
+                        name=name,
+                        max_page_size=MAX_PAGE_SIZE,
+                    )
+                )
         backward = self.last is not None
         limit = self.last if backward else self.first
         after = self._key(self.after, "after")

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from gql_api.errors import Forbidden, Unauthenticated
+from gql_api.i18n import _
 
 
 class Role(StrEnum):
@@ -146,7 +147,7 @@ def require_principal(principal: Principal | None) -> Principal:
     """The caller; UNAUTHENTICATED (the one message for it) if the request named none."""
     if principal is None:
         raise Unauthenticated(
-            "Authentication required: send Authorization: Bearer <token> or PortOne <secret>."
+            _("Authentication required: send Authorization: Bearer <token> or PortOne <secret>.")
         )
     return principal
 
@@ -155,7 +156,7 @@ def require(principal: Principal | None, operation: Operation) -> Principal:
     """The caller, if it may perform `operation` somewhere; FORBIDDEN or UNAUTHENTICATED if not."""
     principal = require_principal(principal)
     if access(principal, operation) is Access.NONE:
-        raise Forbidden("Your role does not allow this operation.")
+        raise Forbidden(_("Your role does not allow this operation."))
     return principal
 
 
