@@ -13,6 +13,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import SelectOfScalar
 
 from gql_api.errors import DomainError, UserErrorCode
+from gql_api.i18n import Message
 
 
 @dataclass(frozen=True)
@@ -20,7 +21,7 @@ class UniqueName:
     """How a taken name is refused: its code, message and field path."""
 
     code: UserErrorCode
-    message: str
+    message: Message
     path: Sequence[str] = ("input", "name")
 
     def taken(self) -> DomainError:

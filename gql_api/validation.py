@@ -7,6 +7,7 @@ import unicodedata
 from collections.abc import Sequence
 
 from gql_api.errors import Problems, UserErrorCode
+from gql_api.i18n import Message, _
 
 EMAIL_MAX_LENGTH = 254
 PASSWORD_MIN_LENGTH = 10
@@ -21,27 +22,38 @@ def has_control_characters(value: str) -> bool:
 
 
 def name(
-    problems: Problems, value: str, path: Sequence[str], *, label: str, max_length: int = 100
+    problems: Problems, value: str, path: Sequence[str], *, label: Message, max_length: int = 100
 ) -> str:
-    """A display name: trimmed, 1..max_length characters, no control characters."""
+    """A display name: trimmed, 1..max_length characters, no control characters. `label` names
+    the field in the messages (a Message: it is shown in the request's language too)."""
     cleaned = value.strip()
     if not cleaned:
-        problems.add(UserErrorCode.REQUIRED, path, f"{label} must not be empty.")
+        problems.add(UserErrorCode.REQUIRED, path, _("{label} must not be empty.", label=label))
     elif len(cleaned) > max_length:
         problems.add(
-            UserErrorCode.INVALID_INPUT, path, f"{label} must be at most {max_length} characters."
+            UserErrorCode.INVALID_INPUT,
+            path,
+            _(
+                "{label} must be at most {max_length} characters.",
+                label=label,
+                max_length=max_length,
+            ),
         )
     elif has_control_characters(cleaned):
-        problems.add(UserErrorCode.INVALID_INPUT, path, f"{label} contains control characters.")
+        problems.add(
+            UserErrorCode.INVALID_INPUT,
+            path,
+            _("{label} contains control characters.", label=label),
+        )
     return cleaned
 
 
 def email(problems: Problems, value: str, path: Sequence[str]) -> str:
     cleaned = value.strip().lower()
     if not cleaned:
-        problems.add(UserErrorCode.REQUIRED, path, "Email must not be empty.")
+        problems.add(UserErrorCode.REQUIRED, path, _("Email must not be empty."))
     elif len(cleaned) > EMAIL_MAX_LENGTH or not _EMAIL.match(cleaned):
-        problems.add(UserErrorCode.INVALID_INPUT, path, "Email is not a valid address.")
+        problems.add(UserErrorCode.INVALID_INPUT, path, _("Email is not a valid address."))
     return cleaned
 
 
@@ -50,14 +62,14 @@ def new_password(problems: Problems, value: str, path: Sequence[str]) -> str:
         problems.add(
             UserErrorCode.WEAK_PASSWORD,
             path,
-            f"Password must be at least {PASSWORD_MIN_LENGTH} characters.",
+            _("Password must be at least {min_length} characters.", min_length=PASSWORD_MIN_LENGTH),
         )
     elif len(value) > PASSWORD_MAX_LENGTH:
         problems.add(
             UserErrorCode.INVALID_INPUT,
             path,
-            f"Password must be at most {PASSWORD_MAX_LENGTH} characters.",
+            _("Password must be at most {max_length} characters.", max_length=PASSWORD_MAX_LENGTH),
         )
     elif len(set(value)) < 4:
-        problems.add(UserErrorCode.WEAK_PASSWORD, path, "Password is too repetitive.")
+        problems.add(UserErrorCode.WEAK_PASSWORD, path, _("Password is too repetitive."))
     return value

@@ -12,6 +12,7 @@ from db.models import Store
 from gql_api.accounts.sessions import end_sessions
 from gql_api.audit import service as audit
 from gql_api.errors import DomainError, UserErrorCode
+from gql_api.i18n import _
 from gql_api.ids import global_id, pk_of
 from gql_api.members.service import member_by_pk
 from gql_api.permissions import Operation, Principal, Role, grantable_roles, require
@@ -29,14 +30,14 @@ async def revoke_member_sessions(*, db: AsyncSession, principal: Principal, memb
     member = await member_by_pk(db=db, principal=principal, pk=pk) if pk is not None else None
     if member is None or member.id is None:
         raise DomainError.single(
-            UserErrorCode.NOT_FOUND, ("input", "memberId"), "No member with this ID."
+            UserErrorCode.NOT_FOUND, ("input", "memberId"), _("No member with this ID.")
         )
     role = Role(member.role)
     if role not in grantable_roles(principal):
         raise DomainError.single(
             UserErrorCode.ROLE_NOT_ALLOWED,
             ("input", "memberId"),
-            f"Your role cannot manage a member with the {role.value} role.",
+            _("Your role cannot manage a member with the {role} role.", role=role.value),
         )
     ended = await end_sessions(db, member.id)
     store = await db.get(Store, member.store_pk) if member.store_pk is not None else None

@@ -21,6 +21,7 @@ from gql_api.accounts import throttling
 from gql_api.accounts.sessions import OpenedSession, end_sessions, open_session
 from gql_api.audit import service as audit
 from gql_api.errors import DomainError, Problems, UserErrorCode
+from gql_api.i18n import _
 from gql_api.ids import global_id
 from gql_api.metrics import Metrics
 from gql_api.permissions import Operation, Principal, Role, require
@@ -56,11 +57,11 @@ async def sign_up(
     (argon2 runs between the reads and the write, with no connection held)."""
     problems = Problems()
     merchant_name = validation.name(
-        problems, merchant_name, ("input", "merchantName"), label="Merchant name"
+        problems, merchant_name, ("input", "merchantName"), label=_("Merchant name")
     )
     email = validation.email(problems, email, ("input", "email"))
     validation.new_password(problems, password, ("input", "password"))
-    name = validation.name(problems, name, ("input", "name"), label="Name")
+    name = validation.name(problems, name, ("input", "name"), label=_("Name"))
     problems.raise_if_any()
     if await user_by_email(tx.db, email) is not None:
         raise email_taken()
@@ -361,13 +362,13 @@ def wrong_current_password() -> DomainError:
     return DomainError.single(
         UserErrorCode.INVALID_CREDENTIALS,
         ("input", "currentPassword"),
-        "The current password is incorrect.",
+        _("The current password is incorrect."),
     )
 
 
 def invalid_credentials() -> DomainError:
     return DomainError.single(
-        UserErrorCode.INVALID_CREDENTIALS, ("input",), "Email or password is incorrect."
+        UserErrorCode.INVALID_CREDENTIALS, ("input",), _("Email or password is incorrect.")
     )
 
 
@@ -379,5 +380,7 @@ async def user_by_email(db: AsyncSession, email: str) -> User | None:
 
 def email_taken() -> DomainError:
     return DomainError.single(
-        UserErrorCode.EMAIL_TAKEN, ("input", "email"), "An account with this email already exists."
+        UserErrorCode.EMAIL_TAKEN,
+        ("input", "email"),
+        _("An account with this email already exists."),
     )

@@ -27,6 +27,7 @@ from db.types import utcnow
 from gql_api.audit import service as audit
 from gql_api.caller import Caller, CallerMerchant
 from gql_api.errors import DomainError, Unauthenticated, UserErrorCode
+from gql_api.i18n import _
 from gql_api.ids import global_id, pk_of
 from gql_api.permissions import Operation, Principal, PrincipalKind, Role, require
 from gql_api.security.tokens import SESSION_TOKEN_PREFIX, new_token, token_hash
@@ -100,7 +101,7 @@ async def revoke_session(
         row = await db.get(AuthSession, pk) if pk is not None else None
         if row is None or principal.user_id is None or row.user_id != principal.user_id:
             raise DomainError.single(
-                UserErrorCode.NOT_FOUND, ("input", "id"), "No session of yours has this ID."
+                UserErrorCode.NOT_FOUND, ("input", "id"), _("No session of yours has this ID.")
             )
     now = utcnow()
     if row is None or row.revoked_at is not None or row.expires_at <= now:
@@ -230,15 +231,15 @@ async def caller_for_session(
     was last seen a minute ago or more, it is marked seen now, from `client_address` (and with
     `user_agent` when given): one short write a minute per session, none otherwise."""
     if not token.startswith(SESSION_TOKEN_PREFIX) or len(token) > MAX_TOKEN_LENGTH:
-        raise Unauthenticated("The bearer token is malformed.", reason="MALFORMED")
+        raise Unauthenticated(_("The bearer token is malformed."), reason="MALFORMED")
     found = await _CALLER.first(engine, token_hash=token_hash(token))
     if found is None:
-        raise Unauthenticated("The session token is not valid.", reason="INVALID")
+        raise Unauthenticated(_("The session token is not valid."), reason="INVALID")
     if found.revoked_at is not None or found.removed_at is not None:
-        raise Unauthenticated("The session has been logged out.", reason="REVOKED")
+        raise Unauthenticated(_("The session has been logged out."), reason="REVOKED")
     now = utcnow()
     if found.expires_at <= now:
-        raise Unauthenticated("The session has expired; log in again.", reason="EXPIRED")
+        raise Unauthenticated(_("The session has expired; log in again."), reason="EXPIRED")
     if found.last_seen_at is None or found.last_seen_at <= now - LAST_SEEN_GRANULARITY:
         # On its own: authentication runs before, and outside, any mutation's unit of work.
         async with independent_write(engine) as conn:

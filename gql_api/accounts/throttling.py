@@ -39,6 +39,7 @@ from db.models import LoginFailure, LoginKnownAddress
 from db.types import utcnow
 from gql_api.client_address import throttling_key
 from gql_api.errors import RateLimited
+from gql_api.i18n import Message, _
 from gql_api.settings import Settings
 
 PRUNE_BATCH = 100
@@ -116,7 +117,7 @@ async def _decide(
             limit=settings.login_max_failures_per_address,
             window=window,
             now=now,
-            message="Too many failed log-in attempts from this address; try again later.",
+            message=_("Too many failed log-in attempts from this address; try again later."),
         )
     pair_failures = await _count(conn, since, for_email, from_address)
     if pair_failures >= settings.login_max_failures:
@@ -129,8 +130,9 @@ async def _decide(
             limit=settings.login_max_failures,
             window=window,
             now=now,
-            message="Too many failed log-in attempts for this email from this address; "
-            "try again later.",
+            message=_(
+                "Too many failed log-in attempts for this email from this address; try again later."
+            ),
         )
     email_failures = await _count(conn, since, for_email) + 1
     turn: datetime | None = None
@@ -187,7 +189,7 @@ async def _take_turn(
     too_far = (turn - now).total_seconds() - settings.login_email_max_queue_seconds
     if too_far > 0:
         return RateLimited(
-            "Too many log-in attempts for this email; try again later.",
+            _("Too many log-in attempts for this email; try again later."),
             retryAfterSeconds=max(1, math.ceil(too_far)),
         )
     return turn
@@ -277,7 +279,7 @@ async def _refusal(
     limit: int,
     window: timedelta,
     now: datetime,
-    message: str,
+    message: Message,
 ) -> RateLimited:
     """RateLimited, with the seconds until enough failures have left the window."""
     freed_by = (

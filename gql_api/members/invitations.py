@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
+from typing import Literal
 
 from sqlalchemy import ColumnElement, and_
 from sqlmodel import col, select
@@ -19,6 +20,7 @@ from db.models import Invitation
 from db.types import utcnow
 from gql_api.audit import service as audit
 from gql_api.errors import DomainError, UserErrorCode
+from gql_api.i18n import Message, _
 from gql_api.ids import global_id, pk_of
 from gql_api.members.service import INVITATION_TTL, IssuedInvitation
 from gql_api.permissions import (
@@ -99,7 +101,7 @@ async def invitation_by_pk(*, db: AsyncSession, principal: Principal, pk: int) -
 async def revoke(*, db: AsyncSession, principal: Principal, invitation_id: str) -> Invitation:
     """Withdraw a pending invitation: its token stops working at once (invitationAccept
     refuses it as TOKEN_INVALID)."""
-    row = await _pending(db, principal, invitation_id, "revoked")
+    row = await _pending(db, principal, invitation_id, "revoke")
     row.revoked_at = utcnow()
     db.add(row)
     await db.flush()
@@ -119,7 +121,7 @@ async def resend(*, db: AsyncSession, principal: Principal, invitation_id: str) 
     """Give a pending invitation a new token and a new 7-day expiry; the old token dies (only
     the new token's hash is kept). The caller becomes its inviter: accepting then checks that
     the caller may still grant the role, and removing the caller withdraws it."""
-    row = await _pending(db, principal, invitation_id, "resent")
+    row = await _pending(db, principal, invitation_id, "resend")
     assert principal.user_id is not None
     token = new_token(INVITATION_TOKEN_PREFIX)
     row.token_hash = token_hash(token)
@@ -140,7 +142,7 @@ async def resend(*, db: AsyncSession, principal: Principal, invitation_id: str) 
 
 
 async def _pending(
-    db: AsyncSession, principal: Principal, invitation_id: str, verb: str
+    db: AsyncSession, principal: Principal, invitation_id: str, action: Literal["revoke", "resend"]
 ) -> Invitation:
     """The invitation, locked, if the caller may manage it and it is still pending."""
     require(principal, Operation.MEMBER_MANAGE)
@@ -150,12 +152,28 @@ async def _pending(
         statement = visible_invitations(principal).where(col(Invitation.id) == pk)
         row = (await db.exec(statement.with_for_update())).first()
     if row is None:
-        raise DomainError.single(UserErrorCode.NOT_FOUND, _ID_PATH, "No invitation with this ID.")
+        raise DomainError.single(
+            UserErrorCode.NOT_FOUND, _ID_PATH, _("No invitation with this ID.")
+        )
     status = status_of(row)
     if status is not InvitationStatus.PENDING:
         raise DomainError.single(
             UserErrorCode.INVITATION_NOT_PENDING,
             _ID_PATH,
-            f"This invitation is {status.value}; only a PENDING invitation can be {verb}.",
+            _not_pending(status, action),
         )
     return row
+
+
+def _not_pending(status: InvitationStatus, action: Literal["revoke", "resend"]) -> Message:
+    """Why `action` is refused: one whole sentence per action, so a translation never has to
+    fit a verb into a sentence built around it."""
+    if action == "revoke":
+        return _(
+            "This invitation is {status}; only a PENDING invitation can be revoked.",
+            status=status.value,
+        )
+    return _(
+        "This invitation is {status}; only a PENDING invitation can be resent.",
+        status=status.value,
+    )

@@ -19,6 +19,7 @@ from gql_api.accounts.service import user_by_email
 from gql_api.accounts.sessions import OpenedSession, open_session, revoke_user_sessions
 from gql_api.audit import service as audit
 from gql_api.errors import DomainError, Forbidden, Problems, UserErrorCode
+from gql_api.i18n import _
 from gql_api.ids import global_id, pk_of
 from gql_api.permissions import (
     GRANTABLE,
@@ -87,7 +88,7 @@ async def invite(
     # for any new email, and the clash surfaces only to the invitee, when accepting.
     if existing is not None and existing.merchant_id == principal.merchant_pk:
         raise DomainError.single(
-            UserErrorCode.ALREADY_MEMBER, ("input", "email"), "This person is already a member."
+            UserErrorCode.ALREADY_MEMBER, ("input", "email"), _("This person is already a member.")
         )
     now = utcnow()
     # A new invitation supersedes the pending ones for the same email, but only those the
@@ -108,7 +109,7 @@ async def invite(
             raise DomainError.single(
                 UserErrorCode.ROLE_NOT_ALLOWED,
                 ("input", "email"),
-                "This email has a pending invitation that your role cannot replace.",
+                _("This email has a pending invitation that your role cannot replace."),
             )
         earlier.revoked_at = now
         db.add(earlier)
@@ -160,16 +161,16 @@ async def accept(
         raise DomainError.single(
             UserErrorCode.TOKEN_INVALID,
             ("input", "token"),
-            "This invitation is not valid (unknown, already used or withdrawn).",
+            _("This invitation is not valid (unknown, already used or withdrawn)."),
         )
     if invitation.expires_at <= utcnow():
         raise DomainError.single(
             UserErrorCode.TOKEN_EXPIRED,
             ("input", "token"),
-            "This invitation has expired; ask for a new one.",
+            _("This invitation has expired; ask for a new one."),
         )
     problems = Problems()
-    name = validation.name(problems, name, ("input", "name"), label="Name")
+    name = validation.name(problems, name, ("input", "name"), label=_("Name"))
     validation.new_password(problems, password, ("input", "password"))
     problems.raise_if_any()
     if await user_by_email(tx.db, invitation.email) is not None:
@@ -180,7 +181,7 @@ async def accept(
             raise DomainError.single(
                 UserErrorCode.TOKEN_INVALID,
                 ("input", "token"),
-                "The sub-store of this invitation no longer exists.",
+                _("The sub-store of this invitation no longer exists."),
             )
     role = Role(invitation.role)
     inviter = await tx.db.get(User, invitation.invited_by)
@@ -188,7 +189,7 @@ async def accept(
         raise DomainError.single(
             UserErrorCode.TOKEN_INVALID,
             ("input", "token"),
-            "This invitation was withdrawn: whoever sent it can no longer grant this role.",
+            _("This invitation was withdrawn: whoever sent it can no longer grant this role."),
         )
     if role is Role.DEVELOPER:
         await _check_developer_limit(
@@ -212,7 +213,7 @@ async def accept(
         ).first()
         if invitation is None:  # accepted, withdrawn or resent while the password was hashed
             raise DomainError.single(
-                UserErrorCode.TOKEN_INVALID, ("input", "token"), "This invitation is not valid."
+                UserErrorCode.TOKEN_INVALID, ("input", "token"), _("This invitation is not valid.")
             )
         user = User(
             merchant_id=invitation.merchant_id,
@@ -262,7 +263,7 @@ async def update_role(
         raise DomainError.single(
             UserErrorCode.ROLE_NOT_ALLOWED,
             ("input", "role"),
-            "Ownership moves only with merchantOwnershipTransfer.",
+            _("Ownership moves only with merchantOwnershipTransfer."),
         )
     _check_grantable(principal, role, ("input", "role"))
     store_pk = await _store_for_role(db, principal, role, store_id)
@@ -324,13 +325,13 @@ async def transfer_ownership(
         )
     ).first()
     if owner is None or owner.role != Role.OWNER.value or owner.removed_at is not None:
-        raise Forbidden("Only the owner can transfer ownership.")
+        raise Forbidden(_("Only the owner can transfer ownership."))
     target = await _member(db, principal, member_id)
     if target.role != Role.ADMIN.value:
         raise DomainError.single(
             UserErrorCode.ROLE_NOT_ALLOWED,
             ("input", "memberId"),
-            "Ownership can move only to an existing ADMIN.",
+            _("Ownership can move only to an existing ADMIN."),
         )
     assert target.id is not None
     owner.role = Role.ADMIN.value
@@ -387,7 +388,7 @@ def _invited_email_taken() -> DomainError:
     return DomainError.single(
         UserErrorCode.EMAIL_TAKEN,
         ("input", "token"),
-        "The invited email has meanwhile been registered with another account.",
+        _("The invited email has meanwhile been registered with another account."),
     )
 
 
@@ -396,7 +397,7 @@ async def _member(db: AsyncSession, principal: Principal, member_id: str) -> Use
     member = await member_by_pk(db=db, principal=principal, pk=pk) if pk is not None else None
     if member is None:
         raise DomainError.single(
-            UserErrorCode.NOT_FOUND, ("input", "memberId"), "No member with this ID."
+            UserErrorCode.NOT_FOUND, ("input", "memberId"), _("No member with this ID.")
         )
     return member
 
@@ -409,13 +410,13 @@ async def _managed_member(db: AsyncSession, principal: Principal, member_id: str
         raise DomainError.single(
             UserErrorCode.OWNER_REQUIRED,
             ("input", "memberId"),
-            "The owner cannot be removed or demoted; transfer ownership first.",
+            _("The owner cannot be removed or demoted; transfer ownership first."),
         )
     if current not in grantable_roles(principal):
         raise DomainError.single(
             UserErrorCode.ROLE_NOT_ALLOWED,
             ("input", "memberId"),
-            f"Your role cannot manage a member with the {current.value} role.",
+            _("Your role cannot manage a member with the {role} role.", role=current.value),
         )
     return member
 
@@ -423,7 +424,9 @@ async def _managed_member(db: AsyncSession, principal: Principal, member_id: str
 def _check_grantable(principal: Principal, role: Role, path: tuple[str, ...]) -> None:
     if role not in grantable_roles(principal):
         raise DomainError.single(
-            UserErrorCode.ROLE_NOT_ALLOWED, path, f"Your role cannot grant the {role.value} role."
+            UserErrorCode.ROLE_NOT_ALLOWED,
+            path,
+            _("Your role cannot grant the {role} role.", role=role.value),
         )
 
 
@@ -437,12 +440,14 @@ async def _store_for_role(
             raise DomainError.single(
                 UserErrorCode.INVALID_INPUT,
                 path,
-                "storeId applies only to STORE_MANAGER and STORE_READ_ONLY.",
+                _("storeId applies only to STORE_MANAGER and STORE_READ_ONLY."),
             )
         return None
     if store_id is None:
         raise DomainError.single(
-            UserErrorCode.REQUIRED, path, f"{role.value} needs the sub-store it is bound to."
+            UserErrorCode.REQUIRED,
+            path,
+            _("{role} needs the sub-store it is bound to.", role=role.value),
         )
     store = await require_store(
         db=db, principal=principal, operation=Operation.MEMBER_MANAGE, store_id=store_id, path=path
@@ -451,7 +456,7 @@ async def _store_for_role(
         raise DomainError.single(
             UserErrorCode.INVALID_INPUT,
             path,
-            "Store-scoped roles are bound to a sub-store, not the representative store.",
+            _("Store-scoped roles are bound to a sub-store, not the representative store."),
         )
     return store.id
 
@@ -491,6 +496,8 @@ async def _check_developer_limit(
         raise DomainError.single(
             UserErrorCode.MEMBER_LIMIT_EXCEEDED,
             path,
-            f"A merchant can have at most {DEVELOPER_LIMIT} developers (pending invitations "
-            "included).",
+            _(
+                "A merchant can have at most {limit} developers (pending invitations included).",
+                limit=DEVELOPER_LIMIT,
+            ),
         )

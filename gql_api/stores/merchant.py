@@ -17,6 +17,7 @@ from gql_api.audit.types import AuditEvent
 from gql_api.caller import CallerMerchant
 from gql_api.context import Info
 from gql_api.errors import Forbidden
+from gql_api.i18n import _
 from gql_api.members import service as members_service
 from gql_api.members.types import (
     INVITATIONS_DESCRIPTION,
@@ -58,7 +59,7 @@ class Merchant(Node):
     async def representative_store(self, info: Info) -> Store:
         principal = info.context.require_principal()
         if access(principal, Operation.READ) is not Access.ALL:
-            raise Forbidden("Callers bound to a sub-store see only that sub-store.")
+            raise Forbidden(_("Callers bound to a sub-store see only that sub-store."))
         row = await RepresentativeStoreLoader.of(info.context).load(self.pk)
         if row is None:
             raise RuntimeError("merchant without a representative store")

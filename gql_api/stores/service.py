@@ -16,6 +16,7 @@ from gql_api import validation
 from gql_api.accounts.sessions import revoke_user_sessions
 from gql_api.audit import service as audit
 from gql_api.errors import DomainError, Problems, UserErrorCode
+from gql_api.i18n import _
 from gql_api.permissions import Operation, Principal, may_act_on_store, require
 from gql_api.scoping import scope_to_store
 from gql_api.unique_names import UniqueName
@@ -24,8 +25,10 @@ REPRESENTATIVE_STORE_NAME = "대표상점"
 STORE_NAME_MAX_LENGTH = 100
 STORE_ID_PREFIX = "store-"
 STORE_ID_PATH = ("input", "storeId")
-STORE_NOT_FOUND = "No store with this storeId."
-_STORE_NAME = UniqueName(UserErrorCode.NAME_TAKEN, "Another store of this merchant has this name.")
+STORE_NOT_FOUND = _("No store with this storeId.")
+_STORE_NAME = UniqueName(
+    UserErrorCode.NAME_TAKEN, _("Another store of this merchant has this name.")
+)
 
 
 def merchant_visible(principal: Principal, merchant_pk: int) -> bool:
@@ -138,7 +141,7 @@ async def delete_sub_store(*, db: AsyncSession, principal: Principal, store_id: 
         raise DomainError.single(
             UserErrorCode.REPRESENTATIVE_STORE_UNDELETABLE,
             ("input", "storeId"),
-            "The representative store (대표상점) cannot be deleted.",
+            _("The representative store (대표상점) cannot be deleted."),
         )
     store.deleted_at = utcnow()
     store.updated_at = store.deleted_at
@@ -194,7 +197,7 @@ async def _release_store_members(db: AsyncSession, store: Store) -> None:
 def _valid_name(name: str) -> str:
     problems = Problems()
     cleaned = validation.name(
-        problems, name, ("input", "name"), label="Store name", max_length=STORE_NAME_MAX_LENGTH
+        problems, name, ("input", "name"), label=_("Store name"), max_length=STORE_NAME_MAX_LENGTH
     )
     problems.raise_if_any()
     return cleaned
