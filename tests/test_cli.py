@@ -113,9 +113,10 @@ def test_create_merchant_reads_a_piped_password_without_a_flag(tmp_path: Path) -
     # when the password is piped in, as a script would
     created = _run(_CREATE, tmp_path, stdin=PASSWORD + "\n")
 
-    # then
+    # then it is read as given: no prompt, no warning that it might be echoed
     assert created.returncode == 0, created.stderr
     assert "representative storeId: store-" in created.stdout
+    assert created.stderr == ""
 
 
 def test_create_merchant_without_a_password_fails_in_one_line(tmp_path: Path) -> None:
