@@ -332,7 +332,7 @@ class Settings(BaseSettings):
         try:
             url = make_url(value)
         except ArgumentError:  # its message repeats the URL, password included
-            raise ValueError(f"is not a database URL; {DATABASE_URL_HINT}") from None
+            raise ValueError(f"not a database URL; {DATABASE_URL_HINT}") from None
         backend = url.get_backend_name()
         if backend == "sqlite":
             if url.database in (None, "", ":memory:"):
@@ -363,7 +363,7 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             level = value.strip().upper()
             if level not in get_args(LogLevel):
-                raise ValueError("is not a log level; use DEBUG, INFO, WARNING, ERROR or CRITICAL")
+                raise ValueError("not a log level; use DEBUG, INFO, WARNING, ERROR or CRITICAL")
             return level
         return value
 

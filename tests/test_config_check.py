@@ -4,18 +4,23 @@ password; `check-config` prints every value in effect, secrets masked."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 
+from db.engine import create_engine
 from db.migrate import upgrade
 from gql_api.config_check import COMMAND_SETTINGS, settings_read_by
 from gql_api.settings import Settings
 from tests.conftest import TEST_ENCRYPTION_KEY
+from tests.pg_server import PostgresServer
 
 CLI = Path(sys.executable).parent / "integration-api"
 PASSWORD = "db-password-never-shown"
@@ -203,3 +208,40 @@ def test_each_command_names_settings_that_exist() -> None:
             assert any(name.upper().startswith(prefix) for name in Settings.model_fields), prefix
     assert settings_read_by("migrate") == ["DATABASE_URL"]
     assert len(settings_read_by("serve")) == len(Settings.model_fields)
+
+
+async def _admin(url: str, statement: str) -> None:
+    engine = create_engine(url)
+    try:
+        async with engine.connect() as connection:
+            await connection.execute(text(statement))
+    finally:
+        await engine.dispose()
+
+
+def test_postgresql_refusing_or_unmigrated_is_one_line(
+    tmp_path: Path, pg_server: PostgresServer
+) -> None:
+    # given a database that does not exist, and one that exists with no tables
+    with_password = f"postgresql://postgres:{PASSWORD}@127.0.0.1:{pg_server.port}"
+    empty = f"config_check_{uuid.uuid4().hex[:8]}"
+    asyncio.run(_admin(pg_server.url, f"CREATE DATABASE {empty}"))
+    try:
+        # when
+        missing = run(["migrate"], tmp_path, DATABASE_URL=f"{with_password}/no_such_database")
+        unmigrated = run(["serve"], tmp_path, DATABASE_URL=f"{with_password}/{empty}")
+    finally:
+        asyncio.run(_admin(pg_server.url, f"DROP DATABASE IF EXISTS {empty} WITH (FORCE)"))
+
+    # then the server's refusal, or the advice to migrate, in one line; no password
+    where = f"PostgreSQL at 127.0.0.1:{pg_server.port}"
+    assert missing.returncode == unmigrated.returncode == 2
+    assert missing.stderr == (
+        f'DATABASE_URL: {where} refused the connection: database "no_such_database" does not '
+        "exist; check the user, password and database name\n"
+    )
+    assert unmigrated.stderr == (
+        f"DATABASE_URL: {where} is not migrated (no tables yet); run `integration-api migrate`\n"
+    )
+    for result in (missing, unmigrated):
+        assert PASSWORD not in result.stdout + result.stderr
