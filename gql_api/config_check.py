@@ -235,6 +235,11 @@ def _connection_problem(error: BaseException, where: str) -> str:
     # The server's own refusal (authentication, unknown database, not a SQLite file): its
     # text names the user or the database, never the password.
     reason = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
+    if where.startswith("SQLite"):
+        return (
+            f"DATABASE_URL: cannot open {where}: {reason}; check that the file is one this "
+            "service created (`integration-api migrate`) and that it may be read and written"
+        )
     return (
         f"DATABASE_URL: {where} refused the connection: {reason}; check the user, password "
         "and database name"

@@ -245,3 +245,19 @@ def test_postgresql_refusing_or_unmigrated_is_one_line(
     )
     for result in (missing, unmigrated):
         assert PASSWORD not in result.stdout + result.stderr
+
+
+def test_a_file_that_is_no_database_is_one_line(tmp_path: Path) -> None:
+    # given DATABASE_URL naming a file that is not a SQLite database
+    (tmp_path / "notes.db").write_text("not a database, just notes\n" * 100)
+
+    # when
+    result = run(["serve"], tmp_path, DATABASE_URL=f"sqlite:///{tmp_path / 'notes.db'}")
+
+    # then
+    assert result.returncode == 2
+    assert result.stderr.startswith("DATABASE_URL: cannot open SQLite database ")
+    assert "file is not a database; check that the file is one this service created" in (
+        result.stderr
+    )
+    assert len(result.stderr.splitlines()) == 1
