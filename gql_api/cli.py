@@ -296,14 +296,12 @@ def _event_data(text: str) -> object:
     and nesting too deep, so that what check_event accepts can be stored on either database."""
     from cross_web import HTTPException
 
-    from gql_api.request_json import NOT_AN_OBJECT_MESSAGE, decode_request_json
+    from gql_api.request_json import NotAnObjectError, decode_request_json
 
     try:
         return decode_request_json(text)
-    except HTTPException as refused:
-        if refused.reason == NOT_AN_OBJECT_MESSAGE:  # that text speaks of GraphQL
-            raise HTTPException(400, "data must be a JSON object.") from None
-        raise
+    except NotAnObjectError:  # its reason speaks of GraphQL
+        raise HTTPException(400, "data must be a JSON object.") from None
 
 
 def _persisted_queries_add(args: argparse.Namespace) -> int:

@@ -133,7 +133,10 @@ def negotiate(accept_language: str | None, *, default: Locale) -> Locale:
             ranked.append((-weight, position, tag))
     preferred = [tag for _weight, _position, tag in sorted(ranked)]
     chosen = negotiate_locale(preferred, list(LOCALES), sep="-")
-    return chosen if chosen in LOCALES else default  # type: ignore[return-value]
+    for locale in LOCALES:  # the Literal itself, for the type checker
+        if chosen == locale:
+            return locale
+    return default
 
 
 class LocaleMiddleware:

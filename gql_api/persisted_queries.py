@@ -140,7 +140,7 @@ class _ProcessCache:
         self._entries[sha] = _Entry(stored, touched)
         self._bytes += size
         while self._bytes > self.max_bytes:
-            _, evicted = self._entries.popitem(last=False)
+            _sha, evicted = self._entries.popitem(last=False)
             self._bytes -= len(evicted.stored.document)
 
 

@@ -46,7 +46,12 @@ async def test_an_anonymous_query_over_get_runs_and_may_be_cached(
     assert len(response.json()["data"]["pgProviders"]) == 22
     assert response.headers["content-type"].startswith("application/json")
     assert response.headers["cache-control"] == "public, max-age=300"
-    assert set(response.headers["vary"].replace(" ", "").split(",")) == {"Accept", "Authorization"}
+    # The catalog's labels are in the language asked for (gql_api.i18n): caches key on it too.
+    assert set(response.headers["vary"].replace(" ", "").split(",")) == {
+        "Accept",
+        "Authorization",
+        "Accept-Language",
+    }
 
 
 async def test_a_query_over_get_with_variables_and_a_session_is_private(
