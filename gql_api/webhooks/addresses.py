@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import SplitResult, urlsplit
 
+from gql_api.i18n import SOURCE_LOCALE, Message, _
+
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -21,7 +23,7 @@ RESOLVE_TIMEOUT_SECONDS = 5.0
 ALLOWED_NETWORKS_SETTING = "WEBHOOK_ALLOWED_NETWORKS"
 _CGNAT = ipaddress.ip_network("100.64.0.0/10")
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
-UNPRINTABLE_MESSAGE = (
+UNPRINTABLE_MESSAGE = _(
     "The URL must not contain spaces, control characters or other invisible characters; "
     "percent-encode them (a space is %20)."
 )
@@ -29,10 +31,12 @@ _NEVER_RESOLVE = frozenset({"invalid", "test", "example", "local", "onion"})
 
 
 class UrlRefused(ValueError):
-    """The URL may not be used; `str()` is a sentence for the user."""
+    """The URL may not be used; `message` is a sentence for the user (a refused save), and
+    `str()` the same in English (what a refused send records)."""
 
-    def __init__(self, message: str, *, forbidden: bool) -> None:
-        super().__init__(message)
+    def __init__(self, message: Message, *, forbidden: bool) -> None:
+        super().__init__(message.render(SOURCE_LOCALE))
+        self.message = message
         self.forbidden = forbidden  # True: a blocked address or scheme; False: malformed
 
 
@@ -85,7 +89,10 @@ def is_public(address: IPAddress, allowed: Sequence[IPNetwork] = ()) -> bool:
 def check_shape(url: str, *, require_https: bool) -> tuple[SplitResult, str, int]:
     """Scheme, length, credentials and host of a URL, without resolving it."""
     if len(url) > URL_MAX_LENGTH:
-        raise UrlRefused(f"The URL must be at most {URL_MAX_LENGTH} characters.", forbidden=False)
+        raise UrlRefused(
+            _("The URL must be at most {max_length} characters.", max_length=URL_MAX_LENGTH),
+            forbidden=False,
+        )
     # Controls (DEL and C1 too), format characters (zero-width, bidi), separators other than
     # the space, and the space itself: no URL holds them unencoded, and httpx cannot send one.
     if not url.isprintable() or " " in url:
@@ -94,20 +101,20 @@ def check_shape(url: str, *, require_https: bool) -> tuple[SplitResult, str, int
         parts = urlsplit(url)
         port = parts.port
     except ValueError:
-        raise UrlRefused("The URL is not valid.", forbidden=False) from None
+        raise UrlRefused(_("The URL is not valid."), forbidden=False) from None
     if parts.scheme not in {"http", "https"}:
-        raise UrlRefused("Only http and https URLs are allowed.", forbidden=True)
+        raise UrlRefused(_("Only http and https URLs are allowed."), forbidden=True)
     if require_https and parts.scheme != "https":
-        raise UrlRefused("LIVE mode requires an https URL.", forbidden=True)
+        raise UrlRefused(_("LIVE mode requires an https URL."), forbidden=True)
     if parts.username is not None or parts.password is not None:
-        raise UrlRefused("The URL must not contain credentials.", forbidden=True)
+        raise UrlRefused(_("The URL must not contain credentials."), forbidden=True)
     host = parts.hostname
     if not host:
-        raise UrlRefused("The URL has no valid host.", forbidden=False)
+        raise UrlRefused(_("The URL has no valid host."), forbidden=False)
     try:  # internationalised names travel as IDNA (punycode) in DNS, Host and SNI
         host = host.encode("idna").decode("ascii")
     except UnicodeError:
-        raise UrlRefused("The URL's host name is not valid.", forbidden=False) from None
+        raise UrlRefused(_("The URL's host name is not valid."), forbidden=False) from None
     return parts, host, port or (443 if parts.scheme == "https" else 80)
 
 
@@ -120,17 +127,21 @@ async def resolve(host: str, port: int) -> tuple[IPAddress, ...]:
         return (literal,)
     name = host.rstrip(".").lower()
     if name.rsplit(".", 1)[-1] in _NEVER_RESOLVE:  # RFC 6761/6762 special-use names
-        raise UrlRefused(f"The host {host!r} does not resolve.", forbidden=False)
+        raise UrlRefused(_unresolved(host), forbidden=False)
     loop = asyncio.get_running_loop()
     try:
         async with asyncio.timeout(RESOLVE_TIMEOUT_SECONDS):
             infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (OSError, TimeoutError, UnicodeError):
-        raise UrlRefused(f"The host {host!r} does not resolve.", forbidden=False) from None
+        raise UrlRefused(_unresolved(host), forbidden=False) from None
     addresses = tuple(dict.fromkeys(ipaddress.ip_address(info[4][0]) for info in infos))
     if not addresses:
-        raise UrlRefused(f"The host {host!r} does not resolve.", forbidden=False)
+        raise UrlRefused(_unresolved(host), forbidden=False)
     return addresses
+
+
+def _unresolved(host: str) -> Message:
+    return _("The host {host} does not resolve.", host=repr(host))
 
 
 async def check_url(url: str, *, require_https: bool, allowed: Sequence[IPNetwork]) -> Target:
@@ -140,9 +151,14 @@ async def check_url(url: str, *, require_https: bool, allowed: Sequence[IPNetwor
     blocked = [a for a in addresses if not is_public(a, allowed)]
     if blocked:
         raise UrlRefused(
-            f"The host {host!r} resolves to a non-public address ({blocked[0]}); webhooks go "
-            f"only to public addresses. Private ranges can be opened for development with "
-            f"the {ALLOWED_NETWORKS_SETTING} setting.",
+            _(
+                "The host {host} resolves to a non-public address ({address}); webhooks go "
+                "only to public addresses. Private ranges can be opened for development with "
+                "the {setting} setting.",
+                host=repr(host),
+                address=str(blocked[0]),
+                setting=ALLOWED_NETWORKS_SETTING,
+            ),
             forbidden=True,
         )
     return Target(url=url, parts=parts, host=host, port=port, addresses=addresses)

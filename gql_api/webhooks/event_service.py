@@ -22,6 +22,7 @@ from db.models import Store, WebhookDelivery, WebhookEvent
 from gql_api.audit import service as audit
 from gql_api.channels.rules import IntegrationMode
 from gql_api.errors import DomainError, FieldError, Problems, UserErrorCode
+from gql_api.i18n import _, _n
 from gql_api.ids import global_id, pk_of
 from gql_api.pagination import Page, PageRequest, page_from_rows
 from gql_api.permissions import Operation, Principal, confined_store_pk, require
@@ -41,7 +42,7 @@ from gql_api.webhooks.service import (
 
 EVENT_ID_PATH = ("input", "id")
 RESENDS_PER_MINUTE = 10  # per store, counted in the database (as test calls are)
-EVENT_NOT_FOUND = "No webhook event with this ID."
+EVENT_NOT_FOUND = _("No webhook event with this ID.")
 _FAILED = [status.value for status in FAILED_STATUSES]
 
 
@@ -207,7 +208,7 @@ async def attempt_pages(
         group = (key.request, setting.store.id, setting.module_version.value, setting.mode.value)
         groups[group].append(key)
     pages: dict[AttemptPageKey, Page[WebhookDelivery]] = {}
-    for (request, *_), members in groups.items():
+    for (request, *_rest), members in groups.items():
         event_pks = sorted({key.event_pk for key in members})
         rows = await _attempts(db, principal, members[0].setting, request, event_pks)
         by_event: dict[int, list[WebhookDelivery]] = defaultdict(list)
@@ -227,7 +228,7 @@ async def _attempts(
     event_pks: list[int],
 ) -> Sequence[WebhookDelivery]:
     """Up to a page and one more of each event's visible attempts, oldest first."""
-    limit, _, after, _ = request.validated()
+    limit, _backward, after, _before = request.validated()
     statement = select(WebhookDelivery).where(
         col(WebhookDelivery.merchant_id) == principal.merchant_pk,
         col(WebhookDelivery.store_pk) == setting.store.id,
@@ -341,8 +342,10 @@ async def start_resend(
         raise DomainError.single(
             UserErrorCode.WEBHOOK_REPRESENTATIVE_SETTING,
             EVENT_ID_PATH,
-            "This store uses the representative store's webhook setting, which only "
-            "merchant-wide roles can send to.",
+            _(
+                "This store uses the representative store's webhook setting, which only "
+                "merchant-wide roles can send to."
+            ),
         )
     # MANUAL attempts that workers make for webhookEventsResendFailed count as well.
     await refuse_past_rate(
@@ -354,7 +357,11 @@ async def start_resend(
         error=FieldError(
             UserErrorCode.WEBHOOK_RESEND_RATE_LIMITED,
             EVENT_ID_PATH,
-            f"At most {RESENDS_PER_MINUTE} resends a minute per store; try again shortly.",
+            _n(
+                "At most {count} resend a minute per store; try again shortly.",
+                "At most {count} resends a minute per store; try again shortly.",
+                RESENDS_PER_MINUTE,
+            ),
         ),
     )
     claim, reason = await resends.start_manual_resend(
@@ -373,8 +380,11 @@ async def start_resend(
             problems.add(
                 UserErrorCode.MAX_WEBHOOK_RETRY_COUNT_REACHED,
                 EVENT_ID_PATH,
-                f"An event can be resent at most {outbox.MANUAL_RESEND_LIMIT} times; this one "
-                "has been.",
+                _n(
+                    "An event can be resent at most {count} time; this one has been.",
+                    "An event can be resent at most {count} times; this one has been.",
+                    outbox.MANUAL_RESEND_LIMIT,
+                ),
             )
         problems.raise_if_any()
     assert claim is not None
@@ -445,7 +455,9 @@ async def resend_failed(
     start, end = as_utc(published_from), as_utc(published_until)
     problems = Problems()
     if start is not None and end is not None and start >= end:
-        problems.add(UserErrorCode.INVALID_INPUT, ("input", "until"), "until must be after from.")
+        problems.add(
+            UserErrorCode.INVALID_INPUT, ("input", "until"), _("until must be after from.")
+        )
     store: Store | None = None
     try:
         store = await require_store(
@@ -511,6 +523,8 @@ async def _refuse_representative_events(
         raise DomainError.single(
             UserErrorCode.WEBHOOK_REPRESENTATIVE_SETTING,
             ("input", "storeId"),
-            "Some of these events go to the representative store's webhook URL, which this "
-            "store follows; only merchant-wide roles can resend them.",
+            _(
+                "Some of these events go to the representative store's webhook URL, which this "
+                "store follows; only merchant-wide roles can resend them."
+            ),
         )

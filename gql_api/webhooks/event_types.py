@@ -95,8 +95,10 @@ class WebhookEvent(Node):
 
     @strawberry.field(
         description="Why the event is SKIPPED or EXHAUSTED, or why its last attempt failed, in "
-        "words; null otherwise. A store-scoped caller reads a failure's reason only for events "
-        "published since its store's own setting was last saved (as for the attempts)."
+        "English words recorded when it happened (whatever Accept-Language asks: much of it is "
+        "the receiver's or the network's own words); null otherwise. A store-scoped caller "
+        "reads a failure's reason only for events published since its store's own setting was "
+        "last saved (as for the attempts)."
     )
     async def status_reason(self, info: Info) -> str | None:
         if self.row.status_reason is None:

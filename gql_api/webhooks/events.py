@@ -14,6 +14,7 @@ from urllib.parse import urlencode
 
 from gql_api.channels.rules import IntegrationMode
 from gql_api.errors import Problems, UserErrorCode
+from gql_api.i18n import SOURCE_LOCALE, Message, _, _n
 from gql_api.webhooks.payloads import (
     ModuleVersionValue,
     WebhookContentType,
@@ -114,16 +115,22 @@ class EventInput:
 
 def _text(problems: Problems, value: object, path: tuple[str, ...], max_length: int) -> str | None:
     if value is None:
-        problems.add(UserErrorCode.REQUIRED, path, f"{path[-1]} is required.")
+        problems.add(UserErrorCode.REQUIRED, path, _("{label} is required.", label=path[-1]))
         return None
     if not isinstance(value, str):
-        problems.add(UserErrorCode.INVALID_INPUT, path, f"{path[-1]} must be a string.")
+        problems.add(
+            UserErrorCode.INVALID_INPUT, path, _("{label} must be a string.", label=path[-1])
+        )
         return None
     if not 1 <= len(value) <= max_length or not value.isprintable() or value != value.strip():
         problems.add(
             UserErrorCode.INVALID_INPUT,
             path,
-            f"{path[-1]} must be 1-{max_length} printable characters, without surrounding spaces.",
+            _(
+                "{label} must be 1-{max_length} printable characters, without surrounding spaces.",
+                label=path[-1],
+                max_length=max_length,
+            ),
         )
         return None
     return value
@@ -133,11 +140,15 @@ def _choice(
     problems: Problems, value: object, path: tuple[str, ...], choices: tuple[str, ...]
 ) -> str | None:
     if value is None:
-        problems.add(UserErrorCode.REQUIRED, path, f"{path[-1]} is required.")
+        problems.add(UserErrorCode.REQUIRED, path, _("{label} is required.", label=path[-1]))
         return None
     if not isinstance(value, str) or value not in choices:
         shown = ", ".join(choices)
-        problems.add(UserErrorCode.INVALID_INPUT, path, f"{path[-1]} must be one of: {shown}.")
+        problems.add(
+            UserErrorCode.INVALID_INPUT,
+            path,
+            _("{label} must be one of: {choices}.", label=path[-1], choices=shown),
+        )
         return None
     return value
 
@@ -153,7 +164,7 @@ def check_event(body: Mapping[str, Any]) -> EventInput:
     problems = Problems()
     unknown = sorted(set(body) - {"id", "storeId", "moduleVersion", "mode", "type", "data"})
     for name in unknown[:10]:
-        problems.add(UserErrorCode.INVALID_INPUT, (name[:100],), "Unknown field.")
+        problems.add(UserErrorCode.INVALID_INPUT, (name[:100],), _("Unknown field."))
     event_id = _text(problems, body.get("id"), ("id",), EVENT_ID_MAX_LENGTH)
     store_id = _text(problems, body.get("storeId"), ("storeId",), 100)
     version = _choice(problems, body.get("moduleVersion"), ("moduleVersion",), ("V1", "V2"))
@@ -164,12 +175,12 @@ def check_event(body: Mapping[str, Any]) -> EventInput:
             problems, body.get("type"), ("type",), types_of(ModuleVersionValue(version))
         )
     elif body.get("type") is None:
-        problems.add(UserErrorCode.REQUIRED, ("type",), "type is required.")
+        problems.add(UserErrorCode.REQUIRED, ("type",), _("{label} is required.", label="type"))
     data = body.get("data")
     if data is None:
-        problems.add(UserErrorCode.REQUIRED, ("data",), "data is required.")
+        problems.add(UserErrorCode.REQUIRED, ("data",), _("{label} is required.", label="data"))
     elif not isinstance(data, dict):
-        problems.add(UserErrorCode.INVALID_INPUT, ("data",), "data must be a JSON object.")
+        problems.add(UserErrorCode.INVALID_INPUT, ("data",), _("data must be a JSON object."))
     else:
         _check_data(problems, data, version, event_type, store_id)
     problems.raise_if_any()
@@ -196,7 +207,11 @@ def _check_data(
 ) -> None:
     if len(data) > DATA_MAX_KEYS:
         problems.add(
-            UserErrorCode.INVALID_INPUT, ("data",), f"data has at most {DATA_MAX_KEYS} fields."
+            UserErrorCode.INVALID_INPUT,
+            ("data",),
+            _n(
+                "data has at most {count} field.", "data has at most {count} fields.", DATA_MAX_KEYS
+            ),
         )
         return
     size = len(json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode())
@@ -204,7 +219,7 @@ def _check_data(
         problems.add(
             UserErrorCode.INVALID_INPUT,
             ("data",),
-            f"data is at most {DATA_MAX_BYTES // 1024} KiB as JSON.",
+            _("data is at most {size} KiB as JSON.", size=DATA_MAX_BYTES // 1024),
         )
         return
     if version is None or event_type is None:
@@ -218,7 +233,7 @@ def _check_data(
             problems.add(
                 UserErrorCode.INVALID_INPUT,
                 ("data", "storeId"),
-                "data.storeId must be the event's storeId (or be left out).",
+                _("data.storeId must be the event's storeId (or be left out)."),
             )
         if event_type == "Transaction.Confirm":
             amount = data.get("totalAmount")
@@ -226,7 +241,7 @@ def _check_data(
                 problems.add(
                     UserErrorCode.INVALID_INPUT,
                     ("data", "totalAmount"),
-                    "Transaction.Confirm needs totalAmount, a whole number of at least 0.",
+                    _("Transaction.Confirm needs totalAmount, a whole number of at least 0."),
                 )
     elif "cancellation_id" in data:
         _text(problems, data.get("cancellation_id"), ("data", "cancellation_id"), 200)
@@ -239,7 +254,12 @@ class Rendered:
 
 
 class NotDeliverable(ValueError):
-    """The setting in force cannot carry this event (said in words, recorded as SKIPPED)."""
+    """The setting in force cannot carry this event: `message` says why, to a console user (a
+    resend refused) and, in English, in the event's recorded status reason (SKIPPED)."""
+
+    def __init__(self, message: Message) -> None:
+        super().__init__(message.render(SOURCE_LOCALE))
+        self.message = message
 
 
 def render(
@@ -269,8 +289,11 @@ def render(
         status = event_type.removeprefix("Transaction.")
         if not event_type.startswith("Transaction.") or status not in LEGACY_STATUSES:
             raise NotDeliverable(
-                f"{event_type} events are sent in payload version 2024-04-25 only; this "
-                "setting uses 2024-01-01."
+                _(
+                    "{event_type} events are sent in payload version 2024-04-25 only; this "
+                    "setting uses 2024-01-01.",
+                    event_type=event_type,
+                )
             )
         fields = {
             "payment_id": data["paymentId"],

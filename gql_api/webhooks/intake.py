@@ -25,11 +25,12 @@ from starlette.responses import JSONResponse, Response
 from db.clock import database_now
 from db.engine import Tx
 from gql_api.context import AppState
-from gql_api.errors import DomainError
+from gql_api.errors import INTERNAL_MESSAGE, DomainError
+from gql_api.i18n import Message, _
 from gql_api.ids import global_id
 from gql_api.logs import current_request_id
 from gql_api.mutations import run_unit
-from gql_api.request_json import NOT_AN_OBJECT_MESSAGE, decode_request_json
+from gql_api.request_json import NotAnObjectError, decode_request_json
 from gql_api.webhooks import outbox
 from gql_api.webhooks.events import EventInput, EventStatus, check_event
 
@@ -37,7 +38,7 @@ logger = logging.getLogger("gql_api.webhooks.intake")
 
 PATH = "/internal/events"
 _CHALLENGE = 'Bearer realm="internal-events"'
-_NOT_AN_EVENT = "The body must be one event, a JSON object."
+_NOT_AN_EVENT = _("The body must be one event, a JSON object.")
 
 
 def token_digests(tokens: Sequence[SecretStr]) -> tuple[bytes, ...]:
@@ -53,7 +54,7 @@ def token_digests(tokens: Sequence[SecretStr]) -> tuple[bytes, ...]:
 
 
 def token_matches(header: str | None, digests: Sequence[bytes]) -> bool:
-    scheme, _, given = (header or "").partition(" ")
+    scheme, _sep, given = (header or "").partition(" ")
     if scheme.lower() != "bearer" or not given.strip():
         return False
     presented = hashlib.sha256(given.strip().encode()).digest()
@@ -71,8 +72,11 @@ def _errors(status: int, *errors: dict[str, Any]) -> Response:
     return JSONResponse({"errors": list(errors)}, status_code=status)
 
 
-def _error(field: list[str] | None, code: str, message: str) -> dict[str, Any]:
-    return {"field": field, "code": code, "message": message}
+def _error(field: list[str] | None, code: str, message: Message | str) -> dict[str, Any]:
+    """One problem of an answer; a Message is rendered in the request's language (a str is a
+    text rendered so already: decode_request_json's reasons)."""
+    text = message.render() if isinstance(message, Message) else message
+    return {"field": field, "code": code, "message": text}
 
 
 @dataclass(frozen=True)
@@ -133,23 +137,24 @@ def intake_endpoint(state: AppState, wake: Callable[[], None] | None) -> Callabl
 
     async def endpoint(request: Request) -> Response:
         if not digests:
-            return JSONResponse({"errors": [_error(None, "NOT_FOUND", "Not found.")]}, 404)
+            return JSONResponse({"errors": [_error(None, "NOT_FOUND", _("Not found."))]}, 404)
         if not token_matches(request.headers.get("authorization"), digests):
             response = _errors(
-                401, _error(None, "UNAUTHENTICATED", "A platform event token is required.")
+                401, _error(None, "UNAUTHENTICATED", _("A platform event token is required."))
             )
             response.headers["WWW-Authenticate"] = _CHALLENGE
             return response
         media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if media_type != "application/json":
             return _errors(
-                415, _error(None, "UNSUPPORTED_MEDIA_TYPE", "Send the event as application/json.")
+                415,
+                _error(None, "UNSUPPORTED_MEDIA_TYPE", _("Send the event as application/json.")),
             )
         try:
             body = decode_request_json(await request.body())
-        except HTTPException as refused:
-            if refused.reason == NOT_AN_OBJECT_MESSAGE:  # that text speaks of GraphQL
-                return _errors(400, _error(None, "BAD_REQUEST", _NOT_AN_EVENT))
+        except NotAnObjectError:  # its reason speaks of GraphQL
+            return _errors(400, _error(None, "BAD_REQUEST", _NOT_AN_EVENT))
+        except HTTPException as refused:  # its reason is in the request's language already
             return _errors(400, _error(None, "BAD_REQUEST", refused.reason))
         except ClientDisconnect:
             return Response(status_code=400)
@@ -168,7 +173,7 @@ def intake_endpoint(state: AppState, wake: Callable[[], None] | None) -> Callabl
         try:
             answer = await publish_event(state, event)
         except outbox.StoreNotFound:
-            return _errors(404, _error(["storeId"], "NOT_FOUND", "No store with this storeId."))
+            return _errors(404, _error(["storeId"], "NOT_FOUND", _("No store with this storeId.")))
         # SQLite's write lock not granted in time, the connection lost, no connection free in
         # the pool: publishing again is safe (an id is never stored twice).
         except (DBAPIError, PoolTimeout):
@@ -178,14 +183,14 @@ def intake_endpoint(state: AppState, wake: Callable[[], None] | None) -> Callabl
                 _error(
                     None,
                     "UNAVAILABLE",
-                    "The event was not stored; publish it again (an id is never stored twice).",
+                    _("The event was not stored; publish it again (an id is never stored twice)."),
                 ),
             )
             response.headers["Retry-After"] = "1"
             return response
         except Exception:  # masked, logged with the request id
             logger.exception("unexpected error publishing an event", extra=_request())
-            return _errors(500, _error(None, "INTERNAL", "Internal server error.") | _request())
+            return _errors(500, _error(None, "INTERNAL", INTERNAL_MESSAGE) | _request())
         if wake is not None and not answer.duplicate:
             wake()
         logger.info(

@@ -26,6 +26,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from db.models import Store, WebhookDelivery, WebhookEvent
 from gql_api.channels.rules import IntegrationMode
+from gql_api.i18n import SOURCE_LOCALE, Message, _
 from gql_api.security.encryption import Encryptor
 from gql_api.webhooks import signing
 from gql_api.webhooks.events import (
@@ -39,6 +40,9 @@ from gql_api.webhooks.payloads import ModuleVersionValue
 from gql_api.webhooks.sender import DeliveryResult
 from gql_api.webhooks.service import EffectiveWebhookSetting, active_secrets, setting_in_force
 
+# What happened to an event or an attempt (WebhookEvent.status_reason, WebhookDelivery.error) is
+# recorded once, in English, as a fact of that moment: it is read later in either language, and
+# much of it is the receiver's or the network library's own words, which no catalog holds.
 UNFINISHED = "Not finished: the attempt was in progress, or its worker stopped before it ended."
 MANUAL_RESEND_LIMIT = 5  # per event (PortOne: MAX_WEBHOOK_RETRY_COUNT_REACHED)
 LEASE_MARGIN_SECONDS = 10.0
@@ -81,25 +85,31 @@ class Published:
     duplicate: bool
 
 
+def recorded(reason: Message) -> str:
+    """`reason` as an event or an attempt records it: in English (see UNFINISHED)."""
+    return reason.render(SOURCE_LOCALE)
+
+
 def _initial_state(
     setting: EffectiveWebhookSetting, event: EventInput | WebhookEvent, now: datetime
 ) -> tuple[EventStatus, str | None, datetime | None]:
     reason = why_not_deliverable(setting, event)
     if reason is not None:
-        return EventStatus.SKIPPED, reason, None
+        return EventStatus.SKIPPED, recorded(reason), None
     return EventStatus.PENDING, None, now
 
 
-def no_url_reason(setting: EffectiveWebhookSetting) -> str:
-    return (
-        f"No {setting.module_version.value} {setting.mode.value} webhook URL is configured "
-        "for this store."
+def no_url_reason(setting: EffectiveWebhookSetting) -> Message:
+    return _(
+        "No {module_version} {mode} webhook URL is configured for this store.",
+        module_version=setting.module_version.value,
+        mode=setting.mode.value,
     )
 
 
 def why_not_deliverable(
     setting: EffectiveWebhookSetting, event: EventInput | WebhookEvent
-) -> str | None:
+) -> Message | None:
     """Why the setting in force cannot carry `event` (no URL, or a body version without this
     type), or None when it can."""
     if setting.url is None:
@@ -114,7 +124,7 @@ def why_not_deliverable(
             content_type=setting.content_type,
         )
     except NotDeliverable as refused:
-        return str(refused)
+        return refused.message
     return None
 
 
@@ -365,7 +375,7 @@ async def claim_due(
             result.skipped += 1
             continue
         if setting.url is None:
-            _finish_without_sending(event, EventStatus.SKIPPED, no_url_reason(setting))
+            _finish_without_sending(event, EventStatus.SKIPPED, recorded(no_url_reason(setting)))
             result.skipped += 1
             continue
         host = receiver_host(setting.url)
@@ -379,7 +389,7 @@ async def claim_due(
         try:
             request = await build_request(db, encryptor, setting, event, now, secrets_cache)
         except NotDeliverable as refused:  # the payload version cannot carry this type
-            _finish_without_sending(event, EventStatus.SKIPPED, str(refused))
+            _finish_without_sending(event, EventStatus.SKIPPED, recorded(refused.message))
             result.skipped += 1
             continue
         except Exception as error:  # one event's trouble must not stop the others

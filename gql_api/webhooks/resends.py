@@ -13,6 +13,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from db.models import WebhookDelivery, WebhookEvent
+from gql_api.i18n import Message
 from gql_api.security.encryption import Encryptor
 from gql_api.webhooks.events import EventStatus, Trigger
 from gql_api.webhooks.outbox import (
@@ -35,7 +36,7 @@ async def start_manual_resend(
     event: WebhookEvent,
     setting: EffectiveWebhookSetting,
     now: datetime,
-) -> tuple[Claim | None, str | None]:
+) -> tuple[Claim | None, Message | None]:
     """Count one manual resend of `event` (at most MANUAL_RESEND_LIMIT, counted in the database
     so that concurrent resends cannot pass it) and record it as an unfinished MANUAL attempt,
     sent as `setting` (the setting in force for the event, which the caller has read).

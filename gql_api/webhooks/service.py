@@ -21,6 +21,7 @@ from db.types import utcnow
 from gql_api.audit import service as audit
 from gql_api.channels.rules import IntegrationMode
 from gql_api.errors import DomainError, FieldError, Problems, UserErrorCode
+from gql_api.i18n import _, _n
 from gql_api.ids import global_id, pk_of
 from gql_api.permissions import Operation, Principal, confined_store_pk, require
 from gql_api.scoping import scope_to_store
@@ -173,20 +174,20 @@ async def update_setting(
         problems.add(
             UserErrorCode.INVALID_INPUT,
             ("input", "payloadVersion"),
-            "Payload versions apply to V2 webhooks only.",
+            _("Payload versions apply to V2 webhooks only."),
         )
     version = payload_version or default_payload_version(module_version)
     if version is WebhookPayloadVersion.V2024_04_25 and content_type is not WebhookContentType.JSON:
         problems.add(
             UserErrorCode.CONTENT_TYPE_NOT_SUPPORTED,
             ("input", "contentType"),
-            "Payload version 2024-04-25 is sent as application/json only.",
+            _("Payload version 2024-04-25 is sent as application/json only."),
         )
     if store.is_representative and uses_representative_setting is not None:
         problems.add(
             UserErrorCode.INVALID_INPUT,
             ("input", "usesRepresentativeSetting"),
-            "Only sub-stores can follow the representative store's setting.",
+            _("Only sub-stores can follow the representative store's setting."),
         )
     clean_url = (url or "").strip() or None
     if clean_url is not None:
@@ -200,7 +201,7 @@ async def update_setting(
                 if refused.forbidden
                 else UserErrorCode.INVALID_INPUT
             )
-            problems.add(code, ("input", "url"), str(refused))
+            problems.add(code, ("input", "url"), refused.message)
     problems.raise_if_any()
     assert store.id is not None
 
@@ -232,7 +233,7 @@ async def update_setting(
         await db.flush()
     except IntegrityError:  # created concurrently: the other request's save stands
         raise DomainError.single(
-            UserErrorCode.VERSION_CONFLICT, ("input",), "The setting changed meanwhile; retry."
+            UserErrorCode.VERSION_CONFLICT, ("input",), _("The setting changed meanwhile; retry.")
         ) from None
     follows = (
         " (following the representative store)"
@@ -278,7 +279,11 @@ async def issue_secret(
         raise DomainError.single(
             UserErrorCode.WEBHOOK_SECRET_LIMIT,
             ("input", "mode"),
-            f"At most {MAX_ACTIVE_SECRETS} secrets can be active; expire one first.",
+            _n(
+                "At most {count} secret can be active; expire it first.",
+                "At most {count} secrets can be active; expire one first.",
+                MAX_ACTIVE_SECRETS,
+            ),
         )
     await db.exec(
         delete(WebhookSecret).where(
@@ -315,11 +320,11 @@ async def expire_secret(*, db: AsyncSession, principal: Principal, secret_id: st
     row = await secret_by_pk(db=db, principal=principal, pk=pk) if pk is not None else None
     if row is None:
         raise DomainError.single(
-            UserErrorCode.NOT_FOUND, ("input", "id"), "No webhook secret with this ID."
+            UserErrorCode.NOT_FOUND, ("input", "id"), _("No webhook secret with this ID.")
         )
     if row.expired_at is not None:
         raise DomainError.single(
-            UserErrorCode.ALREADY_EXPIRED, ("input", "id"), "This secret has already expired."
+            UserErrorCode.ALREADY_EXPIRED, ("input", "id"), _("This secret has already expired.")
         )
     row.expired_at = utcnow()
     db.add(row)
@@ -476,7 +481,7 @@ async def effective_for_stores(
 async def secrets_for(
     db: AsyncSession, principal: Principal, keys: list[tuple[int, str]]
 ) -> dict[tuple[int, str], list[SecretRecord]]:
-    store_pks = sorted({pk for pk, _ in keys})
+    store_pks = sorted({pk for pk, _mode in keys})
     own_store = confined_store_pk(principal, Operation.READ)
     if own_store is not None:
         store_pks = [pk for pk in store_pks if pk == own_store]

@@ -67,7 +67,10 @@ class WebhookDelivery(Node):
     )
     status_code: int | None = strawberry.field(description="null when nothing came back.")
     response_body: str | None = strawberry.field(description="At most the first 64 KiB.")
-    error: str | None = strawberry.field(description="Why it failed, in words.")
+    error: str | None = strawberry.field(
+        description="Why it failed, in English words recorded when it happened (whatever "
+        "Accept-Language asks: much of it is the receiver's or the network's own words)."
+    )
     duration_ms: int = strawberry.field(
         description="Milliseconds from sending to the end of the answer or the failure; 0 when "
         "nothing was sent (the URL was refused) or the attempt has not finished."
