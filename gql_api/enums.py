@@ -221,6 +221,9 @@ describe_values(
         UserErrorCode.WEBHOOK_URL_FORBIDDEN: "The URL's scheme or address is not allowed "
         "(SSRF rules: e.g. a private or loopback address).",
         UserErrorCode.WEBHOOK_SECRET_LIMIT: "Too many active signing secrets; expire one first.",
+        UserErrorCode.WEBHOOK_SECRET_NOT_SET: "A V2 test call needs an active signing secret "
+        "of the store and mode (the representative store's, for a store that follows it); "
+        "issue one with webhookSecretIssue.",
         UserErrorCode.CONTENT_TYPE_NOT_SUPPORTED: "The payload version does not allow this "
         "content type.",
         UserErrorCode.ALREADY_EXPIRED: "The signing secret has already expired.",

@@ -21,7 +21,8 @@ from db.models import WebhookDelivery
 from db.types import utcnow
 from gql_api.audit import service as audit
 from gql_api.channels.rules import IntegrationMode
-from gql_api.errors import DomainError, FieldError, UserErrorCode
+from gql_api.errors import DomainError, FieldError, Problems, UserErrorCode
+from gql_api.i18n import Message, _, _n
 from gql_api.ids import global_id
 from gql_api.permissions import Operation, Principal
 from gql_api.security.encryption import Encryptor
@@ -87,7 +88,11 @@ async def start(
         error=FieldError(
             UserErrorCode.WEBHOOK_TEST_RATE_LIMITED,
             ("input", "storeId"),
-            f"At most {TEST_CALLS_PER_MINUTE} test calls a minute per store; try again shortly.",
+            _n(
+                "At most {count} test call a minute per store; try again shortly.",
+                "At most {count} test calls a minute per store; try again shortly.",
+                TEST_CALLS_PER_MINUTE,
+            ),
         ),
     )
     row = WebhookDelivery(
@@ -117,7 +122,13 @@ async def prepare(
     module_version: ModuleVersionValue,
     mode: IntegrationMode,
 ) -> PreparedCall:
-    """The request the saved setting calls for (never unsaved edits), signed for V2."""
+    """The request the saved setting calls for (never unsaved edits), signed for V2.
+
+    A V2 call needs an active signing secret of the setting's store (the representative
+    store's, for a sub-store that follows it): without one it would go out unsigned, and a
+    receiver that verifies signatures, as PortOne's SDKs do, would refuse it while the console
+    showed a success. It is refused instead (WEBHOOK_SECRET_NOT_SET), nothing recorded or
+    sent, and no secret is issued behind the user's back. V1 webhooks are never signed."""
     store = await require_store(
         db=db, principal=principal, operation=Operation.WEBHOOK_MANAGE, store_id=store_id
     )
@@ -126,15 +137,31 @@ async def prepare(
         raise DomainError.single(
             UserErrorCode.WEBHOOK_REPRESENTATIVE_SETTING,
             ("input", "storeId"),
-            "This store uses the representative store's webhook setting, which only "
-            "merchant-wide roles can test.",
+            _(
+                "This store uses the representative store's webhook setting, which only "
+                "merchant-wide roles can test."
+            ),
         )
+    problems = Problems()
     if setting.url is None:
-        raise DomainError.single(
+        problems.add(
             UserErrorCode.WEBHOOK_URL_NOT_SET,
             ("input",),
-            f"No {module_version.value} {mode.value} webhook URL is saved for this store.",
+            _(
+                "No {module_version} {mode} webhook URL is saved for this store.",
+                module_version=module_version.value,
+                mode=mode.value,
+            ),
         )
+    secrets: list[str] = []
+    if module_version is ModuleVersionValue.V2:
+        secrets = await active_secrets(db, encryptor, setting.source_store_pk, mode)
+        if not secrets:
+            problems.add(
+                UserErrorCode.WEBHOOK_SECRET_NOT_SET, ("input", "mode"), _no_secret(setting)
+            )
+    problems.raise_if_any()
+    assert setting.url is not None
     body = sample_event_body(
         module_version=module_version,
         payload_version=setting.payload_version,
@@ -144,16 +171,27 @@ async def prepare(
     headers = [("content-type", setting.content_type.media_type)]
     if module_version is ModuleVersionValue.V2:
         message_id, timestamp = signing.new_message_id(), int(time.time())
-        headers += [("webhook-id", message_id), ("webhook-timestamp", str(timestamp))]
-        secrets = await active_secrets(db, encryptor, setting.source_store_pk, mode)
-        if secrets:
-            headers.append(
-                (
-                    "webhook-signature",
-                    signing.signature_header(secrets, message_id, timestamp, body),
-                )
-            )
+        headers += [
+            ("webhook-id", message_id),
+            ("webhook-timestamp", str(timestamp)),
+            ("webhook-signature", signing.signature_header(secrets, message_id, timestamp, body)),
+        ]
     return PreparedCall(setting=setting, url=setting.url, headers=headers, body=body)
+
+
+def _no_secret(setting: EffectiveWebhookSetting) -> Message:
+    if setting.source_store_pk != setting.store.id:
+        return _(
+            "This store follows the representative store's webhook setting, which has no "
+            "active {mode} signing secret to sign the test call with. Issue one for the "
+            "representative store with webhookSecretIssue, then test again.",
+            mode=setting.mode.value,
+        )
+    return _(
+        "This store has no active {mode} signing secret to sign the test call with. Issue one "
+        "with webhookSecretIssue, then test again.",
+        mode=setting.mode.value,
+    )
 
 
 async def perform(
@@ -183,7 +221,7 @@ async def finish(
     row = await db.get(WebhookDelivery, started.delivery_id)
     if row is None:  # the store was deleted meanwhile
         raise DomainError.single(
-            UserErrorCode.NOT_FOUND, ("input", "storeId"), "No store with this storeId."
+            UserErrorCode.NOT_FOUND, ("input", "storeId"), _("No store with this storeId.")
         )
     row.request_headers = [[name, value] for name, value in result.request_headers]
     row.status_code = result.status_code

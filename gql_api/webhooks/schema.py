@@ -195,7 +195,9 @@ class Mutation:
 
     @strawberry.mutation(
         description="호출 테스트: send a signed sample event to the saved URL and record the "
-        "delivery, whatever the receiver did. At most "
+        "delivery, whatever the receiver did. A V2 call is signed with every active signing "
+        "secret of the store and mode; with none, nothing is sent and the answer says to issue "
+        "one with webhookSecretIssue (WEBHOOK_SECRET_NOT_SET). V1 calls are not signed. At most "
         f"{calls.TEST_CALLS_PER_MINUTE} test calls a minute per store "
         "(WEBHOOK_TEST_RATE_LIMITED). A store that follows the representative store's setting "
         "can be tested by merchant-wide callers only (WEBHOOK_REPRESENTATIVE_SETTING)."

@@ -614,9 +614,16 @@ async def run_webhook_test(world: World, token: str | None, role: str | None) ->
         # representative store's that a sub-store follows by default.
         setting["usesRepresentativeSetting"] = False
     await _gql(world, world.tokens["OWNER"], SETTING_UPDATE, {"i": setting})
+    # A V2 test call needs an active signing secret (WEBHOOK_SECRET_NOT_SET otherwise): one is
+    # issued for the call and expired after it, leaving room for the secret cases' issues.
+    issued = await _q(world, world.tokens["OWNER"], WEBHOOK_SECRET_ISSUE, s=setting["storeId"])
+    secret = issued.data["webhookSecretIssue"]["webhookSecret"]  # None: 2 active already
     query = """mutation($s: String!) { webhookTest(input: {storeId: $s, moduleVersion: V2,
         mode: TEST}) { delivery { succeeded error } userErrors { code } } }"""
-    return await _q(world, token, query, s=_target_store(world, role))
+    result = await _q(world, token, query, s=_target_store(world, role))
+    if secret is not None:
+        await _q(world, world.tokens["OWNER"], EXPIRE, id=secret["id"])
+    return result
 
 
 async def _event_for(world: World, role: str | None) -> str:

@@ -8,6 +8,7 @@ from tests.support import Api
 from tests.webhooks.helpers import (
     DELIVERY_FIELDS,
     delivered,
+    issue_secret,
     loopback_settings,  # noqa: F401  (the `settings` fixture)
     save_setting,
 )
@@ -84,6 +85,7 @@ async def test_deliveries_are_listed_newest_first_in_stable_pages(
     store_id = owner.representative_store_id
     receiver = await receiver_pool.start()
     await save_setting(api, owner.token, store_id, receiver.url)
+    await issue_secret(api, owner.token, store_id)
     made = [(await delivered(api, owner.token, store_id))["id"] for _ in range(3)]
 
     # when
@@ -110,6 +112,7 @@ async def test_the_log_keeps_what_was_sent_and_what_came_back(
     store_id = owner.representative_store_id
     failing = await receiver_pool.start(status=500, body=b"down")
     await save_setting(api, owner.token, store_id, failing.url)
+    await issue_secret(api, owner.token, store_id)
     returned = await delivered(api, owner.token, store_id)
 
     # when
@@ -127,6 +130,7 @@ async def test_each_version_and_mode_has_its_own_log(api: Api, receiver_pool: Re
     store_id = owner.representative_store_id
     receiver = await receiver_pool.start()
     await save_setting(api, owner.token, store_id, receiver.url)
+    await issue_secret(api, owner.token, store_id)
     await save_setting(api, owner.token, store_id, receiver.url, module_version="V1")
     v2 = await delivered(api, owner.token, store_id)
     v1 = await delivered(api, owner.token, store_id, "V1")
@@ -151,6 +155,7 @@ async def test_a_delivery_is_a_node_only_for_its_merchant(
     store_id = owner.representative_store_id
     receiver = await receiver_pool.start()
     await save_setting(api, owner.token, store_id, receiver.url)
+    await issue_secret(api, owner.token, store_id)
     delivery = await delivered(api, owner.token, store_id)
 
     # when
@@ -195,6 +200,7 @@ async def test_deliveries_page_backwards_with_last_and_before(
     store_id = owner.representative_store_id
     receiver = await receiver_pool.start()
     await save_setting(api, owner.token, store_id, receiver.url)
+    await issue_secret(api, owner.token, store_id)
     made = [(await delivered(api, owner.token, store_id))["id"] for _ in range(3)]
 
     # when

@@ -147,6 +147,7 @@ async def test_failing_receivers_each_leave_a_failed_delivery(
         ),
         "close": await receiver_pool.start(close_without_answer=True),
     }
+    await issue_secret(http_api, owner.token, store_id)
 
     # when
     deliveries = {}
@@ -178,6 +179,7 @@ async def test_the_test_call_goes_to_the_saved_url(http_api: Api, receiver_pool:
     a = await receiver_pool.start()
     b = await receiver_pool.start()
     await save_setting(http_api, owner.token, store_id, a.url)
+    await issue_secret(http_api, owner.token, store_id)
     refused = await update_setting(
         http_api, owner.token, store_id, b.url, contentType="FORM_URLENCODED"
     )

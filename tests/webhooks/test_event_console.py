@@ -21,7 +21,7 @@ from tests.webhooks.events_support import (
     publish,
     state_of,
 )
-from tests.webhooks.helpers import errors_of, save_setting
+from tests.webhooks.helpers import errors_of, issue_secret, save_setting
 from tests.webhooks.receiver import Receiver, Receivers
 
 ATTEMPT_FIELDS = "trigger attemptNumber statusCode succeeded"
@@ -287,6 +287,7 @@ async def test_attempts_are_listed_oldest_first_with_trigger_and_number(
     assert rest["pageInfo"]["hasNextPage"] is False
 
     # and a test call's delivery has no attempt number
+    await issue_secret(api, token, store_id)
     test_call = await api.gql(TEST_CALL, {"storeId": store_id}, token=token)
     assert test_call.data["webhookTest"]["delivery"] == {
         "trigger": "TEST",

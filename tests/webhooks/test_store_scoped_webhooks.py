@@ -178,6 +178,7 @@ async def test_opting_out_does_not_reveal_deliveries_sent_while_following(
         },
     )
     assert saved.data["webhookSettingUpdate"]["userErrors"] == []
+    await issue_secret(api, scene.owner_token, scene.sub)  # its own setting signs with its own
 
     # when
     own_call = await call_test(api, caller, scene.sub)
@@ -255,7 +256,9 @@ async def test_the_call_after_the_limit_in_a_minute_is_refused_and_not_sent(
     other, _ = await create_store(api, owner.token, "Branch")
     receiver = await receiver_pool.start()
     await save_setting(api, owner.token, store_id, receiver.url)
+    await issue_secret(api, owner.token, store_id)
     await save_setting(api, owner.token, other, receiver.url, usesRepresentativeSetting=False)
+    await issue_secret(api, owner.token, other)
     for _ in range(TEST_CALLS_PER_MINUTE):
         await delivered(api, owner.token, store_id)
 
@@ -281,6 +284,7 @@ async def test_concurrent_calls_on_two_processes_never_exceed_the_limit(
     store_id = owner.representative_store_id
     receiver = await receiver_pool.start()
     await save_setting(api, owner.token, store_id, receiver.url)
+    await issue_secret(api, owner.token, store_id)
     caller = Caller(token=owner.token)
 
     # when

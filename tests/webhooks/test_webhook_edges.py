@@ -11,6 +11,7 @@ import pytest
 from tests.support import Api
 from tests.webhooks.helpers import (
     delivered,
+    issue_secret,
     loopback_settings,  # noqa: F401  (the `settings` fixture)
     save_setting,
     update_setting,
@@ -42,6 +43,7 @@ async def test_a_receiver_that_drips_bytes_is_cut_off_by_the_deadline(api: Api) 
     owner = await api.sign_up()
     async with dripping_receiver() as url:
         await save_setting(api, owner.token, owner.representative_store_id, url)
+        await issue_secret(api, owner.token, owner.representative_store_id)
 
         # when
         delivery = await delivered(api, owner.token, owner.representative_store_id)

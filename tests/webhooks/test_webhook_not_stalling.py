@@ -13,7 +13,7 @@ import pytest
 from gql_api.settings import Settings
 from tests.conftest import make_settings
 from tests.support import Api
-from tests.webhooks.helpers import SECRET_ISSUE, run_test_call, save_setting
+from tests.webhooks.helpers import SECRET_ISSUE, issue_secret, run_test_call, save_setting
 from tests.webhooks.receiver import Receivers
 
 VIEWER = "{ viewer { role } }"
@@ -38,6 +38,7 @@ async def test_other_requests_complete_while_the_receiver_hangs(
     store_id = owner.representative_store_id
     receiver = await receiver_pool.start(hold=True)
     await save_setting(api, owner.token, store_id, receiver.url)
+    await issue_secret(api, owner.token, store_id)
     call = asyncio.create_task(run_test_call(api, owner.token, store_id))
     arrived = asyncio.create_task(receiver.arrived.wait())
     await asyncio.wait({call, arrived}, return_when=asyncio.FIRST_COMPLETED)

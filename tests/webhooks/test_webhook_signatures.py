@@ -13,9 +13,11 @@ from tests.support import Api
 from tests.webhooks.helpers import (
     SECRET_EXPIRE,
     delivered,
+    errors_of,
     header_map,
     issue_secret,
     loopback_settings,  # noqa: F401  (the `settings` fixture)
+    run_test_call,
     save_setting,
 )
 from tests.webhooks.receiver import Receivers
@@ -153,19 +155,24 @@ async def test_a_live_secret_does_not_sign_test_mode_calls(
         Webhook(live.secret).verify(received.body, received.headers)
 
 
-async def test_without_an_active_secret_no_signature_is_sent(
+async def test_with_only_an_expired_or_another_modes_secret_nothing_is_sent_unsigned(
     api: Api, receiver_pool: Receivers
 ) -> None:
-    # given
+    # given: the TEST secret expired; a LIVE one active (it signs LIVE webhooks only)
     owner = await api.sign_up()
     store_id = owner.representative_store_id
     receiver = await receiver_pool.start()
     await save_setting(api, owner.token, store_id, receiver.url)
+    await issue_secret(api, owner.token, store_id, "LIVE")
+    old = await issue_secret(api, owner.token, store_id, "TEST")
+    expired = await api.gql(SECRET_EXPIRE, {"id": old.id}, token=owner.token)
+    assert expired.data["webhookSecretExpire"]["userErrors"] == []
 
     # when
-    await delivered(api, owner.token, store_id)
+    result = await run_test_call(api, owner.token, store_id)
 
-    # then
-    received = receiver.requests[0]
-    assert "v1," not in received.headers.get("webhook-signature", "")
-    assert received.headers["webhook-id"]
+    # then: refused, rather than sent without a signature
+    payload = result.data["webhookTest"]
+    assert errors_of(payload) == [("WEBHOOK_SECRET_NOT_SET", ["input", "mode"])]
+    assert payload["delivery"] is None
+    assert receiver.requests == []

@@ -9,11 +9,14 @@ from typing import Any
 import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from tests.support import Api, create_store
+from tests.support import Api, create_store, invite_and_join
 from tests.webhooks.helpers import (
+    WEBHOOK_TEST,
+    Caller,
     delivered,
     errors_of,
     header_map,
+    issue_api_secret,
     issue_secret,
     loopback_settings,  # noqa: F401  (the `settings` fixture)
     run_test_call,
@@ -66,6 +69,7 @@ async def test_without_a_saved_url_nothing_is_sent(api: Api, receiver_pool: Rece
     receiver = await receiver_pool.start()
     await save_setting(api, owner.token, store_id, receiver.url)
     await save_setting(api, owner.token, store_id, None)
+    await issue_secret(api, owner.token, store_id)
 
     # when
     result = await run_test_call(api, owner.token, store_id)
@@ -100,6 +104,7 @@ async def test_the_call_goes_to_the_saved_url_not_to_a_refused_edit(
     await save_setting(api, owner.token, store_id, a.url)
     refused = await update_setting(api, owner.token, store_id, b.url, contentType="FORM_URLENCODED")
     assert errors_of(refused) == [("CONTENT_TYPE_NOT_SUPPORTED", ["input", "contentType"])]
+    await issue_secret(api, owner.token, store_id)
 
     # when
     first = await delivered(api, owner.token, store_id)
@@ -148,6 +153,7 @@ async def test_a_host_name_is_sent_as_host_while_connecting_to_its_checked_addre
     receiver = await receiver_pool.start()
     url = f"http://localhost:{receiver.port}/webhooks"
     await save_setting(api, owner.token, store_id, url)
+    await issue_secret(api, owner.token, store_id)
 
     # when
     delivery = await delivered(api, owner.token, store_id)
@@ -211,6 +217,135 @@ async def test_a_following_sub_store_sends_to_the_representative_url_and_secrets
     assert await log_ids(api, owner.token, sub) == [own["id"], following["id"]]
 
 
+# --- a V2 call needs a signing secret --------------------------------------------------------
+
+NO_SECRET = (
+    "This store has no active TEST signing secret to sign the test call with. Issue one with "
+    "webhookSecretIssue, then test again."
+)
+NO_REPRESENTATIVE_SECRET = (
+    "This store follows the representative store's webhook setting, which has no active TEST "
+    "signing secret to sign the test call with. Issue one for the representative store with "
+    "webhookSecretIssue, then test again."
+)
+
+
+async def test_a_v2_call_without_a_signing_secret_is_refused_and_nothing_is_sent(
+    api: Api, receiver_pool: Receivers
+) -> None:
+    # given: a saved V2 URL, no secret ever issued
+    owner = await api.sign_up()
+    store_id = owner.representative_store_id
+    receiver = await receiver_pool.start()
+    await save_setting(api, owner.token, store_id, receiver.url)
+
+    # when
+    refused = (await run_test_call(api, owner.token, store_id)).data["webhookTest"]
+    issued = await issue_secret(api, owner.token, store_id)
+    after_issuing = await delivered(api, owner.token, store_id)
+
+    # then: told to issue one; nothing sent or recorded until it is, then the call is signed
+    assert refused["userErrors"] == [
+        {"field": ["input", "mode"], "code": "WEBHOOK_SECRET_NOT_SET", "message": NO_SECRET}
+    ]
+    assert refused["delivery"] is None
+    received = only_request(receiver)
+    Webhook(issued.secret).verify(received.body, received.headers)
+    assert await log_ids(api, owner.token, store_id) == [after_issuing["id"]]
+
+
+@pytest.mark.parametrize("who", ["DEVELOPER", "STORE_MANAGER", "API_SECRET"])
+async def test_a_caller_allowed_to_test_is_told_to_issue_a_secret_too(
+    api: Api, receiver_pool: Receivers, who: str
+) -> None:
+    # given: the store the caller may test has its own V2 URL and no secret
+    owner = await api.sign_up()
+    sub, _ = await create_store(api, owner.token, "Branch")
+    receiver = await receiver_pool.start()
+    if who == "DEVELOPER":  # merchant-wide: the representative store
+        store_id = owner.representative_store_id
+        await save_setting(api, owner.token, store_id, receiver.url)
+        caller = Caller(token=(await invite_and_join(api, owner.token, who)).token)
+    else:  # bound to the sub-store, whose own setting it may test
+        store_id = sub
+        await save_setting(api, owner.token, sub, receiver.url, usesRepresentativeSetting=False)
+        if who == "API_SECRET":
+            api_secret = await issue_api_secret(api, owner.token, sub)
+            caller = Caller(authorization=f"PortOne {api_secret}")
+        else:
+            caller = Caller(token=(await invite_and_join(api, owner.token, who, sub)).token)
+
+    # when
+    result = await caller.gql(
+        api, WEBHOOK_TEST, {"input": {"storeId": store_id, "moduleVersion": "V2", "mode": "TEST"}}
+    )
+
+    # then
+    payload = result.data["webhookTest"]
+    assert errors_of(payload) == [("WEBHOOK_SECRET_NOT_SET", ["input", "mode"])]
+    assert payload["userErrors"][0]["message"] == NO_SECRET
+    assert payload["delivery"] is None
+    assert receiver.requests == []
+    assert await log_ids(api, owner.token, store_id) == []
+
+
+async def test_a_following_sub_store_needs_the_representative_stores_secret(
+    api: Api, receiver_pool: Receivers
+) -> None:
+    # given: the sub-store follows the representative store, which has no secret; the
+    # sub-store's own secret would sign only its own setting
+    owner = await api.sign_up()
+    rep = owner.representative_store_id
+    sub, _ = await create_store(api, owner.token, "Branch")
+    receiver = await receiver_pool.start()
+    await save_setting(api, owner.token, rep, receiver.url)
+    await issue_secret(api, owner.token, sub)
+
+    # when
+    result = await run_test_call(api, owner.token, sub)
+
+    # then
+    payload = result.data["webhookTest"]
+    assert payload["userErrors"] == [
+        {
+            "field": ["input", "mode"],
+            "code": "WEBHOOK_SECRET_NOT_SET",
+            "message": NO_REPRESENTATIVE_SECRET,
+        }
+    ]
+    assert receiver.requests == []
+    assert await log_ids(api, owner.token, sub) == []
+
+
+async def test_no_url_and_no_secret_are_reported_together(api: Api) -> None:
+    # given
+    owner = await api.sign_up()
+
+    # when
+    result = await run_test_call(api, owner.token, owner.representative_store_id)
+
+    # then
+    assert errors_of(result.data["webhookTest"]) == [
+        ("WEBHOOK_URL_NOT_SET", ["input"]),
+        ("WEBHOOK_SECRET_NOT_SET", ["input", "mode"]),
+    ]
+
+
+async def test_a_v1_call_needs_no_secret(api: Api, receiver_pool: Receivers) -> None:
+    # given: V1 webhooks carry no Standard Webhooks signature
+    owner = await api.sign_up()
+    store_id = owner.representative_store_id
+    receiver = await receiver_pool.start()
+    await save_setting(api, owner.token, store_id, receiver.url, module_version="V1")
+
+    # when
+    delivery = await delivered(api, owner.token, store_id, "V1")
+
+    # then
+    assert delivery["succeeded"] is True
+    assert "webhook-signature" not in only_request(receiver).headers
+
+
 # --- what is sent ----------------------------------------------------------------------------
 
 
@@ -268,6 +403,7 @@ async def test_v2_2024_01_01_sends_payment_id_tx_id_and_status(
         contentType=content_type,
         payloadVersion="V2024_01_01",
     )
+    await issue_secret(api, owner.token, store_id)
 
     # when
     delivery = await delivered(api, owner.token, store_id)
@@ -328,6 +464,7 @@ async def test_the_path_and_query_of_the_saved_url_are_kept(
     receiver = await receiver_pool.start()
     url = f"http://127.0.0.1:{receiver.port}/hooks/portone?shop=a%20b&x=1"
     await save_setting(api, owner.token, store_id, url)
+    await issue_secret(api, owner.token, store_id)
 
     # when
     delivery = await delivered(api, owner.token, store_id)
@@ -343,6 +480,7 @@ async def test_each_call_has_its_own_message_id(api: Api, receiver_pool: Receive
     store_id = owner.representative_store_id
     receiver = await receiver_pool.start()
     await save_setting(api, owner.token, store_id, receiver.url)
+    await issue_secret(api, owner.token, store_id)
 
     # when
     await delivered(api, owner.token, store_id)
@@ -363,6 +501,7 @@ async def test_a_500_answer_is_a_recorded_failure(api: Api, receiver_pool: Recei
     store_id = owner.representative_store_id
     receiver = await receiver_pool.start(status=500, body=b"boom")
     await save_setting(api, owner.token, store_id, receiver.url)
+    await issue_secret(api, owner.token, store_id)
 
     # when
     delivery = await delivered(api, owner.token, store_id)
@@ -382,6 +521,7 @@ async def test_a_4xx_answer_is_a_recorded_failure(api: Api, receiver_pool: Recei
     store_id = owner.representative_store_id
     receiver = await receiver_pool.start(status=404, body=b"no such hook")
     await save_setting(api, owner.token, store_id, receiver.url)
+    await issue_secret(api, owner.token, store_id)
 
     # when
     delivery = await delivered(api, owner.token, store_id)
@@ -399,6 +539,7 @@ async def test_a_receiver_that_hangs_past_the_read_timeout_is_a_recorded_failure
     store_id = owner.representative_store_id
     receiver = await receiver_pool.start(hold=True)
     await save_setting(api, owner.token, store_id, receiver.url)
+    await issue_secret(api, owner.token, store_id)
 
     # when
     delivery = await delivered(api, owner.token, store_id)
@@ -423,6 +564,7 @@ async def test_a_redirect_is_not_followed_and_is_a_recorded_failure(
         status=302, body=b"", headers=[("Location", target.url)]
     )
     await save_setting(api, owner.token, store_id, redirecting.url)
+    await issue_secret(api, owner.token, store_id)
 
     # when
     delivery = await delivered(api, owner.token, store_id)
@@ -444,6 +586,7 @@ async def test_a_connection_closed_without_an_answer_is_a_recorded_failure(
     store_id = owner.representative_store_id
     receiver = await receiver_pool.start(close_without_answer=True)
     await save_setting(api, owner.token, store_id, receiver.url)
+    await issue_secret(api, owner.token, store_id)
 
     # when
     delivery = await delivered(api, owner.token, store_id)
@@ -461,6 +604,7 @@ async def test_a_refused_connection_is_a_recorded_failure(api: Api) -> None:
     store_id = owner.representative_store_id
     url = f"http://127.0.0.1:{unused_loopback_port()}/webhooks"
     await save_setting(api, owner.token, store_id, url)
+    await issue_secret(api, owner.token, store_id)
 
     # when
     delivery = await delivered(api, owner.token, store_id)
@@ -481,6 +625,7 @@ async def test_a_large_response_is_recorded_up_to_64_kib(
     store_id = owner.representative_store_id
     receiver = await receiver_pool.start(body=BIG_RESPONSE)
     await save_setting(api, owner.token, store_id, receiver.url)
+    await issue_secret(api, owner.token, store_id)
 
     # when
     delivery = await delivered(api, owner.token, store_id)

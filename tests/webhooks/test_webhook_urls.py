@@ -12,6 +12,7 @@ from tests.support import Api
 from tests.webhooks.helpers import (
     delivered,
     errors_of,
+    issue_secret,
     loopback_settings,  # noqa: F401  (the `settings` fixture)
     read_setting,
     save_setting,
@@ -145,6 +146,7 @@ async def test_a_url_with_a_control_or_invisible_character_is_refused(
     owner = await api.sign_up()
     store_id = owner.representative_store_id
     receiver = await receiver_pool.start()
+    await issue_secret(api, owner.token, store_id)
     before = await save_setting(api, owner.token, store_id, receiver.url)
 
     # when
@@ -166,6 +168,7 @@ async def test_a_refused_url_is_not_where_the_test_call_goes(
     store_id = owner.representative_store_id
     saved = await receiver_pool.start()
     await save_setting(api, owner.token, store_id, saved.url)
+    await issue_secret(api, owner.token, store_id)
     refused = await update_setting(
         api, owner.token, store_id, f"http://user:pass@127.0.0.1:{saved.port}/other"
     )

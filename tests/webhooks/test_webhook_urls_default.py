@@ -9,6 +9,7 @@ from tests.support import Api
 from tests.webhooks.helpers import (
     delivered,
     errors_of,
+    issue_secret,
     other_instance,
     read_setting,
     save_setting,
@@ -68,6 +69,7 @@ async def test_the_address_is_checked_again_at_send_time(
     allowing = make_settings(database_url, webhook_allowed_networks=["127.0.0.0/8"])
     async with other_instance(allowing) as permissive:
         await save_setting(permissive, owner.token, store_id, receiver.url)
+        await issue_secret(permissive, owner.token, store_id)
 
     # when: this instance does not allow it
     delivery = await delivered(api, owner.token, store_id)
