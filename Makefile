@@ -38,7 +38,7 @@ messages: $(STAMP)
 	$(BIN)/pybabel -q extract -F $(LOCALE_DIR)/babel.cfg -k _n:1,2 --no-location \
 		--sort-output --project integration-api -o $(LOCALE_DIR)/messages.pot .
 	$(BIN)/pybabel -q update -i $(LOCALE_DIR)/messages.pot -d $(LOCALE_DIR) -l ko \
-		--no-fuzzy-matching --ignore-obsolete --omit-header
+		--no-fuzzy-matching --ignore-obsolete
 	$(BIN)/pybabel -q compile -d $(LOCALE_DIR) -l ko
 
 check: $(STAMP)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from db.engine import database_unavailable
-from gql_api.i18n import Message, _, render
+from gql_api.i18n import Message, _
 
 
 class UserErrorCode(StrEnum):
@@ -68,7 +68,7 @@ class DomainError(Exception):
     """One or more user-fixable problems; the mutation changes nothing."""
 
     def __init__(self, errors: Sequence[FieldError]) -> None:
-        super().__init__("; ".join(render(error.message, "en") for error in errors))
+        super().__init__("; ".join(error.message.render("en") for error in errors))
         self.errors = list(errors)
 
     @classmethod
@@ -108,7 +108,7 @@ class ApiError(Exception):
     code: ApiErrorCode = ApiErrorCode.INTERNAL
 
     def __init__(self, message: Message, **extra: str | int) -> None:
-        self.message = render(message)
+        self.message = message.render()
         super().__init__(self.message)
         self.extensions: dict[str, str | int] = {"code": self.code.value, **extra}
 

@@ -88,11 +88,6 @@ def _render_value(value: object, locale: Locale) -> object:
     return value
 
 
-def render(message: Message | str, locale: Locale | None = None) -> str:
-    """TRANSITION SHIM (removed once every message is a Message): a plain str as it is."""
-    return message.render(locale) if isinstance(message, Message) else message
-
-
 def _(msgid: str, /, **params: object) -> Message:
     """Mark `msgid` (English, a literal: Babel extracts it) as a user-facing message."""
     return Message(msgid, params)

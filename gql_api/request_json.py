@@ -29,10 +29,6 @@ WIDTH_MESSAGE = _(
     "A JSON object in the body has more than {max_keys} members.", max_keys=MAX_OBJECT_KEYS
 )
 NOT_AN_OBJECT = _("The JSON body must be an object with a `query` member.")
-# TRANSITION: the English text, for callers that still compare a refusal's reason with it
-# (gql_api.cli, gql_api.webhooks.intake); catch NotAnObjectError instead, which holds in
-# every language.
-NOT_AN_OBJECT_MESSAGE = NOT_AN_OBJECT.msgid
 UNICODE_MESSAGE = _(
     "The JSON body is not valid Unicode: strings must not hold lone surrogates "
     "(\\ud800-\\udfff escapes without their pair) or bytes that are not UTF-8."

@@ -6,7 +6,7 @@ import strawberry
 
 from gql_api.enums import UserErrorCode
 from gql_api.errors import DomainError
-from gql_api.i18n import _n, render
+from gql_api.i18n import _n
 
 
 @strawberry.type(description="A problem with the input of a mutation; nothing was changed.")
@@ -25,7 +25,7 @@ def user_errors(error: DomainError) -> list[UserError]:
     """The problems of `error`, at most MAX_USER_ERRORS of them and one saying how many more,
     in the language of the request being answered."""
     shown = [
-        UserError(field=list(e.field) if e.field else None, code=e.code, message=render(e.message))
+        UserError(field=list(e.field) if e.field else None, code=e.code, message=e.message.render())
         for e in error.errors[:MAX_USER_ERRORS]
     ]
     hidden = len(error.errors) - MAX_USER_ERRORS

@@ -131,24 +131,26 @@ def _network(problems: Problems, value: str, path: Sequence[str]) -> Network | N
             refuse(not_a_block)
             return None
         host = cleaned.split("/", 1)[0]
+        one_address = f"{host}/{loose.max_prefixlen}"
         refuse(
             _(
                 "{cidr} has host bits set: write {block} for the whole block, or "
                 "{address} for the one address.",
                 cidr=cleaned,
                 block=loose,
-                address=f"{host}/{loose.max_prefixlen}",
+                address=one_address,
             )
         )
         return None
     if isinstance(network, ipaddress.IPv6Network):
         mapped = network.network_address.ipv4_mapped
         if mapped is not None and network.prefixlen >= 96:
+            as_ipv4 = f"{mapped}/{network.prefixlen - 96}"
             refuse(
                 _(
                     "{cidr} is an IPv4-mapped block; write it as IPv4: {ipv4}.",
                     cidr=network,
-                    ipv4=f"{mapped}/{network.prefixlen - 96}",
+                    ipv4=as_ipv4,
                 )
             )
             return None

@@ -18,6 +18,7 @@ from gql_api.enums import (
     WebhookPayloadVersion,
     WebhookTrigger,
 )
+from gql_api.i18n import _
 from gql_api.ids import COMPOUND_KEYS, compound_key, split_compound_key
 from gql_api.node import Node, to_global_id
 from gql_api.pagination import After, Before, Connection, First, Last, PageRequest, connection
@@ -234,21 +235,27 @@ class IpWhitelistSupport:
         "whitelist. Each API secret has a network allowlist of its own instead "
         "(ApiSecret.networkRules, apiSecretNetworkRulesUpdate)."
     )
-    message: str = strawberry.field(description="The console's notice to show the user, in Korean.")
+    message: str = strawberry.field(
+        description="The console's notice to show the user, in the language of the request "
+        "(Accept-Language; Korean by default)."
+    )
     contact: str | None = strawberry.field(
         description="Email address of PortOne V2 tech support; null when there is none to ask."
     )
+
+
+V2_TECH_SUPPORT = "tech.support@portone.io"
 
 
 @strawberry.type(description="추가 설정 관리.")
 class AdditionalSettings:
     @strawberry.field(description="IP whitelists are a V1 feature; V2 does not offer one.")
     def ip_whitelist(self) -> IpWhitelistSupport:
-        return IpWhitelistSupport(
-            supported=False,
-            message="포트원 V2 결제 모듈에서는 화이트리스트 기능을 지원하지 않습니다. 해당 기능을 "
-            "필요로 하시는 경우 V2 기술지원 메일(tech.support@portone.io)로 문의 부탁드립니다. "
-            "API 호출을 특정 IP 대역에서만 허용하려면 API Secret마다 허용 네트워크(CIDR 규칙)를 "
-            "설정할 수 있습니다 (ApiSecret.networkRules, apiSecretNetworkRulesUpdate).",
-            contact="tech.support@portone.io",
+        notice = _(
+            "PortOne's V2 payment module does not offer an IP whitelist. If you need one, "
+            "please write to V2 tech support ({contact}). To accept API calls only from certain "
+            "IP ranges, set allowed networks (CIDR rules) on each API secret "
+            "(ApiSecret.networkRules, apiSecretNetworkRulesUpdate).",
+            contact=V2_TECH_SUPPORT,
         )
+        return IpWhitelistSupport(supported=False, message=notice.render(), contact=V2_TECH_SUPPORT)

@@ -426,15 +426,25 @@ async def test_the_whitelist_notice_points_to_the_per_secret_allowlist(api: Api)
 
     # when
     results = [
-        await api.gql(WHITELIST, {"storeId": store_id}, token=owner.token)
+        (
+            language,
+            await api.client.post(
+                "/graphql",
+                json={"query": WHITELIST, "variables": {"storeId": store_id}},
+                headers={"Authorization": f"Bearer {owner.token}", "Accept-Language": language},
+            ),
+        )
         for store_id in (owner.representative_store_id, sub)
+        for language in ("ko-KR", "en")
     ]
 
-    # then: still not supported account-wide, with whom to ask, and where the allowlist is
-    for result in results:
-        whitelist = result.data["store"]["additionalSettings"]["ipWhitelist"]
+    # then: still not supported account-wide, with whom to ask, and where the allowlist is,
+    # in the language asked for
+    for language, result in results:
+        whitelist = result.json()["data"]["store"]["additionalSettings"]["ipWhitelist"]
         assert whitelist["supported"] is False
         assert whitelist["contact"] == "tech.support@portone.io"
-        assert "지원하지 않습니다" in whitelist["message"]
+        expected = "지원하지 않습니다" if language == "ko-KR" else "does not offer an IP whitelist"
+        assert expected in whitelist["message"]
         assert "tech.support@portone.io" in whitelist["message"]
         assert "apiSecretNetworkRulesUpdate" in whitelist["message"]
