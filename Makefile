@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 # each starts its own throwaway PostgreSQL.
 PYTEST_WORKERS ?= 2
 
-.PHONY: run test migrate schema check format bench clean postgres messages
+.PHONY: run test migrate schema check format bench soak clean postgres messages
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -49,6 +49,12 @@ check: $(STAMP)
 # Performance targets, side by side (bench/README.md); BENCH_DB=postgresql for PostgreSQL.
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
+
+# Soak (bench/soak.py): 60 s of mixed load at 32 clients against `serve --workers 2` and a
+# delivery worker on a throwaway PostgreSQL; checks 5xx, lost writes and events, memory.
+# SOAK_SECONDS=10 for a quick look (written to bench/out/, not bench/soak-results.md).
+soak: $(STAMP)
+	$(BIN)/python bench/soak.py
 
 # A throwaway PostgreSQL as `make test` starts one; prints its DATABASE_URL, Ctrl-C stops it.
 postgres: $(STAMP)
