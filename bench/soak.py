@@ -624,6 +624,20 @@ def channels_of(api: bench.Server, merchant: seed.DashboardMerchant) -> list[Cha
     ]
 
 
+def server_ticks(
+    api: bench.Server, worker: delivery.WorkerProcess, database_roots: Callable[[], list[int]]
+) -> dict[str, int]:
+    """CPU ticks so far of `serve` (the supervisor and its workers), of the delivery worker and
+    of PostgreSQL (a backend that ended meanwhile is not counted: the figure is a floor)."""
+    assert api.process is not None and worker.process is not None
+    database = sum(sum(workers.process_ticks(root).values()) for root in database_roots())
+    return {
+        "serve --workers 2": sum(workers.process_ticks(api.process.pid).values()),
+        "delivery worker": sum(workers.process_ticks(worker.process.pid).values()),
+        "PostgreSQL": database,
+    }
+
+
 async def soak(
     api: bench.Server,
     setup: SoakSetup,
@@ -647,6 +661,7 @@ async def soak(
         memory = Memory(processes)
         log(f"load: {CLIENTS} clients for {SECONDS} s; serving pids {processes}")
         busy_before, cpu_before = workers.machine_busy_ticks(), time.process_time()
+        servers_before = server_ticks(api, worker, database_roots)
         with bench.ForeignLoad(database_roots) as foreign:
             memory.start()
             started = time.monotonic()
@@ -656,6 +671,11 @@ async def soak(
             memory.stop()
         client_cores = (time.process_time() - cpu_before) / elapsed
         machine_cores = (workers.machine_busy_ticks() - busy_before) / workers.TICKS / elapsed
+        servers_after = server_ticks(api, worker, database_roots)
+        used = {
+            what: (ticks - servers_before.get(what, 0)) / workers.TICKS / elapsed
+            for what, ticks in servers_after.items()
+        }
         replaced = sorted(workers.worker_pids(api.process.pid) - {api.process.pid}) != serving
         log(f"load done in {elapsed:.1f} s; reading back every channel")
         writes = await read_back(load)
@@ -681,7 +701,9 @@ async def soak(
         "only that client writes (session); secret read: the README's store-and-channels query "
         "with `PortOne <secret>`; event publish: a V2 `Transaction.Paid` to "
         "`POST /internal/events`; latency from request to answer",
-        f"- CPU: the load client used {client_cores:.2f} cores, the whole machine "
+        "- CPU during the load, in cores: "
+        + ", ".join(f"{what} {cores:.2f}" for what, cores in used.items())
+        + f", the load client {client_cores:.2f}; the whole machine "
         f"{machine_cores:.2f} of {os.cpu_count()}; other work on the machine "
         f"{mean_foreign:.0%} of the CPUs on average (highest second {worst_foreign:.0%})",
         f"- Answers refused as the API intends (not failures): {refused}; events published "
