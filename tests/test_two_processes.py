@@ -6,33 +6,25 @@ never from one process's memory.
 The servers are started once for the module, on a database of their own (the per-test
 truncation of `database_url` would empty it under them): each test seeds its own merchant and
 emails, so the tests do not depend on one another. Both servers see the client at 127.0.0.1.
-Nothing here asserts how long anything took.
+Nothing here asserts how long anything took. Requests racing one another through both servers
+(one version of a channel, the signing-secret limit, one owner, deleted API secrets):
+tests/test_concurrency.py.
 """
 
 from __future__ import annotations
 
-import asyncio
-import json
-import uuid
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
-from sqlalchemy import text
 
-from db.engine import create_engine
-from db.migrate import upgrade
 from tests.api_secrets.helpers import DELETE as SECRET_DELETE
 from tests.api_secrets.helpers import ISSUE, WHO_AM_I, assert_refused, portone
-from tests.channels.helpers import CHANNEL_CREATE, CHANNEL_UPDATE, NODE, kcp_shared_test_input
+from tests.concurrency_support import TwoServers, api_of, running_two_servers, verifications
 from tests.factories import seed_merchant
 from tests.pg_server import PostgresServer
 from tests.support import PASSWORD, Api, GraphQLResponse, SignedUp
-from tests.support_servers import Server, serve
 from tests.webhooks.events_support import PLATFORM_TOKEN, event_body, publish
 from tests.webhooks.helpers import issue_secret, save_setting
 from tests.webhooks.process_support import WorkerProcess, Workers, eventually
@@ -59,8 +51,6 @@ query Events($storeId: String!) {
 
 LOGIN_MAX_FAILURES = 4
 WRONG_PASSWORD = "wrong password 123"
-CONCURRENT_UPDATES = 40
-TIMEOUT = 60.0  # generous: a deadline for a stuck server, not a performance assertion
 
 SERVER_ENV = {
     "WEBHOOK_WORKER": "off",  # only the separate worker process delivers
@@ -70,51 +60,23 @@ SERVER_ENV = {
 }
 
 
-@dataclass(frozen=True)
-class TwoServers:
-    database_url: str
-    a: Server
-    b: Server
-
-
-async def _admin(server: PostgresServer, statement: str) -> None:
-    engine = create_engine(server.url)
-    try:
-        async with engine.connect() as conn:
-            await conn.execution_options(isolation_level="AUTOCOMMIT")
-            await conn.execute(text(statement))
-    finally:
-        await engine.dispose()
-
-
 @pytest.fixture(scope="module")
 def two_servers(pg_server: PostgresServer) -> Iterator[TwoServers]:
     """Servers A and B on a migrated database of their own, stopped (and it dropped) after."""
-    name = f"two_processes_{uuid.uuid4().hex[:8]}"
-    asyncio.run(_admin(pg_server, f"CREATE DATABASE {name}"))
-    url = pg_server.database_url(name)
-    try:
-        upgrade(url)
-        with serve(url, SERVER_ENV) as a, serve(url, SERVER_ENV) as b:
-            yield TwoServers(url, a, b)
-    finally:
-        asyncio.run(_admin(pg_server, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+    with running_two_servers(pg_server, SERVER_ENV, prefix="two_processes") as servers:
+        yield servers
 
 
 @pytest.fixture
 async def a(two_servers: TwoServers) -> AsyncIterator[Api]:
-    async with httpx.AsyncClient(
-        base_url=two_servers.a.base_url, timeout=TIMEOUT, trust_env=False
-    ) as http:
-        yield Api(http)
+    async with api_of(two_servers.a) as api:
+        yield api
 
 
 @pytest.fixture
 async def b(two_servers: TwoServers) -> AsyncIterator[Api]:
-    async with httpx.AsyncClient(
-        base_url=two_servers.b.base_url, timeout=TIMEOUT, trust_env=False
-    ) as http:
-        yield Api(http)
+    async with api_of(two_servers.b) as api:
+        yield api
 
 
 @pytest.fixture
@@ -123,60 +85,8 @@ async def owner(two_servers: TwoServers) -> SignedUp:
     return seeded.owner
 
 
-@dataclass
-class StartingLine:
-    """Holds back the last byte of each of `runners` requests until every one has sent the
-    rest, so that no server can start any of them before all have arrived (the "last byte"
-    technique). Sent as the client builds them, they would reach the servers one after another,
-    and a broken version check could pass because nothing ever overlapped."""
-
-    runners: int
-    ready: int = 0
-    go: asyncio.Event = field(default_factory=asyncio.Event)
-
-    async def _body(self, payload: bytes) -> AsyncIterator[bytes]:
-        yield payload[:-1]
-        self.ready += 1
-        if self.ready == self.runners:
-            self.go.set()
-        await self.go.wait()
-        yield payload[-1:]
-
-    async def update_channel(self, api: Api, token: str, update: dict[str, Any]) -> dict[str, Any]:
-        """channelUpdate through `api`, released with the others; its payload."""
-        payload = json.dumps({"query": CHANNEL_UPDATE, "variables": {"input": update}}).encode()
-        headers = {
-            "authorization": f"Bearer {token}",
-            "content-type": "application/json",
-            "content-length": str(len(payload)),
-        }
-        response = await api.client.post("/graphql", content=self._body(payload), headers=headers)
-        body = response.json()
-        assert response.status_code == 200 and "errors" not in body, body
-        result: dict[str, Any] = body["data"]["channelUpdate"]
-        return result
-
-
-def user_errors(payload: dict[str, Any]) -> list[tuple[str, list[str] | None]]:
-    return [(error["code"], error["field"]) for error in payload["userErrors"]]
-
-
 async def log_in(api: Api, email: str, password: str) -> GraphQLResponse:
     return await api.gql(SESSION_CREATE, {"input": {"email": email, "password": password}})
-
-
-async def verifications(api: Api, result: str) -> float:
-    """api_secret_verifications_total{result} of the process behind `api` (its argon2 runs)."""
-    response = await api.client.get("/metrics")
-    response.raise_for_status()
-    for family in text_string_to_metric_families(response.text):
-        if family.name == "api_secret_verifications":
-            return sum(
-                s.value
-                for s in family.samples
-                if s.name.endswith("_total") and s.labels.get("result") == result
-            )
-    return 0.0
 
 
 # --- sessions -------------------------------------------------------------------------------
@@ -250,49 +160,6 @@ async def test_failed_log_ins_through_both_servers_count_towards_one_limit(
         assert refused.error_codes == ["RATE_LIMITED"], refused.body
         assert refused.body.get("data") is None
         assert refused.body["errors"][0]["extensions"]["retryAfterSeconds"] >= 1
-
-
-# --- optimistic concurrency -----------------------------------------------------------------
-
-
-async def test_concurrent_updates_of_one_version_through_both_servers_have_one_winner(
-    a: Api, b: Api, owner: SignedUp
-) -> None:
-    # given: a channel at version 1
-    created = await a.gql(
-        CHANNEL_CREATE,
-        {"input": kcp_shared_test_input(owner.representative_store_id)},
-        token=owner.token,
-    )
-    channel = created.data["channelCreate"]["channel"]
-    assert channel["version"] == 1
-
-    # when: 40 updates, all from version 1, half through A and half through B, at once
-    line = StartingLine(CONCURRENT_UPDATES)
-    payloads = await asyncio.gather(
-        *(
-            line.update_channel(
-                (a, b)[n % 2],
-                owner.token,
-                {"id": channel["id"], "version": 1, "name": f"Renamed {n}"},
-            )
-            for n in range(CONCURRENT_UPDATES)
-        )
-    )
-
-    # then: exactly one wins; the other 39 are told the version is stale
-    winners = [p for p in payloads if p["userErrors"] == []]
-    losers = [p for p in payloads if p["userErrors"] != []]
-    assert len(winners) == 1, [p["channel"]["name"] for p in winners]
-    assert [user_errors(p) for p in losers] == [[("VERSION_CONFLICT", ["input", "version"])]] * (
-        CONCURRENT_UPDATES - 1
-    )
-    assert all(p["channel"] is None for p in losers)
-    # and: the version moved by exactly one, to the winner's change, as both servers read it
-    for api in (a, b):
-        current = (await api.gql(NODE, {"id": channel["id"]}, token=owner.token)).data["node"]
-        assert current["version"] == 2
-        assert current["name"] == winners[0]["channel"]["name"]
 
 
 # --- webhook events -------------------------------------------------------------------------
