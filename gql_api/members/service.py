@@ -393,15 +393,17 @@ def _invited_email_taken() -> DomainError:
 
 
 async def _member(db: AsyncSession, principal: Principal, member_id: str) -> User:
-    """The member to act on, its row locked until the transaction ends (FOR UPDATE on
+    """The member to act on, its row locked until the transaction ends (FOR NO KEY UPDATE on
     PostgreSQL; SQLite writes one at a time) and read afresh: role changes, removals and the
     ownership transfer of one member then run one after another, and none writes over what
     another committed after it read (a demotion read before a transfer made the member OWNER
-    would leave the merchant without an owner)."""
+    would leave the merchant without an owner). NO KEY: rows that only refer to the member (an
+    invitation it sends) are not held up, as they would be by FOR UPDATE."""
     pk = pk_of(member_id, "Member")
     member = None
     if pk is not None and access(principal, Operation.MEMBER_READ) is not Access.NONE:
-        statement = visible_members(principal).where(col(User.id) == pk).with_for_update()
+        statement = visible_members(principal).where(col(User.id) == pk)
+        statement = statement.with_for_update(key_share=True)
         member = (await db.exec(statement.execution_options(populate_existing=True))).first()
     if member is None:
         raise DomainError.single(
