@@ -330,6 +330,16 @@ class Memory:
         values = [v for t, s in self.samples if start <= t < end and (v := s[name]) is not None]
         return statistics.fmean(values) / 1024 if values else math.nan
 
+    def timeline(self) -> str:
+        """Each process's mean VmRSS per WINDOW seconds, in MiB: growth or a plateau at a glance."""
+        end = max((t for t, _ in self.samples), default=0.0)
+        steps = range(math.ceil(end / WINDOW))
+        return "; ".join(
+            f"{name} "
+            + " ".join(f"{self.window(name, n * WINDOW, (n + 1) * WINDOW):.0f}" for n in steps)
+            for name in self.processes
+        )
+
     def exited(self) -> list[str]:
         return sorted({n for _, s in self.samples for n, v in s.items() if v is None})
 
@@ -750,6 +760,7 @@ async def soak(
         f"without an answer: {load.stats.events_unanswered}; events in the database by status "
         "(with the one published before the load): "
         f"{statuses}",
+        f"- VmRSS in MiB, mean of each {WINDOW:.0f} s of the load: {memory.timeline()}",
         f"- Errors in the server logs: {bench.server_log_errors(logs)}",
     ]
     section = render(
