@@ -34,7 +34,14 @@ def async_url(database_url: str) -> URL:
     if backend == "sqlite":
         return url.set(drivername=LEAN_AIOSQLITE)
     if backend in {"postgresql", "postgres"}:
-        return url.set(drivername="postgresql+asyncpg")
+        url = url.set(drivername="postgresql+asyncpg")
+        # Managed PostgreSQL hands out libpq URLs (`?sslmode=require`); asyncpg takes the same
+        # modes (disable, allow, prefer, require, verify-ca, verify-full) as `ssl`.
+        if "sslmode" in url.query and "ssl" not in url.query:
+            url = url.update_query_dict({"ssl": url.query["sslmode"]}).difference_update_query(
+                ["sslmode"]
+            )
+        return url
     raise ValueError(f"unsupported database backend {backend!r}: use sqlite or postgresql")
 
 

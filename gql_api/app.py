@@ -163,7 +163,8 @@ class GraphQLApp(GraphQL[Context, None]):
             response = _error_response(error.reason, status, media=media, code=error.code)
             response.headers.update(error.headers)
         except HTTPException as error:
-            response = _error_response(error.reason, error.status_code, media=media)
+            reason = STRAWBERRY_REASONS.get(error.reason, error.reason)
+            response = _error_response(reason, error.status_code, media=media)
         except ClientDisconnect:
             return  # the client went away before sending its whole request: nobody to answer
         except BodyTooLargeError:
@@ -346,6 +347,31 @@ def _masked_response(error: Exception, *, commit_begun: bool, media: str) -> Res
     response = _error_response(INTERNAL_MESSAGE, 503, media=media, **extensions)
     response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
     return response
+
+
+# strawberry's own refusals of a request, in the request's language like ours (an unknown
+# text, from a strawberry newer than these, is shown as strawberry wrote it).
+STRAWBERRY_REASONS: dict[str, I18nMessage] = {
+    "Batching is not enabled": _("Batched requests are not supported."),
+    "No GraphQL query found in the request": _("No GraphQL query found in the request."),
+    "Unsupported content type": _(
+        "Unsupported content type; send application/json (POST) or a query string (GET)."
+    ),
+    "The GraphQL operation's `query` must be a string or null, if provided.": _(
+        "The GraphQL operation's `query` must be a string or null, if provided."
+    ),
+    "The GraphQL operation's `variables` must be an object or null, if provided.": _(
+        "The GraphQL operation's `variables` must be an object or null, if provided."
+    ),
+    "The GraphQL operation's `extensions` must be an object or null, if provided.": _(
+        "The GraphQL operation's `extensions` must be an object or null, if provided."
+    ),
+    "Too many operations": _("Too many operations."),
+    "Unable to parse the multipart body": _("Unable to parse the multipart body."),
+    "File(s) missing in form data": _("File(s) missing in form data."),
+    "GraphQL only supports GET and POST requests.": _("GraphQL is served over GET and POST."),
+    "Not Found": _("Not found."),
+}
 
 
 def _error_response(

@@ -12,7 +12,7 @@ from gql_api.errors import Unauthenticated
 from gql_api.i18n import _
 from gql_api.security.tokens import ACCESS_TOKEN_PREFIX
 
-SCHEMES = "`Bearer <session or access token>` or `PortOne <API secret>`"
+SCHEMES = _("`Bearer <session or access token>` or `PortOne <API secret>`")
 
 
 async def authenticate(

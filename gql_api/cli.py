@@ -135,7 +135,15 @@ def _create_merchant(args: argparse.Namespace) -> int:
 
     settings = load_settings()
     check_database(settings, migrated=True)
-    password = _owner_password(from_stdin=args.password_stdin)
+    try:
+        password = _owner_password(from_stdin=args.password_stdin)
+        password.encode("utf-8")  # undecodable input arrives as lone surrogates
+    except UnicodeError:
+        print(
+            "create-merchant: the password is not UTF-8 text; write it in UTF-8",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
     if not password:
         print(
             "create-merchant: the password is empty; write it on standard input (one line) "
@@ -186,7 +194,8 @@ def _owner_password(*, from_stdin: bool) -> str:
     if stdin is None:  # started with standard input closed
         return ""
     if from_stdin or not stdin.isatty():
-        return stdin.readline().rstrip("\n")
+        # A line ends in \n, or \r\n when written on Windows: neither is part of the password.
+        return stdin.readline().rstrip("\r\n")
     try:
         return getpass.getpass("Owner password: ")
     except EOFError:  # Ctrl-D at the prompt

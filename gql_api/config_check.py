@@ -13,6 +13,7 @@ import asyncio
 import socket
 from collections.abc import Sequence
 from enum import Enum
+from urllib.parse import parse_qsl, urlencode
 
 from pydantic import SecretStr, ValidationError
 from pydantic_core import ErrorDetails
@@ -89,6 +90,13 @@ def load_settings() -> Settings:
         raise ConfigurationError(problem_lines(error)) from None
     except SettingsError as error:  # e.g. an unreadable .env: its message names no value
         raise ConfigurationError([f"configuration cannot be read: {error}"]) from None
+    except UnicodeError:
+        raise ConfigurationError(
+            [
+                "configuration cannot be read: .env or a variable is not UTF-8 text; "
+                "write it in UTF-8"
+            ]
+        ) from None
 
 
 def problem_lines(error: ValidationError) -> list[str]:
@@ -129,12 +137,37 @@ def _shown_input(field: str, value: object) -> str | None:
 
 
 def masked_database_url(url: str) -> str | None:
-    """The URL with its password as ***; None when it does not parse (then it is not shown:
-    where the password would be cannot be told)."""
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
+    """The URL with its password as *** (and a `password` query parameter's value); None when
+    it does not parse (then it is not shown: where the password would be cannot be told).
+
+    Read as a person reads it, not as SQLAlchemy does: everything up to the last `@` of the
+    authority is user and password, so a password that holds `@` or `/` by mistake is masked
+    whole (SQLAlchemy would take its tail for the host)."""
+    scheme, separator, rest = url.partition("://")
+    if not separator:
         return None
+    authority = rest.split("/", 1)[0].split("?", 1)[0]
+    if "@" not in authority and not authority.startswith("["):
+        _host, colon, port = authority.rpartition(":")
+        if colon and not port.isdigit():  # `user:password/db`, the host forgotten: not shown
+            return None
+    try:
+        userinfo, at, location = rest.rpartition("@")
+        if at and ":" in userinfo:
+            user = userinfo.split(":", 1)[0]
+            rest = f"{user}:***@{location}"
+        path, question, query = rest.partition("?")
+        if question:
+            pairs = [
+                (name, "***" if "password" in name.lower() else value)
+                for name, value in parse_qsl(query, keep_blank_values=True)
+            ]
+            rest = f"{path}?{urlencode(pairs, safe='*')}"
+        shown = f"{scheme}://{rest}"
+        shown.encode("utf-8")  # printable as it is
+    except (ValueError, UnicodeError):
+        return None
+    return shown
 
 
 def effective_values(settings: Settings) -> list[tuple[str, str]]:
@@ -209,12 +242,17 @@ def check_database(settings: Settings, *, migrated: bool) -> SchemaState:
 
 
 def _where(database_url: str) -> str:
-    url = make_url(database_url)
-    if url.get_backend_name() == "sqlite":
-        return f"SQLite database {url.database}"
-    if url.host is None:
-        return f"PostgreSQL (local socket, database {url.database})"
-    return f"PostgreSQL at {url.host}:{url.port or 5432}"
+    """The database named for a person: never the password (Settings refuses a URL whose host
+    would hold part of it, gql_api.settings)."""
+    try:
+        url = make_url(database_url)
+        if url.get_backend_name() == "sqlite":
+            return f"SQLite database {url.database}"
+        if url.host is None:
+            return f"PostgreSQL (local socket, database {url.database})"
+        return f"PostgreSQL at {url.host}:{url.port or 5432}"
+    except (ArgumentError, ValueError):
+        return "the database"
 
 
 def _connection_problem(error: BaseException, where: str) -> str:
@@ -232,6 +270,11 @@ def _connection_problem(error: BaseException, where: str) -> str:
             f"DATABASE_URL: cannot connect to {where}: {reason}; check that the server is "
             "running and that the host and port are right"
         )
+    if not _server_refusal(cause):  # e.g. an option the driver does not take
+        return (
+            f"DATABASE_URL: cannot connect to {where}: {type(cause).__name__}; check the "
+            "URL's options (after ?) and that it is a sqlite:/// or postgresql:// URL"
+        )
     # The server's own refusal (authentication, unknown database, not a SQLite file): its
     # text names the user or the database, never the password.
     reason = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
@@ -244,6 +287,19 @@ def _connection_problem(error: BaseException, where: str) -> str:
         f"DATABASE_URL: {where} refused the connection: {reason}; check the user, password "
         "and database name"
     )
+
+
+def _server_refusal(error: BaseException) -> bool:
+    """Whether the database itself refused (PostgreSQL's answer, SQLite's verdict on a file),
+    rather than the driver refusing what it was given."""
+    import sqlite3
+
+    # asyncpg's PostgresError and its subclasses (no type stubs to import them by)
+    server = any(
+        cls.__name__ == "PostgresError" and cls.__module__.startswith("asyncpg")
+        for cls in type(error).__mro__
+    )
+    return server or isinstance(error, sqlite3.DatabaseError)
 
 
 def _root_cause(error: BaseException) -> BaseException:

@@ -108,11 +108,13 @@ def translations(locale: Locale) -> gettext.NullTranslations:
 
 def negotiate(accept_language: str | None, *, default: Locale) -> Locale:
     """The best of LOCALES for an Accept-Language header (RFC 9110 12.5.4: ranges by
-    descending weight, `q=0` meaning "not acceptable", a region falling back to its language);
-    `default` when it names none of them, or is absent or malformed."""
+    descending weight, a region falling back to its language, `q=0` meaning "not
+    acceptable"); `default` when it names none of them, or is absent or malformed, unless the
+    header refuses the default (`ko;q=0`): then the other language."""
     if not accept_language:
         return default
     ranked: list[tuple[float, int, str]] = []
+    refused: set[str] = set()
     for position, item in enumerate(accept_language.split(",")[:32]):
         tag, _sep, parameters = item.strip().partition(";")
         tag = tag.strip().lower()
@@ -124,14 +126,22 @@ def negotiate(accept_language: str | None, *, default: Locale) -> Locale:
                     weight = float(value)
                 except ValueError:
                     weight = 0.0
-        if tag and tag != "*" and 0 < weight <= 1:
+        if not tag or tag == "*":
+            continue
+        if 0 < weight <= 1:
             ranked.append((-weight, position, tag))
+        elif weight == 0:
+            refused.add(tag.split("-", 1)[0])
     preferred = [tag for _weight, _position, tag in sorted(ranked)]
     chosen = negotiate_locale(preferred, list(LOCALES), sep="-")
-    for locale in LOCALES:  # the Literal itself, for the type checker
-        if chosen == locale:
+    for locale in (default, *LOCALES):  # the Literal itself, for the type checker
+        if chosen == locale or (chosen is None and locale not in refused):
             return locale
     return default
+
+
+# Answers that carry a message in some language (the API's JSON), and so say which.
+_WORDED_MEDIA = (b"application/json", b"application/graphql-response+json")
 
 
 class LocaleMiddleware:
@@ -152,13 +162,23 @@ class LocaleMiddleware:
 
         async def send_with_language(message: AsgiMessage) -> None:
             if message["type"] == "http.response.start":
-                headers = list(message.get("headers", []))
-                headers.append((b"content-language", locale.encode()))
-                headers.append((b"vary", b"Accept-Language"))
-                message = {**message, "headers": headers}
+                message = {**message, "headers": _with_language(message["headers"], locale)}
             await send(message)
 
         try:
             await self.app(scope, receive, send_with_language)
         finally:
             current_locale.reset(token)
+
+
+def _with_language(headers: list[tuple[bytes, bytes]], locale: Locale) -> list[tuple[bytes, bytes]]:
+    """Content-Language on a JSON answer (not on static files, plain-text errors or GraphiQL,
+    which have no language of ours), and Accept-Language added to the one Vary line (caches
+    and CDNs may read only the first)."""
+    media = next((value for name, value in headers if name.lower() == b"content-type"), b"")
+    if not media.lower().startswith(_WORDED_MEDIA):
+        return headers
+    vary = [value for name, value in headers if name.lower() == b"vary"]
+    kept = [(name, value) for name, value in headers if name.lower() != b"vary"]
+    merged = b", ".join([*vary, b"Accept-Language"])
+    return [*kept, (b"content-language", locale.encode()), (b"vary", merged)]

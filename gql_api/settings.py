@@ -82,7 +82,8 @@ def non_public_kind(network: str) -> str | None:
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+    # An empty variable (`METRICS_PORT=` in a compose file or template) means "not set".
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", env_ignore_empty=True)
 
     database_url: str = Field(
         default="sqlite:///var/integration.db",
@@ -331,8 +332,16 @@ class Settings(BaseSettings):
         # The engine (db.engine.async_url) picks the async driver for these two backends.
         try:
             url = make_url(value)
-        except ArgumentError:  # its message repeats the URL, password included
-            raise ValueError(f"not a database URL; {DATABASE_URL_HINT}") from None
+        except (ArgumentError, ValueError):  # their messages repeat the URL or the password
+            raise ValueError(
+                "not a database URL (a port that is not a number? a password holding @, :, / "
+                f"or #, which must be percent-encoded?); {DATABASE_URL_HINT}"
+            ) from None
+        if "@" in (url.host or ""):  # `user:p@ss@host`: the password's tail taken for the host
+            raise ValueError(
+                "the user or password holds @; percent-encode it (@ as %40, : as %3A, "
+                "/ as %2F, # as %23)"
+            )
         backend = url.get_backend_name()
         if backend == "sqlite":
             if url.database in (None, "", ":memory:"):

@@ -7,6 +7,7 @@ import importlib.metadata
 import json
 import os
 import re
+import sqlite3
 import subprocess
 import sys
 import time
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from argon2 import PasswordHasher
 from sqlmodel import func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -117,6 +119,36 @@ def test_create_merchant_reads_a_piped_password_without_a_flag(tmp_path: Path) -
     assert created.returncode == 0, created.stderr
     assert "representative storeId: store-" in created.stdout
     assert created.stderr == ""
+
+
+def test_create_merchant_takes_a_windows_line_ending_off_the_password(tmp_path: Path) -> None:
+    """A password file edited on Windows ends in \r\n: the owner must log in without the \r."""
+    # given a migrated database
+    assert _run(["migrate"], tmp_path).returncode == 0
+
+    # when
+    created = _run(_CREATE, tmp_path, stdin=PASSWORD + "\r\n")
+
+    # then the stored hash is of the password as typed
+    assert created.returncode == 0, created.stderr
+    with sqlite3.connect(tmp_path / "cli.db") as db:
+        (stored,) = db.execute("SELECT password_hash FROM users").fetchone()
+    assert PasswordHasher().verify(stored, PASSWORD)
+
+
+def test_create_merchant_refuses_a_password_that_is_not_utf8_in_one_line(
+    tmp_path: Path,
+) -> None:
+    assert _run(["migrate"], tmp_path).returncode == 0
+    result = subprocess.run(
+        [*CLI, *_CREATE], input=b"\xffpassword\n", capture_output=True, env=_env(tmp_path),
+        timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert b"Traceback" not in result.stderr
+    assert result.stderr.decode().strip() == (
+        "create-merchant: the password is not UTF-8 text; write it in UTF-8"
+    )
 
 
 def test_create_merchant_without_a_password_fails_in_one_line(tmp_path: Path) -> None:

@@ -261,3 +261,68 @@ def test_a_file_that_is_no_database_is_one_line(tmp_path: Path) -> None:
         result.stderr
     )
     assert len(result.stderr.splitlines()) == 1
+
+
+MISREAD_URLS = [
+    # a port that is not a number: SQLAlchemy's ValueError repeats it (here, the password)
+    pytest.param(f"postgresql://app:{PASSWORD}@db:5432x/app", "a port that is not a number?",
+                 id="port-not-a-number"),
+    pytest.param(f"postgresql://app:{PASSWORD}/appdb", "a port that is not a number?",
+                 id="host-forgotten"),
+    # an @ in the password: its tail would be taken for the host
+    pytest.param(f"postgresql://app:{PASSWORD}@x@db/app", "percent-encode it (@ as %40",
+                 id="at-in-password"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("url", "advice"), MISREAD_URLS)
+def test_a_database_url_read_wrongly_is_one_line_without_the_password(
+    tmp_path: Path, url: str, advice: str
+) -> None:
+    # when the URL is misread and other secret settings are wrong too
+    result = run(["serve"], tmp_path, DATABASE_URL=url, METRICS_TOKEN="token-too-short-but-secret")
+
+    # then one line each, exit 2, and neither secret shown
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    assert _variables(result.stderr) == ["DATABASE_URL", "METRICS_TOKEN"]
+    assert advice in result.stderr
+    assert PASSWORD not in result.stdout + result.stderr
+    assert "token-too-short-but-secret" not in result.stderr
+
+
+def test_a_password_given_as_a_query_parameter_is_masked(tmp_path: Path) -> None:
+    result = run(
+        ["check-config"], tmp_path, DATABASE_URL=f"postgresql://app@db/app?password={PASSWORD}"
+    )
+    assert result.returncode == 0, result.stderr
+    printed = dict(line.split("=", 1) for line in result.stdout.splitlines())
+    assert printed["DATABASE_URL"] == "postgresql://app@db/app?password=***"
+    assert PASSWORD not in result.stdout + result.stderr
+
+
+def test_an_empty_variable_counts_as_unset(tmp_path: Path) -> None:
+    """`METRICS_PORT=` in a compose file or a template: the default, not a refusal."""
+    result = run(["check-config"], tmp_path, METRICS_PORT="", METRICS_TOKEN="", GRAPHIQL_ENABLED="")
+    assert result.returncode == 0, result.stderr
+    printed = dict(line.split("=", 1) for line in result.stdout.splitlines())
+    assert printed["GRAPHIQL_ENABLED"] == "true"
+
+
+def test_a_dotenv_that_is_not_utf8_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_bytes(b"\xff\xfe=1\n")
+    result = run(["check-config"], tmp_path)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip() == (
+        "configuration cannot be read: .env or a variable is not UTF-8 text; write it in UTF-8"
+    )
+
+
+def test_a_libpq_sslmode_in_the_url_is_understood(tmp_path: Path, pg_migrated: str) -> None:
+    """Managed PostgreSQL hands out `?sslmode=…` URLs; asyncpg calls it `ssl`."""
+    result = run(
+        ["check-config", "--connect"], tmp_path, DATABASE_URL=f"{pg_migrated}?sslmode=disable"
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1].startswith("database: reachable, migrated to ")

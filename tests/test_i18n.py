@@ -124,6 +124,9 @@ def _translations(catalog: Catalog) -> dict[object, object]:
         ("*", "en", "en"),
         ("en;q=nonsense", "ko", "ko"),
         (";;;,,,q=", "ko", "ko"),
+        ("ko;q=0", "ko", "en"),  # the default refused: the other language
+        ("ko;q=0, *", "ko", "en"),
+        ("en;q=0, ko;q=0", "en", "en"),  # both refused: the default after all
     ],
 )
 def test_the_language_asked_for_is_chosen(header: str | None, default: str, chosen: str) -> None:
@@ -230,3 +233,38 @@ async def test_default_locale_english_answers_english_when_nothing_is_asked(api:
     assert response.headers["content-language"] == "en"
     errors = response.json()["data"]["merchantSignUp"]["userErrors"]
     assert errors and not any(HANGUL.search(e["message"]) for e in errors)
+
+
+async def test_strawberry_s_own_refusals_and_the_scheme_hint_follow_the_language(
+    korean_by_default: Api,
+) -> None:
+    client = korean_by_default.client
+    batched = await client.post("/graphql", json=[{"query": "{ __typename }"}])
+    no_query = await client.post("/graphql", json={})
+    text_body = await client.post(
+        "/graphql", content=b"{ __typename }", headers={"Content-Type": "text/plain"}
+    )
+    no_scheme = await client.post(
+        "/graphql", json={"query": "{ __typename }"}, headers={"Authorization": "portone_sk_x"}
+    )
+    assert no_scheme.status_code == 401
+    for response in (batched, no_query, text_body, no_scheme):
+        (error,) = response.json()["errors"]
+        assert HANGUL.search(error["message"]), error
+        assert "or" not in error["message"].split(), error  # no English left in the sentence
+        assert response.headers["content-language"] == "ko"
+
+
+async def test_only_answers_in_a_language_say_which_and_caches_get_one_vary_line(
+    korean_by_default: Api,
+) -> None:
+    client = korean_by_default.client
+    plain = await client.post("/healthz")  # Starlette's own plain-text 405
+    catalog = await client.get("/graphql", params={"query": "{ pgProviders { provider } }"})
+    assert plain.status_code == 405
+    assert "content-language" not in plain.headers
+    assert catalog.status_code == 200
+    assert catalog.headers["content-language"] == "ko"
+    varies = catalog.headers.get_list("vary")
+    assert len(varies) == 1, varies
+    assert {v.strip() for v in varies[0].split(",")} >= {"Accept", "Accept-Language"}
