@@ -28,12 +28,13 @@ test: $(STAMP)
 	bash scripts/ensure-chromium.sh
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
-# Schema fuzzing at length (tests/fuzz; `make test` sends 1,000): 20,000 generated operations,
+# Schema fuzzing at length (tests/fuzz; `make test` sends 2,000): 20,000 generated operations,
 # 12,000 on SQLite then 8,000 on PostgreSQL; prints the figures. FUZZ_SEED=<n> replays a run.
 FUZZ_OPERATIONS ?= 20000
 fuzz: $(STAMP)
 	bash scripts/ensure-postgres.sh
-	FUZZ_OPERATIONS=$(FUZZ_OPERATIONS) $(BIN)/python -m pytest tests/fuzz -p no:xdist -q -rP
+	FUZZ_OPERATIONS=$(FUZZ_OPERATIONS) $(BIN)/python -m pytest tests/fuzz -p no:xdist -q -rP \
+		--show-capture=stdout
 
 schema: $(STAMP)
 	$(BIN)/integration-api export-schema --output schema.graphql

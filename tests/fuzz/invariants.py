@@ -126,10 +126,26 @@ EVERYTHING = """
 """
 
 
+# Every way to name one object: each of B's identifiers must find nothing for A's callers.
+LOOK_UPS = """
+query($id: ID!, $key: String!) {
+  node(id: $id) { id }
+  store(storeId: $key) { id }
+  channelGroupPick(channelGroupId: $key) { id }
+}
+"""
+
+
 async def api_violations(api: Api, world: World) -> list[str]:
-    """Through the API, as each caller of A: no listed row is B's."""
+    """Through the API, as each caller of A: no listed row is B's, and none of B's
+    identifiers finds anything."""
     violations = []
     for name, authorization in world.callers.items():
+        for b_id in sorted(world.b_ids):
+            result = await api.gql(LOOK_UPS, {"id": b_id, "key": b_id}, authorization=authorization)
+            found = {key: value for key, value in (result.body.get("data") or {}).items() if value}
+            if found:
+                violations.append(f"{name} finds B's {b_id}: {found}")
         result = await api.gql(EVERYTHING, authorization=authorization)
         shown = json.dumps(result.body, ensure_ascii=False)
         leaked = sorted(value for value in world.b_markers | world.secrets if value in shown)
