@@ -15,7 +15,6 @@ operation and the caller.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import random
 import time
@@ -33,7 +32,7 @@ from gql_api.app import create_app
 from gql_api.schema import build_schema
 from gql_api.settings import Settings
 from tests.conftest import make_settings
-from tests.fuzz.invariants import api_violations, database_violations
+from tests.fuzz.invariants import api_violations, database_violations, readable
 from tests.fuzz.operations import Operation, operations
 from tests.fuzz.world import CALLER_NAMES, World, build_world, revive
 from tests.support import Api
@@ -100,7 +99,7 @@ def check_response(
     codes = [str((e.get("extensions") or {}).get("code")) for e in body.get("errors") or []]
     tally.record(caller, response.status_code, codes)
     assert "INTERNAL" not in codes, where
-    shown = json.dumps(body, ensure_ascii=False)  # \\u escapes decoded, as a client reads it
+    shown = readable(body)
     for planted in world.secrets | tally.shown_once:
         assert planted not in response.text, f"{planted!r} shown; {where}"
         assert planted not in shown, f"{planted!r} shown; {where}"
