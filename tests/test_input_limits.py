@@ -16,6 +16,7 @@ from db import sqlite_reads
 from gql_api.app import create_app
 from gql_api.channels.rules import MAX_CREDENTIALS
 from gql_api.errors import DomainError, FieldError, UserErrorCode
+from gql_api.i18n import Message
 from gql_api.input_limits import ListLimits, largest_max_items, list_inputs, max_items
 from gql_api.pg_catalog.catalog import load_catalog
 from gql_api.schema import build_schema
@@ -222,7 +223,11 @@ def test_every_list_of_an_input_has_a_documented_maximum(tmp_path: Path) -> None
 def test_user_errors_are_the_first_fifty_and_one_saying_how_many_more() -> None:
     # given: a mutation that found 200 problems
     problems = [
-        FieldError(UserErrorCode.INVALID_INPUT, ("input", "items", str(i)), f"Item {i} is bad.")
+        FieldError(
+            UserErrorCode.INVALID_INPUT,
+            ("input", "items", str(i)),
+            Message("Item {i} is bad.", {"i": i}),
+        )
         for i in range(200)
     ]
 
@@ -240,7 +245,9 @@ def test_user_errors_are_the_first_fifty_and_one_saying_how_many_more() -> None:
 
 def test_fifty_user_errors_are_all_shown() -> None:
     # given
-    problems = [FieldError(UserErrorCode.REQUIRED, ("input", str(i)), "x") for i in range(50)]
+    problems = [
+        FieldError(UserErrorCode.REQUIRED, ("input", str(i)), Message("x")) for i in range(50)
+    ]
 
     # when
     shown = user_errors(DomainError(problems))

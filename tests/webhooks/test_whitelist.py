@@ -20,13 +20,17 @@ async def test_the_ip_whitelist_is_not_supported_in_v2(api: Api) -> None:
 
     # when
     results = [
-        await api.gql(WHITELIST, {"storeId": store_id}, token=owner.token)
+        await api.client.post(
+            "/graphql",
+            json={"query": WHITELIST, "variables": {"storeId": store_id}},
+            headers={"Authorization": f"Bearer {owner.token}", "Accept-Language": "ko"},
+        )
         for store_id in (owner.representative_store_id, sub)
     ]
 
-    # then
+    # then (in Korean, as asked)
     for result in results:
-        whitelist = result.data["store"]["additionalSettings"]["ipWhitelist"]
+        whitelist = result.json()["data"]["store"]["additionalSettings"]["ipWhitelist"]
         assert whitelist["supported"] is False
         assert whitelist["contact"] == "tech.support@portone.io"
         assert "V2" in whitelist["message"]
