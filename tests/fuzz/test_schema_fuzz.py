@@ -173,12 +173,13 @@ def test_generated_operations_keep_the_api_whole(database_url: str, backend: str
 
         # when
         started = time.monotonic()
-        fuzz()
-        elapsed = time.monotonic() - started
+        try:
+            fuzz()
+        finally:  # the figures of a failed run too (shown with its failure)
+            print(tally.report(backend, time.monotonic() - started, run_seed))
 
         # then
         violations = runner.run(database_violations(engine))
         violations += runner.run(api_violations(api, world))
     assert violations == [], "\n".join(violations)
     assert tally.count >= requests, tally.outcomes
-    print(tally.report(backend, elapsed, run_seed))  # shown by `make fuzz` (pytest -rP)
