@@ -157,7 +157,7 @@ def test_generated_operations_keep_the_api_whole(database_url: str, backend: str
                 )
                 tally.sent_strings |= {v for v in world.pool if v in operation.document}
                 if "UNAUTHENTICATED" in check_response(world, tally, caller, operation, response):
-                    await revive(engine, app_settings, world, caller)
+                    await revive(api, engine, app_settings, world, caller)
 
         @seed(run_seed)
         @settings(

@@ -46,6 +46,8 @@ class World:
     pool: list[str] = field(default_factory=list)
     # The email of each caller that is a person: a revoked session is reopened (revive).
     emails: dict[str, str] = field(default_factory=dict)
+    # Where the API secret caller's secret is reissued when a fuzzed operation deleted it.
+    api_secret_store_id: str = ""
 
 
 def _unique(label: str) -> str:
@@ -202,6 +204,7 @@ async def build_world(api: Api, engine: AsyncEngine, settings: Settings) -> Worl
             "api_secret": portone(made_a["api_secret"].secret),
             "anonymous": None,
         },
+        api_secret_store_id=a.owner.representative_store_id,
         emails={
             "owner": a.owner.email,
             "developer": a.members["DEVELOPER"].email,
@@ -227,10 +230,26 @@ async def build_world(api: Api, engine: AsyncEngine, settings: Settings) -> Worl
     return world
 
 
-async def revive(engine: AsyncEngine, settings: Settings, world: World, caller: str) -> None:
-    """A new session for `caller`, a person whose session a fuzzed operation ended (its own
-    sessionRevoke is generated often): the rest of the run then still acts as that person.
-    The new token is planted like the others. A removed member stays removed."""
+async def revive(
+    api: Api, engine: AsyncEngine, settings: Settings, world: World, caller: str
+) -> None:
+    """New credentials for `caller` once a fuzzed operation ended its own (its sessionRevoke
+    is generated often; apiSecretDelete and network rules on an ID from the pool now and
+    then): the rest of the run still acts as that caller. A person gets a new session, the
+    API secret caller a new secret issued by the owner; both are planted like the others.
+    A removed member stays removed."""
+    if caller == "api_secret":
+        owner = world.callers["owner"]
+        assert owner is not None
+        try:
+            issued = await issue(
+                api, owner.removeprefix("Bearer "), world.api_secret_store_id, _unique("again")
+            )
+        except AssertionError:  # the owner is no longer an owner (a fuzzed transfer)
+            return
+        world.callers[caller] = portone(issued.secret)
+        world.secrets.add(issued.secret)
+        return
     email = world.emails.get(caller)
     if email is None:
         return
