@@ -7,12 +7,14 @@ the context only holds them by key, so it imports no area.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias
 
 import strawberry
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 from starlette.requests import Request
@@ -26,6 +28,8 @@ from gql_api.pg_catalog.catalog import Catalog
 from gql_api.security.encryption import Encryptor
 from gql_api.security.passwords import PasswordHashing
 from gql_api.settings import Settings
+
+logger = logging.getLogger("gql_api.context")
 
 
 @dataclass
@@ -88,6 +92,16 @@ class Context:
                 if self._session is None:
                     self._session = self.app.session_factory()
                 yield self._session
+            except (asyncio.CancelledError, SQLAlchemyError):
+                # Cancelled mid-statement (graphql-core cancels the siblings of a field whose
+                # error nulls their parent) or failed in the database: the session's
+                # connection may be mid-query or its transaction dead. The fields still to
+                # resolve get a new session; this one is thrown away, its connection
+                # invalidated rather than given back to the pool.
+                broken, self._session = self._session, None
+                if broken is not None:
+                    await _discard(broken)
+                raise
             finally:
                 self._holder = None
 
@@ -124,6 +138,14 @@ class Context:
 
     def require_principal(self) -> Principal:
         return require_principal(self.principal)
+
+
+async def _discard(session: AsyncSession) -> None:
+    """Close a session whose connection cannot be trusted, invalidating the connection."""
+    try:
+        await session.invalidate()
+    except Exception:  # already broken: nothing more to give back
+        logger.warning("discarding a broken database session failed", exc_info=True)
 
 
 Info: TypeAlias = strawberry.Info[Context, Any]
