@@ -22,7 +22,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from db.migrate import SchemaState, schema_state
-from gql_api.settings import AppEnv, Settings, get_settings, non_public_kind
+from gql_api.settings import AppEnv, Settings, get_settings
 
 # Fields whose values are never printed: shown masked (DATABASE_URL), counted or starred.
 SECRET_FIELDS = frozenset(
@@ -208,13 +208,11 @@ def warnings(settings: Settings) -> list[str]:
     """What is allowed but deserves a second look (printed by `check-config`)."""
     found: list[str] = []
     if settings.app_env is AppEnv.PRODUCTION and settings.webhook_allow_private_in_production:
-        for network in settings.webhook_allowed_networks:
-            kind = non_public_kind(network)
-            if kind is not None:
-                found.append(
-                    f"warning: WEBHOOK_ALLOWED_NETWORKS opens {network} ({kind}) to webhooks "
-                    "in production (WEBHOOK_ALLOW_PRIVATE_IN_PRODUCTION=true)"
-                )
+        for network, kind in settings.non_public_webhook_networks():
+            found.append(
+                f"warning: WEBHOOK_ALLOWED_NETWORKS opens {network} ({kind}) to webhooks "
+                "in production (WEBHOOK_ALLOW_PRIVATE_IN_PRODUCTION=true)"
+            )
     return found
 
 

@@ -28,6 +28,30 @@ PRIVATE = "private, no-store"
 VARY = "Accept, Authorization"
 
 
+MAX_RANGES = 32  # a header listing more is read no further
+
+
+def weighted_ranges(header: str) -> list[tuple[str, float]]:
+    """The ranges of a content-negotiation header (Accept, Accept-Language), lower-cased,
+    with their weights (RFC 9110 12.4.2: q from 0 to 1, 1 when absent; a malformed weight is
+    ignored, as browsers do). Parameters other than q are dropped; empty ranges too."""
+    ranges: list[tuple[str, float]] = []
+    for part in header.split(",")[:MAX_RANGES]:
+        value, _, params = part.strip().partition(";")
+        value = value.strip().lower()
+        weight = 1.0
+        for param in params.split(";"):
+            name, _, given = param.strip().partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    weight = max(0.0, min(1.0, float(given)))
+                except ValueError:
+                    weight = 1.0
+        if value:
+            ranges.append((value, weight))
+    return ranges
+
+
 def negotiate(accept: str | None) -> str | None:
     """The media type of the answer for the Accept header (several headers joined by commas):
     graphql-response+json when the client ranks it higher than application/json, or names it
@@ -37,17 +61,7 @@ def negotiate(accept: str | None) -> str | None:
     if accept is None or not accept.strip():
         return JSON
     ranks: dict[str, float] = {}
-    for part in accept.split(","):
-        media, _, params = part.strip().partition(";")
-        media = media.strip().lower()
-        quality = 1.0
-        for param in params.split(";"):
-            name, _, value = param.strip().partition("=")
-            if name.strip().lower() == "q":
-                try:
-                    quality = max(0.0, min(1.0, float(value)))
-                except ValueError:  # a malformed weight is ignored, as browsers do
-                    quality = 1.0
+    for media, quality in weighted_ranges(accept):
         ranks[media] = max(ranks.get(media, 0.0), quality)
     # The most specific range names a type's weight (RFC 9110): `application/json;q=0, */*`
     # refuses JSON and accepts the rest.

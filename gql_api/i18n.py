@@ -29,6 +29,8 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.types import Message as AsgiMessage
 
+from gql_api.http_conventions import weighted_ranges
+
 Locale = Literal["ko", "en"]
 LOCALES: tuple[Locale, ...] = get_args(Locale)
 SOURCE_LOCALE: Locale = "en"  # the language msgids are written in
@@ -115,22 +117,12 @@ def negotiate(accept_language: str | None, *, default: Locale) -> Locale:
         return default
     ranked: list[tuple[float, int, str]] = []
     refused: set[str] = set()
-    for position, item in enumerate(accept_language.split(",")[:32]):
-        tag, _sep, parameters = item.strip().partition(";")
-        tag = tag.strip().lower()
-        weight = 1.0
-        for parameter in parameters.split(";"):
-            name, _eq, value = parameter.strip().partition("=")
-            if name.strip().lower() == "q":
-                try:
-                    weight = float(value)
-                except ValueError:
-                    weight = 0.0
-        if not tag or tag == "*":
+    for position, (tag, weight) in enumerate(weighted_ranges(accept_language)):
+        if tag == "*":
             continue
-        if 0 < weight <= 1:
+        if weight > 0:
             ranked.append((-weight, position, tag))
-        elif weight == 0:
+        else:
             refused.add(tag.split("-", 1)[0])
     preferred = [tag for _weight, _position, tag in sorted(ranked)]
     chosen = negotiate_locale(preferred, list(LOCALES), sep="-")

@@ -463,18 +463,22 @@ class Settings(BaseSettings):
                 f"production; set at least {OWASP_MIN_TIME_COST} (or leave it unset)"
             )
         if not self.webhook_allow_private_in_production:
-            for network in self.webhook_allowed_networks:
-                kind = non_public_kind(network)
-                if kind is not None:
-                    problems.append(
-                        f"WEBHOOK_ALLOWED_NETWORKS opens {network} ({kind}) to webhooks in "
-                        "production; remove it, or set WEBHOOK_ALLOW_PRIVATE_IN_PRODUCTION=true "
-                        "if webhooks must reach this network"
-                    )
+            for network, kind in self.non_public_webhook_networks():
+                problems.append(
+                    f"WEBHOOK_ALLOWED_NETWORKS opens {network} ({kind}) to webhooks in "
+                    "production; remove it, or set WEBHOOK_ALLOW_PRIVATE_IN_PRODUCTION=true "
+                    "if webhooks must reach this network"
+                )
         if problems:
             # One ValueError per model validator: gql_api.config_check shows each line alone.
             raise ValueError("\n".join(problems))
         return self
+
+    def non_public_webhook_networks(self) -> list[tuple[str, str]]:
+        """The WEBHOOK_ALLOWED_NETWORKS ranges that reach loopback, link-local or private
+        addresses, with which (refused in production unless allowed, warned of when allowed)."""
+        found = [(network, non_public_kind(network)) for network in self.webhook_allowed_networks]
+        return [(network, kind) for network, kind in found if kind is not None]
 
     @property
     def graphiql_on(self) -> bool:

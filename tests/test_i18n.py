@@ -122,7 +122,7 @@ def _translations(catalog: Catalog) -> dict[object, object]:
         ("en;q=0", "ko", "ko"),  # q=0: not acceptable
         ("EN-gb", "ko", "en"),  # tags are case-insensitive
         ("*", "en", "en"),
-        ("en;q=nonsense", "ko", "ko"),
+        ("en;q=nonsense", "ko", "en"),  # a malformed weight is ignored (as for Accept)
         (";;;,,,q=", "ko", "ko"),
         ("ko;q=0", "ko", "en"),  # the default refused: the other language
         ("ko;q=0, *", "ko", "en"),
