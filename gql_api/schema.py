@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from functools import cache
 from typing import Annotated, Any
 
 import strawberry
@@ -200,7 +202,37 @@ class Schema(strawberry.Schema):
         return
 
 
+@dataclass(frozen=True)
+class SchemaLimits:
+    """What of the settings shapes the schema: two apps with the same limits can share one."""
+
+    max_query_depth: int
+    max_aliases: int
+    max_tokens: int
+    max_query_objects: int
+    introspection: bool
+
+    @classmethod
+    def of(cls, settings: Settings) -> SchemaLimits:
+        return cls(
+            max_query_depth=settings.max_query_depth,
+            max_aliases=settings.max_aliases,
+            max_tokens=settings.max_tokens,
+            max_query_objects=settings.max_query_objects,
+            introspection=settings.introspection_on,
+        )
+
+
 def build_schema(settings: Settings) -> strawberry.Schema:
+    """The schema for these settings, built once per set of limits: building takes about 0.1 s
+    (strawberry converts every type), a process serves one set, and the test suite makes
+    thousands of apps from a handful of sets. A built schema holds no request state (its
+    extensions are made per request)."""
+    return _schema_of(SchemaLimits.of(settings))
+
+
+@cache
+def _schema_of(settings: SchemaLimits) -> strawberry.Schema:  # the limits, named as before
     # Validation rule classes are built once: strawberry's validation cache is keyed by them,
     # and the limiter extensions used as per-request factories would make new classes each
     # time (every request validated again). The cost check (QueryCost) follows validation.
@@ -221,12 +253,12 @@ def build_schema(settings: Settings) -> strawberry.Schema:
         # The token limit is enforced by the parser: CodedParserCache gives its error the code.
         lambda: MaxTokensLimiter(max_token_count=settings.max_tokens),
         lambda: CodedParserCache(maxsize=512),
-        lambda: CachedValidation(hide_suggestions=not settings.introspection_on),
+        lambda: CachedValidation(hide_suggestions=not settings.introspection),
         lambda: QueryCost(max_objects=settings.max_query_objects),  # needs the variables
         lambda: AddValidationRules(rules),
         lambda: ListLimits(fallback=largest_list),
     ]
-    if not settings.introspection_on:
+    if not settings.introspection:
         extensions.append(DisableIntrospection)
     schema = Schema(
         query=Query,
@@ -246,9 +278,9 @@ def build_schema(settings: Settings) -> strawberry.Schema:
             ChannelGroup,
         ],
         extensions=extensions,
-        config=StrawberryConfig(disable_field_suggestions=not settings.introspection_on),
+        config=StrawberryConfig(disable_field_suggestions=not settings.introspection),
         execution_context_class=RequestErrorsCoded,
-        hide_suggestions=not settings.introspection_on,
+        hide_suggestions=not settings.introspection,
     )
     describe(schema._schema)
     largest_list = largest_max_items(schema._schema)
