@@ -8,12 +8,22 @@ instant restart in-process; here the database is gone while requests arrive.
 
 A mutation interrupted after its first write: one transaction per mutation, so the row
 written first is rolled back with it; nothing partial is left for a retry to trip on.
+
+SQLite on a full or read-only filesystem (a tmpfs the test mounts: root ignores file modes,
+so nothing else refuses root's writes; skipped where mounting is not allowed): writes fail
+masked, the file passes `PRAGMA integrity_check` afterwards.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
+import shutil
+import sqlite3
+import subprocess
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -23,7 +33,7 @@ from sqlalchemy import text
 from db.migrate import upgrade
 from tests.conftest import IN_CI, make_settings
 from tests.pg_server import PostgresServer
-from tests.support import PASSWORD, STORE_CREATE, connect
+from tests.support import PASSWORD, STORE_CREATE, Api, GraphQLResponse, connect
 from tests.support_servers import Server, serve
 from tests.test_database_recovery import serving
 
@@ -210,3 +220,129 @@ async def test_a_mutation_failing_after_its_first_write_leaves_nothing(
         again = await api.gql(STORE_CREATE, {"name": "Half"}, token=owner.token)
         assert again.data["storeCreate"]["userErrors"] == [], again.body
         assert await stores_named(database_url, "Half") == 1
+
+
+# --- SQLite on a full or read-only filesystem -----------------------------------------------
+
+
+@pytest.fixture
+def small_filesystem(tmp_path: Path) -> Iterator[Path]:
+    """A 2 MiB tmpfs of the test's own, to fill or make read-only: only a real filesystem
+    refuses root's writes (root ignores file modes)."""
+    mount_point = tmp_path / "small"
+    mount_point.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount_point)],
+        capture_output=True,
+        check=False,
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small filesystem here: {mounted.stderr.decode()}")
+    try:
+        yield mount_point
+    finally:
+        subprocess.run(["umount", "-l", str(mount_point)], capture_output=True, check=False)
+
+
+def fill(folder: Path) -> None:
+    """Write into `folder` until its filesystem has no byte left."""
+    with contextlib.suppress(OSError), (folder / "filler").open("wb") as filler:
+        while True:
+            filler.write(b"\0" * 65536)
+            filler.flush()
+            os.fsync(filler.fileno())
+
+
+def remount(mount_point: Path, mode: str) -> None:
+    command = ["mount", "-o", f"remount,{mode}", str(mount_point)]
+    subprocess.run(command, check=True, capture_output=True)
+
+
+def integrity(path: Path) -> str:
+    with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+        result = db.execute("PRAGMA integrity_check").fetchone()[0]
+    assert isinstance(result, str)
+    return result
+
+
+async def test_sqlite_on_a_full_disk_fails_writes_cleanly(
+    sqlite_template: Path, small_filesystem: Path
+) -> None:
+    # given: a service on a SQLite file with data in it
+    path = small_filesystem / "api.db"
+    shutil.copyfile(sqlite_template, path)
+    async with serving(make_settings(f"sqlite:///{path}", webhook_worker="off")) as (api, _):
+        owner = await api.sign_up()
+        await create_kept_store(api, owner.token)
+
+        # when: its filesystem fills up, and writes keep coming
+        fill(small_filesystem)
+        failed = [
+            await api.gql(STORE_CREATE, {"name": f"Refused {n}"}, token=owner.token)
+            for n in range(20)
+        ]
+
+        # then: the writes fail masked, with a code and nothing of the cause
+        assert_writes_refused(failed)
+
+        # and: reads still answer, with the data written before
+        await assert_kept_store_read(api, owner.token)
+
+        # and: once there is room again, writes succeed
+        (small_filesystem / "filler").unlink()
+        await create_kept_store(api, owner.token, name="After")
+
+    # and: the file is intact
+    assert integrity(path) == "ok"
+
+
+async def test_sqlite_on_a_read_only_filesystem_fails_writes_cleanly(
+    sqlite_template: Path, small_filesystem: Path
+) -> None:
+    # given: a SQLite file with data in it, on a filesystem then made read-only
+    path = small_filesystem / "api.db"
+    shutil.copyfile(sqlite_template, path)
+    settings = make_settings(f"sqlite:///{path}", webhook_worker="off")
+    async with serving(settings) as (api, _):
+        owner = await api.sign_up()
+        await create_kept_store(api, owner.token)
+    remount(small_filesystem, "ro")
+
+    # when: a service on it is asked to write
+    async with serving(settings) as (api, _):
+        failed = [
+            await api.gql(STORE_CREATE, {"name": f"Refused {n}"}, token=owner.token)
+            for n in range(3)
+        ]
+
+        # then: the writes fail masked, with a code and nothing of the cause (reads are not
+        # asserted: a WAL file cannot be opened where its -shm cannot be created)
+        assert_writes_refused(failed)
+
+    # and: the file is intact once the filesystem is writable again
+    remount(small_filesystem, "rw")
+    assert integrity(path) == "ok"
+    async with serving(settings) as (api, _):
+        await assert_kept_store_read(api, owner.token)
+
+
+async def create_kept_store(api: Api, token: str, name: str = "Kept") -> None:
+    created = await api.gql(STORE_CREATE, {"name": name}, token=token)
+    assert created.data["storeCreate"]["userErrors"] == [], created.body
+
+
+async def assert_kept_store_read(api: Api, token: str) -> None:
+    read = await api.gql(STORE_NAMES, token=token)
+    assert read.status == 200, read.body
+    assert "Kept" in str(read.data)
+
+
+def assert_writes_refused(answers: list[GraphQLResponse]) -> None:
+    """Some writes refused (the first few may still fit in a page SQLite already has), each
+    refusal masked: INTERNAL, no word of the cause."""
+    refused = [answer for answer in answers if answer.body.get("errors")]
+    assert refused, [answer.body for answer in answers]
+    for answer in refused:
+        assert answer.error_codes == ["INTERNAL"], answer.body
+        shown = str(answer.body).lower()
+        assert "disk" not in shown and "readonly" not in shown and "sqlite" not in shown
