@@ -11,7 +11,8 @@ written first is rolled back with it; nothing partial is left for a retry to tri
 
 SQLite on a full or read-only filesystem (a tmpfs the test mounts: root ignores file modes,
 so nothing else refuses root's writes; skipped where mounting is not allowed): writes fail
-masked, the file passes `PRAGMA integrity_check` afterwards.
+masked (on a read-only one every request: WAL needs its -shm), the file passes
+`PRAGMA integrity_check` afterwards.
 """
 
 from __future__ import annotations
@@ -296,9 +297,12 @@ async def test_sqlite_on_a_full_disk_fails_writes_cleanly(
     assert integrity(path) == "ok"
 
 
-async def test_sqlite_on_a_read_only_filesystem_fails_writes_cleanly(
+async def test_sqlite_on_a_read_only_filesystem_fails_every_request_cleanly(
     sqlite_template: Path, small_filesystem: Path
 ) -> None:
+    """Not only writes: a WAL database cannot be opened where its -shm cannot be created, so
+    on a read-only filesystem nothing can be read either; each request still fails masked,
+    and /readyz says so."""
     # given: a SQLite file with data in it, on a filesystem then made read-only
     path = small_filesystem / "api.db"
     shutil.copyfile(sqlite_template, path)
@@ -308,18 +312,20 @@ async def test_sqlite_on_a_read_only_filesystem_fails_writes_cleanly(
         await create_kept_store(api, owner.token)
     remount(small_filesystem, "ro")
 
-    # when: a service on it is asked to write
+    # when: a service on it is asked to write and to read
     async with serving(settings) as (api, _):
-        failed = [
+        writes = [
             await api.gql(STORE_CREATE, {"name": f"Refused {n}"}, token=owner.token)
             for n in range(3)
         ]
+        read = await api.gql(STORE_NAMES, token=owner.token)
+        readiness = await api.client.get("/readyz")
 
-        # then: the writes fail masked, with a code and nothing of the cause (reads are not
-        # asserted: a WAL file cannot be opened where its -shm cannot be created)
-        assert_writes_refused(failed)
+        # then: each failed masked, with a code and nothing of the cause; not ready
+        assert_writes_refused([*writes, read])
+        assert readiness.status_code == 503, readiness.text
 
-    # and: the file is intact once the filesystem is writable again
+    # and: the file is intact, its data there, once the filesystem is writable again
     remount(small_filesystem, "rw")
     assert integrity(path) == "ok"
     async with serving(settings) as (api, _):
@@ -338,8 +344,8 @@ async def assert_kept_store_read(api: Api, token: str) -> None:
 
 
 def assert_writes_refused(answers: list[GraphQLResponse]) -> None:
-    """Some writes refused (the first few may still fit in a page SQLite already has), each
-    refusal masked: INTERNAL, no word of the cause."""
+    """Some requests refused (on a full disk the first writes may still fit in a page SQLite
+    already has), each refusal masked: INTERNAL, no word of the cause."""
     refused = [answer for answer in answers if answer.body.get("errors")]
     assert refused, [answer.body for answer in answers]
     for answer in refused:
