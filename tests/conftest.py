@@ -23,12 +23,14 @@ from db.engine import create_engine
 from db.migrate import upgrade
 from gql_api.app import create_app
 from gql_api.settings import Settings
+from tests.leak_scan import LeakScan, leak_scan, postgresql_contents, sqlite_contents
 from tests.pg_server import PostgresServer
 from tests.support import Api
 
 IN_CI = os.environ.get("CI") == "true"
 BACKENDS = ["sqlite", "postgresql"]
 TEST_ENCRYPTION_KEY = "qvZ0M1gZ5m8W3bHk0m5jQkVv2cQ9H8u6gkB0y1Xl0aE="
+__all__ = ["leak_scan"]  # a fixture, re-exported for the suite
 
 
 @pytest.fixture(scope="session")
@@ -73,16 +75,47 @@ async def _truncate_all(url: str) -> None:
 
 
 @pytest.fixture
-def database_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
+def database_url(
+    backend: str, request: pytest.FixtureRequest, tmp_path: Path, leak_scan: LeakScan
+) -> str:
     """A migrated, empty database for one test."""
     if backend == "sqlite":
         template: Path = request.getfixturevalue("sqlite_template")
         target = tmp_path / "test.db"
         shutil.copyfile(template, target)
-        return f"sqlite:///{target}"
-    url: str = request.getfixturevalue("pg_migrated")
-    asyncio.run(_truncate_all(url))
+        url = f"sqlite:///{target}"
+    else:
+        url = request.getfixturevalue("pg_migrated")
+        asyncio.run(_truncate_all(url))
+    leak_scan.database_url = url
     return url
+
+
+@pytest.fixture(autouse=True)
+def no_leaked_secrets(request: pytest.FixtureRequest, leak_scan: LeakScan) -> Iterator[None]:
+    """After a database test: no secret it was handed is in the database, a later body or a log.
+
+    Autouse, so set up first and torn down last: after the app has closed its engine.
+    """
+    yield
+    url = leak_scan.database_url
+    if url is None or not leak_scan.bodies:
+        return
+    if url.startswith("sqlite"):
+        database = sqlite_contents(Path(url.removeprefix("sqlite:///")))
+    else:
+        database = asyncio.run(_postgresql_contents(url))
+    hits = leak_scan.hits(database)
+    if hits:
+        pytest.fail("secret found where it must not be:\n" + "\n".join(hits), pytrace=False)
+
+
+async def _postgresql_contents(url: str) -> list[tuple[str, bytes]]:
+    engine = create_engine(url)
+    try:
+        return await postgresql_contents(engine)
+    finally:
+        await engine.dispose()
 
 
 def make_settings(database_url: str, **overrides: object) -> Settings:
@@ -115,9 +148,12 @@ async def app(settings: Settings) -> AsyncIterator[Starlette]:
 
 
 @pytest.fixture
-async def client(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
+async def client(app: Starlette, leak_scan: LeakScan) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+    hooks = {"request": [leak_scan.on_request], "response": [leak_scan.on_response]}
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://testserver", event_hooks=hooks
+    ) as http:
         yield http
 
 
