@@ -1,4 +1,4 @@
-"""The leak scan (tests/leak_scan.py) finds a planted secret: else its silence would prove nothing."""
+"""The leak scan (tests/leak_scan.py) finds a planted secret: else its silence proves nothing."""
 
 from __future__ import annotations
 
