@@ -61,6 +61,7 @@ class LeakScan:
     bodies: list[bytes] = field(default_factory=list)
     records: _Records = field(default_factory=_Records)
     database_url: str | None = None  # set by the database_url fixture
+    postgresql: list[tuple[str, bytes]] | None = None  # read by the app fixture before it closes
 
     def add(self, value: object, origin: str, handed_at: int = -1) -> None:
         if isinstance(value, str) and len(value) >= MIN_LENGTH and value not in self.secrets:
