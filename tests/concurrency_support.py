@@ -23,6 +23,7 @@ from sqlalchemy import text
 
 from db.engine import create_engine
 from db.migrate import upgrade
+from tests.leak_scan import record_database
 from tests.pg_server import PostgresServer
 from tests.support import Api, GraphQLResponse
 from tests.support_servers import Server, serve
@@ -61,6 +62,7 @@ def running_two_servers(
         with serve(url, env) as a, serve(url, env) as b:
             yield TwoServers(url, a, b)
     finally:
+        record_database(pg_server, name)  # the leak scan reads it before it goes
         asyncio.run(_admin(pg_server, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
 
 

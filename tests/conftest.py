@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -23,11 +24,22 @@ from db.engine import create_engine
 from db.migrate import upgrade
 from gql_api.app import create_app
 from gql_api.settings import Settings
-from tests.leak_scan import LeakScan, leak_scan, postgresql_contents, sqlite_contents
+from tests.leak_scan import (
+    LeakScan,
+    final_scan,
+    leak_scan,
+    postgresql_contents,
+    sqlite_contents,
+    summary_line,
+    write_figures,
+)
 from tests.pg_server import PostgresServer
 from tests.support import Api
 
 IN_CI = os.environ.get("CI") == "true"
+LEAK_SCAN_FOLDER = (
+    "INTEGRATION_API_LEAK_SCAN_FOLDER"  # where each pytest process writes its figures
+)
 BACKENDS = ["sqlite", "postgresql"]
 TEST_ENCRYPTION_KEY = "qvZ0M1gZ5m8W3bHk0m5jQkVv2cQ9H8u6gkB0y1Xl0aE="
 __all__ = ["leak_scan"]  # a fixture, re-exported for the suite
@@ -43,6 +55,9 @@ def pg_server() -> Iterator[PostgresServer]:
         pytest.skip(f"PostgreSQL not available: {error}")
     try:
         yield server
+        hits = final_scan(server)  # before the server and its log go
+        if hits:
+            pytest.fail("secret found where it must not be:\n" + "\n".join(hits), pytrace=False)
     finally:
         server.stop()
 
@@ -93,21 +108,25 @@ def database_url(
 
 @pytest.fixture(autouse=True)
 def no_leaked_secrets(request: pytest.FixtureRequest, leak_scan: LeakScan) -> Iterator[None]:
-    """After a database test: no secret it was handed is in the database, a later body or a log.
+    """After a test: no secret it was handed is in its database, a later body, a log or a
+    subprocess's output (tests/leak_scan.py).
 
     Autouse, so set up first and torn down last: after the app has closed its engine.
     """
     yield
     url = leak_scan.database_url
-    if url is None or not leak_scan.bodies:
-        return
-    if url.startswith("sqlite"):
+    if not (leak_scan.bodies or leak_scan.outputs or leak_scan.databases):
+        return  # the test made no request and ran no process: nothing was handed or written
+    database: list[tuple[str, bytes]] = []
+    if url is None:
+        pass
+    elif url.startswith("sqlite"):
         database = sqlite_contents(Path(url.removeprefix("sqlite:///")))
     elif leak_scan.postgresql is not None:
         database = leak_scan.postgresql
     else:
         database = asyncio.run(_postgresql_contents(url))
-    hits = leak_scan.hits(database)
+    hits = leak_scan.conclude(database)
     if hits:
         pytest.fail("secret found where it must not be:\n" + "\n".join(hits), pytrace=False)
 
@@ -154,12 +173,9 @@ async def app(settings: Settings, leak_scan: LeakScan) -> AsyncIterator[Starlett
 
 
 @pytest.fixture
-async def client(app: Starlette, leak_scan: LeakScan) -> AsyncIterator[httpx.AsyncClient]:
+async def client(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=app)
-    hooks = {"request": [leak_scan.on_request], "response": [leak_scan.on_response]}
-    async with httpx.AsyncClient(
-        transport=transport, base_url="http://testserver", event_hooks=hooks
-    ) as http:
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
         yield http
 
 
@@ -173,3 +189,27 @@ def db_engine(app: Starlette) -> AsyncEngine:
     """The app's own engine, for setting rows up directly (tests.factories)."""
     engine: AsyncEngine = app.state.app_state.engine
     return engine
+
+
+def _leak_scan_folder() -> Path:
+    return Path(os.environ[LEAK_SCAN_FOLDER])
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # The controller (or a run without xdist) picks the folder; xdist workers, spawned after,
+    # inherit the variable and write their figures there.
+    if not hasattr(config, "workerinput"):
+        os.environ[LEAK_SCAN_FOLDER] = tempfile.mkdtemp(prefix="leak-scan-")
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    workerinput = getattr(session.config, "workerinput", {})
+    write_figures(_leak_scan_folder(), str(workerinput.get("workerid", "main")))
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    folder = _leak_scan_folder()
+    line = summary_line(folder)
+    if line:
+        terminalreporter.write_line(line)
+    shutil.rmtree(folder, ignore_errors=True)

@@ -1,19 +1,31 @@
 """Leak scan: no secret a test was handed may be found where it should not be.
 
-Every secret the suite creates reaches it through a response (`secret`, `token`,
-`accessToken`, `refreshToken`, `invitationToken`) or is sent by it (`password`, ...). After each
-database test the scan looks for each one in the database (the SQLite file and its -wal as raw
-bytes; on PostgreSQL every row of every table cast to text), in every response body after the
-one that handed it over, and in every log record of the test. A hit fails the test, naming the
-secret by its first 6 characters only.
+Every secret the suite creates reaches it through an HTTP response (`secret`, `token`,
+`accessToken`, `refreshToken`, `invitationToken`) or is sent by it (passwords, PG credentials
+the catalog marks secret). Every httpx client of the test process is watched (the `client`
+fixture's, a test's own, those talking to `serve` subprocesses), so after each test the scan
+looks for each secret in:
+- the test's database: the SQLite file and its -wal as raw bytes; on PostgreSQL every row of
+  every table cast to text, or a `pg_dump` of a database a test made for its server processes;
+- every response body after the one that handed it over;
+- every log record of the test process (gql_api at DEBUG) and every line the test's server,
+  worker and CLI subprocesses wrote.
+A hit fails the test, naming the secret by its first 6 characters only. At the end of the
+session every secret of the session is looked for in a `pg_dump` of the shared PostgreSQL
+test database and in the PostgreSQL server's own log (a constraint violation logs the values
+it refused). The figures are printed after the run (`leak scan:` line) from one file per
+pytest process, because xdist runs the tests in several.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import subprocess
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from functools import cache
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -23,11 +35,31 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import SQLModel
 
+from tests.pg_server import PostgresServer
 from tests.support import PASSWORD
 
 RESPONSE_KEYS = frozenset({"secret", "token", "accessToken", "refreshToken", "invitationToken"})
 REQUEST_KEYS = frozenset({"password", "newPassword", "currentPassword"})
 MIN_LENGTH = 8  # shorter strings would match by chance
+
+
+@cache
+def secret_credential_keys() -> frozenset[str]:
+    """Credential keys the PG catalog marks secret (no key is secret for one PG and not another)."""
+    keys: set[str] = set()
+
+    def walk(node: object) -> None:
+        if isinstance(node, dict):
+            if node.get("secret") is True and isinstance(node.get("key"), str):
+                keys.add(node["key"])
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    walk(json.loads(resources.files("gql_api.pg_catalog").joinpath("catalog.json").read_text()))
+    return frozenset(keys)
 
 
 @dataclass
@@ -56,10 +88,37 @@ class _Records(logging.Handler):
 
 
 @dataclass
+class Figures:
+    """What one pytest process scanned, summed over its tests."""
+
+    tests: int = 0
+    secrets: int = 0
+    responses: int = 0
+    log_records: int = 0
+    subprocess_outputs: int = 0
+    database_snapshots: int = 0
+    pg_dumps: int = 0
+    bytes_scanned: int = 0
+    hits: int = 0
+
+
+@dataclass
+class Session:
+    figures: Figures = field(default_factory=Figures)
+    secrets: dict[str, str] = field(default_factory=dict)  # value -> label
+
+
+SESSION = Session()
+
+
+@dataclass
 class LeakScan:
     secrets: dict[str, Secret] = field(default_factory=dict)
     bodies: list[bytes] = field(default_factory=list)
     records: _Records = field(default_factory=_Records)
+    public: set[str] = field(default_factory=set)  # strings sent as ordinary input
+    outputs: list[tuple[str, bytes]] = field(default_factory=list)  # subprocess logs
+    databases: list[tuple[str, bytes]] = field(default_factory=list)  # pg_dumps of own databases
     database_url: str | None = None  # set by the database_url fixture
     postgresql: list[tuple[str, bytes]] | None = None  # read by the app fixture before it closes
 
@@ -67,37 +126,46 @@ class LeakScan:
         if isinstance(value, str) and len(value) >= MIN_LENGTH and value not in self.secrets:
             self.secrets[value] = Secret(value, origin, handed_at)
 
-    async def on_request(self, request: httpx.Request) -> None:
+    def on_request(self, request: httpx.Request) -> None:
         try:
             content = request.content
-        except httpx.RequestNotRead:  # a streamed body: the tests that stream send no password
+        except httpx.RequestNotRead:  # a streamed body: the tests that stream send no secret
             return
-        if b'assword"' in content:
-            self._walk(_json(content), REQUEST_KEYS, "request", -1)
+        if content[:1] in (b"{", b"["):  # JSON: what it sends is secret or ordinary data
+            self._walk(_json(content), "request", -1, request=True)
 
-    async def on_response(self, response: httpx.Response) -> None:
-        body = await response.aread()
+    def on_response(self, response: httpx.Response) -> None:
+        body = response.content
         index = len(self.bodies)
         self.bodies.append(body)
-        if any(key.encode() in body for key in ('ecret"', 'oken"')):
-            self._walk(_json(body), RESPONSE_KEYS, "response", index)
+        if b'ecret"' in body or b'oken"' in body:
+            self._walk(_json(body), "response", index, request=False)
 
-    def _walk(self, node: Any, keys: frozenset[str], origin: str, index: int) -> None:
+    def _walk(self, node: Any, origin: str, index: int, *, request: bool) -> None:
         if isinstance(node, dict):
+            secret_credential = request and node.get("key") in secret_credential_keys()
             for key, value in node.items():
-                if key in keys:
+                if key in (REQUEST_KEYS if request else RESPONSE_KEYS):
                     self.add(value, f"{origin} {key}", index)
-                self._walk(value, keys, origin, index)
+                elif secret_credential and key == "value":
+                    self.add(value, f"credential {node['key']}", index)
+                else:
+                    self._walk(value, origin, index, request=request)
         elif isinstance(node, list):
             for item in node:
-                self._walk(item, keys, origin, index)
+                self._walk(item, origin, index, request=request)
+        elif request and isinstance(node, str):
+            self.public.add(node)
 
     def hits(self, database: list[tuple[str, bytes]]) -> list[str]:
         """Where each secret was found that it should not be."""
         found: list[str] = []
+        places = [*database, *self.databases, *self.outputs]
         for secret in self.secrets.values():
+            if secret.value in self.public:
+                continue  # the test also sent it as ordinary data (a name, a public field)
             needles = _needles(secret.value)
-            for where, content in database:
+            for where, content in places:
                 if any(n in content for n in needles):
                     found.append(f"{secret.label} in {where}")
             for index, body in enumerate(self.bodies):
@@ -107,6 +175,56 @@ class LeakScan:
                 if secret.value in line:
                     found.append(f"{secret.label} in a log record of {logger}")
         return found
+
+    def conclude(self, database: list[tuple[str, bytes]]) -> list[str]:
+        """The test's scan, counted in the session's figures: what `hits` finds."""
+        found = self.hits(database)
+        places = [*database, *self.databases, *self.outputs]
+        figures = SESSION.figures
+        figures.tests += 1
+        figures.secrets += len(self.secrets)
+        figures.responses += len(self.bodies)
+        figures.log_records += len(self.records.lines)
+        figures.subprocess_outputs += len(self.outputs)
+        figures.database_snapshots += 1 if self.database_url else 0
+        figures.pg_dumps += len(self.databases)
+        figures.bytes_scanned += sum(len(c) for _, c in places) + sum(map(len, self.bodies))
+        figures.hits += len(found)
+        for secret in self.secrets.values():
+            SESSION.secrets.setdefault(secret.value, secret.label)
+        return found
+
+
+_current: LeakScan | None = None
+
+
+def record_output(where: str, content: bytes) -> None:
+    """What a subprocess of the running test wrote (its log, stdout or stderr)."""
+    if _current is not None:
+        _current.outputs.append((where, content))
+
+
+def record_database(server: PostgresServer, name: str) -> None:
+    """A `pg_dump` of database `name`, made by the running test for its server processes."""
+    if _current is not None:
+        _current.databases.append((f"pg_dump of {name}", pg_dump(server, name)))
+
+
+def pg_dump(server: PostgresServer, name: str) -> bytes:
+    result = subprocess.run(
+        [
+            str(server.bin_dir / "pg_dump"),
+            "--host=127.0.0.1",
+            f"--port={server.port}",
+            "--username=postgres",
+            "--no-password",
+            name,
+        ],
+        capture_output=True,
+        check=True,
+        timeout=60,
+    )
+    return result.stdout
 
 
 def _json(content: bytes) -> Any:
@@ -141,8 +259,78 @@ async def postgresql_contents(engine: AsyncEngine) -> list[tuple[str, bytes]]:
     return [(f"table {name}", str(content).encode()) for name, content in rows]
 
 
+def final_scan(server: PostgresServer) -> list[str]:
+    """Every secret of the session in a pg_dump of the shared test database and the server log."""
+    places = [("pg_dump of postgres", pg_dump(server, "postgres"))]
+    log = server.root / "log"
+    if log.exists():
+        places.append(("the PostgreSQL server log", log.read_bytes()))
+    found = []
+    for value, label in SESSION.secrets.items():
+        for where, content in places:
+            if any(n in content for n in _needles(value)):
+                found.append(f"{label} in {where}")
+    figures = SESSION.figures
+    figures.pg_dumps += 1
+    figures.bytes_scanned += sum(len(c) for _, c in places)
+    figures.hits += len(found)
+    return found
+
+
+def write_figures(folder: Path, name: str) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    figures = asdict(SESSION.figures) | {"distinct_secrets": len(SESSION.secrets)}
+    (folder / f"{name}.json").write_text(json.dumps(figures))
+
+
+def summary_line(folder: Path) -> str | None:
+    """The figures of every pytest process of the run, summed: None when nothing was scanned."""
+    totals: dict[str, int] = {}
+    for path in sorted(folder.glob("*.json")):
+        for key, value in json.loads(path.read_text()).items():
+            totals[key] = totals.get(key, 0) + int(value)
+    if not totals.get("tests"):
+        return None
+    return (
+        f"leak scan: {totals['tests']} tests, {totals['distinct_secrets']} secrets looked for in "
+        f"{totals['database_snapshots']} database snapshots, {totals['pg_dumps']} pg_dumps, "
+        f"{totals['responses']} response bodies, {totals['log_records']} log records and "
+        f"{totals['subprocess_outputs']} subprocess outputs "
+        f"({totals['bytes_scanned'] / 1e9:.2f} GB): {totals['hits']} found"
+    )
+
+
+def _watch_httpx(scan: LeakScan, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every request and response of every httpx client in this process goes past the scan.
+
+    A streamed response is left alone: reading it here would take it from its reader.
+    """
+    async_send = httpx.AsyncClient.send
+    sync_send = httpx.Client.send
+
+    async def send_async(
+        self: httpx.AsyncClient, request: httpx.Request, **kwargs: Any
+    ) -> httpx.Response:
+        scan.on_request(request)
+        response = await async_send(self, request, **kwargs)
+        if not kwargs.get("stream"):
+            scan.on_response(response)
+        return response
+
+    def send_sync(self: httpx.Client, request: httpx.Request, **kwargs: Any) -> httpx.Response:
+        scan.on_request(request)
+        response = sync_send(self, request, **kwargs)
+        if not kwargs.get("stream"):
+            scan.on_response(response)
+        return response
+
+    monkeypatch.setattr(httpx.AsyncClient, "send", send_async)
+    monkeypatch.setattr(httpx.Client, "send", send_sync)
+
+
 @pytest.fixture
 def leak_scan() -> Iterator[LeakScan]:
+    global _current
     scan = LeakScan()
     scan.add(PASSWORD, "tests.support.PASSWORD")
     root = logging.getLogger()
@@ -150,8 +338,12 @@ def leak_scan() -> Iterator[LeakScan]:
     level = ours.level
     ours.setLevel(logging.DEBUG)  # every line the app can write, whatever the root level
     root.addHandler(scan.records)
+    _current = scan
     try:
-        yield scan
+        with pytest.MonkeyPatch.context() as monkeypatch:
+            _watch_httpx(scan, monkeypatch)
+            yield scan
     finally:
+        _current = None
         root.removeHandler(scan.records)
         ours.setLevel(level)

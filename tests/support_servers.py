@@ -18,6 +18,7 @@ from pathlib import Path
 import httpx
 
 from tests.conftest import TEST_ENCRYPTION_KEY
+from tests.leak_scan import record_output
 
 CLI = Path(sys.executable).parent / "integration-api"
 START_TIMEOUT_SECONDS = 30.0
@@ -75,6 +76,7 @@ def serve(
             yield server
         finally:
             _stop(process)
+            record_output(f"the log of serve on port {port}", log.read_bytes())
 
 
 def _wait_until_healthy(server: Server) -> None:

@@ -29,6 +29,7 @@ from gql_api.security.encryption import Encryptor
 from gql_api.settings import get_settings
 from tests.conftest import TEST_ENCRYPTION_KEY
 from tests.factories import seed_merchant
+from tests.leak_scan import record_output
 from tests.support import PASSWORD
 from tests.support_servers import CLI as SERVE_CLI
 from tests.support_servers import free_port
@@ -49,9 +50,13 @@ def _env(tmp_path: Path) -> dict[str, str]:
 
 
 def _run(args: list[str], tmp_path: Path, stdin: str = "") -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
+    result = subprocess.run(
         [*CLI, *args], input=stdin, capture_output=True, text=True, env=_env(tmp_path), timeout=120
     )
+    record_output(
+        f"the output of integration-api {args[0]}", (result.stdout + result.stderr).encode()
+    )
+    return result
 
 
 def test_help_lists_the_commands(tmp_path: Path) -> None:

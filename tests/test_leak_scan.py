@@ -2,16 +2,39 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import uuid
 from pathlib import Path
 
+import httpx
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.applications import Starlette
 
-from tests.leak_scan import LeakScan, postgresql_contents, sqlite_contents
+from db.engine import create_engine
+from tests.channels.helpers import kcp_live_input
+from tests.leak_scan import (
+    LeakScan,
+    postgresql_contents,
+    record_database,
+    record_output,
+    sqlite_contents,
+)
+from tests.pg_server import PostgresServer
 from tests.support import Api
 
 ME = "query { me { email } }"
+
+
+async def _admin(url: str, statement: str) -> None:
+    engine = create_engine(url)
+    try:
+        async with engine.connect() as conn:
+            await conn.execution_options(isolation_level="AUTOCOMMIT")
+            await conn.execute(text(statement))
+    finally:
+        await engine.dispose()
 
 
 async def _database(url: str, engine: AsyncEngine) -> list[tuple[str, bytes]]:
@@ -59,3 +82,70 @@ async def test_the_scan_finds_a_secret_planted_in_the_database_a_log_and_a_later
 
     # the planted secret is this test's own: the teardown scan must not fail on it
     leak_scan.secrets.clear()
+
+
+async def test_a_secret_credential_sent_is_looked_for_and_found_in_a_subprocess_output(
+    api: Api, leak_scan: LeakScan, database_url: str, db_engine: AsyncEngine
+) -> None:
+    # given a KCP LIVE channel whose private key password the test sent
+    owner = await api.sign_up()
+    password = "kcpPrivateKeyPassword0006"
+    created = await api.gql(
+        "mutation($input: ChannelCreateInput!) { channelCreate(input: $input) "
+        "{ channel { id } userErrors { code } } }",
+        {"input": kcp_live_input(owner.representative_store_id)},
+        token=owner.token,
+    )
+    assert created.data["channelCreate"]["userErrors"] == []
+    assert leak_scan.secrets[password].origin == "credential privateKeyPassword"
+    # the database holds it sealed: nothing found there
+    assert leak_scan.hits(await _database(database_url, db_engine)) == []
+
+    # when a subprocess of the test writes it
+    record_output("the log of a planted process", f"oops {password}\n".encode())
+
+    # then
+    hits = leak_scan.hits(await _database(database_url, db_engine))
+    assert hits == [
+        f"{password[:6]}… (credential privateKeyPassword) in the log of a planted process"
+    ]
+    leak_scan.outputs.clear()
+
+
+async def test_every_httpx_client_of_the_test_is_watched(
+    app: Starlette, leak_scan: LeakScan
+) -> None:
+    # given a client of the test's own, not the `client` fixture's
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://own") as http:
+        # when it signs up
+        await Api(http).sign_up()
+
+    # then the session token it was handed is looked for
+    assert any(s.origin == "response token" for s in leak_scan.secrets.values())
+    assert leak_scan.bodies
+
+
+def test_a_pg_dump_of_a_database_of_the_test_is_scanned(
+    pg_server: PostgresServer, leak_scan: LeakScan
+) -> None:
+    # given a database of the test's own holding a secret it was handed
+    name = f"leak_{uuid.uuid4().hex[:8]}"
+    leak_scan.add("planted-token-0123456789", "response token", -1)
+    asyncio.run(_admin(pg_server.url, f"CREATE DATABASE {name}"))
+    try:
+        asyncio.run(_admin(pg_server.database_url(name), "CREATE TABLE t (v text)"))
+        asyncio.run(
+            _admin(
+                pg_server.database_url(name), "INSERT INTO t VALUES ('planted-token-0123456789')"
+            )
+        )
+
+        # when the test's database is dumped before it is dropped
+        record_database(pg_server, name)
+    finally:
+        asyncio.run(_admin(pg_server.url, f"DROP DATABASE {name} WITH (FORCE)"))
+
+    # then
+    assert leak_scan.hits([]) == [f"plante… (response token) in pg_dump of {name}"]
+    leak_scan.databases.clear()

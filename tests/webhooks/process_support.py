@@ -25,6 +25,7 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import TEST_ENCRYPTION_KEY
+from tests.leak_scan import record_output
 from tests.support_servers import CLI, free_port
 
 T = TypeVar("T")
@@ -71,6 +72,7 @@ async def run_cli(
     )
     stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=120)
     assert process.returncode is not None
+    record_output(f"the output of integration-api {args[0] if args else ''}", stdout + stderr)
     return CliResult(process.returncode, stdout.decode(), stderr.decode())
 
 
@@ -158,6 +160,7 @@ class Workers:
     async def stop_all(self) -> None:
         for worker in self.started:
             await worker.terminate()
+            record_output(f"the log of {worker.name}", worker.log.read_bytes())
 
 
 async def _wait_until_running(worker: WorkerProcess) -> None:
