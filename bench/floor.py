@@ -6,29 +6,42 @@ server's response (`--data`), so the floor answers byte-for-byte the same JSON. 
 no authentication, no middleware, no DataLoaders: fields that are resolvers in the real app
 (subStores, channels) are plain synchronous resolvers returning the prebuilt objects, the rest
 are plain attributes. strawberry.asgi.GraphQL on Starlette with ParserCache and ValidationCache
-(as the real app), served by uvicorn with the settings of `integration-api serve` (1 worker,
-no access log, uvloop/httptools when installed).
+(as the real app).
 
-    python bench/floor.py --port 8001 --data bench/out/dashboard-sqlite.json
+Level with the app in what is not the app's own code (issue 20): responses are encoded with
+orjson (the app's GraphQLApp.encode_json), the garbage collector is set up by the app's own
+gql_api.runtime.tune_garbage_collector at start-up (gc.freeze), and uvicorn runs with the options
+`integration-api serve` passes it, captured from the CLI itself (bench/parity.py) and handed over
+as `--uvicorn-options` JSON. bench/parity.py checks all three before any load and fails the run
+when the app and the floor differ.
+
+    python bench/floor.py --port 8001 --data bench/out/dashboard-sqlite.json \
+        --uvicorn-options '{"access_log": false, "proxy_headers": false, ...}'
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
+import orjson
 import strawberry
 import uvicorn
+from graphql import GraphQLEnumType, build_schema
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from strawberry.asgi import GraphQL
 from strawberry.extensions import ParserCache, ValidationCache
+
+from gql_api.runtime import tune_garbage_collector  # gc only: no other part of the app
 
 T = TypeVar("T")
 
@@ -80,9 +93,10 @@ class WebhookPayloadVersion(StrEnum):
 def _pg_provider_enum() -> Any:
     """The real schema's PgProvider values (read from schema.graphql, not from gql_api)."""
     sdl = (Path(__file__).resolve().parent.parent / "schema.graphql").read_text(encoding="utf-8")
-    body = sdl.split("enum PgProvider {", 1)[1].split("}", 1)[0]
-    names = [line.strip() for line in body.splitlines() if line.strip()]
-    return strawberry.enum(StrEnum("PgProvider", {n: n for n in names}), name="PgProvider")
+    enum = build_schema(sdl).type_map["PgProvider"]  # values may carry descriptions
+    assert isinstance(enum, GraphQLEnumType)
+    values = StrEnum("PgProvider", {name: name for name in enum.values})  # type: ignore[misc]
+    return strawberry.enum(values, name="PgProvider")
 
 
 PgProvider = _pg_provider_enum()
@@ -312,19 +326,32 @@ def create_app(capture_path: Path) -> Starlette:
             lambda: ValidationCache(maxsize=512),
         ],
     )
-    graphql = GraphQL[None, None](
+    graphql = OrjsonGraphQL(
         schema, graphql_ide=None, allow_queries_via_get=False, multipart_uploads_enabled=False
     )
 
     async def healthz(_: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
+    @asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        tune_garbage_collector()  # as gql_api.app's lifespan, first thing at start-up
+        yield
+
     return Starlette(
         routes=[
             Route("/graphql", graphql, methods=["GET", "POST"]),
             Route("/healthz", healthz, methods=["GET"]),
-        ]
+        ],
+        lifespan=lifespan,
     )
+
+
+class OrjsonGraphQL(GraphQL[None, None]):
+    """strawberry's ASGI view answering with orjson, as the app's GraphQLApp does."""
+
+    def encode_json(self, data: object) -> bytes:
+        return orjson.dumps(data)
 
 
 def main() -> None:
@@ -332,17 +359,23 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--data", type=Path, required=True, help="JSON capture of the dashboard")
+    parser.add_argument(
+        "--uvicorn-options",
+        type=json.loads,
+        default={},
+        help="JSON: the uvicorn options of `integration-api serve` other than host, port and "
+        "log_config (bench/parity.py captures them)",
+    )
     args = parser.parse_args()
-    # The same uvicorn settings as `integration-api serve` (gql_api/cli.py).
+    options: dict[str, Any] = args.uvicorn_options
     uvicorn.run(
         lambda: create_app(args.data),
         factory=True,
         host=args.host,
         port=args.port,
-        log_config=None,
+        log_config=None,  # no logging of its own: the floor has no access log to write
         log_level="warning",
-        access_log=False,
-        proxy_headers=True,
+        **options,
     )
 
 
