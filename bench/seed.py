@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -153,7 +154,8 @@ async def _webhook_settings(
             url = f"https://{WEBHOOK_HOST}/portone/{version.value.lower()}/{mode.value.lower()}"
             await _mutate(
                 db,
-                lambda version=version, mode=mode, url=url: webhooks.update_setting(
+                partial(
+                    webhooks.update_setting,
                     db=db,
                     principal=principal,
                     allowed_networks=(),
@@ -179,8 +181,8 @@ async def seed_dashboard_merchant(
         for n in range(1, sub_stores + 1):
             store = await _mutate(
                 db,
-                lambda n=n: stores.create_sub_store(
-                    db=db, principal=principal, name=f"Sub-store {n:02d}"
+                partial(
+                    stores.create_sub_store, db=db, principal=principal, name=f"Sub-store {n:02d}"
                 ),
             )
             store_ids.append(store.store_id)
@@ -189,8 +191,12 @@ async def seed_dashboard_merchant(
                 draft = _draft(store_id, index)
                 await _mutate(
                     db,
-                    lambda draft=draft: channels.create_channel(
-                        db=db, principal=principal, services=services, draft=draft
+                    partial(
+                        channels.create_channel,
+                        db=db,
+                        principal=principal,
+                        services=services,
+                        draft=draft,
                     ),
                 )
             follows = None if position == 0 else position % 2 == 0
@@ -198,7 +204,8 @@ async def seed_dashboard_merchant(
         for mode in IntegrationMode:
             await _mutate(
                 db,
-                lambda mode=mode: webhooks.issue_secret(
+                partial(
+                    webhooks.issue_secret,
                     db=db,
                     principal=principal,
                     encryptor=state.encryptor,
