@@ -1,13 +1,15 @@
 """The `serve --workers N` row of `make bench`: the small query with 1 and with 2 worker processes.
 
-Two servers run side by side on the bench database, both left at every default but the worker
-count: `integration-api serve --workers 1` (one process, as plain `serve`) and `integration-api
+Two servers run side by side on the bench database, both in the API rows' production
+configuration (bench/run.py api_env) and left at every default but the worker count:
+`integration-api serve --workers 1` (one process, as plain `serve`) and `integration-api
 serve --workers 2` (a supervisor and two uvicorn worker processes sharing the listening socket,
 metrics in prometheus_client's multiprocess mode). The same load as the other rows drives the
 same query as the "small authenticated query" row (`{ viewer { merchant { name } } }` with a
 session): wrk, one thread, BENCH_CONNECTIONS connections, a BENCH_WARMUP warm-up run before each
-BENCH_DURATION run, BENCH_ROUNDS interleaved rounds (1 worker, 2 workers, ...); medians, the
-ratio is the median of the per-round ratios. Target: 2 workers at least 1.4 x the req/s of 1.
+BENCH_DURATION run, BENCH_ROUNDS rounds in A-B-B-A order (1 worker, 2 workers, 2 workers,
+1 worker, ...), every response checked (bench/post.lua); medians, the ratio is the median of
+the per-round ratios, with their min and max. Target: 2 workers at least 1.4 x the req/s of 1.
 
 wrk shares the machine's cores with the server (all load is on 127.0.0.1), so each measured run
 also records where the CPU went: the cores used by wrk (its user + system time, from
@@ -189,7 +191,8 @@ async def measured(
     case: bench.Case, api: bench.Server, database_roots: Callable[[], list[int]]
 ) -> bench.Run:
     assert api.process is not None
-    await bench.wrk(case, bench.WARMUP)
+    if bench.WARMUP:
+        await bench.wrk(case, bench.WARMUP)
     serving = worker_pids(api.process.pid)
     before = Snapshot(api.process.pid, serving, database_roots())
     loading = asyncio.create_task(bench.wrk(case, bench.DURATION))
@@ -201,7 +204,7 @@ async def measured(
     connections = sorted((held.get(pid, 0) for pid in serving), reverse=True)
     after = Snapshot(api.process.pid, serving, database_roots())
     cpu = after.since(before, run.requests, connections, ss_cpu)
-    return bench.Run(run.requests, run.rps, run.p50_ms, run.p99_ms, {"cpu": cpu})
+    return bench.Run(run.requests, run.rps, run.p50_ms, run.p99_ms, {"cpu": cpu}, run.checked)
 
 
 def cpu_text(case: bench.Case, workers: int) -> str:
@@ -261,7 +264,8 @@ async def measure(
             cases[workers] = bench.Case(f"small-{workers}w", api.url, {"query": bench.SMALL}, token)
         bench.log("small query (session): serve --workers 1 vs --workers 2")
         for number in range(1, bench.ROUNDS + 1):
-            for workers, case in cases.items():
+            for case in bench.abba(tuple(cases.values()), number):
+                workers = next(n for n, c in cases.items() if c is case)
                 run = await measured(case, apis[workers], database_roots)
                 case.runs.append(run)
                 cpu: Cpu = run.extra["cpu"]
@@ -277,15 +281,17 @@ async def measure(
         for api in apis.values():
             api.stop()
     one, two = cases[1], cases[2]
-    ratio = two.ratio(one, "rps")
+    spread = two.ratios(one, "rps")
     row = bench.Row(
         "small query, 1 vs 2 worker processes",
         f"`{bench.SMALL}` with `Bearer <session>` (the small-query row's), "
         "`integration-api serve --workers 1` vs `--workers 2` (every other setting default), "
         f"{bench.CONNECTIONS} connections; wrk shares the {os.cpu_count()} cores (see the note)",
-        f"1 worker {one.summary()}; 2 workers {two.summary()}; ratio **{ratio:.2f}**",
+        f"1 worker {one.summary()}; 2 workers {two.summary()}; ratio {spread.text()}",
         f"req/s with 2 workers >= {TARGET_WORKERS_RATIO} x with 1",
-        ratio >= TARGET_WORKERS_RATIO,
+        spread.median >= TARGET_WORKERS_RATIO,
+        bench.checked(one, two),
+        spread.straddles(TARGET_WORKERS_RATIO),
     )
     note = (
         "- Workers row, where the CPU went during the measured runs (medians, in cores: 1.00 is "
