@@ -55,6 +55,8 @@ check: $(STAMP)
 	$(BIN)/mypy
 
 # Performance targets, side by side (bench/README.md); BENCH_DB=postgresql for PostgreSQL.
+# A quick check: BENCH_ONLY=api|workers|delivery, or fewer BENCH_ROUNDS / shorter BENCH_DURATION or
+# BENCH_WARMUP than the defaults (5 / 5 s / 2 s); written to bench/out/, not bench/results.md.
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
 
