@@ -285,7 +285,8 @@ async def measure(
     row = bench.Row(
         "small query, 1 vs 2 worker processes",
         f"`{bench.SMALL}` with `Bearer <session>` (the small-query row's), "
-        "`integration-api serve --workers 1` vs `--workers 2` (every other setting default), "
+        "`integration-api serve --workers 1` vs `--workers 2` (the API rows' production "
+        "configuration, every other setting default), "
         f"{bench.CONNECTIONS} connections; wrk shares the {os.cpu_count()} cores (see the note)",
         f"1 worker {one.summary()}; 2 workers {two.summary()}; ratio {spread.text()}",
         f"req/s with 2 workers >= {TARGET_WORKERS_RATIO} x with 1",
