@@ -1,4 +1,10 @@
-"""Sending one webhook: pinned to a checked address, no redirects, bounded time and size."""
+"""Sending one webhook: pinned to a checked address, no redirects, bounded time and size.
+
+A worker keeps its connections alive between attempts (`Connections`): one pool per checked
+address and host name, so a kept connection only ever carries requests whose address check
+chose that very address, and over TLS only requests for the host name its certificate was
+verified for.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +14,9 @@ import ipaddress
 import logging
 import ssl
 import time
-from collections.abc import Sequence
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
@@ -60,6 +68,77 @@ def _host_header(target: Target) -> str:
     return host if target.port == default else f"{host}:{target.port}"
 
 
+# What a kept connection was opened for: scheme, the checked address, port, and the host name
+# (the TLS server name verified, and the Host header).
+PoolKey = tuple[str, str, int, str]
+MAX_POOLS = 64  # receivers whose connections one worker keeps at once
+KEEPALIVE_SECONDS = 5.0  # an idle connection is closed after this (httpx's default)
+
+
+def _pool_key(target: Target) -> PoolKey:
+    return (target.parts.scheme, str(target.addresses[0]), target.port, target.host)
+
+
+def _client(max_connections: int | None) -> httpx.AsyncClient:
+    return httpx.AsyncClient(
+        follow_redirects=False,
+        trust_env=False,
+        verify=_tls_context(),
+        limits=httpx.Limits(
+            max_connections=max_connections,
+            max_keepalive_connections=max_connections,
+            keepalive_expiry=KEEPALIVE_SECONDS,
+        ),
+    )
+
+
+class Connections:
+    """Kept-alive connections to receivers, one httpx client per `PoolKey`, at most MAX_POOLS
+    (the least recently used idle one is closed first).
+
+    The pool is chosen by the address the check just approved, so a request never goes over
+    a connection opened to another address (no DNS rebinding through a kept connection), and
+    by the host name, so a TLS connection verified for one name never carries a request for
+    another name served at the same address. `per_pool` bounds the connections of one pool
+    (the worker's per-host limit). Opening a connection for every attempt cost a worker a TCP
+    (and TLS) handshake and a new client each time."""
+
+    def __init__(self, *, per_pool: int, max_pools: int = MAX_POOLS) -> None:
+        self._per_pool = per_pool
+        self._max_pools = max_pools
+        self._clients: OrderedDict[PoolKey, httpx.AsyncClient] = OrderedDict()
+        self._in_use: dict[PoolKey, int] = {}
+
+    @asynccontextmanager
+    async def client(self, target: Target) -> AsyncIterator[httpx.AsyncClient]:
+        key = _pool_key(target)
+        found = self._clients.get(key)
+        if found is None:
+            await self._make_room()
+            found = self._clients[key] = _client(self._per_pool)
+        self._clients.move_to_end(key)
+        self._in_use[key] = self._in_use.get(key, 0) + 1
+        try:
+            yield found
+        finally:
+            self._in_use[key] -= 1
+            if not self._in_use[key]:
+                del self._in_use[key]
+
+    async def _make_room(self) -> None:
+        while len(self._clients) >= self._max_pools:
+            idle = next((k for k in self._clients if k not in self._in_use), None)
+            if idle is None:
+                return  # every pool is busy: go over the bound rather than break a request
+            await self._clients.pop(idle).aclose()
+
+    async def aclose(self) -> None:
+        """Close every kept connection (the worker stops, or ends a round)."""
+        clients, self._clients = list(self._clients.values()), OrderedDict()
+        for client in clients:
+            await client.aclose()
+
+
 async def check_and_send(
     url: str,
     *,
@@ -68,9 +147,11 @@ async def check_and_send(
     body: str,
     allowed: Sequence[IPNetwork],
     limits: Limits,
+    connections: Connections | None = None,
 ) -> DeliveryResult:
     """Check the URL's address again (it may resolve elsewhere now), then send, pinned to it;
-    a refused address is a result ("Not sent: …"), like any other failure."""
+    a refused address is a result ("Not sent: …"), like any other failure. With
+    `connections`, over a kept connection to that address; else over a new one."""
     try:
         target = await check_url(url, require_https=require_https, allowed=allowed)
     except UrlRefused as refused:
@@ -81,7 +162,10 @@ async def check_and_send(
             error=f"Not sent: {refused}",
             duration_ms=0,
         )
-    return await send(target, headers=headers, body=body, limits=limits)
+    if connections is None:
+        return await send(target, headers=headers, body=body, limits=limits)
+    async with connections.client(target) as client:
+        return await send(target, headers=headers, body=body, limits=limits, client=client)
 
 
 @cache
@@ -92,9 +176,29 @@ def _tls_context() -> ssl.SSLContext:
 
 
 async def send(
-    target: Target, *, headers: Sequence[tuple[str, str]], body: str, limits: Limits
+    target: Target,
+    *,
+    headers: Sequence[tuple[str, str]],
+    body: str,
+    limits: Limits,
+    client: httpx.AsyncClient | None = None,
 ) -> DeliveryResult:
-    """POST `body`; whatever happens comes back as a result, never as an exception."""
+    """POST `body` (over `client`'s kept connections, else a client of its own); whatever
+    happens comes back as a result, never as an exception."""
+    if client is None:
+        async with _client(None) as own:
+            return await _post(target, own, headers=headers, body=body, limits=limits)
+    return await _post(target, client, headers=headers, body=body, limits=limits)
+
+
+async def _post(
+    target: Target,
+    http: httpx.AsyncClient,
+    *,
+    headers: Sequence[tuple[str, str]],
+    body: str,
+    limits: Limits,
+) -> DeliveryResult:
     sent_headers = [("host", _host_header(target)), ("user-agent", USER_AGENT), *headers]
     timeout = httpx.Timeout(
         connect=limits.connect_seconds,
@@ -107,51 +211,49 @@ async def send(
     response_body: str | None = None
     error: str | None = None
     retry_after: float | None = None
-    async with httpx.AsyncClient(
-        follow_redirects=False, timeout=timeout, trust_env=False, verify=_tls_context()
-    ) as http:
-        deadline = limits.connect_seconds + limits.read_seconds + DEADLINE_MARGIN_SECONDS
-        try:
-            request = http.build_request(  # inside: a URL httpx refuses is a result too
-                "POST",
-                _pinned_url(target),
-                headers=sent_headers,
-                content=body.encode("utf-8"),
-                extensions={"sni_hostname": target.host},
-            )
-            async with asyncio.timeout(deadline):  # a receiver dripping bytes cannot hold us
-                response = await http.send(request, stream=True)
-                try:
-                    status = response.status_code
-                    response_body = await _read_capped(response, limits.response_max_bytes)
-                finally:
-                    await response.aclose()
-            if 300 <= status < 400:
-                location = response.headers.get("location", "")
-                error = f"Redirects are not followed (HTTP {status} to {location[:200]!r})."
-            elif status != 200:
-                error = f"The receiver answered HTTP {status}; only 200 counts as received."
-                if status in (429, 503):
-                    retry_after = _retry_after(response.headers.get("retry-after"))
-        except httpx.ConnectTimeout:
-            error = f"Could not connect within {limits.connect_seconds:g} s."
-        except httpx.ReadTimeout:
-            error = f"No response within {limits.read_seconds:g} s."
-        except httpx.TimeoutException:
-            error = "The request timed out."
-        except httpx.ConnectError as exc:
-            error = f"Could not connect: {_reason(exc)}."
-        except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as exc:
-            error = f"The connection failed: {_reason(exc)}."
-        except httpx.HTTPError as exc:
-            error = f"The request failed: {_reason(exc)}."
-        except TimeoutError:
-            error = f"The receiver did not finish answering within {deadline:g} s."
-            if status is not None:
-                error = f"HTTP {status}, but {error[0].lower()}{error[1:]}"
-        except Exception as exc:  # whatever else happened is recorded, never raised
-            logger.warning("webhook send failed unexpectedly", exc_info=True)
-            error = f"The request failed: {type(exc).__name__}."
+    deadline = limits.connect_seconds + limits.read_seconds + DEADLINE_MARGIN_SECONDS
+    try:
+        request = http.build_request(  # inside: a URL httpx refuses is a result too
+            "POST",
+            _pinned_url(target),
+            headers=sent_headers,
+            content=body.encode("utf-8"),
+            timeout=timeout,
+            extensions={"sni_hostname": target.host},
+        )
+        async with asyncio.timeout(deadline):  # a receiver dripping bytes cannot hold us
+            response = await http.send(request, stream=True)
+            try:
+                status = response.status_code
+                response_body = await _read_capped(response, limits.response_max_bytes)
+            finally:
+                await response.aclose()
+        if 300 <= status < 400:
+            location = response.headers.get("location", "")
+            error = f"Redirects are not followed (HTTP {status} to {location[:200]!r})."
+        elif status != 200:
+            error = f"The receiver answered HTTP {status}; only 200 counts as received."
+            if status in (429, 503):
+                retry_after = _retry_after(response.headers.get("retry-after"))
+    except httpx.ConnectTimeout:
+        error = f"Could not connect within {limits.connect_seconds:g} s."
+    except httpx.ReadTimeout:
+        error = f"No response within {limits.read_seconds:g} s."
+    except httpx.TimeoutException:
+        error = "The request timed out."
+    except httpx.ConnectError as exc:
+        error = f"Could not connect: {_reason(exc)}."
+    except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as exc:
+        error = f"The connection failed: {_reason(exc)}."
+    except httpx.HTTPError as exc:
+        error = f"The request failed: {_reason(exc)}."
+    except TimeoutError:
+        error = f"The receiver did not finish answering within {deadline:g} s."
+        if status is not None:
+            error = f"HTTP {status}, but {error[0].lower()}{error[1:]}"
+    except Exception as exc:  # whatever else happened is recorded, never raised
+        logger.warning("webhook send failed unexpectedly", exc_info=True)
+        error = f"The request failed: {type(exc).__name__}."
     return DeliveryResult(
         request_headers=sent_headers,
         status_code=status,
