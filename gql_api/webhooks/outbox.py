@@ -7,6 +7,12 @@ with `SELECT … FOR UPDATE SKIP LOCKED` (on SQLite the write transaction is alr
 and a lease (`locked_until`, `lease_token`); only the holder of the current lease may move an
 event on, and an event whose lease ran out (its worker died) is due again, with the same
 `webhook-id`. No transaction stays open while a receiver is called.
+
+The worker's hot path (claim_due, finish_many) runs Core statements over whole batches: a claim
+reads its candidates, the settings in force and the signing secrets in one statement each,
+then leases every chosen event in one statement and records the attempts in one; attempts
+that end close together are recorded in one transaction. Per event, that is a fraction of a
+statement where loading and flushing ORM objects one by one cost about eleven.
 """
 
 from __future__ import annotations
@@ -14,17 +20,18 @@ from __future__ import annotations
 import logging
 import random
 import secrets as token_source
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
-from sqlalchemy import or_, tuple_, update
+from sqlalchemy import Table, and_, bindparam, insert, or_, tuple_, update
+from sqlalchemy.orm import aliased
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from db.models import Store, WebhookDelivery, WebhookEvent
+from db.models import Store, WebhookDelivery, WebhookEvent, WebhookSecret, WebhookSetting
 from gql_api.channels.rules import IntegrationMode
 from gql_api.i18n import SOURCE_LOCALE, Message, _
 from gql_api.security.encryption import Encryptor
@@ -33,12 +40,21 @@ from gql_api.webhooks.events import (
     EventInput,
     EventStatus,
     NotDeliverable,
+    Rendered,
     Trigger,
     render,
 )
 from gql_api.webhooks.payloads import ModuleVersionValue
 from gql_api.webhooks.sender import DeliveryResult
-from gql_api.webhooks.service import EffectiveWebhookSetting, active_secrets, setting_in_force
+from gql_api.webhooks.service import (
+    MAX_ACTIVE_SECRETS,
+    EffectiveWebhookSetting,
+    SettingRecord,
+    active_secrets,
+    effective,
+    secret_context,
+    setting_in_force,
+)
 
 # What happened to an event or an attempt (WebhookEvent.status_reason, WebhookDelivery.error) is
 # recorded once, in English, as a fact of that moment: it is read later in either language, and
@@ -48,6 +64,8 @@ MANUAL_RESEND_LIMIT = 5  # per event (PortOne: MAX_WEBHOOK_RETRY_COUNT_REACHED)
 LEASE_MARGIN_SECONDS = 10.0
 CANDIDATES_PER_CLAIM = 2  # rows looked at per free slot, so that full hosts can be passed over
 logger = logging.getLogger("gql_api.webhooks.outbox")
+_EVENTS: Table = WebhookEvent.__table__  # type: ignore[attr-defined]
+_DELIVERIES: Table = WebhookDelivery.__table__  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True)
@@ -207,18 +225,21 @@ def receiver_host(url: str) -> str:
 SecretsCache = dict[tuple[int, str], list[str]]
 
 
-async def build_request(
-    db: AsyncSession,
-    encryptor: Encryptor,
-    setting: EffectiveWebhookSetting,
-    event: WebhookEvent,
-    now: datetime,
-    secrets_cache: SecretsCache | None = None,
-) -> Request:
-    """The signed request for `event` under the setting in force (raises NotDeliverable).
-    `secrets_cache` keeps the active secrets per store and mode for one claim."""
-    assert setting.url is not None
-    rendered = render(
+class EventBody(Protocol):
+    """What a request is made of: an event row, or what a claim read of one."""
+
+    @property
+    def type(self) -> str: ...
+    @property
+    def data(self) -> dict[str, object]: ...
+    @property
+    def message_id(self) -> str: ...
+    @property
+    def published_at(self) -> datetime: ...
+
+
+def _render(setting: EffectiveWebhookSetting, event: EventBody) -> Rendered:
+    return render(
         module_version=setting.module_version,
         event_type=event.type,
         data=event.data,
@@ -226,17 +247,22 @@ async def build_request(
         payload_version=setting.payload_version,
         content_type=setting.content_type,
     )
+
+
+def _signed(
+    setting: EffectiveWebhookSetting,
+    event: EventBody,
+    rendered: Rendered,
+    now: datetime,
+    in_use: Sequence[str],
+) -> Request:
+    """The request as sent: V2 bodies carry webhook-id (the event's, the same on every
+    attempt), webhook-timestamp (now) and a signature per active secret."""
+    assert setting.url is not None
     headers = [("content-type", rendered.content_type.media_type)]
     if setting.module_version is ModuleVersionValue.V2:
         timestamp = int(now.timestamp())
         headers += [("webhook-id", event.message_id), ("webhook-timestamp", str(timestamp))]
-        key = (setting.source_store_pk, setting.mode.value)
-        if secrets_cache is not None and key in secrets_cache:
-            in_use = secrets_cache[key]
-        else:
-            in_use = await active_secrets(db, encryptor, setting.source_store_pk, setting.mode)
-            if secrets_cache is not None:
-                secrets_cache[key] = in_use
         if in_use:
             signature = signing.signature_header(in_use, event.message_id, timestamp, rendered.body)
             headers.append(("webhook-signature", signature))
@@ -246,6 +272,30 @@ async def build_request(
         body=rendered.body,
         require_https=setting.mode is IntegrationMode.LIVE,
     )
+
+
+async def build_request(
+    db: AsyncSession,
+    encryptor: Encryptor,
+    setting: EffectiveWebhookSetting,
+    event: EventBody,
+    now: datetime,
+    secrets_cache: SecretsCache | None = None,
+) -> Request:
+    """The signed request for `event` under the setting in force (raises NotDeliverable).
+    `secrets_cache` keeps the active secrets per store and mode for one claim."""
+    assert setting.url is not None
+    rendered = _render(setting, event)
+    in_use: list[str] = []
+    if setting.module_version is ModuleVersionValue.V2:
+        key = (setting.source_store_pk, setting.mode.value)
+        if secrets_cache is not None and key in secrets_cache:
+            in_use = secrets_cache[key]
+        else:
+            in_use = await active_secrets(db, encryptor, setting.source_store_pk, setting.mode)
+            if secrets_cache is not None:
+                secrets_cache[key] = in_use
+    return _signed(setting, event, rendered, now, in_use)
 
 
 @dataclass(frozen=True)
@@ -267,7 +317,7 @@ class Claim:
 SettingKey = tuple[int, str, str]
 
 
-def setting_key(event: WebhookEvent) -> SettingKey:
+def setting_key(event: WebhookEvent | Candidate) -> SettingKey:
     return (event.store_pk, event.module_version, event.mode)
 
 
@@ -310,6 +360,209 @@ class Capacity:
     per_merchant_limit: int | None = None
 
 
+class DeliveryState(Protocol):
+    """The columns of an event that its delivery moves on (an ORM row, or an EventState)."""
+
+    status: str
+    status_reason: str | None
+    next_attempt_at: datetime | None
+    next_trigger: str
+    locked_until: datetime | None
+    lease_token: str | None
+    attempt_count: int
+    manual_resend_count: int
+    succeeded_at: datetime | None
+
+
+@dataclass
+class EventState:
+    """An event's delivery state as read by a Core statement, changed in Python while its row
+    is locked (FOR UPDATE on PostgreSQL, the write transaction on SQLite), and written back by
+    one statement for a whole batch (_write_states)."""
+
+    id: int
+    status: str
+    status_reason: str | None
+    next_attempt_at: datetime | None
+    next_trigger: str
+    locked_until: datetime | None
+    lease_token: str | None
+    attempt_count: int
+    manual_resend_count: int
+    succeeded_at: datetime | None
+
+
+_STATE_FIELDS = tuple(f.name for f in fields(EventState))
+_STATE_COLUMNS = tuple(_EVENTS.c[name] for name in _STATE_FIELDS)
+_BODY_FIELDS = ("merchant_id", "store_pk", "module_version", "mode", "type", "data", "message_id")
+_BODY_COLUMNS = (*(_EVENTS.c[name] for name in _BODY_FIELDS), _EVENTS.c.published_at)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A due event as a claim reads it: what its request is made of, and its state."""
+
+    state: EventState
+    merchant_id: int
+    store_pk: int
+    module_version: str
+    mode: str
+    type: str
+    data: dict[str, object]
+    message_id: str
+    published_at: datetime
+
+
+def _candidate(row: Any) -> Candidate:
+    values = row._mapping
+    return Candidate(
+        state=EventState(**{name: values[name] for name in _STATE_FIELDS}),
+        **{name: values[name] for name in (*_BODY_FIELDS, "published_at")},
+    )
+
+
+# One shape for every change of an event's delivery state, run as one executemany per batch.
+_WRITE_STATE = (
+    update(_EVENTS)
+    .where(_EVENTS.c.id == bindparam("b_id"))
+    .values(
+        {
+            name: bindparam(f"b_{name}", type_=_EVENTS.c[name].type)
+            for name in _STATE_FIELDS
+            if name != "id"
+        }
+    )
+)
+# Without a guaranteed order of the rows returned (SQLite cannot promise one, and SQLAlchemy
+# would then insert row by row): each attempt is known by its event, one per claim.
+_INSERT_DELIVERIES = insert(_DELIVERIES).returning(_DELIVERIES.c.event_pk, _DELIVERIES.c.id)
+_RESULT_FIELDS = (
+    "request_headers",
+    "status_code",
+    "response_body",
+    "error",
+    "duration_ms",
+    "succeeded",
+)
+_WRITE_RESULT = (
+    update(_DELIVERIES)
+    .where(_DELIVERIES.c.id == bindparam("b_id"))
+    .values(
+        {name: bindparam(f"b_{name}", type_=_DELIVERIES.c[name].type) for name in _RESULT_FIELDS}
+    )
+)
+
+
+async def _write_states(db: AsyncSession, states: Collection[EventState]) -> None:
+    if states:
+        params = [{f"b_{name}": getattr(s, name) for name in _STATE_FIELDS} for s in states]
+        await db.exec(_WRITE_STATE, params=params)
+
+
+async def _insert_deliveries(db: AsyncSession, rows: list[dict[str, Any]]) -> dict[int, int]:
+    """Insert attempts (one per event) in one statement; their ids by event."""
+    if not rows:
+        return {}
+    inserted = await db.exec(_INSERT_DELIVERIES, params=rows)
+    return {int(event_pk): int(pk) for event_pk, pk in inserted.all()}
+
+
+_PKS: Any = bindparam("pks", expanding=True)
+_OWNER = aliased(Store)
+_STORES_AND_SETTINGS = (
+    select(Store, *(col(getattr(WebhookSetting, name)) for name in SettingRecord._fields))
+    .outerjoin(WebhookSetting, col(WebhookSetting.store_pk) == col(Store.id))
+    .where(
+        or_(
+            col(Store.id).in_(_PKS),
+            and_(
+                col(Store.is_representative),
+                col(Store.merchant_id).in_(
+                    select(_OWNER.merchant_id).where(col(_OWNER.id).in_(_PKS))
+                ),
+            ),
+        )
+    )
+    .order_by(col(Store.id))
+)
+
+
+async def settings_in_force(
+    db: AsyncSession, keys: Collection[SettingKey]
+) -> dict[SettingKey, EffectiveWebhookSetting | None]:
+    """The setting in force for each (store, module version, mode), None for a deleted store:
+    setting_in_force for many at once, in one statement (the stores and their merchants'
+    representative stores, with their settings)."""
+    if not keys:
+        return {}
+    params = {"pks": sorted({key[0] for key in keys})}
+    rows: Sequence[Any] = (await db.exec(_STORES_AND_SETTINGS, params=params)).all()
+    by_pk: dict[int | None, Store] = {}
+    representative: dict[int, Store] = {}
+    records: dict[SettingKey, SettingRecord] = {}
+    for row in rows:
+        store, setting = row[0], row[1:]
+        by_pk[store.id] = store
+        if store.is_representative:
+            representative.setdefault(store.merchant_id, store)
+        if setting[0] is not None:
+            record = SettingRecord(*setting)
+            records[(record.store_pk, record.module_version, record.mode)] = record
+    found: dict[SettingKey, EffectiveWebhookSetting | None] = {}
+    for key in keys:
+        pk, version, mode = key
+        own = by_pk.get(pk)
+        if own is None or own.deleted_at is not None:
+            found[key] = None
+            continue
+        rep = representative.get(own.merchant_id)
+        assert rep is None or rep.id is not None
+        found[key] = effective(
+            own,
+            ModuleVersionValue(version),
+            IntegrationMode(mode),
+            records.get(key),
+            (rep, records.get((rep.id, version, mode))) if rep and rep.id else None,
+        )
+    return found
+
+
+SecretsFound = dict[tuple[int, str], list[str] | Exception]
+
+
+async def _secrets_for(
+    db: AsyncSession, encryptor: Encryptor, keys: Collection[tuple[int, str]]
+) -> SecretsFound:
+    """The active signing secrets of each (store, mode), oldest first, at most
+    MAX_ACTIVE_SECRETS (active_secrets for many at once), in one statement; a store and mode
+    whose secrets cannot be decrypted get the error instead."""
+    if not keys:
+        return {}
+    rows = (
+        await db.exec(
+            select(col(WebhookSecret.store_pk), col(WebhookSecret.mode), col(WebhookSecret.cipher))
+            .where(
+                col(WebhookSecret.store_pk).in_(sorted({key[0] for key in keys})),
+                col(WebhookSecret.expired_at).is_(None),
+            )
+            .order_by(col(WebhookSecret.id))
+        )
+    ).all()
+    ciphers: dict[tuple[int, str], list[str]] = {key: [] for key in keys}
+    for store_pk, mode, cipher in rows:
+        held = ciphers.get((store_pk, mode))
+        if held is not None and len(held) < MAX_ACTIVE_SECRETS:
+            held.append(cipher)
+    found: SecretsFound = {}
+    for (store_pk, mode), held in ciphers.items():
+        context = secret_context(store_pk, mode)
+        try:
+            found[(store_pk, mode)] = [encryptor.decrypt(c, context=context) for c in held]
+        except Exception as error:  # one store's trouble must not stop the others
+            found[(store_pk, mode)] = error
+    return found
+
+
 async def claim_due(
     *,
     db: AsyncSession,
@@ -331,51 +584,61 @@ async def claim_due(
     attempt (or a queued resend) did not finish ends EXHAUSTED instead of being tried again,
     so an event that kills its worker cannot do so for ever. An event whose request cannot be
     prepared (a secret no key decrypts) fails that attempt, saying why, and the others go on.
+
+    Statements: the candidates, the settings in force (two), the secrets, one write of every
+    event's new state, one insert of every attempt; whatever the number of events.
     """
     policy = policy or RetryPolicy()
     result = ClaimResult()
     hosts = dict(capacity.host_in_flight)
     merchants = dict(capacity.merchant_in_flight)
-    candidates = (
+    rows = (
         await db.exec(
-            select(WebhookEvent)
+            select(*_STATE_COLUMNS, *_BODY_COLUMNS)
             .where(*due(now, set(passed_over)))
             .order_by(col(WebhookEvent.next_attempt_at), col(WebhookEvent.id))
             .limit(limit * CANDIDATES_PER_CLAIM)
             .with_for_update(skip_locked=True)
         )
     ).all()
-    settings: dict[tuple[int, str, str], EffectiveWebhookSetting | None] = {}
-    secrets_cache: SecretsCache = {}
+    candidates = [_candidate(row) for row in rows]
+    settings = await settings_in_force(db, {setting_key(c) for c in candidates})
+    written: list[EventState] = []  # every event this claim moves on, leased or not
+    chosen: list[tuple[Candidate, EffectiveWebhookSetting, Rendered]] = []
     for event in candidates:
-        if len(result.claims) >= limit:
+        if len(chosen) >= limit:
             break
-        manual = event.next_trigger == Trigger.MANUAL.value
-        if event.locked_until is not None and (
-            manual or event.attempt_count >= policy.max_attempts
+        state = event.state
+        manual = state.next_trigger == Trigger.MANUAL.value
+        if state.locked_until is not None and (
+            manual or state.attempt_count >= policy.max_attempts
         ):
             _finish_without_sending(
-                event,
+                state,
                 EventStatus.EXHAUSTED,
                 "The last attempt did not finish: its worker stopped while sending it.",
             )
+            written.append(state)
             result.exhausted += 1
             continue
-        if manual and event.manual_resend_count >= MANUAL_RESEND_LIMIT:
+        if manual and state.manual_resend_count >= MANUAL_RESEND_LIMIT:
             _finish_without_sending(
-                event,
+                state,
                 EventStatus.EXHAUSTED,
                 f"Not resent: this event was resent {MANUAL_RESEND_LIMIT} times already.",
             )
+            written.append(state)
             result.exhausted += 1
             continue
-        setting = await _setting_for(db, event, settings)
+        setting = settings.get(setting_key(event))
+        reason: str | None = None
         if setting is None:
-            _finish_without_sending(event, EventStatus.SKIPPED, "The store was deleted.")
-            result.skipped += 1
-            continue
-        if setting.url is None:
-            _finish_without_sending(event, EventStatus.SKIPPED, recorded(no_url_reason(setting)))
+            reason = "The store was deleted."
+        elif setting.url is None:
+            reason = recorded(no_url_reason(setting))
+        if reason is not None or setting is None or setting.url is None:
+            _finish_without_sending(state, EventStatus.SKIPPED, reason or "")
+            written.append(state)
             result.skipped += 1
             continue
         host = receiver_host(setting.url)
@@ -387,60 +650,110 @@ async def claim_due(
             result.passed_over[setting_key(event)] = host
             continue
         try:
-            request = await build_request(db, encryptor, setting, event, now, secrets_cache)
+            rendered = _render(setting, event)
         except NotDeliverable as refused:  # the payload version cannot carry this type
-            _finish_without_sending(event, EventStatus.SKIPPED, recorded(refused.message))
+            _finish_without_sending(state, EventStatus.SKIPPED, recorded(refused.message))
+            written.append(state)
             result.skipped += 1
-            continue
-        except Exception as error:  # one event's trouble must not stop the others
-            logger.exception("could not prepare a webhook attempt", extra={"event": event.id})
-            outcome = await _not_prepared(db, event, setting.url, error, now, policy)
-            result.exhausted += outcome is EventStatus.EXHAUSTED
             continue
         hosts[host] = hosts.get(host, 0) + 1
         merchants[event.merchant_id] = merchants.get(event.merchant_id, 0) + 1
-        result.claims.append(await _lease(db, event, request, now, lease))
-    await db.flush()
+        chosen.append((event, setting, rendered))
+    signers = {
+        (s.source_store_pk, s.mode.value)
+        for _, s, _ in chosen
+        if s.module_version is ModuleVersionValue.V2
+    }
+    secrets = await _secrets_for(db, encryptor, signers)
+    token = token_source.token_hex(16)  # this claim's lease; an event is moved on only with it
+    attempts: list[dict[str, Any]] = []
+    leased: list[tuple[Candidate, Request, Trigger, int]] = []
+    for event, setting, rendered in chosen:
+        assert setting.url is not None
+        in_use = secrets.get((setting.source_store_pk, setting.mode.value), [])
+        if isinstance(in_use, Exception):
+            logger.error(
+                "could not prepare a webhook attempt",
+                exc_info=in_use,
+                extra={"event": event.state.id},
+            )
+            attempts.append(_not_prepared(event, setting.url, in_use, now, policy))
+            written.append(event.state)
+            result.exhausted += event.state.status == EventStatus.EXHAUSTED.value
+            continue
+        request = _signed(setting, event, rendered, now, in_use)
+        trigger, number = _count_attempt(event.state)  # when claimed: it may be sent
+        event.state.locked_until = now + lease
+        event.state.lease_token = token
+        written.append(event.state)
+        attempts.append(_attempt_values(event, request, trigger, number, now))
+        leased.append((event, request, trigger, number))
+    await _write_states(db, written)
+    delivery_pks = await _insert_deliveries(db, attempts)
+    for event, request, trigger, number in leased:
+        result.claims.append(
+            Claim(
+                event_pk=event.state.id,
+                merchant_pk=event.merchant_id,
+                lease_token=token,
+                delivery_pk=delivery_pks[event.state.id],
+                trigger=trigger,
+                attempt_number=number,
+                published_at=event.published_at,
+                request=request,
+            )
+        )
     return result
 
 
-async def _not_prepared(
-    db: AsyncSession,
-    event: WebhookEvent,
-    url: str,
-    error: Exception,
+def _attempt_values(
+    event: Candidate,
+    request: Request,
+    trigger: Trigger,
+    number: int,
     now: datetime,
-    policy: RetryPolicy,
-) -> EventStatus:
-    """Record an attempt that could not even be prepared as a failed attempt (nothing sent),
-    and schedule the next one as for any failure."""
-    trigger, number = _count_attempt(event)
+    error: str = UNFINISHED,
+) -> dict[str, Any]:
+    """An attempt's row, as recorded when it is claimed (unfinished) or refused."""
+    return {
+        "merchant_id": event.merchant_id,
+        "store_pk": event.store_pk,
+        "module_version": event.module_version,
+        "mode": event.mode,
+        "trigger": trigger.value,
+        "url": request.url,
+        "request_headers": [[name, value] for name, value in request.headers],
+        "request_body": request.body,
+        "status_code": None,
+        "response_body": None,
+        "error": error,
+        "duration_ms": 0,
+        "succeeded": False,
+        "attempted_at": now,
+        "event_pk": event.state.id,
+        "attempt_number": number,
+    }
+
+
+def _not_prepared(
+    event: Candidate, url: str, error: Exception, now: datetime, policy: RetryPolicy
+) -> dict[str, Any]:
+    """An attempt that could not even be prepared, recorded as a failed attempt (nothing
+    sent); the next one is scheduled as for any failure. Returns the attempt's row."""
+    trigger, number = _count_attempt(event.state)
     reason = (
         f"Not sent: the request could not be prepared ({type(error).__name__}); "
         "an operator must look at the service's log."
     )
-    failed = WebhookDelivery(
-        merchant_id=event.merchant_id,
-        store_pk=event.store_pk,
-        module_version=event.module_version,
-        mode=event.mode,
-        trigger=trigger.value,
-        url=url,
-        request_headers=[],
-        request_body="",
-        error=reason,
-        attempted_at=now,
-        event_pk=event.id,
-        attempt_number=number,
-    )
-    db.add(failed)
-    delay = policy.delay_after(event.attempt_count, None) if trigger is Trigger.EVENT else None
-    _failed(event, reason, delay, now)
-    db.add(event)
-    return EventStatus(event.status)
+    nothing = Request(url=url, headers=[], body="", require_https=False)
+    attempt = _attempt_values(event, nothing, trigger, number, now, error=reason)
+    state = event.state
+    delay = policy.delay_after(state.attempt_count, None) if trigger is Trigger.EVENT else None
+    _failed(state, reason, delay, now)
+    return attempt
 
 
-def _count_attempt(event: WebhookEvent) -> tuple[Trigger, int]:
+def _count_attempt(event: DeliveryState) -> tuple[Trigger, int]:
     """Count the attempt about to be made: scheduled attempts by attempt_count, queued resends
     by manual_resend_count (counted when sent, so numbers follow the order of sending)."""
     trigger = Trigger(event.next_trigger)
@@ -451,7 +764,7 @@ def _count_attempt(event: WebhookEvent) -> tuple[Trigger, int]:
     return trigger, event.manual_resend_count
 
 
-def _failed(event: WebhookEvent, reason: str, delay: timedelta | None, now: datetime) -> None:
+def _failed(event: DeliveryState, reason: str, delay: timedelta | None, now: datetime) -> None:
     event.status_reason = reason[:1000]
     event.next_trigger = Trigger.EVENT.value
     event.locked_until = None
@@ -464,55 +777,13 @@ def _failed(event: WebhookEvent, reason: str, delay: timedelta | None, now: date
         event.next_attempt_at = now + delay
 
 
-async def _setting_for(
-    db: AsyncSession,
-    event: WebhookEvent,
-    cache: dict[tuple[int, str, str], EffectiveWebhookSetting | None],
-) -> EffectiveWebhookSetting | None:
-    key = (event.store_pk, event.module_version, event.mode)
-    if key not in cache:
-        store = await db.get(Store, event.store_pk)
-        cache[key] = (
-            None
-            if store is None or store.deleted_at is not None
-            else await setting_in_force(
-                db, store, ModuleVersionValue(event.module_version), IntegrationMode(event.mode)
-            )
-        )
-    return cache[key]
-
-
-def _finish_without_sending(event: WebhookEvent, status: EventStatus, reason: str) -> None:
+def _finish_without_sending(event: DeliveryState, status: EventStatus, reason: str) -> None:
     event.status = status.value
     event.status_reason = reason
     event.next_attempt_at = None
     event.next_trigger = Trigger.EVENT.value
     event.locked_until = None
     event.lease_token = None
-
-
-async def _lease(
-    db: AsyncSession, event: WebhookEvent, request: Request, now: datetime, lease: timedelta
-) -> Claim:
-    assert event.id is not None
-    trigger, number = _count_attempt(event)  # when claimed: a crashed attempt may have been sent
-    event.locked_until = now + lease
-    event.lease_token = token_source.token_hex(16)
-    db.add(event)
-    delivery = unfinished_delivery(event, request, trigger, number, now)
-    db.add(delivery)
-    await db.flush()
-    assert delivery.id is not None
-    return Claim(
-        event_pk=event.id,
-        merchant_pk=event.merchant_id,
-        lease_token=event.lease_token,
-        delivery_pk=delivery.id,
-        trigger=trigger,
-        attempt_number=number,
-        published_at=event.published_at,
-        request=request,
-    )
 
 
 def unfinished_delivery(
@@ -534,13 +805,20 @@ def unfinished_delivery(
     )
 
 
+def _result_values(result: DeliveryResult) -> dict[str, Any]:
+    return {
+        "request_headers": [[name, value] for name, value in result.request_headers],
+        "status_code": result.status_code,
+        "response_body": result.response_body,
+        "error": result.error[:1000] if result.error else None,
+        "duration_ms": result.duration_ms,
+        "succeeded": result.succeeded,
+    }
+
+
 def record_result(delivery: WebhookDelivery, result: DeliveryResult) -> None:
-    delivery.request_headers = [[name, value] for name, value in result.request_headers]
-    delivery.status_code = result.status_code
-    delivery.response_body = result.response_body
-    delivery.error = result.error[:1000] if result.error else None
-    delivery.duration_ms = result.duration_ms
-    delivery.succeeded = result.succeeded
+    for name, value in _result_values(result).items():
+        setattr(delivery, name, value)
 
 
 @dataclass(frozen=True)
@@ -559,44 +837,73 @@ async def finish(
     now: datetime,
     policy: RetryPolicy,
 ) -> Outcome:
-    """Record the attempt and move the event on, in the caller's write transaction.
+    """Record one attempt and move its event on (finish_many for one)."""
+    [outcome] = await finish_many(db=db, finished=[(claim, result)], now=now, policy=policy)
+    return outcome
 
-    Only the current lease holder moves the event on; SUCCEEDED is final (a manual resend may
+
+async def finish_many(
+    *,
+    db: AsyncSession,
+    finished: Sequence[tuple[Claim, DeliveryResult]],
+    now: datetime,
+    policy: RetryPolicy,
+) -> list[Outcome]:
+    """Record attempts and move their events on, in the caller's write transaction, in three
+    statements whatever their number (the attempts, the events locked in id order, their
+    new states); the outcomes in the order given.
+
+    Only the current lease holder moves an event on; SUCCEEDED is final (a manual resend may
     have succeeded meanwhile). A failed scheduled attempt is retried per `policy` until the
     last; a failed queued resend leaves the event EXHAUSTED again."""
-    delivery = await db.get(WebhookDelivery, claim.delivery_pk)
-    if delivery is not None:
-        record_result(delivery, result)
-        db.add(delivery)
-    event = (
+    if not finished:
+        return []
+    await db.exec(
+        _WRITE_RESULT,
+        params=[
+            {f"b_{name}": value for name, value in _result_values(result).items()}
+            | {"b_id": claim.delivery_pk}
+            for claim, result in finished
+        ],
+    )
+    rows = (
         await db.exec(
-            select(WebhookEvent).where(col(WebhookEvent.id) == claim.event_pk).with_for_update()
+            select(*_STATE_COLUMNS)
+            .where(col(WebhookEvent.id).in_(sorted({claim.event_pk for claim, _ in finished})))
+            .order_by(col(WebhookEvent.id))
+            .with_for_update()
         )
-    ).first()
-    if event is None or event.lease_token != claim.lease_token:
-        await db.flush()
-        return Outcome(status=None, first_success=False)
-    event.locked_until = None
-    event.lease_token = None
-    first_success = False
-    if event.status == EventStatus.SUCCEEDED.value:
-        pass
-    elif result.succeeded:
-        first_success = event.succeeded_at is None
-        mark_succeeded(event, now)
-    else:
-        delay = (
-            policy.delay_after(event.attempt_count, result.retry_after_seconds)
-            if claim.trigger is Trigger.EVENT
-            else None
-        )
-        _failed(event, result.error or "The attempt failed.", delay, now)
-    db.add(event)
-    await db.flush()
-    return Outcome(status=EventStatus(event.status), first_success=first_success)
+    ).all()
+    states = {row.id: EventState(**row._mapping) for row in rows}
+    written: dict[int, EventState] = {}
+    outcomes: list[Outcome] = []
+    for claim, result in finished:
+        event = states.get(claim.event_pk)
+        if event is None or event.lease_token != claim.lease_token:
+            outcomes.append(Outcome(status=None, first_success=False))
+            continue
+        event.locked_until = None
+        event.lease_token = None
+        first_success = False
+        if event.status == EventStatus.SUCCEEDED.value:
+            pass
+        elif result.succeeded:
+            first_success = event.succeeded_at is None
+            mark_succeeded(event, now)
+        else:
+            delay = (
+                policy.delay_after(event.attempt_count, result.retry_after_seconds)
+                if claim.trigger is Trigger.EVENT
+                else None
+            )
+            _failed(event, result.error or "The attempt failed.", delay, now)
+        written[event.id] = event
+        outcomes.append(Outcome(status=EventStatus(event.status), first_success=first_success))
+    await _write_states(db, list(written.values()))
+    return outcomes
 
 
-def mark_succeeded(event: WebhookEvent, now: datetime) -> None:
+def mark_succeeded(event: DeliveryState, now: datetime) -> None:
     event.status = EventStatus.SUCCEEDED.value
     event.status_reason = None
     event.next_attempt_at = None

@@ -37,7 +37,13 @@ from gql_api.settings import Settings
 from gql_api.webhooks import outbox, upkeep
 from gql_api.webhooks.addresses import RESOLVE_TIMEOUT_SECONDS, IPNetwork, parse_networks
 from gql_api.webhooks.events import EventStatus
-from gql_api.webhooks.sender import DEADLINE_MARGIN_SECONDS, DeliveryResult, Limits, check_and_send
+from gql_api.webhooks.sender import (
+    DEADLINE_MARGIN_SECONDS,
+    Connections,
+    DeliveryResult,
+    Limits,
+    check_and_send,
+)
 
 logger = logging.getLogger("gql_api.webhooks.worker")
 
@@ -46,6 +52,10 @@ PRUNE_SECONDS = 60.0  # retention, one small batch at a time
 PASSED_OVER_SECONDS = 30.0  # how long a setting bound for a full host is not looked at
 SHUTDOWN_GRACE_SECONDS = 10.0
 PRUNE_BUDGET_SECONDS = 5.0
+# How long an ended attempt may wait for the others in flight, so that one transaction records
+# them all (and the claim after them leases several events): a fast receiver answers a batch
+# within this, a slow one costs the others this much delay at most.
+COALESCE_SECONDS = 0.002
 
 
 def _add(counts: dict[Any, int], key: Any, step: int) -> None:
@@ -128,10 +138,15 @@ class Worker:
         self.policy = outbox.RetryPolicy(config.schedule_minutes, rng or random.Random())  # noqa: S311 (jitter)
         self._wakeup = asyncio.Event()
         self._stopping = False
-        self._tasks: dict[asyncio.Task[None], outbox.Claim] = {}
+        # Attempts being sent, and those sent but not yet recorded (the next cycle records
+        # them): both hold their lease, and their slot towards the host and merchant.
+        self._sending: dict[asyncio.Task[DeliveryResult], outbox.Claim] = {}
+        self._finished: list[tuple[outbox.Claim, DeliveryResult]] = []
+        self._claimed = 0
         self._host_in_flight: dict[str, int] = {}
         self._merchant_in_flight: dict[int, int] = {}
         self._passed_over: dict[outbox.SettingKey, tuple[str, float]] = {}  # -> (host, until)
+        self._connections = Connections(per_pool=config.per_host_limit)
 
     def wake(self) -> None:
         """Look for due events now rather than at the next poll (an event was just published)."""
@@ -147,10 +162,10 @@ class Worker:
         while not self._stopping:
             claimed_all = False
             try:
-                free = self.config.concurrency - len(self._tasks)
-                if free > 0:
-                    claimed = await self._claim(free)
-                    claimed_all = claimed == free
+                if self._finished and self._sending:  # record attempts ending together at once
+                    await asyncio.wait(list(self._sending), timeout=COALESCE_SECONDS)
+                self._wakeup.clear()  # what this cycle takes in needs no further cycle
+                claimed_all = await self._cycle(claim=True)
                 now = time.monotonic()
                 if now >= next_housekeeping:
                     next_housekeeping = now + HOUSEKEEPING_SECONDS
@@ -161,8 +176,8 @@ class Worker:
             except Exception:  # the database may be away for a while: keep trying
                 logger.exception("webhook worker cycle failed; retrying after the poll interval")
                 claimed_all = False
-            if claimed_all:
-                continue  # more may be due at once
+            if claimed_all or self._finished:
+                continue  # more may be due at once, or attempts ended meanwhile
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wakeup.wait(), timeout=self.config.poll_seconds)
             self._wakeup.clear()
@@ -172,18 +187,44 @@ class Worker:
         """One round: claim what is due by `clock` (up to the concurrency), send it all and wait
         for every attempt to be recorded. Returns how many attempts were made (for tests and
         `integration-api worker --once`)."""
-        claimed = await self._claim(self.config.concurrency)
+        free = self.config.concurrency - len(self._sending)
+        claimed = await self._claim_only(free) if free > 0 else 0
         await self.wait_idle()
+        await self._connections.aclose()  # a round ends: keep no connection to the next
         return claimed
 
     async def wait_idle(self) -> None:
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        """Until every attempt sent has been recorded."""
+        while self._sending or self._finished:
+            if self._sending:
+                await asyncio.wait(list(self._sending))
+            await self._cycle(claim=False)
 
     async def _now(self, db: AsyncSession) -> datetime:
         return self.clock() if self.clock is not None else await database_now(db)
 
-    async def _claim(self, free: int) -> int:
+    async def _claim_only(self, free: int) -> int:
+        await self._cycle(claim=True, limit=free)
+        return self._claimed
+
+    async def _cycle(self, *, claim: bool, limit: int | None = None) -> bool:
+        """Record the attempts that ended since the last cycle and claim due events for the
+        slots they and the others left free, in one write transaction (none when nothing ended
+        and nothing is due). Attempts that end close together are thus recorded together, and
+        the claim after them leases several events at once. Returns whether every free slot
+        was filled (more may be due at once)."""
+        finished, self._finished = self._finished, []
+        for item, _result in finished:  # their slots are free for this cycle's claim
+            _add(self._host_in_flight, item.request.host, -1)
+            _add(self._merchant_in_flight, item.merchant_pk, -1)
+        free = self.config.concurrency - len(self._sending)
+        if limit is not None:
+            free = min(free, limit)
+        self._claimed = 0
+        if not claim or self._stopping:
+            free = 0
+        if not finished and free <= 0:
+            return False
         monotonic = time.monotonic()
         passed_over = {
             setting
@@ -197,25 +238,42 @@ class Worker:
             merchant_in_flight=self._merchant_in_flight,
             per_merchant_limit=self.config.per_merchant_limit,
         )
+        at: datetime | None = None
 
-        async def claim(tx: Tx) -> outbox.ClaimResult:
-            now = await self._now(tx.db)
-            if not await outbox.any_due(tx.db, now, passed_over):
-                return outbox.ClaimResult()
+        async def unit(tx: Tx) -> tuple[list[outbox.Outcome], outbox.ClaimResult]:
+            nonlocal at
+            at = now = await self._now(tx.db)
+            if not finished and not await outbox.any_due(tx.db, now, passed_over):
+                return [], outbox.ClaimResult()  # idle: no write lock taken to learn it
             async with tx.write() as db:
-                return await outbox.claim_due(
-                    db=db,
-                    encryptor=self.encryptor,
-                    now=now,
-                    limit=free,
-                    lease=self.config.lease,
-                    capacity=capacity,
-                    passed_over=passed_over,
-                    policy=self.policy,
+                outcomes = await outbox.finish_many(
+                    db=db, finished=finished, now=now, policy=self.policy
                 )
+                claimed = outbox.ClaimResult()
+                if free > 0:
+                    claimed = await outbox.claim_due(
+                        db=db,
+                        encryptor=self.encryptor,
+                        now=now,
+                        limit=free,
+                        lease=self.config.lease,
+                        capacity=capacity,
+                        passed_over=passed_over,
+                        policy=self.policy,
+                    )
+                return outcomes, claimed
 
-        async with self.session_factory() as session:
-            result = await run_unit(session, self.engine, claim)
+        try:
+            async with self.session_factory() as session:
+                outcomes, result = await run_unit(session, self.engine, unit)
+        except Exception:
+            if finished:  # their leases run out and other attempts follow: nothing is lost
+                logger.exception(
+                    "could not record webhook attempts", extra={"count": len(finished)}
+                )
+            raise
+        for (item, sent), outcome in zip(finished, outcomes, strict=True):
+            self._count(item, sent, outcome, at)
         if result.skipped:
             self.metrics.webhook_messages.labels(outcome="skipped").inc(result.skipped)
         if result.exhausted:
@@ -226,53 +284,51 @@ class Worker:
             _add(self._host_in_flight, item.request.host, 1)
             _add(self._merchant_in_flight, item.merchant_pk, 1)
             task = asyncio.create_task(self._attempt(item), name=f"webhook-event-{item.event_pk}")
-            self._tasks[task] = item
-            task.add_done_callback(self._done)
-        return len(result.claims)
+            self._sending[task] = item
+            task.add_done_callback(self._sent)
+        self._claimed = len(result.claims)
+        return free > 0 and self._claimed == free
 
-    def _done(self, task: asyncio.Task[None]) -> None:
-        item = self._tasks.pop(task, None)
-        if item is not None:
+    def _sent(self, task: asyncio.Task[DeliveryResult]) -> None:
+        """An attempt's request ended: it is recorded by the next cycle (its slot stays taken
+        until then: the lease is held until the attempt is recorded)."""
+        item = self._sending.pop(task, None)
+        if item is not None and not task.cancelled():
+            self._finished.append((item, task.result()))
+        elif item is not None:  # cancelled at shutdown: its lease is released
             _add(self._host_in_flight, item.request.host, -1)
             _add(self._merchant_in_flight, item.merchant_pk, -1)
         self._wakeup.set()
 
-    async def _attempt(self, item: outbox.Claim) -> None:
+    async def _attempt(self, item: outbox.Claim) -> DeliveryResult:
         request = item.request
         try:
-            result = await check_and_send(
+            return await check_and_send(
                 request.url,
                 require_https=request.require_https,
                 headers=request.headers,
                 body=request.body,
                 allowed=self.config.allowed,
                 limits=self.config.limits,
+                connections=self._connections,
             )
         except Exception as error:  # recorded as a failed attempt, never left unfinished
             logger.exception("webhook attempt failed unexpectedly", extra={"event": item.event_pk})
-            result = DeliveryResult(
+            return DeliveryResult(
                 request_headers=request.headers,
                 status_code=None,
                 response_body=None,
                 error=f"The request failed: {type(error).__name__}.",
                 duration_ms=0,
             )
-        finished_at: datetime | None = None
 
-        async def finish(tx: Tx) -> outbox.Outcome:
-            nonlocal finished_at
-            finished_at = await self._now(tx.db)
-            async with tx.write() as db:
-                return await outbox.finish(
-                    db=db, claim=item, result=result, now=finished_at, policy=self.policy
-                )
-
-        try:
-            async with self.session_factory() as session:
-                outcome = await run_unit(session, self.engine, finish)
-        except Exception:  # the lease runs out and another attempt follows: nothing is lost
-            logger.exception("could not record a webhook attempt", extra={"event": item.event_pk})
-            return
+    def _count(
+        self,
+        item: outbox.Claim,
+        result: DeliveryResult,
+        outcome: outbox.Outcome,
+        finished_at: datetime | None,
+    ) -> None:
         self.metrics.webhook_attempts.labels(
             trigger=item.trigger.value, status_class=status_class(result)
         ).inc()
@@ -313,21 +369,33 @@ class Worker:
             logger.info("pruned old webhook events and attempts", extra={"rows": removed})
 
     async def _shut_down(self, grace_seconds: float) -> None:
-        if self._tasks:
-            _, running = await asyncio.wait(list(self._tasks), timeout=grace_seconds)
-            held = [self._tasks[task] for task in running if task in self._tasks]
+        try:
+            await self._give_back(grace_seconds)
+        finally:
+            await self._connections.aclose()
+
+    async def _give_back(self, grace_seconds: float) -> None:
+        """Wait up to `grace_seconds` for the attempts being sent, record those that ended,
+        and release the leases of the others (another worker takes them over)."""
+        held: list[outbox.Claim] = []
+        if self._sending:
+            _, running = await asyncio.wait(list(self._sending), timeout=grace_seconds)
+            held = [self._sending[task] for task in running if task in self._sending]
             for task in running:
                 task.cancel()
             await asyncio.gather(*running, return_exceptions=True)
-            if held:
+        if self._finished:
+            with contextlib.suppress(Exception):  # logged by the cycle; the leases run out
+                await self._cycle(claim=False)
+        if held:
 
-                async def release(tx: Tx) -> int:
-                    async with tx.write() as db:
-                        return await outbox.release(db=db, claims=held)
+            async def release(tx: Tx) -> int:
+                async with tx.write() as db:
+                    return await outbox.release(db=db, claims=held)
 
-                try:
-                    async with self.session_factory() as session:
-                        released = await run_unit(session, self.engine, release)
-                    logger.info("released unfinished webhook attempts", extra={"count": released})
-                except Exception:  # their leases run out instead
-                    logger.exception("could not release webhook leases at shutdown")
+            try:
+                async with self.session_factory() as session:
+                    released = await run_unit(session, self.engine, release)
+                logger.info("released unfinished webhook attempts", extra={"count": released})
+            except Exception:  # their leases run out instead
+                logger.exception("could not release webhook leases at shutdown")

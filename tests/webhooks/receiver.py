@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import socket
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from urllib.parse import parse_qs
 
 LOOPBACK = "127.0.0.1"
@@ -24,6 +24,7 @@ class Received:
     path: str
     headers: dict[str, str]  # lower-case names
     body: bytes
+    connection: int = 0  # which connection it came on (1, 2, ... in the order they opened)
 
     @property
     def text(self) -> str:
@@ -42,6 +43,7 @@ class Receiver:
     headers: Sequence[tuple[str, str]] = ()
     hold: bool = False  # answer only once `release` is set
     close_without_answer: bool = False
+    keep_alive: bool = False  # answer without "Connection: close" and read the next request
     path: str = "/webhooks"
     requests: list[Received] = field(default_factory=list)
     arrived: asyncio.Event = field(default_factory=asyncio.Event)
@@ -50,6 +52,7 @@ class Receiver:
     _server: asyncio.Server | None = None
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
     _writers: set[asyncio.StreamWriter] = field(default_factory=set)
+    _connections: int = 0
 
     @property
     def url(self) -> str:
@@ -76,18 +79,23 @@ class Receiver:
         assert task is not None
         self._tasks.add(task)
         self._writers.add(writer)
+        self._connections += 1
+        connection = self._connections
         try:
-            request = await _read_request(reader)
-            if request is None:
-                return
-            self.requests.append(request)
-            self.arrived.set()
-            if self.close_without_answer:
-                return
-            if self.hold:
-                await self.release.wait()
-            writer.write(self._response())
-            await writer.drain()
+            while True:
+                request = await _read_request(reader)
+                if request is None:
+                    return
+                self.requests.append(replace(request, connection=connection))
+                self.arrived.set()
+                if self.close_without_answer:
+                    return
+                if self.hold:
+                    await self.release.wait()
+                writer.write(self._response())
+                await writer.drain()
+                if not self.keep_alive:
+                    return
         except (ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
             pass
         finally:
@@ -100,7 +108,9 @@ class Receiver:
         reason = _REASONS.get(self.status, "Status")
         lines = [f"HTTP/1.1 {self.status} {reason}", f"Content-Length: {len(self.body)}"]
         lines += [f"{name}: {value}" for name, value in self.headers]
-        lines += ["Content-Type: text/plain", "Connection: close"]
+        lines += ["Content-Type: text/plain"]
+        if not self.keep_alive:
+            lines.append("Connection: close")
         return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + self.body
 
 
