@@ -1420,6 +1420,7 @@ def serve_only(ctx: Context, api: Server, floor: Server) -> None:
     for case in cases:
         print(
             f"WRK_BODY_FILE={case.body_file()} WRK_AUTHORIZATION='{case.authorization or ''}' "
+            f"WRK_EXPECT_FILE={case.expect_file()} "
             f"wrk -t1 -c{CONNECTIONS} -d{DURATION}s -s {LUA} {case.url}"
         )
     print("Ctrl-C stops the servers.", flush=True)
