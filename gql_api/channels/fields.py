@@ -6,7 +6,7 @@ since each of the two refers to the other; gql_api.channels.types is where it is
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Self
 
@@ -23,7 +23,7 @@ from gql_api.enums import (
     PgProvider,
     TaxType,
 )
-from gql_api.i18n import Localized
+from gql_api.i18n import Locale, Localized, current_locale
 from gql_api.node import Node, to_global_id
 from gql_api.pg_catalog.catalog import Catalog
 
@@ -98,30 +98,40 @@ class ChannelFields(Node):
 
     @classmethod
     def from_row(cls, row: ChannelRow | ChannelRecord, catalog: Catalog) -> Self:
-        """From an ORM row or a gql_api.channels.pages.ChannelRecord."""
+        """From an ORM row or a gql_api.channels.pages.ChannelRecord. A dashboard builds
+        hundreds per request: the enum members and the labels come from dictionaries made
+        once (the same members and texts the enum calls and Localized.render give)."""
         assert row.id is not None
         shape = _module_display(catalog, row.pg_provider, row.module_code)
         stored = row.credentials
+        labels = shape.labels_in(current_locale.get())
         return cls(
             id=to_global_id("Channel", row.id),
             channel_key=row.channel_key,
             name=row.name,
-            mode=IntegrationMode(row.mode),
+            mode=_MODES[row.mode],
             type=rules.channel_type(row.mode, row.shared_test),
             pg_provider=shape.provider,
             module_code=row.module_code,
             module_versions=list(shape.versions),
-            purpose=ChannelPurpose(row.purpose),
+            purpose=_PURPOSES[row.purpose],
             pg_merchant_id=row.pg_merchant_id,
-            tax_type=TaxType(row.tax_type),
+            tax_type=_TAX_TYPES[row.tax_type],
             credentials=[
-                _credential(key, stored[key], shape.label(key)) for key in shape.ordered(stored)
+                _credential(key, stored[key], labels.get(key, key)) for key in shape.ordered(stored)
             ],
             version=row.version,
             created_at=row.created_at,
             updated_at=row.updated_at,
             store_pk=row.store_pk,
         )
+
+
+# Stored values to enum members (a KeyError for a value the enum lacks, as the call's
+# ValueError would be: an INTERNAL error either way).
+_MODES: dict[str, IntegrationMode] = {m.value: m for m in IntegrationMode}
+_PURPOSES: dict[str, ChannelPurpose] = {p.value: p for p in ChannelPurpose}
+_TAX_TYPES: dict[str, TaxType] = {t.value: t for t in TaxType}
 
 
 @dataclass(frozen=True)
@@ -132,12 +142,17 @@ class ModuleDisplay:
     versions: tuple[ModuleVersion, ...]
     order: tuple[str, ...]  # credential keys in catalog order
     labels: dict[str, Localized]
+    _rendered: dict[Locale, dict[str, str]] = field(default_factory=dict, compare=False)
 
-    def label(self, key: str) -> str:
-        """The field's label in the request's language; the key itself for a key the catalog
-        no longer has."""
-        found = self.labels.get(key)
-        return found.render() if found is not None else key
+    def labels_in(self, locale: Locale) -> dict[str, str]:
+        """Every label rendered in `locale` (rendered once per module and language); a key
+        the catalog no longer has has none (the key itself is shown)."""
+        found = self._rendered.get(locale)
+        if found is None:
+            found = self._rendered[locale] = {
+                key: label.render(locale) for key, label in self.labels.items()
+            }
+        return found
 
     def ordered(self, stored: dict[str, dict[str, str]]) -> list[str]:
         """Stored keys in the order the catalog lists the fields (unknown keys last)."""
