@@ -3,12 +3,15 @@
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
+import orjson
 from sqlalchemy import event
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, make_url
@@ -45,6 +48,22 @@ def async_url(database_url: str) -> URL:
     raise ValueError(f"unsupported database backend {backend!r}: use sqlite or postgresql")
 
 
+def json_loads(text: str) -> Any:
+    """JSON columns as json.loads reads them, faster: a dashboard decodes the credentials of
+    every channel it shows. orjson reads an integer of 2**64 or more as a float, so a document
+    with a run of 20 digits goes to json.loads, as does what orjson refuses and the standard
+    library reads (NaN, 1e400, lone surrogates: json.dumps, the writer, can produce each)."""
+    if _LONG_DIGITS.search(text) is None:
+        try:
+            return orjson.loads(text)
+        except orjson.JSONDecodeError:
+            pass
+    return json.loads(text)
+
+
+_LONG_DIGITS = re.compile(r"[0-9]{20}")
+
+
 @dataclass(frozen=True)
 class PoolOptions:
     """How many connections a process keeps and how it treats them (DB_POOL_* settings).
@@ -70,6 +89,7 @@ def create_engine(database_url: str, *, pool: PoolOptions | None = None) -> Asyn
         "max_overflow": pool.max_overflow,
         "pool_timeout": pool.timeout_seconds,
         "pool_recycle": pool.recycle_seconds,
+        "json_deserializer": json_loads,
     }
     if url.get_backend_name() == "sqlite":
         kwargs["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
