@@ -75,7 +75,9 @@ def _named_row(names: tuple[str, ...]) -> type[Any]:
 class _Compiled:
     sql: str
     binds: tuple[tuple[str, Any, Processor], ...]  # name, default value, bind processor
-    results: tuple[Processor, ...]
+    # (column index, result processor) of the columns that have one: a dashboard converts
+    # thousands of values, most of them (integers, text) as the driver returned them.
+    converting: tuple[tuple[int, Callable[[Any], Any]], ...]
 
 
 class DriverQuery(Generic[R]):
@@ -112,11 +114,14 @@ class DriverQuery(Generic[R]):
             )
             for name in names
         )
-        results = tuple(
+        results = (
             column.type.dialect_impl(dialect).result_processor(dialect, None)
             for column in self._statement.selected_columns
         )
-        found = _Compiled(sql=compiled.string, binds=binds, results=results)
+        converting = tuple(
+            (index, process) for index, process in enumerate(results) if process is not None
+        )
+        found = _Compiled(sql=compiled.string, binds=binds, converting=converting)
         self._compiled[dialect] = found
         return found
 
@@ -129,16 +134,14 @@ class DriverQuery(Generic[R]):
         return compiled, args
 
     def _convert(self, compiled: _Compiled, rows: Sequence[Sequence[Any]]) -> list[R]:
-        results, make, order = compiled.results, self._make, self._order
-        if order is None:
-            return [
-                make([v if p is None else p(v) for p, v in zip(results, row, strict=True)])
-                for row in rows
-            ]
-        converted = [
-            [v if p is None else p(v) for p, v in zip(results, row, strict=True)] for row in rows
-        ]
-        return [make([values[i] for i in order]) for values in converted]
+        converting, make, order = compiled.converting, self._make, self._order
+        found = []
+        for row in rows:
+            values = list(row)
+            for index, process in converting:
+                values[index] = process(values[index])
+            found.append(make(values if order is None else [values[i] for i in order]))
+        return found
 
     @staticmethod
     async def _run(
