@@ -487,6 +487,40 @@ _STORES_AND_SETTINGS = (
 )
 
 
+_ACTIVE_SECRETS = (
+    select(col(WebhookSecret.store_pk), col(WebhookSecret.mode), col(WebhookSecret.cipher))
+    .where(col(WebhookSecret.store_pk).in_(_PKS), col(WebhookSecret.expired_at).is_(None))
+    .order_by(col(WebhookSecret.id))
+)
+# The hot path's statements are built once (building one costs more than running it).
+_LOCKED_STATES = (
+    select(*_STATE_COLUMNS)
+    .where(col(WebhookEvent.id).in_(_PKS))
+    .order_by(col(WebhookEvent.id))
+    .with_for_update()
+)
+
+
+def _candidates(conditions: list[Any]) -> Any:
+    """Due events, oldest due first, locked (other workers skip them) while deciding."""
+    return (
+        select(*_STATE_COLUMNS, *_BODY_COLUMNS)
+        .where(*conditions)
+        .order_by(col(WebhookEvent.next_attempt_at), col(WebhookEvent.id))
+        .limit(bindparam("n"))
+        .with_for_update(skip_locked=True)
+    )
+
+
+_NOW: Any = bindparam("now", type_=_EVENTS.c.next_attempt_at.type)
+_DUE_CANDIDATES = _candidates(
+    [
+        col(WebhookEvent.next_attempt_at) <= _NOW,
+        or_(col(WebhookEvent.locked_until).is_(None), col(WebhookEvent.locked_until) < _NOW),
+    ]
+)
+
+
 async def settings_in_force(
     db: AsyncSession, keys: Collection[SettingKey]
 ) -> dict[SettingKey, EffectiveWebhookSetting | None]:
@@ -538,16 +572,8 @@ async def _secrets_for(
     whose secrets cannot be decrypted get the error instead."""
     if not keys:
         return {}
-    rows = (
-        await db.exec(
-            select(col(WebhookSecret.store_pk), col(WebhookSecret.mode), col(WebhookSecret.cipher))
-            .where(
-                col(WebhookSecret.store_pk).in_(sorted({key[0] for key in keys})),
-                col(WebhookSecret.expired_at).is_(None),
-            )
-            .order_by(col(WebhookSecret.id))
-        )
-    ).all()
+    pks = sorted({key[0] for key in keys})
+    rows = (await db.exec(_ACTIVE_SECRETS, params={"pks": pks})).all()
     ciphers: dict[tuple[int, str], list[str]] = {key: [] for key in keys}
     for store_pk, mode, cipher in rows:
         held = ciphers.get((store_pk, mode))
@@ -592,15 +618,13 @@ async def claim_due(
     result = ClaimResult()
     hosts = dict(capacity.host_in_flight)
     merchants = dict(capacity.merchant_in_flight)
-    rows = (
-        await db.exec(
-            select(*_STATE_COLUMNS, *_BODY_COLUMNS)
-            .where(*due(now, set(passed_over)))
-            .order_by(col(WebhookEvent.next_attempt_at), col(WebhookEvent.id))
-            .limit(limit * CANDIDATES_PER_CLAIM)
-            .with_for_update(skip_locked=True)
-        )
-    ).all()
+    skipped_settings = set(passed_over)
+    if skipped_settings:
+        statement = _candidates(due(now, skipped_settings))
+        rows = (await db.exec(statement, params={"n": limit * CANDIDATES_PER_CLAIM})).all()
+    else:
+        params = {"now": now, "n": limit * CANDIDATES_PER_CLAIM}
+        rows = (await db.exec(_DUE_CANDIDATES, params=params)).all()
     candidates = [_candidate(row) for row in rows]
     settings = await settings_in_force(db, {setting_key(c) for c in candidates})
     written: list[EventState] = []  # every event this claim moves on, leased or not
@@ -866,14 +890,8 @@ async def finish_many(
             for claim, result in finished
         ],
     )
-    rows = (
-        await db.exec(
-            select(*_STATE_COLUMNS)
-            .where(col(WebhookEvent.id).in_(sorted({claim.event_pk for claim, _ in finished})))
-            .order_by(col(WebhookEvent.id))
-            .with_for_update()
-        )
-    ).all()
+    pks = sorted({claim.event_pk for claim, _ in finished})
+    rows = (await db.exec(_LOCKED_STATES, params={"pks": pks})).all()
     states = {row.id: EventState(**row._mapping) for row in rows}
     written: dict[int, EventState] = {}
     outcomes: list[Outcome] = []

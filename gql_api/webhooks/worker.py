@@ -53,9 +53,10 @@ PASSED_OVER_SECONDS = 30.0  # how long a setting bound for a full host is not lo
 SHUTDOWN_GRACE_SECONDS = 10.0
 PRUNE_BUDGET_SECONDS = 5.0
 # How long an ended attempt may wait for the others in flight, so that one transaction records
-# them all (and the claim after them leases several events): a fast receiver answers a batch
-# within this, a slow one costs the others this much delay at most.
-COALESCE_SECONDS = 0.002
+# them all and the claim after them leases several events: the attempts sent together then
+# stay together (with a shorter wait they drift into batches of one or two). A fast receiver
+# answers within this; a slow one delays the recording of the others by this much at most.
+COALESCE_SECONDS = 0.01
 
 
 def _add(counts: dict[Any, int], key: Any, step: int) -> None:
