@@ -208,6 +208,8 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if hasattr(terminalreporter.config, "workerinput"):
+        return  # xdist workers have a terminal summary of their own, nobody reads it
     folder = _leak_scan_folder()
     line = summary_line(folder)
     if line:
