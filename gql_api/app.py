@@ -65,7 +65,7 @@ from gql_api.http_conventions import JSON as JSON_MEDIA
 from gql_api.i18n import LocaleMiddleware, _
 from gql_api.i18n import Message as I18nMessage
 from gql_api.logs import current_request_id, new_request_id, set_request_id
-from gql_api.metrics import Metrics, forget_this_process
+from gql_api.metrics import Metrics, forget_this_process, sample_event_loop_lag
 from gql_api.metrics_access import metrics_listener, metrics_routes
 from gql_api.pg_catalog.catalog import load_catalog
 from gql_api.request_json import decode_request_json
@@ -545,6 +545,7 @@ def create_app(
             logger.warning("could not compare this host's clock with the database's")
         delivering = asyncio.create_task(worker.run()) if worker is not None else None
         orphaned = asyncio.create_task(_exit_when_orphaned()) if supervised else None
+        lag = asyncio.create_task(sample_event_loop_lag(state.metrics.event_loop_lag))
         try:
             if supervised:
                 yield {}
@@ -552,6 +553,7 @@ def create_app(
                 with metrics_listener(settings, state.metrics.exposition_registry()):
                     yield {}
         finally:
+            lag.cancel()
             if orphaned is not None:
                 orphaned.cancel()
             if worker is not None and delivering is not None:

@@ -11,6 +11,7 @@ every worker sees whole) takes the highest.
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -85,6 +86,23 @@ def forget_this_process() -> None:
     stay: they count what happened)."""
     if multiprocess_dir() is not None:
         multiprocess.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]
+
+
+LAG_SAMPLE_INTERVAL_SECONDS = 0.05
+
+
+async def sample_event_loop_lag(histogram: Histogram) -> None:
+    """Until cancelled: a timer every LAG_SAMPLE_INTERVAL_SECONDS, how late it fired observed.
+
+    A callback that holds the loop (a long synchronous stretch: building a large result,
+    hashing on the loop by mistake) delays every request by as much, and shows here whatever
+    the requests' own latencies say.
+    """
+    loop = asyncio.get_running_loop()
+    while True:
+        due = loop.time() + LAG_SAMPLE_INTERVAL_SECONDS
+        await asyncio.sleep(LAG_SAMPLE_INTERVAL_SECONDS)
+        histogram.observe(max(0.0, loop.time() - due))
 
 
 class Metrics:
@@ -183,6 +201,14 @@ class Metrics:
             "/readyz last measured it.",
             registry=self.registry,
             multiprocess_mode="liveall",
+        )
+        self.event_loop_lag = Histogram(
+            "event_loop_lag_seconds",
+            "How late the event loop ran a timer set to fire every "
+            f"{LAG_SAMPLE_INTERVAL_SECONDS:g} s: the longest any request waited for the loop "
+            "is about the highest of these.",
+            registry=self.registry,
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
         )
         self.pool_in_use = Gauge(
             "db_pool_connections_in_use",

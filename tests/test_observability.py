@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
+import time
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
+from gql_api.app import create_app
 from gql_api.logs import JsonFormatter
+from gql_api.settings import Settings
 from tests.support import PASSWORD, Api, create_store
 
 VIEWER = "query Dashboard { viewer { role } }"
@@ -169,3 +174,28 @@ async def test_no_secret_reaches_the_logs_through_a_full_flow(
     ):
         assert secret not in logged
     assert not re.search(r"portone_sk_[A-Za-z0-9]{12}_[A-Za-z0-9]{20}", logged)
+
+
+async def test_metrics_show_how_long_the_event_loop_was_held(settings: Settings) -> None:
+    # given a running app (its lifespan started, as `serve` starts it)
+    application = create_app(settings)
+    async with application.router.lifespan_context(application):
+        transport = httpx.ASGITransport(app=application)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+            await asyncio.sleep(0.12)  # a few quiet samples
+
+            # when something holds the loop for 300 ms
+            time.sleep(0.3)  # noqa: ASYNC251 (holding the loop is the point)
+            await asyncio.sleep(0.12)  # the sampler wakes, late
+            scraped = (await http.get("/metrics")).text
+
+    # then the histogram counts a wake-up later than 250 ms, and a quiet one on time
+    samples = {
+        (s.name, s.labels.get("le")): s.value
+        for family in text_string_to_metric_families(scraped)
+        if family.name == "event_loop_lag_seconds"
+        for s in family.samples
+    }
+    count = samples[("event_loop_lag_seconds_count", None)]
+    assert count - samples[("event_loop_lag_seconds_bucket", "0.25")] >= 1
+    assert samples[("event_loop_lag_seconds_bucket", "0.05")] >= 1
