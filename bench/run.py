@@ -64,6 +64,7 @@ LUA = BENCH / "post.lua"
 sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
+from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
 
 from bench import parity, seed  # noqa: E402
 
@@ -735,6 +736,38 @@ def lag_probe(base_url: str, stats: dict[str, Any]) -> Callable[[], Any]:
     return probing
 
 
+async def lag_buckets(base_url: str) -> dict[float, float]:
+    """The server's own `event_loop_lag_seconds` histogram (cumulative counts by upper bound)."""
+    async with httpx.AsyncClient(base_url=base_url, timeout=30) as client:
+        response = await client.get(
+            "/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"}
+        )
+    if response.status_code != 200:
+        raise BenchError(f"/metrics answered {response.status_code}")
+    buckets: dict[float, float] = {}
+    for family in text_string_to_metric_families(response.text):
+        if family.name == "event_loop_lag_seconds":
+            for sample in family.samples:
+                if sample.name.endswith("_bucket"):
+                    buckets[float(sample.labels["le"])] = sample.value
+    if not buckets:
+        raise BenchError("the server's /metrics has no event_loop_lag_seconds")
+    return buckets
+
+
+def lag_quantile_ms(before: dict[float, float], after: dict[float, float], q: float) -> float:
+    """The upper bound of the bucket holding quantile `q` of the samples taken between two
+    scrapes, in ms (a histogram says no more than that: the verdict is on the safe side)."""
+    counts = sorted((bound, after[bound] - before.get(bound, 0.0)) for bound in after)
+    total = counts[-1][1]
+    if total <= 0:
+        raise BenchError("no event-loop lag samples between two scrapes")
+    for bound, cumulative in counts:
+        if cumulative >= q * total:
+            return bound * 1000
+    return float("inf")
+
+
 def mixed(api_url: str, dashboard: Case | None) -> Callable[[], Any]:
     """While active: the event-loop probe, and (when `dashboard` is given) MIXED_DASHBOARD_
     CONNECTIONS connections sending the dashboard (their responses checked too). The small
@@ -750,6 +783,7 @@ def mixed(api_url: str, dashboard: Case | None) -> Callable[[], Any]:
             seconds = DURATION + 2
             loading = asyncio.create_task(wrk(dashboard, seconds, MIXED_DASHBOARD_CONNECTIONS))
             await asyncio.sleep(1.0)
+        before = await lag_buckets(base)
         try:
             async with lag_probe(base, stats)():
                 yield stats
@@ -757,7 +791,8 @@ def mixed(api_url: str, dashboard: Case | None) -> Callable[[], Any]:
             if loading is not None:
                 run = await loading
                 stats["dashboards_rps"] = run.rps
-        stats["lag_p99_ms"] = percentile(stats["lag_ms"], 0.99)
+        stats["lag_p99_ms"] = lag_quantile_ms(before, await lag_buckets(base), 0.99)
+        stats["healthz_p99_ms"] = percentile(stats["lag_ms"], 0.99)
 
     return running
 
@@ -1024,14 +1059,16 @@ async def measure(ctx: Context, api: Server, floor: Server) -> list[Row]:
     )
     lag = Spread(tuple(run.extra["lag_p99_ms"] for run in busy.runs))
     lag_alone = Spread(tuple(run.extra["lag_p99_ms"] for run in alone.runs))
+    healthz = Spread(tuple(run.extra["healthz_p99_ms"] for run in busy.runs))
     rows.append(
         Row(
             "event loop lag (mixed workload)",
-            f"from outside: `GET /healthz` every {LAG_PROBE_INTERVAL * 1000:.0f} ms on a "
-            "connection of its own during the mixed workload's runs, its round trip (what the "
-            "request waited for the loop, plus well under a millisecond: an upper bound of the "
-            "lag; the app exposes no lag measure of its own)",
-            f"p99 with dashboards {lag.text(1, ' ms')}; alone {lag_alone.text(1, ' ms')}",
+            "the server's `event_loop_lag_seconds` (how late a 50 ms timer fired, sampled all "
+            "along), the samples of each mixed-workload run (scraped before and after), p99 as "
+            "the upper bound of its histogram bucket; from outside, `GET /healthz` every "
+            f"{LAG_PROBE_INTERVAL * 1000:.0f} ms on a connection of its own, its round trip",
+            f"p99 with dashboards {lag.text(1, ' ms')}; alone {lag_alone.text(1, ' ms')}; "
+            f"`/healthz` round trip p99 with dashboards {healthz.text(1, ' ms')}",
             f"p99 <= {TARGET_LAG_P99_MS:.0f} ms",
             lag.median <= TARGET_LAG_P99_MS,
             None,
