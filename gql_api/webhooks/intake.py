@@ -104,11 +104,14 @@ async def publish_event(state: AppState, event: EventInput) -> Answer:
 
     async def accept(tx: Tx) -> Answer:
         now = await database_now(tx.db)  # due times are compared by workers on other hosts
-        async with tx.write() as db:
-            published = await outbox.publish(db=db, event=event, now=now)
-            row = published.event
-            assert row.id is not None
-            return Answer(row.id, row.event_id, row.status, published.duplicate)
+        accepting = await outbox.prepare_publish(db=tx.db, event=event, now=now)  # reads
+        found = accepting.existing
+        if found is not None:
+            assert found.id is not None
+            return Answer(found.id, found.event_id, found.status, duplicate=True)
+        async with tx.write() as db:  # one INSERT under the write lock
+            pk = await outbox.insert_published(db=db, values=accepting.values)
+        return Answer(pk, event.event_id, accepting.values["status"], duplicate=False)
 
     try:
         async with state.session_factory() as session:

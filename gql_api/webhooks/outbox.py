@@ -164,35 +164,71 @@ async def live_store(db: AsyncSession, store_id: str) -> Store:
     return store
 
 
-async def publish(*, db: AsyncSession, event: EventInput, now: datetime) -> Published:
-    """Accept `event` in the caller's write transaction, with the state of its delivery: due at
-    once, or SKIPPED (with the reason) when the setting in force has nowhere to send it.
+@dataclass(frozen=True)
+class Accepting:
+    """What publishing an event decided from reads alone: the event already accepted under
+    its publisher id (a duplicate), or the row to insert."""
 
-    Idempotent: the same publisher id for the same store answers with the event already
-    accepted (a concurrent duplicate fails the unique index; the caller reads it back).
-    """
+    existing: WebhookEvent | None
+    values: dict[str, Any]
+
+
+async def prepare_publish(*, db: AsyncSession, event: EventInput, now: datetime) -> Accepting:
+    """Read what publishing `event` needs (its store, an event already accepted under its id,
+    the setting in force) and decide its delivery state: due at once, or SKIPPED (with the
+    reason) when the setting in force has nowhere to send it.
+
+    Reads only, so that the write that follows (insert_published) holds SQLite's write lock
+    for one INSERT: the intake's write lock is what a worker's claim waits for. A setting
+    changed in between is met by the claim, which reads the setting in force again."""
     store = await live_store(db, event.store_id)
     assert store.id is not None
     existing = await find_event(db, store.id, event.event_id)
     if existing is not None:
-        return Published(existing, duplicate=True)
+        return Accepting(existing=existing, values={})
     setting = await setting_in_force(db, store, event.module_version, event.mode)
     status, reason, due = _initial_state(setting, event, now)
-    row = WebhookEvent(
-        merchant_id=store.merchant_id,
-        store_pk=store.id,
-        event_id=event.event_id,
-        module_version=event.module_version.value,
-        mode=event.mode.value,
-        type=event.type,
-        data=event.data,
-        message_id=signing.new_message_id(),
-        status=status.value,
-        status_reason=reason,
-        published_at=now,
-        next_attempt_at=due,
-        next_trigger=Trigger.EVENT.value,
-    )
+    values: dict[str, Any] = {
+        "merchant_id": store.merchant_id,
+        "store_pk": store.id,
+        "event_id": event.event_id,
+        "module_version": event.module_version.value,
+        "mode": event.mode.value,
+        "type": event.type,
+        "data": event.data,
+        "message_id": signing.new_message_id(),
+        "status": status.value,
+        "status_reason": reason,
+        "published_at": now,
+        "next_attempt_at": due,
+        "next_trigger": Trigger.EVENT.value,
+        "attempt_count": 0,
+        "manual_resend_count": 0,
+    }
+    return Accepting(existing=None, values=values)
+
+
+_INSERT_EVENT = insert(_EVENTS).returning(_EVENTS.c.id)
+
+
+async def insert_published(*, db: AsyncSession, values: dict[str, Any]) -> int:
+    """Insert an event prepare_publish decided on, in the caller's write transaction; its
+    primary key. A concurrent duplicate fails the unique index (the caller reads it back)."""
+    inserted = await db.exec(_INSERT_EVENT, params=values)
+    return int(inserted.scalar_one())
+
+
+async def publish(*, db: AsyncSession, event: EventInput, now: datetime) -> Published:
+    """Accept `event` in the caller's write transaction, with the state of its delivery
+    (prepare_publish).
+
+    Idempotent: the same publisher id for the same store answers with the event already
+    accepted (a concurrent duplicate fails the unique index; the caller reads it back).
+    """
+    accepting = await prepare_publish(db=db, event=event, now=now)
+    if accepting.existing is not None:
+        return Published(accepting.existing, duplicate=True)
+    row = WebhookEvent(**accepting.values)
     db.add(row)
     await db.flush()
     return Published(row, duplicate=False)

@@ -498,7 +498,7 @@ async def test_a_database_that_cannot_take_the_event_gets_503_to_publish_again(
     async def locked(**_: object) -> None:
         raise OperationalError("INSERT …", {}, Exception("database is locked"))
 
-    monkeypatch.setattr(outbox, "publish", locked)
+    monkeypatch.setattr(outbox, "insert_published", locked)
 
     # when an event is published
     answer = await publish(client, event_body(owner.representative_store_id))
