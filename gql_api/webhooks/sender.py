@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import http.cookiejar
 import ipaddress
 import logging
 import ssl
@@ -79,10 +80,19 @@ def _pool_key(target: Target) -> PoolKey:
     return (target.parts.scheme, str(target.addresses[0]), target.port, target.host)
 
 
+class _NoCookies(http.cookiejar.DefaultCookiePolicy):
+    """A receiver's Set-Cookie is never kept: a kept client serves every store sending to that
+    host, and one merchant's receiver must not hand a cookie to another merchant's webhooks."""
+
+    def set_ok(self, cookie: http.cookiejar.Cookie, request: object) -> bool:
+        return False
+
+
 def _client(max_connections: int | None) -> httpx.AsyncClient:
     return httpx.AsyncClient(
         follow_redirects=False,
         trust_env=False,
+        cookies=http.cookiejar.CookieJar(policy=_NoCookies()),
         verify=_tls_context(),
         limits=httpx.Limits(
             max_connections=max_connections,

@@ -74,6 +74,39 @@ async def test_a_running_worker_sends_successive_webhooks_over_one_kept_connecti
     assert_signed(receiver.requests, secret)
 
 
+async def test_a_cookie_a_receiver_sets_is_never_sent_back_on_a_kept_connection(
+    api: Api,
+    client: httpx.AsyncClient,
+    app: Starlette,
+    db_engine: AsyncEngine,
+    owner: SignedUp,
+    receiver_pool: Receivers,
+) -> None:
+    # given a receiver that keeps connections open and sets a cookie in every answer
+    receiver, _ = await receiving(
+        api,
+        owner,
+        receiver_pool,
+        keep_alive=True,
+        headers=[("Set-Cookie", "session=from-the-receiver; Path=/")],
+    )
+    pks = [
+        await published(client, event_body(owner.representative_store_id, id=f"evt-{n}"))
+        for n in range(3)
+    ]
+    worker = make_worker(app, concurrency=1, per_host_limit=1)
+
+    # when a worker delivers the events one after another over one connection
+    async with running(worker):
+        for pk in pks:
+            await until_status(db_engine, pk, "SUCCEEDED")
+
+    # then no webhook carried a cookie: a kept client serves every store sending to that
+    # host, and one merchant's receiver must not hand anything to another's webhooks
+    assert {request.connection for request in receiver.requests} == {1}
+    assert all("cookie" not in request.headers for request in receiver.requests)
+
+
 async def test_claiming_and_recording_take_the_same_statements_for_3_events_as_for_12(
     api: Api,
     client: httpx.AsyncClient,
