@@ -26,7 +26,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
-from sqlalchemy import Table, and_, bindparam, insert, or_, tuple_, update
+from sqlalchemy import Table, and_, bindparam, insert, or_, text, tuple_, update
 from sqlalchemy.orm import aliased
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -211,10 +211,21 @@ async def prepare_publish(*, db: AsyncSession, event: EventInput, now: datetime)
 _INSERT_EVENT = insert(_EVENTS).returning(_EVENTS.c.id)
 
 
+# PostgreSQL: the channel on which a publish wakes idle workers of other processes at once.
+DUE_CHANNEL = "webhook_events_due"
+_NOTIFY_DUE = text(f"NOTIFY {DUE_CHANNEL}")
+
+
 async def insert_published(*, db: AsyncSession, values: dict[str, Any]) -> int:
     """Insert an event prepare_publish decided on, in the caller's write transaction; its
-    primary key. A concurrent duplicate fails the unique index (the caller reads it back)."""
+    primary key. A concurrent duplicate fails the unique index (the caller reads it back).
+
+    On PostgreSQL a due event is also announced on DUE_CHANNEL (delivered at commit, never
+    for a rolled-back insert), so that workers in other processes need not wait for their
+    next poll; the poll stays what guarantees delivery."""
     inserted = await db.exec(_INSERT_EVENT, params=values)
+    if values["status"] == EventStatus.PENDING.value and db.get_bind().dialect.name != "sqlite":
+        await db.exec(_NOTIFY_DUE)  # type: ignore[call-overload]
     return int(inserted.scalar_one())
 
 

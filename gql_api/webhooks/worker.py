@@ -138,6 +138,7 @@ class Worker:
         self.clock = clock
         self.policy = outbox.RetryPolicy(config.schedule_minutes, rng or random.Random())  # noqa: S311 (jitter)
         self._wakeup = asyncio.Event()
+        self.listening = asyncio.Event()  # PostgreSQL: notified of every publish (see _listen)
         self._stopping = False
         # Attempts being sent, and those sent but not yet recorded (the next cycle records
         # them): both hold their lease, and their slot towards the host and merchant.
@@ -159,6 +160,48 @@ class Worker:
 
     async def run(self, *, grace_seconds: float = SHUTDOWN_GRACE_SECONDS) -> None:
         """Deliver until stop(); then finish or release what is held."""
+        listening = None
+        if self.engine.dialect.name == "postgresql":
+            listening = asyncio.create_task(self._listen(), name="webhook-worker-listen")
+        try:
+            await self._deliver(grace_seconds)
+        finally:
+            if listening is not None:
+                listening.cancel()
+                await asyncio.gather(listening, return_exceptions=True)
+
+    async def _listen(self) -> None:
+        """PostgreSQL: wake on every publish's NOTIFY (outbox.DUE_CHANNEL), on a connection of
+        its own, re-established after a loss; an idle worker then claims a new event at once
+        rather than at its next poll. The poll goes on meanwhile: a notification lost (the
+        connection down) delays an event by one poll interval at most."""
+        while not self._stopping:
+            try:
+                async with self.engine.connect() as connection:
+                    raw = await connection.get_raw_connection()
+                    driver: Any = raw.driver_connection
+                    lost = asyncio.Event()
+
+                    def notified(*_: object) -> None:
+                        self.wake()
+
+                    await driver.add_listener(outbox.DUE_CHANNEL, notified)
+                    driver.add_termination_listener(lambda *_, ended=lost: ended.set())
+                    try:
+                        self.listening.set()
+                        self.wake()  # what was published before listening began
+                        await lost.wait()
+                    finally:  # the connection goes back to the pool: it must not listen on
+                        with contextlib.suppress(Exception):
+                            await driver.remove_listener(outbox.DUE_CHANNEL, notified)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # the database may be away for a while: the poll goes on
+                logger.warning("webhook worker could not listen for new events", exc_info=True)
+            self.listening.clear()
+            await asyncio.sleep(self.config.poll_seconds)
+
+    async def _deliver(self, grace_seconds: float) -> None:
         next_housekeeping = next_prune = 0.0
         while not self._stopping:
             claimed_all = False

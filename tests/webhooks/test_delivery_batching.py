@@ -7,6 +7,7 @@ new one for each; what the database notices: the same statements for 12 events a
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 from urllib.parse import urlsplit
 
@@ -22,6 +23,7 @@ from gql_api.webhooks.sender import Connections
 from tests.factories import seed_merchant
 from tests.support import Api, SignedUp
 from tests.webhooks.events_support import (
+    SOON,
     assert_signed,
     event_body,
     event_settings,
@@ -105,6 +107,33 @@ async def test_a_cookie_a_receiver_sets_is_never_sent_back_on_a_kept_connection(
     # host, and one merchant's receiver must not hand anything to another's webhooks
     assert {request.connection for request in receiver.requests} == {1}
     assert all("cookie" not in request.headers for request in receiver.requests)
+
+
+async def test_on_postgresql_a_publish_wakes_an_idle_worker_of_another_process_at_once(
+    api: Api,
+    client: httpx.AsyncClient,
+    app: Starlette,
+    db_engine: AsyncEngine,
+    owner: SignedUp,
+    receiver_pool: Receivers,
+    backend: str,
+) -> None:
+    if backend == "sqlite":
+        pytest.skip("SQLite has no NOTIFY: a worker of another process learns at its next poll")
+    # given an idle worker that polls only every 10 minutes, and is not the intake's own
+    # (the app embeds none: only the database can tell it of a publish)
+    receiver, _ = await receiving(api, owner, receiver_pool)
+    worker = make_worker(app, poll_seconds=600.0)
+
+    async with running(worker):
+        await asyncio.wait_for(worker.listening.wait(), SOON)
+
+        # when an event is published
+        pk = await published(client, event_body(owner.representative_store_id))
+
+        # then the worker delivers it long before its next poll
+        await until_status(db_engine, pk, "SUCCEEDED")
+    assert len(receiver.requests) == 1
 
 
 async def test_claiming_and_recording_take_the_same_statements_for_3_events_as_for_12(
