@@ -50,9 +50,10 @@ def async_url(database_url: str) -> URL:
 
 def json_loads(text: str) -> Any:
     """JSON columns as json.loads reads them, faster: a dashboard decodes the credentials of
-    every channel it shows. orjson reads an integer of 2**64 or more as a float, so a document
-    with a run of 20 digits goes to json.loads, as does what orjson refuses and the standard
-    library reads (NaN, 1e400, lone surrogates: json.dumps, the writer, can produce each)."""
+    every channel it shows. orjson reads an integer of 2**64 or more, or below -2**63, as a
+    float, so a document with a run of 19 digits goes to json.loads, as does what orjson
+    refuses and the standard library reads (NaN, 1e400, lone surrogates: json.dumps, the
+    writer, can produce each)."""
     if _LONG_DIGITS.search(text) is None:
         try:
             return orjson.loads(text)
@@ -61,7 +62,7 @@ def json_loads(text: str) -> Any:
     return json.loads(text)
 
 
-_LONG_DIGITS = re.compile(r"[0-9]{20}")
+_LONG_DIGITS = re.compile(r"[0-9]{19}")
 
 
 @dataclass(frozen=True)
