@@ -41,8 +41,9 @@ Rows:
    drained and measured), never endless.
 3. **latency, separate worker**: the same, with `serve` (WEBHOOK_WORKER=off) taking the events
    and one `integration-api worker` process delivering them: the publish happens in another
-   process, so an idle worker learns of it at its next poll (WEBHOOK_WORKER_POLL_SECONDS),
-   unless one of its own deliveries has just ended (that wakes it too).
+   process, so an idle worker learns of it from the publish's NOTIFY on PostgreSQL, and at
+   its next poll (WEBHOOK_WORKER_POLL_SECONDS) on SQLite, unless one of its own deliveries has
+   just ended (that wakes it too).
 
 Run alone (no dashboard seeding, no wrk): `python bench/delivery.py` or
 `BENCH_ONLY=delivery python bench/run.py` (BENCH_DB=postgresql works too); the table is then
@@ -680,8 +681,12 @@ async def measure(database_url: str, key: str, scratch: Path) -> Outcome:
             latency_row(
                 "webhook latency, separate worker",
                 "`serve` with WEBHOOK_WORKER=off takes the events, one `integration-api worker` "
-                "process delivers them: an idle worker learns of an event at its next poll "
-                f"(WEBHOOK_WORKER_POLL_SECONDS={poll:g})",
+                "process delivers them: an idle worker learns of an event "
+                + (
+                    "from the publish's NOTIFY (LISTEN on a connection of its own)"
+                    if bench.DB == "postgresql"
+                    else f"at its next poll (WEBHOOK_WORKER_POLL_SECONDS={poll:g})"
+                ),
                 separate,
             )
         )
