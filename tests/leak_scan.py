@@ -7,7 +7,8 @@ fixture's, a test's own, those talking to `serve` subprocesses), so after each t
 looks for each secret in:
 - the test's database: the SQLite file and its -wal as raw bytes; on PostgreSQL every row of
   every table cast to text, or a `pg_dump` of a database a test made for its server processes;
-- every response body after the one that handed it over;
+- every response body (and its headers) after the one that handed it over, and the body of
+  every request the app sends out (webhooks: any request not to `/graphql`);
 - every log record of the test process (gql_api at DEBUG) and every line the test's server,
   worker and CLI subprocesses wrote.
 A hit fails the test, naming the secret by its first 6 characters only. At the end of the
@@ -131,13 +132,18 @@ class LeakScan:
             content = request.content
         except httpx.RequestNotRead:  # a streamed body: the tests that stream send no secret
             return
-        if content[:1] in (b"{", b"["):  # JSON: what it sends is secret or ordinary data
+        if request.url.path != "/graphql":
+            # Not the test calling the API: a webhook the app sends, an event published. Its
+            # body is looked for like a response body (its headers may carry the test's own
+            # credentials, to /metrics say).
+            self.bodies.append(content)
+        elif content[:1] in (b"{", b"["):  # JSON: what it sends is secret or ordinary data
             self._walk(_json(content), "request", -1, request=True)
 
     def on_response(self, response: httpx.Response) -> None:
         body = response.content
         index = len(self.bodies)
-        self.bodies.append(body)
+        self.bodies.append(_headers(response.headers) + body)
         if b'ecret"' in body or b'oken"' in body:
             self._walk(_json(body), "response", index, request=False)
 
@@ -145,6 +151,8 @@ class LeakScan:
         if isinstance(node, dict):
             secret_credential = request and node.get("key") in secret_credential_keys()
             for key, value in node.items():
+                if request and key in RESPONSE_KEYS:
+                    continue  # a token sent back (or forged): a secret only if it was handed
                 if key in (REQUEST_KEYS if request else RESPONSE_KEYS):
                     self.add(value, f"{origin} {key}", index)
                 elif secret_credential and key == "value":
@@ -162,8 +170,8 @@ class LeakScan:
         found: list[str] = []
         places = [*database, *self.databases, *self.outputs]
         for secret in self.secrets.values():
-            if secret.value in self.public:
-                continue  # the test also sent it as ordinary data (a name, a public field)
+            if secret.handed_at == -1 and secret.value in self.public:
+                continue  # the test sent it as a secret and as ordinary data (a name, a MID)
             needles = _needles(secret.value)
             for where, content in places:
                 if any(n in content for n in needles):
@@ -225,6 +233,10 @@ def pg_dump(server: PostgresServer, name: str) -> bytes:
         timeout=60,
     )
     return result.stdout
+
+
+def _headers(headers: httpx.Headers) -> bytes:
+    return b"".join(name + b": " + value + b"\n" for name, value in headers.raw)
 
 
 def _json(content: bytes) -> Any:

@@ -149,3 +149,33 @@ def test_a_pg_dump_of_a_database_of_the_test_is_scanned(
     # then
     assert leak_scan.hits([]) == [f"plante… (response token) in pg_dump of {name}"]
     leak_scan.databases.clear()
+
+
+def test_a_token_the_test_sends_back_is_still_looked_for() -> None:
+    # given a refresh token handed over, then sent back as a GraphQL variable
+    scan = LeakScan()
+    token = "rt_" + "RefreshTokenValue0123" * 2
+    scan.on_response(httpx.Response(200, json={"data": {"login": {"refreshToken": token}}}))
+    variables = {"refreshToken": token}
+    scan.on_request(httpx.Request("POST", "http://t/graphql", json={"variables": variables}))
+
+    # when it shows up in a row, a later body and a later response header
+    scan.on_response(httpx.Response(200, json={"data": {"echo": token}}))
+    scan.on_response(httpx.Response(200, headers={"x-debug": token}, json={}))
+    hits = scan.hits([("table api_tokens", token.encode())])
+
+    # then each is found
+    assert len(hits) == 3, hits
+
+
+def test_a_secret_in_a_webhook_the_app_sends_is_found() -> None:
+    # given a webhook signing secret handed over
+    scan = LeakScan()
+    secret = "whsec_" + "A" * 43 + "="
+    scan.on_response(httpx.Response(200, json={"data": {"issued": {"secret": secret}}}))
+
+    # when a request the app sends out (not to /graphql) carries it
+    scan.on_request(httpx.Request("POST", "http://127.0.0.1:9/hook", json={"note": secret}))
+
+    # then
+    assert scan.hits([]) == [f"{secret[:6]}… (response secret) in response body #1"]
