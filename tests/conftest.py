@@ -27,6 +27,7 @@ from gql_api.settings import Settings
 from tests.leak_scan import (
     LeakScan,
     final_scan,
+    found_outside_tests,
     leak_scan,
     postgresql_contents,
     sqlite_contents,
@@ -203,8 +204,10 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    workerinput = getattr(session.config, "workerinput", {})
-    write_figures(_leak_scan_folder(), str(workerinput.get("workerid", "main")))
+    workerinput = getattr(session.config, "workerinput", None)
+    write_figures(_leak_scan_folder(), str((workerinput or {}).get("workerid", "main")))
+    if workerinput is None and found_outside_tests(_leak_scan_folder()):
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED  # printed by the terminal summary
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
@@ -214,4 +217,8 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     line = summary_line(folder)
     if line:
         terminalreporter.write_line(line)
+    for hit in found_outside_tests(folder):
+        terminalreporter.write_line(
+            f"leak scan: secret found where it must not be: {hit}", red=True
+        )
     shutil.rmtree(folder, ignore_errors=True)

@@ -107,6 +107,7 @@ class Figures:
 class Session:
     figures: Figures = field(default_factory=Figures)
     secrets: dict[str, str] = field(default_factory=dict)  # value -> label
+    found: list[str] = field(default_factory=list)  # hits outside any test, reported at the end
 
 
 SESSION = Session()
@@ -207,15 +208,35 @@ _current: LeakScan | None = None
 
 
 def record_output(where: str, content: bytes) -> None:
-    """What a subprocess of the running test wrote (its log, stdout or stderr)."""
+    """What a subprocess of the running test wrote (its log, stdout or stderr). Outside a test
+    (a module fixture's teardown) it is looked for every secret of the session so far."""
     if _current is not None:
         _current.outputs.append((where, content))
+    else:
+        SESSION.figures.subprocess_outputs += 1
+        _scan_late(where, content)
 
 
 def record_database(server: PostgresServer, name: str) -> None:
-    """A `pg_dump` of database `name`, made by the running test for its server processes."""
+    """A `pg_dump` of database `name`, made by the running test (or a module fixture, see
+    record_output) for its server processes."""
+    dump = (f"pg_dump of {name}", pg_dump(server, name))
     if _current is not None:
-        _current.databases.append((f"pg_dump of {name}", pg_dump(server, name)))
+        _current.databases.append(dump)
+    else:
+        SESSION.figures.pg_dumps += 1
+        _scan_late(*dump)
+
+
+def _scan_late(where: str, content: bytes) -> None:
+    found = [
+        f"{label} in {where}"
+        for value, label in SESSION.secrets.items()
+        if any(n in content for n in _needles(value))
+    ]
+    SESSION.figures.bytes_scanned += len(content)
+    SESSION.figures.hits += len(found)
+    SESSION.found.extend(found)
 
 
 def pg_dump(server: PostgresServer, name: str) -> bytes:
@@ -286,20 +307,31 @@ def final_scan(server: PostgresServer) -> list[str]:
     figures.pg_dumps += 1
     figures.bytes_scanned += sum(len(c) for _, c in places)
     figures.hits += len(found)
+    SESSION.found.extend(found)
     return found
 
 
 def write_figures(folder: Path, name: str) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     figures = asdict(SESSION.figures) | {"distinct_secrets": len(SESSION.secrets)}
-    (folder / f"{name}.json").write_text(json.dumps(figures))
+    (folder / f"{name}.json").write_text(json.dumps({"figures": figures, "found": SESSION.found}))
+
+
+def found_outside_tests(folder: Path) -> list[str]:
+    """Hits of every pytest process that no test failed for (module fixtures, the end scan)."""
+    return [hit for path in sorted(folder.glob("*.json")) for hit in _read(path)["found"]]
+
+
+def _read(path: Path) -> dict[str, Any]:
+    content: dict[str, Any] = json.loads(path.read_text())
+    return content
 
 
 def summary_line(folder: Path) -> str | None:
     """The figures of every pytest process of the run, summed: None when nothing was scanned."""
     totals: dict[str, int] = {}
     for path in sorted(folder.glob("*.json")):
-        for key, value in json.loads(path.read_text()).items():
+        for key, value in _read(path)["figures"].items():
             totals[key] = totals.get(key, 0) + int(value)
     if not totals.get("tests"):
         return None

@@ -8,11 +8,13 @@ import uuid
 from pathlib import Path
 
 import httpx
+import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 
 from db.engine import create_engine
+from tests import leak_scan as leak_scan_module
 from tests.channels.helpers import kcp_live_input
 from tests.leak_scan import (
     LeakScan,
@@ -179,3 +181,22 @@ def test_a_secret_in_a_webhook_the_app_sends_is_found() -> None:
 
     # then
     assert scan.hits([]) == [f"{secret[:6]}… (response secret) in response body #1"]
+
+
+def test_an_output_recorded_outside_a_test_is_scanned_for_every_secret_of_the_session(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # given a secret an earlier test was handed, and no test running (a module fixture's end)
+    token = "pos_" + "SessionWideToken0123" * 2
+    monkeypatch.setitem(leak_scan_module.SESSION.secrets, token, "pos_Se… (response token)")
+    monkeypatch.setattr(leak_scan_module, "_current", None)
+    found_before = len(leak_scan_module.SESSION.found)
+
+    # when a server process stopped by that fixture wrote it
+    record_output("the log of serve on port 1", f"token={token}".encode())
+
+    # then the run is told (and the test takes its planted hit back)
+    late = leak_scan_module.SESSION.found[found_before:]
+    assert late == ["pos_Se… (response token) in the log of serve on port 1"]
+    del leak_scan_module.SESSION.found[found_before:]
+    leak_scan_module.SESSION.figures.hits -= 1
