@@ -559,6 +559,7 @@ def create_app(
             if worker is not None and delivering is not None:
                 worker.stop()  # stops claiming; finishes or releases what it holds
                 await delivering
+            await asyncio.gather(lag, return_exceptions=True)  # its cancellation, collected
             state.hashing.close()
             sqlite_reads.close(state.engine)
             await state.engine.dispose()
