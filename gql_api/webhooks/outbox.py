@@ -656,7 +656,8 @@ async def claim_due(
     is visible as such. An attempt whose worker died counts: an event whose last scheduled
     attempt (or a queued resend) did not finish ends EXHAUSTED instead of being tried again,
     so an event that kills its worker cannot do so for ever. An event whose request cannot be
-    prepared (a secret no key decrypts) fails that attempt, saying why, and the others go on.
+    prepared (a secret no key decrypts, a stored URL that no longer parses, any unexpected
+    error rendering or signing it) fails that attempt, saying why, and the others go on.
 
     Statements: the candidates, the settings in force (two), the secrets, one write of every
     event's new state, one insert of every attempt; whatever the number of events.
@@ -676,6 +677,25 @@ async def claim_due(
     settings = await settings_in_force(db, {setting_key(c) for c in candidates})
     written: list[EventState] = []  # every event this claim moves on, leased or not
     chosen: list[tuple[Candidate, EffectiveWebhookSetting, Rendered]] = []
+    attempts: list[dict[str, Any]] = []
+
+    def not_prepared(event: Candidate, url: str, error: Exception) -> None:
+        """This event's request could not be prepared: its attempt fails, saying so (retried
+        per the schedule, then EXHAUSTED), and the claim goes on with the others. Raised, the
+        error would fail every claim, and every worker's, for as long as the event is due."""
+        logger.error(
+            "could not prepare a webhook attempt", exc_info=error, extra={"event": event.state.id}
+        )
+        state = event.state
+        try:
+            attempts.append(_not_prepared(event, url, error, now, policy))
+        except Exception:  # not even its attempt can be counted (a damaged row): it ends here
+            _finish_without_sending(
+                state, EventStatus.EXHAUSTED, f"Not sent: {type(error).__name__} (see the log)."
+            )
+        written.append(state)
+        result.exhausted += state.status == EventStatus.EXHAUSTED.value
+
     for event in candidates:
         if len(chosen) >= limit:
             break
@@ -712,7 +732,11 @@ async def claim_due(
             written.append(state)
             result.skipped += 1
             continue
-        host = receiver_host(setting.url)
+        try:
+            host = receiver_host(setting.url)
+        except Exception as error:  # a URL stored before its checks (a port out of range)
+            not_prepared(event, setting.url, error)
+            continue
         merchant_full = (
             capacity.per_merchant_limit is not None
             and merchants.get(event.merchant_id, 0) >= capacity.per_merchant_limit
@@ -727,6 +751,9 @@ async def claim_due(
             written.append(state)
             result.skipped += 1
             continue
+        except Exception as error:
+            not_prepared(event, setting.url, error)
+            continue
         hosts[host] = hosts.get(host, 0) + 1
         merchants[event.merchant_id] = merchants.get(event.merchant_id, 0) + 1
         chosen.append((event, setting, rendered))
@@ -737,23 +764,19 @@ async def claim_due(
     }
     secrets = await _secrets_for(db, encryptor, signers)
     token = token_source.token_hex(16)  # this claim's lease; an event is moved on only with it
-    attempts: list[dict[str, Any]] = []
     leased: list[tuple[Candidate, Request, Trigger, int]] = []
     for event, setting, rendered in chosen:
         assert setting.url is not None
         in_use = secrets.get((setting.source_store_pk, setting.mode.value), [])
         if isinstance(in_use, Exception):
-            logger.error(
-                "could not prepare a webhook attempt",
-                exc_info=in_use,
-                extra={"event": event.state.id},
-            )
-            attempts.append(_not_prepared(event, setting.url, in_use, now, policy))
-            written.append(event.state)
-            result.exhausted += event.state.status == EventStatus.EXHAUSTED.value
+            not_prepared(event, setting.url, in_use)
             continue
-        request = _signed(setting, event, rendered, now, in_use)
-        trigger, number = _count_attempt(event.state)  # when claimed: it may be sent
+        try:
+            request = _signed(setting, event, rendered, now, in_use)
+            trigger, number = _count_attempt(event.state)  # when claimed: it may be sent
+        except Exception as error:
+            not_prepared(event, setting.url, error)
+            continue
         event.state.locked_until = now + lease
         event.state.lease_token = token
         written.append(event.state)

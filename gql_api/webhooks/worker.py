@@ -138,6 +138,7 @@ class Worker:
         self.clock = clock
         self.policy = outbox.RetryPolicy(config.schedule_minutes, rng or random.Random())  # noqa: S311 (jitter)
         self._wakeup = asyncio.Event()
+        self._stopped = asyncio.Event()
         self.listening = asyncio.Event()  # PostgreSQL: notified of every publish (see _listen)
         self._stopping = False
         # Attempts being sent, and those sent but not yet recorded (the next cycle records
@@ -156,6 +157,7 @@ class Worker:
 
     def stop(self) -> None:
         self._stopping = True
+        self._stopped.set()
         self._wakeup.set()
 
     async def run(self, *, grace_seconds: float = SHUTDOWN_GRACE_SECONDS) -> None:
@@ -219,7 +221,9 @@ class Worker:
                     await self._prune()
             except Exception:  # the database may be away for a while: keep trying
                 logger.exception("webhook worker cycle failed; retrying after the poll interval")
-                claimed_all = False
+                with contextlib.suppress(TimeoutError):  # attempts ending do not cut it short
+                    await asyncio.wait_for(self._stopped.wait(), self.config.poll_seconds)
+                continue
             if claimed_all or self._finished:
                 continue  # more may be due at once, or attempts ended meanwhile
             with contextlib.suppress(TimeoutError):
@@ -256,7 +260,13 @@ class Worker:
         slots they and the others left free, in one write transaction (none when nothing ended
         and nothing is due). Attempts that end close together are thus recorded together, and
         the claim after them leases several events at once. Returns whether every free slot
-        was filled (more may be due at once)."""
+        was filled (more may be due at once).
+
+        A receiver's answer is never thrown away by a failed claim: when the transaction
+        fails, the ended attempts are recorded in one of their own, and when that fails too
+        they stay in `_finished` (holding their slots) for the next cycle; the error is then
+        raised. Dropped, their leases would run out and the same webhook-id would be sent
+        again, or the event marked EXHAUSTED, although the receiver had answered."""
         finished, self._finished = self._finished, []
         for item, _result in finished:  # their slots are free for this cycle's claim
             _add(self._host_in_flight, item.request.host, -1)
@@ -310,12 +320,18 @@ class Worker:
         try:
             async with self.session_factory() as session:
                 outcomes, result = await run_unit(session, self.engine, unit)
-        except Exception:
-            if finished:  # their leases run out and other attempts follow: nothing is lost
-                logger.exception(
-                    "could not record webhook attempts", extra={"count": len(finished)}
-                )
-            raise
+        except BaseException as error:
+            if not isinstance(error, Exception):  # cancelled: recorded by a later cycle, if any
+                self._keep(finished)
+                raise
+            if not finished:
+                raise
+            logger.exception(
+                "webhook worker cycle failed; recording its ended attempts on their own",
+                extra={"count": len(finished)},
+            )
+            outcomes, at = await self._record(finished)
+            result = outbox.ClaimResult()
         for (item, sent), outcome in zip(finished, outcomes, strict=True):
             self._count(item, sent, outcome, at)
         if result.skipped:
@@ -332,6 +348,35 @@ class Worker:
             task.add_done_callback(self._sent)
         self._claimed = len(result.claims)
         return free > 0 and self._claimed == free
+
+    async def _record(
+        self, finished: list[tuple[outbox.Claim, DeliveryResult]]
+    ) -> tuple[list[outbox.Outcome], datetime]:
+        """Record ended attempts in a transaction of their own; when that fails, put them
+        back in `_finished` (their slots taken again) for the next cycle, and raise."""
+
+        async def unit(tx: Tx) -> tuple[list[outbox.Outcome], datetime]:
+            now = await self._now(tx.db)
+            async with tx.write() as db:
+                outcomes = await outbox.finish_many(
+                    db=db, finished=finished, now=now, policy=self.policy
+                )
+            return outcomes, now
+
+        try:
+            async with self.session_factory() as session:
+                return await run_unit(session, self.engine, unit)
+        except BaseException:
+            self._keep(finished)
+            raise
+
+    def _keep(self, finished: list[tuple[outbox.Claim, DeliveryResult]]) -> None:
+        """Ended attempts not recorded: back in `_finished`, first, with their slots (their
+        leases are held until they are recorded)."""
+        for item, _result in finished:
+            _add(self._host_in_flight, item.request.host, 1)
+            _add(self._merchant_in_flight, item.merchant_pk, 1)
+        self._finished[:0] = finished
 
     def _sent(self, task: asyncio.Task[DeliveryResult]) -> None:
         """An attempt's request ended: it is recorded by the next cycle (its slot stays taken
