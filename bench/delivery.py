@@ -110,7 +110,9 @@ def worker_defaults() -> dict[str, Any]:
 def lanes() -> int:
     """Deliveries one worker may have in flight towards one receiver."""
     found = worker_defaults()
-    return min(found["webhook_worker_concurrency"], found["webhook_worker_per_host_concurrency"])
+    return min(
+        int(found["webhook_worker_concurrency"]), int(found["webhook_worker_per_host_concurrency"])
+    )
 
 
 def settings_note() -> str:
