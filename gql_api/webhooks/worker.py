@@ -204,32 +204,62 @@ class Worker:
             await asyncio.sleep(self.config.poll_seconds)
 
     async def _deliver(self, grace_seconds: float) -> None:
+        """The loop that records ended attempts and claims due events, and waits for nothing
+        else: housekeeping (the backlog gauges; the retention prune, up to
+        PRUNE_BUDGET_SECONDS of small write transactions) runs in a task of its own. An ended
+        attempt is thus recorded within COALESCE_SECONDS and one cycle (on SQLite, behind one
+        prune batch's write lock at most), well inside the lease's LEASE_MARGIN_SECONDS: a
+        recording that waited for housekeeping could find its lease taken over, the event sent
+        again by another worker (or EXHAUSTED) and the receiver's answer discarded."""
+        housekeeping: asyncio.Task[None] | None = None
         next_housekeeping = next_prune = 0.0
-        while not self._stopping:
-            claimed_all = False
-            try:
-                if self._finished and self._sending:  # record attempts ending together at once
-                    await asyncio.wait(list(self._sending), timeout=COALESCE_SECONDS)
-                self._wakeup.clear()  # what this cycle takes in needs no further cycle
-                claimed_all = await self._cycle(claim=True)
+        try:
+            while not self._stopping:
                 now = time.monotonic()
-                if now >= next_housekeeping:
-                    next_housekeeping = now + HOUSEKEEPING_SECONDS
-                    await self._update_backlog()
-                if now >= next_prune:
-                    next_prune = now + PRUNE_SECONDS
-                    await self._prune()
-            except Exception:  # the database may be away for a while: keep trying
-                logger.exception("webhook worker cycle failed; retrying after the poll interval")
-                with contextlib.suppress(TimeoutError):  # attempts ending do not cut it short
-                    await asyncio.wait_for(self._stopped.wait(), self.config.poll_seconds)
-                continue
-            if claimed_all or self._finished:
-                continue  # more may be due at once, or attempts ended meanwhile
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wakeup.wait(), timeout=self.config.poll_seconds)
-            self._wakeup.clear()
-        await self._shut_down(grace_seconds)
+                if housekeeping is None or housekeeping.done():
+                    backlog, prune = now >= next_housekeeping, now >= next_prune
+                    if backlog:
+                        next_housekeeping = now + HOUSEKEEPING_SECONDS
+                    if prune:
+                        next_prune = now + PRUNE_SECONDS
+                    if backlog or prune:
+                        housekeeping = asyncio.create_task(
+                            self._housekeep(backlog=backlog, prune=prune),
+                            name="webhook-worker-housekeeping",
+                        )
+                claimed_all = False
+                try:
+                    if self._finished and self._sending:  # record attempts ending together
+                        await asyncio.wait(list(self._sending), timeout=COALESCE_SECONDS)
+                    self._wakeup.clear()  # what this cycle takes in needs no further cycle
+                    claimed_all = await self._cycle(claim=True)
+                except Exception:  # the database may be away for a while: keep trying
+                    logger.exception(
+                        "webhook worker cycle failed; retrying after the poll interval"
+                    )
+                    with contextlib.suppress(TimeoutError):  # attempts ending do not cut it short
+                        await asyncio.wait_for(self._stopped.wait(), self.config.poll_seconds)
+                    continue
+                if claimed_all or self._finished:
+                    continue  # more may be due at once, or attempts ended meanwhile
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wakeup.wait(), timeout=self.config.poll_seconds)
+                self._wakeup.clear()
+            await self._shut_down(grace_seconds)
+        finally:
+            if housekeeping is not None:  # once stopping, it stops between prune batches
+                if not self._stopping:
+                    housekeeping.cancel()
+                await asyncio.gather(housekeeping, return_exceptions=True)
+
+    async def _housekeep(self, *, backlog: bool, prune: bool) -> None:
+        try:
+            if backlog:
+                await self._update_backlog()
+            if prune:
+                await self._prune()
+        except Exception:  # the database may be away for a while: the next round tries again
+            logger.exception("webhook worker housekeeping failed")
 
     async def deliver_due(self) -> int:
         """One round: claim what is due by `clock` (up to the concurrency), send it all and wait

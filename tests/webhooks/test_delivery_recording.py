@@ -1,13 +1,15 @@
 """An attempt the receiver answered is recorded, whatever else the worker's cycle meets: a
-claim that fails after it, a database away when it is recorded, an event whose request cannot
-be prepared. Dropped, its lease would run out and the same webhook-id would be sent again
-although the receiver had answered.
+claim that fails after it, a database away when it is recorded, the worker's housekeeping, an
+event whose request cannot be prepared. Dropped, its lease would run out and the same
+webhook-id would be sent again although the receiver had answered.
 
 Faults are injected where the database would raise them (a statement timeout, a lost
 connection): the outbox's functions, as the intake's tests do for SQLite's write lock."""
 
 from __future__ import annotations
 
+import asyncio
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -20,7 +22,7 @@ from starlette.applications import Starlette
 
 from db.models import WebhookSetting
 from gql_api.settings import Settings
-from gql_api.webhooks import outbox
+from gql_api.webhooks import outbox, upkeep
 from tests.factories import seed_merchant
 from tests.support import Api, SignedUp
 from tests.webhooks.events_support import (
@@ -129,6 +131,42 @@ async def test_an_answered_attempt_is_recorded_by_a_later_cycle_when_the_databas
     # then the answer is recorded once, and the event is not sent again
     clock.advance(seconds=worker.config.lease.total_seconds() + 1)
     assert await make_worker(app, clock).deliver_due() == 0
+    assert [attempt.status_code for attempt in await load_attempts(db_engine, pk)] == [200]
+    assert len(receiver.requests) == 1
+
+
+async def test_an_answered_attempt_is_recorded_while_the_worker_keeps_house(
+    api: Api,
+    client: httpx.AsyncClient,
+    app: Starlette,
+    db_engine: AsyncEngine,
+    owner: SignedUp,
+    receiver_pool: Receivers,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # given a worker whose housekeeping (the backlog read, then the retention prune) is slow
+    # (a large table, a busy database), and an event its receiver answers with 200
+    receiver, _ = await receiving(api, owner, receiver_pool)
+    slow = asyncio.Event()
+    backlog = upkeep.backlog
+
+    async def slow_backlog(db: AsyncSession, now: datetime) -> upkeep.Backlog:
+        await slow.wait()
+        return await backlog(db, now)
+
+    monkeypatch.setattr(upkeep, "backlog", slow_backlog)
+    pk = await published(client, event_body(owner.representative_store_id))
+    worker = make_worker(app, FakeClock())
+
+    # when the event is delivered while the housekeeping is still running
+    async with running(worker):
+        try:
+            await until(lambda: len(receiver.requests) == 1)
+
+            # then the answer is recorded without waiting for it (nor for the lease's margin)
+            await until_status(db_engine, pk, "SUCCEEDED")
+        finally:
+            slow.set()
     assert [attempt.status_code for attempt in await load_attempts(db_engine, pk)] == [200]
     assert len(receiver.requests) == 1
 
