@@ -125,7 +125,12 @@ class Connections:
         found = self._clients.get(key)
         if found is None:
             await self._make_room()
-            found = self._clients[key] = _client(self._per_pool)
+            # Looked up again: another request for this key may have made its client while
+            # this one waited for an idle pool to close. Made twice, one client would never
+            # be closed, and the key would have twice its bound of connections.
+            found = self._clients.get(key)
+            if found is None:
+                found = self._clients[key] = _client(self._per_pool)
         self._clients.move_to_end(key)
         self._in_use[key] = self._in_use.get(key, 0) + 1
         try:
