@@ -53,6 +53,7 @@ from gql_api.errors import (
     Unauthenticated,
     masked_extensions,
 )
+from gql_api.fairness import Fairness
 from gql_api.graphiql import ASSETS_PATH, graphiql_assets_app, graphiql_response
 from gql_api.http_conventions import (
     GRAPHQL_RESPONSE_JSON,
@@ -82,6 +83,7 @@ logger = logging.getLogger("gql_api.app")
 _CONTEXT_KEY = "gql_api.context"
 _MEDIA_KEY = "gql_api.media"
 _SUB_RESPONSE_KEY = "gql_api.sub_response"
+_LANE_KEY = "gql_api.lane"
 _REQUEST_ERROR_CODES = frozenset(
     {GRAPHQL_PARSE_FAILED, GRAPHQL_VALIDATION_FAILED, ApiErrorCode.QUERY_TOO_COMPLEX.value}
 )
@@ -125,6 +127,14 @@ class GraphQLApp(GraphQL[Context, None]):
             response.headers["Allow"] = "GET, POST"
             await response(scope, receive, send)
             return
+        # Light until its cost says otherwise, until its answer is sent (gql_api.fairness).
+        with self.state.fairness.request() as lane:
+            scope[_LANE_KEY] = lane
+            await self._answer(request, media, scope, receive, send)
+
+    async def _answer(
+        self, request: Request, media: str, scope: Scope, receive: Receive, send: Send
+    ) -> None:
         caller = None
         header = request.headers.get("authorization")
         if header is not None and request.method in ("GET", "POST"):
@@ -273,6 +283,7 @@ class GraphQLApp(GraphQL[Context, None]):
             caller_merchant=caller.merchant if caller else None,
             request_id=current_request_id(),
             client_address=client_address(request.scope),
+            lane=request.scope.get(_LANE_KEY),
         )
         request.scope[_CONTEXT_KEY] = context
         return context
@@ -466,6 +477,10 @@ def create_state(settings: Settings) -> AppState:
             engine=engine, hashing=hashing, verified=VerifiedSecrets(), metrics=metrics
         ),
         metrics=metrics,
+        fairness=Fairness(
+            heavy_cost=settings.heavy_query_cost,
+            heavy_concurrency=settings.heavy_query_concurrency,
+        ),
     )
 
 

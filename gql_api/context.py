@@ -22,6 +22,7 @@ from starlette.responses import Response
 
 from gql_api.api_secrets.auth import SecretVerifier
 from gql_api.caller import CallerMerchant
+from gql_api.fairness import Fairness, Lane
 from gql_api.metrics import Metrics
 from gql_api.permissions import Principal, require_principal
 from gql_api.pg_catalog.catalog import Catalog
@@ -44,6 +45,7 @@ class AppState:
     encryptor: Encryptor
     verifier: SecretVerifier
     metrics: Metrics
+    fairness: Fairness
 
 
 class ContextClosed(RuntimeError):
@@ -63,6 +65,8 @@ class Context:
     caller_merchant: CallerMerchant | None = None
     # gql_api.dataloaders.AreaLoader instances by context_key, created on first use.
     dataloaders: dict[str, object] = field(default_factory=dict)
+    # Light or heavy (gql_api.fairness); None outside the HTTP app: nothing is paced.
+    lane: Lane | None = None
     # Set once a unit of work of this request sent its COMMIT (see commit_begins).
     commit_begun: bool = False
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)

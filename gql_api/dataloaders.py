@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from abc import abstractmethod
 from collections.abc import Awaitable, Hashable, Sequence
+from functools import partial
 from typing import Any, ClassVar, Self, TypeVar, cast
 
 from strawberry.dataloader import DataLoader
@@ -41,7 +42,13 @@ class AreaLoader(DataLoader[K, V]):
 
     def __init__(self, context: Context) -> None:
         self.context = context
-        super().__init__(load_fn=self.batch_load, cache_key_fn=self.cache_key)
+        super().__init__(load_fn=self._load_in_turn, cache_key_fn=self.cache_key)
+
+    async def _load_in_turn(self, keys: list[K]) -> Sequence[V | BaseException]:
+        # A heavy operation's batch runs in a loop iteration of its own (gql_api.fairness).
+        if self.context.lane is not None:
+            await self.context.lane.turn()
+        return await self.batch_load(keys)
 
     @classmethod
     def of(cls, context: Context) -> Self:
@@ -68,7 +75,14 @@ class AreaLoader(DataLoader[K, V]):
                 f"{type(self).__name__}.load() inside `async with context.db()`: the batch "
                 "reads through the same session lock. Load first, then open db()."
             )
-        return super().load(key)
+        lane = self.context.lane
+        if lane is None or not lane.heavy:
+            return super().load(key)
+        cached = self.cache_map.get(key)
+        if cached is not None and cached.done() and not cached.cancelled():
+            return cached  # awaiting it does not yield to the loop: nothing to space out
+        # A heavy operation's values come one loop iteration apart (gql_api.fairness).
+        return lane.paced(partial(super().load, key))
 
 
 def _name(cls: type) -> str:

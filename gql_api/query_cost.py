@@ -17,7 +17,7 @@ It runs once the document is valid, on every request, since it needs the request
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from functools import cache
 from typing import Any
 
@@ -47,7 +47,9 @@ from strawberry.extensions import SchemaExtension
 from gql_api.api_secrets.network_rules import MAX_RULES
 from gql_api.channel_groups.rules import MAX_ENTRIES
 from gql_api.channels.rules import MAX_CREDENTIALS, IntegrationMode
+from gql_api.context import Context
 from gql_api.errors import ApiErrorCode
+from gql_api.fairness import Lane
 from gql_api.i18n import _
 from gql_api.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 from gql_api.pg_catalog.catalog import ModuleVersion, load_catalog
@@ -223,7 +225,10 @@ class _Walk:
 class QueryCost(SchemaExtension):
     """Refuses, before it runs, an operation that could return more than `max_objects`
     objects (QUERY_TOO_COMPLEX). Listed after the validation extension: it judges only
-    documents valid otherwise."""
+    documents valid otherwise.
+
+    The cost of an operation it lets through also tells the request's lane whether it is
+    heavy, and a heavy one executes when gql_api.fairness gives it a turn."""
 
     def __init__(self, *, max_objects: int) -> None:
         self.max_objects = max_objects
@@ -247,7 +252,22 @@ class QueryCost(SchemaExtension):
                 )
                 if cost is not None and cost > self.max_objects:
                     context.pre_execution_errors = [self._refusal(operation, cost)]
+                elif cost is not None and (lane := self._lane()) is not None:
+                    lane.classify(cost)
         yield
+
+    async def on_execute(self) -> AsyncIterator[None]:
+        lane = self._lane()
+        if lane is None:
+            yield
+            return
+        async with lane.executing():
+            yield
+
+    def _lane(self) -> Lane | None:
+        """The request's lane; None when the schema runs without the HTTP app."""
+        context = self.execution_context.context
+        return context.lane if isinstance(context, Context) else None
 
     def _refusal(self, operation: OperationDefinitionNode, cost: int) -> GraphQLError:
         message = _(

@@ -224,6 +224,18 @@ class Settings(BaseSettings):
     max_query_objects: int = Field(
         default=20_000, ge=100, description="product of page sizes along a query's paths"
     )
+    # gql_api.fairness: per process, how a heavy operation shares the event loop's CPU.
+    heavy_query_cost: int = Field(
+        default=1000,
+        ge=1,
+        description="an operation that could return more objects than this (counted as for "
+        "MAX_QUERY_OBJECTS) is heavy: a dashboard of stores and their channels (2600), not a "
+        "page of anything (at most 100) nor 20 stores with 20 channels each (420); at or above "
+        "MAX_QUERY_OBJECTS, none is",
+    )
+    heavy_query_concurrency: int = Field(
+        default=2, ge=1, description="heavy operations executing at once per process"
+    )
     max_request_bytes: int = Field(
         default=1024 * 1024,
         ge=1024,

@@ -1,0 +1,220 @@
+"""How one process's event loop shares its CPU between light and heavy GraphQL requests.
+
+A `serve` process runs every request on one event loop, and the loop runs each ready callback
+to its end before it looks at its timers and sockets again. A dashboard (a merchant's stores
+and all their channels: ~115 ms of CPU) is a few hundred callbacks, the largest ~7 ms: the
+completion of one store's page of channels. When a DataLoader's batch sets its results, every
+waiting store becomes ready in the same loop iteration, and one iteration ran ~11 x 7 ms; with
+eight dashboards in flight, several hundred ms, during which a one-millisecond query, a
+health check or a timer waited. Three rules, all here, bound what a request waits behind:
+
+1. **Heavy operations take turns.** An operation whose cost (gql_api.query_cost: the most
+   objects it could return) is above HEAVY_QUERY_COST is *heavy*; at most
+   HEAVY_QUERY_CONCURRENCY heavy operations execute at once, the others wait for a turn
+   before executing. Waiting costs the loop nothing, and only the executing ones hold their
+   objects (~25 MiB for a dashboard): memory is bounded by the setting, not by the number of
+   connections.
+2. **A heavy operation's loaded values are handed over one per loop iteration**
+   (`Lane.paced`), in the order they arrive: each store's completion is an iteration of its
+   own, and timers and new requests get in between. An iteration is then about the largest
+   single completion, not the sum of a batch.
+3. **Light requests first.** While a light request is in flight (from its arrival until its
+   answer is sent, every request counting as light until its cost says otherwise), the next
+   hand-over of a heavy operation waits for it, at most LIGHT_FIRST_MAX_WAIT_SECONDS per
+   hand-over: a light request waits for at most the one completion already running, and a
+   stream of light requests slows a dashboard down but cannot stop it.
+
+The state is per process on purpose: this shares one event loop's CPU among the requests on
+that loop, and each process of `serve --workers N` has its own loop and its own CPU time. It
+is not a cross-process limit on the service (that would live in the database, as log-in
+throttling does). Light requests pay one counter increment and decrement; nothing else here
+runs for them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from functools import partial
+from typing import Any, Generic, TypeVar
+
+T = TypeVar("T")
+
+# The longest a heavy operation's next hand-over waits for light requests to finish: a few
+# light requests' worth (a small query takes ~2 ms of CPU), and short against a dashboard.
+LIGHT_FIRST_MAX_WAIT_SECONDS = 0.02
+
+
+class Fairness:
+    """One process's rules (see the module): HEAVY_QUERY_COST, HEAVY_QUERY_CONCURRENCY, the
+    count of light requests in flight, and what heavy operations wait for."""
+
+    def __init__(
+        self,
+        *,
+        heavy_cost: int,
+        heavy_concurrency: int,
+        light_first_max_wait_seconds: float = LIGHT_FIRST_MAX_WAIT_SECONDS,
+    ) -> None:
+        self.heavy_cost = heavy_cost
+        self.light_first_max_wait_seconds = light_first_max_wait_seconds
+        self.heavy_executing = 0  # heavy operations holding a turn now
+        self._turns = asyncio.Semaphore(heavy_concurrency)
+        self._light = 0
+        self._no_light = asyncio.Event()
+        self._no_light.set()
+        # Values (and batches' turns) to hand over, one per iteration, in order of arrival.
+        self._due: deque[Callable[[], None]] = deque()
+        # Loads to pass on to their DataLoaders, all at once once nothing is due.
+        self._asked: deque[_PacedLoad[Any]] = deque()
+        self._pacing: asyncio.Task[None] | None = None
+
+    @contextlib.contextmanager
+    def request(self) -> Iterator[Lane]:
+        """One GraphQL request, from its arrival until its answer is sent: light until
+        `Lane.classify` finds its cost above HEAVY_QUERY_COST."""
+        lane = Lane(self)
+        self._light += 1
+        self._no_light.clear()
+        try:
+            yield lane
+        finally:
+            if not lane.heavy:
+                self._light_ends()
+
+    def _light_ends(self) -> None:
+        self._light -= 1
+        if self._light == 0:
+            self._no_light.set()
+
+    async def _turn(self) -> None:
+        """Returns in an iteration of its own, after the hand-overs due before it."""
+        turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._due.append(partial(_give_turn, turn))
+        self._pace()
+        await turn
+
+    def _pace(self) -> None:
+        if self._pacing is None:
+            # A context of its own: not that of the request whose value came first.
+            self._pacing = asyncio.get_running_loop().create_task(
+                self._pacer(), context=contextvars.Context()
+            )
+
+    async def _pacer(self) -> None:
+        """One hand-over per loop iteration: `sleep(0)` lets the loop poll its timers and
+        sockets, and run what the last hand-over woke, before the next one. Loads are passed
+        on once nothing is due, all in the same iteration: the loads that the values handed
+        over one by one asked for still make one batch (one statement), as without pacing."""
+        try:
+            while self._due or self._asked:
+                if self._due:
+                    if self._light:
+                        with contextlib.suppress(TimeoutError):
+                            async with asyncio.timeout(self.light_first_max_wait_seconds):
+                                await self._no_light.wait()
+                    self._due.popleft()()
+                else:
+                    asked, self._asked = self._asked, deque()
+                    for load in asked:
+                        load.ask()
+                await asyncio.sleep(0)
+        finally:
+            self._pacing = None
+            # Cancelled (the loop is closing): nobody waits for what is left.
+            for load in self._asked:
+                load.handed.cancel()
+            self._asked.clear()
+            while self._due:
+                self._due.popleft()()
+
+
+class _PacedLoad(Generic[T]):
+    """One DataLoader.load() of a heavy operation (rule 2): passed on to the loader with the
+    others asked meanwhile, its value handed over in an iteration of its own. Cancelling
+    `handed` cancels the loader's future, as cancelling a task awaiting it would have."""
+
+    def __init__(self, fairness: Fairness, load: Callable[[], Awaitable[T]]) -> None:
+        self.fairness = fairness
+        self.load = load
+        self.handed: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self.handed.add_done_callback(self._handed_cancelled)
+        self.loaded: asyncio.Future[T] | None = None
+
+    def ask(self) -> None:
+        if not self.handed.done():  # else cancelled before it was asked
+            self.loaded = asyncio.ensure_future(self.load())
+            self.loaded.add_done_callback(self._arrived)
+
+    def _arrived(self, _: object) -> None:
+        self.fairness._due.append(self._hand_over)
+        self.fairness._pace()
+
+    def _hand_over(self) -> None:
+        handed, loaded = self.handed, self.loaded
+        if handed.done():  # cancelled meanwhile
+            return
+        if loaded is None or not loaded.done() or loaded.cancelled():
+            handed.cancel()
+        elif (error := loaded.exception()) is not None:
+            handed.set_exception(error)
+        else:
+            handed.set_result(loaded.result())
+
+    def _handed_cancelled(self, _: object) -> None:
+        if self.handed.cancelled() and self.loaded is not None:
+            self.loaded.cancel()
+
+
+class Lane:
+    """One request's standing: light, or heavy once its cost is known to be above
+    HEAVY_QUERY_COST (decided once, before the operation executes)."""
+
+    def __init__(self, fairness: Fairness) -> None:
+        self.fairness = fairness
+        self.heavy = False
+
+    def classify(self, cost: int) -> None:
+        """Called with the operation's cost once it is known (gql_api.query_cost)."""
+        if cost > self.fairness.heavy_cost and not self.heavy:
+            self.heavy = True
+            self.fairness._light_ends()
+
+    @contextlib.asynccontextmanager
+    async def executing(self) -> AsyncIterator[None]:
+        """Around the operation's execution: a heavy one waits for its turn (rule 1)."""
+        if not self.heavy:
+            yield
+            return
+        async with self.fairness._turns:
+            self.fairness.heavy_executing += 1
+            try:
+                yield
+            finally:
+                self.fairness.heavy_executing -= 1
+
+    async def turn(self) -> None:
+        """Before a heavy operation's DataLoader batch runs (a dashboard's batch of channel
+        pages reads and builds 200 rows at once): in an iteration of its own, as a hand-over
+        (rule 2). Returns at once for a light request."""
+        if self.heavy:
+            await self.fairness._turn()
+
+    def paced(self, load: Callable[[], Awaitable[T]]) -> Awaitable[T]:
+        """A DataLoader's `load` of one key: for a heavy operation, passed on with the other
+        loads asked meanwhile, its value handed over one loop iteration after the previous one
+        (rule 2); for a light one, called at once."""
+        if not self.heavy:
+            return load()
+        paced = _PacedLoad(self.fairness, load)
+        self.fairness._asked.append(paced)
+        self.fairness._pace()
+        return paced.handed
+
+
+def _give_turn(turn: asyncio.Future[None]) -> None:
+    if not turn.done():  # cancelled meanwhile
+        turn.set_result(None)
