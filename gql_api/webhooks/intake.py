@@ -109,9 +109,12 @@ async def publish_event(state: AppState, event: EventInput) -> Answer:
         if found is not None:
             assert found.id is not None
             return Answer(found.id, found.event_id, found.status, duplicate=True)
-        async with tx.write() as db:  # one INSERT under the write lock
-            pk = await outbox.insert_published(db=db, values=accepting.values)
-        return Answer(pk, event.event_id, accepting.values["status"], duplicate=False)
+        async with tx.write() as db:  # one INSERT under the write lock (and a read to skip)
+            values = await outbox.confirm_skipped(
+                db=db, event=event, values=accepting.values, now=now
+            )
+            pk = await outbox.insert_published(db=db, values=values)
+        return Answer(pk, event.event_id, values["status"], duplicate=False)
 
     try:
         async with state.session_factory() as session:

@@ -180,7 +180,8 @@ async def prepare_publish(*, db: AsyncSession, event: EventInput, now: datetime)
 
     Reads only, so that the write that follows (insert_published) holds SQLite's write lock
     for one INSERT: the intake's write lock is what a worker's claim waits for. A setting
-    changed in between is met by the claim, which reads the setting in force again."""
+    changed in between is met by the claim, which reads the setting in force again; a
+    decision to skip, which no claim revisits, is confirmed in the write (confirm_skipped)."""
     store = await live_store(db, event.store_id)
     assert store.id is not None
     existing = await find_event(db, store.id, event.event_id)
@@ -206,6 +207,25 @@ async def prepare_publish(*, db: AsyncSession, event: EventInput, now: datetime)
         "manual_resend_count": 0,
     }
     return Accepting(existing=None, values=values)
+
+
+async def confirm_skipped(
+    *, db: AsyncSession, event: EventInput, values: dict[str, Any], now: datetime
+) -> dict[str, Any]:
+    """`values` (prepare_publish's row), with a SKIPPED decision confirmed in the caller's
+    write transaction: the setting in force read again, and the event due after all when it
+    can now be sent (a URL saved since prepare_publish read it). SKIPPED is final, so a
+    decision taken on a stale read would lose the event; this costs one read, only when the
+    event is to be skipped. On SQLite the write lock makes the confirmation exact; on
+    PostgreSQL a setting saved between this read and the commit is still missed."""
+    if values["status"] != EventStatus.SKIPPED.value:
+        return values
+    key = (values["store_pk"], values["module_version"], values["mode"])
+    setting = (await settings_in_force(db, {key})).get(key)
+    if setting is None:  # the store was deleted meanwhile: the claim records it as skipped
+        return values
+    status, reason, due = _initial_state(setting, event, now)
+    return values | {"status": status.value, "status_reason": reason, "next_attempt_at": due}
 
 
 _INSERT_EVENT = insert(_EVENTS).returning(_EVENTS.c.id)
