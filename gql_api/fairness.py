@@ -15,20 +15,23 @@ health check or a timer waited. Three rules, all here, bound what a request wait
    objects (~25 MiB for a dashboard): memory is bounded by the setting, not by the number of
    connections.
 2. **A heavy operation's loaded values are handed over one per loop iteration**
-   (`Lane.paced`), in the order they arrive: each store's completion is an iteration of its
-   own, and timers and new requests get in between. An iteration is then about the largest
-   single completion, not the sum of a batch.
-3. **Light requests first.** While a light request is in flight (from its arrival until its
-   answer is sent, every request counting as light until its cost says otherwise), the next
-   hand-over of a heavy operation waits for it, at most LIGHT_FIRST_MAX_WAIT_SECONDS per
-   hand-over: a light request waits for at most the one completion already running, and a
-   stream of light requests slows a dashboard down but cannot stop it.
+   (`Lane.paced`), in the order they arrive, and each of its DataLoader batches runs in an
+   iteration of its own (`Lane.turn`): each store's completion is an iteration of its own,
+   and timers and new requests get in between. An iteration is then about the largest single
+   completion, not the sum of a batch. The loads asked for meanwhile are passed on to their
+   loaders together once nothing is due, so they still make one batch (one statement).
+3. **Light requests first.** While a light request that arrived less than
+   LIGHT_FIRST_MAX_WAIT_SECONDS ago is in flight (every request counts as light from its
+   arrival until its cost says otherwise), the next hand-over of a heavy operation waits for
+   it, at most that long: a small query waits for at most the one completion already
+   running, a stream of them slows a dashboard down but cannot stop it, and a light request
+   that waits for something else than the loop (a log-in for its argon2 hash) does not hold
+   heavy work back once it is older than that.
 
 The state is per process on purpose: this shares one event loop's CPU among the requests on
 that loop, and each process of `serve --workers N` has its own loop and its own CPU time. It
 is not a cross-process limit on the service (that would live in the database, as log-in
-throttling does). Light requests pay one counter increment and decrement; nothing else here
-runs for them.
+throttling does). A light request pays a dictionary entry; nothing else here runs for it.
 """
 
 from __future__ import annotations
@@ -63,9 +66,9 @@ class Fairness:
         self.light_first_max_wait_seconds = light_first_max_wait_seconds
         self.heavy_executing = 0  # heavy operations holding a turn now
         self._turns = asyncio.Semaphore(heavy_concurrency)
-        self._light = 0
-        self._no_light = asyncio.Event()
-        self._no_light.set()
+        # Light requests in flight, by arrival (loop time): the last one is the youngest.
+        self._light: dict[Lane, float] = {}
+        self._light_ended = asyncio.Event()
         # Values (and batches' turns) to hand over, one per iteration, in order of arrival.
         self._due: deque[Callable[[], None]] = deque()
         # Loads to pass on to their DataLoaders, all at once once nothing is due.
@@ -77,21 +80,40 @@ class Fairness:
         """One GraphQL request, from its arrival until its answer is sent: light until
         `Lane.classify` finds its cost above HEAVY_QUERY_COST."""
         lane = Lane(self)
-        self._light += 1
-        self._no_light.clear()
+        self._light[lane] = asyncio.get_running_loop().time()
         try:
             yield lane
         finally:
-            if not lane.heavy:
-                self._light_ends()
+            self._light_ends(lane)
 
-    def _light_ends(self) -> None:
-        self._light -= 1
-        if self._light == 0:
-            self._no_light.set()
+    def _light_ends(self, lane: Lane) -> None:
+        if self._light.pop(lane, None) is not None:
+            self._light_ended.set()
+
+    async def _light_first(self) -> None:
+        """Rule 3: wait while a light request that arrived less than
+        LIGHT_FIRST_MAX_WAIT_SECONDS ago is in flight, and at most that long. An older one is
+        waiting for something else than this loop (a log-in for its hash, a write for a
+        lock): holding heavy work back would not answer it sooner."""
+        loop = asyncio.get_running_loop()
+        bound = self.light_first_max_wait_seconds
+        deadline = loop.time() + bound
+        while self._light:
+            youngest = next(reversed(self._light.values()))
+            until = min(deadline, youngest + bound)
+            if until <= loop.time():
+                return
+            self._light_ended.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout_at(until):
+                    await self._light_ended.wait()
 
     async def _turn(self) -> None:
-        """Returns in an iteration of its own, after the hand-overs due before it."""
+        """Returns in an iteration of its own, after the hand-overs due before it (at once
+        when nothing is being handed over, none was in the last iteration, and no light
+        request is in flight)."""
+        if self._pacing is None and not self._light:
+            return
         turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._due.append(partial(_give_turn, turn))
         self._pace()
@@ -113,9 +135,7 @@ class Fairness:
             while self._due or self._asked:
                 if self._due:
                     if self._light:
-                        with contextlib.suppress(TimeoutError):
-                            async with asyncio.timeout(self.light_first_max_wait_seconds):
-                                await self._no_light.wait()
+                        await self._light_first()
                     self._due.popleft()()
                 else:
                     asked, self._asked = self._asked, deque()
@@ -150,8 +170,15 @@ class _PacedLoad(Generic[T]):
             self.loaded.add_done_callback(self._arrived)
 
     def _arrived(self, _: object) -> None:
-        self.fairness._due.append(self._hand_over)
-        self.fairness._pace()
+        fairness = self.fairness
+        if fairness._pacing is None and not fairness._light:
+            # Nothing handed over in the last iteration and no light request to let first:
+            # this one now. The pacer started below hands over whatever arrives after it,
+            # from the next iteration on.
+            self._hand_over()
+        else:
+            fairness._due.append(self._hand_over)
+        fairness._pace()
 
     def _hand_over(self) -> None:
         handed, loaded = self.handed, self.loaded
@@ -181,7 +208,7 @@ class Lane:
         """Called with the operation's cost once it is known (gql_api.query_cost)."""
         if cost > self.fairness.heavy_cost and not self.heavy:
             self.heavy = True
-            self.fairness._light_ends()
+            self.fairness._light_ends(self)
 
     @contextlib.asynccontextmanager
     async def executing(self) -> AsyncIterator[None]:
@@ -210,8 +237,11 @@ class Lane:
         if not self.heavy:
             return load()
         paced = _PacedLoad(self.fairness, load)
-        self.fairness._asked.append(paced)
-        self.fairness._pace()
+        if self.fairness._due:  # values still to hand over may ask for more of the same
+            self.fairness._asked.append(paced)
+            self.fairness._pace()
+        else:
+            paced.ask()
         return paced.handed
 
 
