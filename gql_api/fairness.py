@@ -49,6 +49,9 @@ T = TypeVar("T")
 # The longest a heavy operation's next hand-over waits for light requests to finish: a few
 # light requests' worth (a small query takes ~2 ms of CPU), and short against a dashboard.
 LIGHT_FIRST_MAX_WAIT_SECONDS = 0.02
+# A heavy operation waits for light requests, in all, at most this share of the time it ran
+# otherwise: a steady stream of light requests at most doubles a dashboard's time.
+LIGHT_FIRST_MAX_SHARE = 1.0
 
 
 class Fairness:
@@ -61,16 +64,18 @@ class Fairness:
         heavy_cost: int,
         heavy_concurrency: int,
         light_first_max_wait_seconds: float = LIGHT_FIRST_MAX_WAIT_SECONDS,
+        light_first_max_share: float = LIGHT_FIRST_MAX_SHARE,
     ) -> None:
         self.heavy_cost = heavy_cost
         self.light_first_max_wait_seconds = light_first_max_wait_seconds
+        self.light_first_max_share = light_first_max_share
         self.heavy_executing = 0  # heavy operations holding a turn now
         self._turns = asyncio.Semaphore(heavy_concurrency)
         # Light requests in flight, by arrival (loop time): the last one is the youngest.
         self._light: dict[Lane, float] = {}
         self._light_ended = asyncio.Event()
         # Values (and batches' turns) to hand over, one per iteration, in order of arrival.
-        self._due: deque[Callable[[], None]] = deque()
+        self._due: deque[tuple[Lane, Callable[[], None]]] = deque()
         # Loads to pass on to their DataLoaders, all at once once nothing is due.
         self._asked: deque[_PacedLoad[Any]] = deque()
         self._pacing: asyncio.Task[None] | None = None
@@ -90,14 +95,27 @@ class Fairness:
         if self._light.pop(lane, None) is not None:
             self._light_ended.set()
 
-    async def _light_first(self) -> None:
+    async def _light_first(self, lane: Lane) -> None:
         """Rule 3: wait while a light request that arrived less than
         LIGHT_FIRST_MAX_WAIT_SECONDS ago is in flight, and at most that long. An older one is
         waiting for something else than this loop (a log-in for its hash, a write for a
-        lock): holding heavy work back would not answer it sooner."""
+        lock): holding heavy work back would not answer it sooner. `lane`, the heavy
+        operation whose hand-over is next, waits in all no longer than it has run otherwise:
+        at most LIGHT_FIRST_MAX_SHARE of that (a steady stream of light requests at most
+        doubles its time)."""
         loop = asyncio.get_running_loop()
         bound = self.light_first_max_wait_seconds
-        deadline = loop.time() + bound
+        started = loop.time()
+        budget = lane.light_first_budget(started, self.light_first_max_share)
+        deadline = started + min(bound, budget)
+        try:
+            await self._wait_for_light(deadline)
+        finally:
+            lane.held += loop.time() - started
+
+    async def _wait_for_light(self, deadline: float) -> None:
+        loop = asyncio.get_running_loop()
+        bound = self.light_first_max_wait_seconds
         while self._light:
             youngest = next(reversed(self._light.values()))
             until = min(deadline, youngest + bound)
@@ -108,14 +126,14 @@ class Fairness:
                 async with asyncio.timeout_at(until):
                     await self._light_ended.wait()
 
-    async def _turn(self) -> None:
+    async def _turn(self, lane: Lane) -> None:
         """Returns in an iteration of its own, after the hand-overs due before it (at once
         when nothing is being handed over, none was in the last iteration, and no light
         request is in flight)."""
         if self._pacing is None and not self._light:
             return
         turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._due.append(partial(_give_turn, turn))
+        self._due.append((lane, partial(_give_turn, turn)))
         self._pace()
         await turn
 
@@ -135,8 +153,8 @@ class Fairness:
             while self._due or self._asked:
                 if self._due:
                     if self._light:
-                        await self._light_first()
-                    self._due.popleft()()
+                        await self._light_first(self._due[0][0])
+                    self._due.popleft()[1]()
                 else:
                     asked, self._asked = self._asked, deque()
                     for load in asked:
@@ -149,7 +167,7 @@ class Fairness:
                 load.handed.cancel()
             self._asked.clear()
             while self._due:
-                self._due.popleft()()
+                self._due.popleft()[1]()
 
 
 class _PacedLoad(Generic[T]):
@@ -157,16 +175,20 @@ class _PacedLoad(Generic[T]):
     others asked meanwhile, its value handed over in an iteration of its own. Cancelling
     `handed` cancels the loader's future, as cancelling a task awaiting it would have."""
 
-    def __init__(self, fairness: Fairness, load: Callable[[], Awaitable[T]]) -> None:
-        self.fairness = fairness
+    def __init__(self, lane: Lane, load: Callable[[], Awaitable[T]]) -> None:
+        self.lane = lane
+        self.fairness = lane.fairness
         self.load = load
+        # Passed on in the context of the request that asked (its request id and language),
+        # whoever passes it on: the pacer runs in a context of its own.
+        self.context = contextvars.copy_context()
         self.handed: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         self.handed.add_done_callback(self._handed_cancelled)
         self.loaded: asyncio.Future[T] | None = None
 
     def ask(self) -> None:
         if not self.handed.done():  # else cancelled before it was asked
-            self.loaded = asyncio.ensure_future(self.load())
+            self.loaded = asyncio.ensure_future(self.context.run(self.load))
             self.loaded.add_done_callback(self._arrived)
 
     def _arrived(self, _: object) -> None:
@@ -177,7 +199,7 @@ class _PacedLoad(Generic[T]):
             # from the next iteration on.
             self._hand_over()
         else:
-            fairness._due.append(self._hand_over)
+            fairness._due.append((self.lane, self._hand_over))
         fairness._pace()
 
     def _hand_over(self) -> None:
@@ -203,6 +225,15 @@ class Lane:
     def __init__(self, fairness: Fairness) -> None:
         self.fairness = fairness
         self.heavy = False
+        self.started: float | None = None  # loop time its execution began (heavy only)
+        self.held = 0.0  # seconds its hand-overs waited for light requests (rule 3)
+
+    def light_first_budget(self, now: float, share: float) -> float:
+        """How much longer it may wait for light requests: `share` of the time it ran
+        otherwise, less what it waited already."""
+        if self.started is None:
+            return 0.0
+        return max(0.0, (now - self.started - self.held) * share - self.held)
 
     def classify(self, cost: int) -> None:
         """Called with the operation's cost once it is known (gql_api.query_cost)."""
@@ -217,6 +248,7 @@ class Lane:
             yield
             return
         async with self.fairness._turns:
+            self.started = asyncio.get_running_loop().time()
             self.fairness.heavy_executing += 1
             try:
                 yield
@@ -228,7 +260,7 @@ class Lane:
         pages reads and builds 200 rows at once): in an iteration of its own, as a hand-over
         (rule 2). Returns at once for a light request."""
         if self.heavy:
-            await self.fairness._turn()
+            await self.fairness._turn(self)
 
     def paced(self, load: Callable[[], Awaitable[T]]) -> Awaitable[T]:
         """A DataLoader's `load` of one key: for a heavy operation, passed on with the other
@@ -236,7 +268,7 @@ class Lane:
         (rule 2); for a light one, called at once."""
         if not self.heavy:
             return load()
-        paced = _PacedLoad(self.fairness, load)
+        paced = _PacedLoad(self, load)
         if self.fairness._due:  # values still to hand over may ask for more of the same
             self.fairness._asked.append(paced)
             self.fairness._pace()

@@ -5,13 +5,17 @@ HEAVY_QUERY_CONCURRENCY wait for their turn, and answers and statements stay as 
 from __future__ import annotations
 
 import asyncio
+import math
 from typing import Any
 
 import pytest
 from pydantic import ValidationError
 from starlette.applications import Starlette
 
+from gql_api import dataloaders
 from gql_api.fairness import Fairness
+from gql_api.i18n import current_locale
+from gql_api.logs import current_request_id
 from gql_api.settings import Settings
 from tests.channels.test_statement_count import counting_statements
 from tests.conftest import make_settings
@@ -37,10 +41,14 @@ def settings(database_url: str) -> Settings:
 
 def patient(app: Starlette) -> Fairness:
     """The app's rules, with heavy hand-overs waiting as long as a light request is in flight
-    (not 20 ms): what is answered first then does not depend on this machine's speed."""
+    (not 20 ms, nor only as long as the heavy one ran): what is answered first then does not
+    depend on this machine's speed."""
     state = app.state.app_state
     state.fairness = Fairness(
-        heavy_cost=HEAVY_COST, heavy_concurrency=1, light_first_max_wait_seconds=60
+        heavy_cost=HEAVY_COST,
+        heavy_concurrency=1,
+        light_first_max_wait_seconds=60,
+        light_first_max_share=math.inf,
     )
     fairness: Fairness = state.fairness
     return fairness
@@ -133,3 +141,60 @@ def test_the_heavy_settings_are_validated(database_url: str) -> None:
         make_settings(database_url, heavy_query_cost=0)
     defaults = make_settings(database_url)
     assert (defaults.heavy_query_cost, defaults.heavy_query_concurrency) == (1000, 2)
+
+
+async def test_a_heavy_operations_loads_run_in_its_requests_context(
+    api: Api, app: Starlette, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given: a dashboard of 2 sub-stores, every hand-over paced (a light request always in
+    # flight, 1 ms waits), and a recorder of the context each DataLoader batch runs in
+    d = Dashboard(await seed_merchant(app.state.app_state.engine, roles=(), stores=()))
+    for n in range(2):
+        await add_sub_store(api, d, n)
+    fairness = Fairness(heavy_cost=1, heavy_concurrency=2, light_first_max_wait_seconds=0.001)
+    app.state.app_state.fairness = fairness
+    seen: list[tuple[str, str, str]] = []
+    original = dataloaders.AreaLoader._load_in_turn
+
+    async def recording(self: dataloaders.AreaLoader[Any, Any], keys: list[Any]) -> Any:
+        seen.append((type(self).__name__, current_request_id(), current_locale.get()))
+        return await original(self, keys)
+
+    monkeypatch.setattr(dataloaders.AreaLoader, "_load_in_turn", recording)
+
+    # when the dashboard is asked for in Korean
+    with fairness.request():
+        response = await api.client.post(
+            "/graphql",
+            json={"query": DASHBOARD, "variables": {"storeId": d.rep, "n": PAGE}},
+            headers={"Authorization": f"Bearer {d.owner}", "Accept-Language": "ko"},
+        )
+
+    # then every batch ran with that request's id and language (the pacer passes loads on in a
+    # context of its own: log lines and messages of a batch would have lost both)
+    assert response.status_code == 200 and "errors" not in response.json(), response.text
+    request_id = response.headers["x-request-id"]
+    assert {name for name, _, _ in seen} >= {"ChannelCountsLoader", "SecretCountsLoader"}
+    assert all((rid, locale) == (request_id, "ko") for _, rid, locale in seen), seen
+
+
+async def test_light_requests_in_flight_hold_a_heavy_one_back_no_longer_than_it_ran(
+    api: Api, app: Starlette
+) -> None:
+    # given: a dashboard of 2 sub-stores, and rules that would hold each heavy hand-over back
+    # for up to 10 minutes while a light request is in flight
+    d = Dashboard(await seed_merchant(app.state.app_state.engine, roles=(), stores=()))
+    for n in range(2):
+        await add_sub_store(api, d, n)
+    variables = {"storeId": d.rep, "n": PAGE}
+    alone = await api.gql(DASHBOARD, variables, token=d.owner)
+    fairness = Fairness(heavy_cost=1, heavy_concurrency=1, light_first_max_wait_seconds=600)
+    app.state.app_state.fairness = fairness
+
+    # when a light request stays in flight all along (waiting for something else than the loop)
+    with fairness.request():
+        async with asyncio.timeout(120):  # a guard against a hang, not a measure
+            result = await api.gql(DASHBOARD, variables, token=d.owner)
+
+    # then the dashboard is answered as when alone
+    assert result.body == alone.body
