@@ -127,11 +127,7 @@ class Fairness:
                     await self._light_ended.wait()
 
     async def _turn(self, lane: Lane) -> None:
-        """Returns in an iteration of its own, after the hand-overs due before it (at once
-        when nothing is being handed over, none was in the last iteration, and no light
-        request is in flight)."""
-        if self._pacing is None and not self._light:
-            return
+        """Returns in an iteration of its own, after the hand-overs due before it."""
         turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._due.append((lane, partial(_give_turn, turn)))
         self._pace()
@@ -192,15 +188,8 @@ class _PacedLoad(Generic[T]):
             self.loaded.add_done_callback(self._arrived)
 
     def _arrived(self, _: object) -> None:
-        fairness = self.fairness
-        if fairness._pacing is None and not fairness._light:
-            # Nothing handed over in the last iteration and no light request to let first:
-            # this one now. The pacer started below hands over whatever arrives after it,
-            # from the next iteration on.
-            self._hand_over()
-        else:
-            fairness._due.append((self.lane, self._hand_over))
-        fairness._pace()
+        self.fairness._due.append((self.lane, self._hand_over))
+        self.fairness._pace()
 
     def _hand_over(self) -> None:
         handed, loaded = self.handed, self.loaded
@@ -269,11 +258,10 @@ class Lane:
         if not self.heavy:
             return load()
         paced = _PacedLoad(self, load)
-        if self.fairness._due:  # values still to hand over may ask for more of the same
-            self.fairness._asked.append(paced)
-            self.fairness._pace()
-        else:
-            paced.ask()
+        # Passed on by the pacer with every load asked meanwhile: handing them on at once when
+        # nothing was due split a batch in two (a load asked one iteration later went alone).
+        self.fairness._asked.append(paced)
+        self.fairness._pace()
         return paced.handed
 
 
