@@ -89,7 +89,7 @@ MIXED_SMALL_CONNECTIONS = 1  # ... and one client sending the small query
 RSS_CONNECTIONS = 32
 LAG_PROBE_INTERVAL = 0.05  # seconds between /healthz probes of the event loop
 
-TARGET_FLOOR_RATIO = 0.6
+TARGET_FLOOR_RATIO = 0.7
 TARGET_MAX_STATEMENTS = 10
 TARGET_SMALL_RATIO = 0.5
 TARGET_SECRET_P50 = 1.15
