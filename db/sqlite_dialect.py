@@ -13,11 +13,18 @@ from typing import Any
 from sqlalchemy.dialects import registry
 from sqlalchemy.dialects.sqlite.aiosqlite import SQLiteDialect_aiosqlite
 
+from db.sqlite_cursor import OneTripDBAPI
+
 DRIVER_NAME = "sqlite+aiosqlite_lean"
 
 
 class LeanAiosqliteDialect(SQLiteDialect_aiosqlite):
     supports_statement_cache = True
+
+    @classmethod
+    def import_dbapi(cls) -> OneTripDBAPI:
+        # Each statement one trip to the connection's thread (db.sqlite_cursor).
+        return OneTripDBAPI(__import__("aiosqlite"), __import__("sqlite3"))
 
     def do_rollback(self, dbapi_connection: Any) -> None:
         driver = getattr(dbapi_connection, "driver_connection", None)

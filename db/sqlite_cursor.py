@@ -1,0 +1,119 @@
+"""aiosqlite statements in one trip to the connection's thread instead of four.
+
+aiosqlite runs each connection on a thread of its own, and SQLAlchemy's adapter makes four
+trips there for one statement: open a cursor, execute, fetch the rows, close the cursor. A
+trip is cheap on an idle process, but its answer comes back through the event loop's queue:
+when the loop is busy (eight clients sending small queries), each trip waits behind a whole
+iteration of other requests' callbacks, twice (the thread's answer, then the waiting task's
+turn), and a `SELECT 1` took ~100 ms (bench: the log-ins of the argon2 burst spent seconds in
+their few statements while their hashing thread sat idle, and a write transaction held
+SQLite's write lock all that time).
+
+`OneTripCursor` runs the four steps as one function on the connection's thread and keeps
+what SQLAlchemy reads afterwards (the rows, `description`, `rowcount`, `lastrowid`): one
+trip per statement. Server-side (streaming) cursors keep SQLAlchemy's own class: they fetch
+as they go by design. Errors are the driver's own, raised from the same place as before.
+"""
+
+from __future__ import annotations
+
+import collections
+import sqlite3
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy.connectors.asyncio import AsyncAdapt_dbapi_connection
+from sqlalchemy.dialects.sqlite.aiosqlite import (
+    AsyncAdapt_aiosqlite_connection,
+    AsyncAdapt_aiosqlite_cursor,
+    AsyncAdapt_aiosqlite_dbapi,
+)
+from sqlalchemy.util.concurrency import await_
+
+_Outcome = tuple[Any, list[Any], int, int | None]  # description, rows, rowcount, lastrowid
+
+
+def _run(connection: sqlite3.Connection, operation: str, parameters: Any, many: bool) -> _Outcome:
+    """On the connection's thread: the whole statement, the cursor closed afterwards."""
+    cursor = connection.cursor()
+    try:
+        if many:
+            cursor.executemany(operation, parameters)
+        else:
+            cursor.execute(operation, () if parameters is None else parameters)
+        description = cursor.description
+        rows = cursor.fetchall() if description else []
+        return description, rows, cursor.rowcount, cursor.lastrowid
+    finally:
+        cursor.close()
+
+
+class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
+    """SQLAlchemy's aiosqlite cursor, each statement one trip to the connection's thread."""
+
+    __slots__ = ("_description", "_lastrowid", "_rowcount")
+
+    def __init__(self, adapt_connection: AsyncAdapt_dbapi_connection) -> None:
+        self._adapt_connection = adapt_connection
+        self._connection = adapt_connection._connection
+        self._cursor = None  # type: ignore[assignment]  # no driver cursor is kept
+        self._soft_closed_memoized = {}  # type: ignore[assignment]
+        self._rows = collections.deque()
+        self._description: Any = None
+        self._rowcount = -1
+        self._lastrowid: int | None = None
+
+    @property
+    def description(self) -> Any:
+        return self._description
+
+    @property
+    def rowcount(self) -> int:
+        return self._rowcount
+
+    @property
+    def lastrowid(self) -> int:
+        return self._lastrowid  # type: ignore[return-value]
+
+    async def _async_soft_close(self) -> None:
+        """Nothing to close: the statement's cursor was closed on the thread."""
+
+    def close(self) -> None:
+        self._rows.clear()
+
+    def execute(self, operation: Any, parameters: Any = None) -> Any:
+        self._trip(operation, parameters, many=False)
+
+    def executemany(self, operation: Any, seq_of_parameters: Sequence[Any]) -> Any:
+        self._trip(operation, seq_of_parameters, many=True)
+
+    def _trip(self, operation: Any, parameters: Any, *, many: bool) -> None:
+        try:
+            outcome = await_(self._in_thread(operation, parameters, many))
+        except Exception as error:
+            self._adapt_connection._handle_exception(error)
+        self._description, rows, self._rowcount, self._lastrowid = outcome
+        self._rows = collections.deque(rows)
+
+    async def _in_thread(self, operation: Any, parameters: Any, many: bool) -> _Outcome:
+        driver = self._connection  # aiosqlite.Connection
+        async with self._adapt_connection._execute_mutex:
+            # aiosqlite's own way of running a function on the connection's thread (what its
+            # cursors do); SQLAlchemy's adapter reaches into the same queue for isolation_level.
+            outcome: _Outcome = await driver._execute(
+                _run, driver._conn, operation, parameters, many
+            )
+            return outcome
+
+
+class OneTripConnection(AsyncAdapt_aiosqlite_connection):
+    __slots__ = ()
+    _cursor_cls = OneTripCursor
+
+
+class OneTripDBAPI(AsyncAdapt_aiosqlite_dbapi):
+    """SQLAlchemy's aiosqlite DBAPI, its connections handing out `OneTripCursor`s."""
+
+    def connect(self, *arg: Any, **kw: Any) -> OneTripConnection:
+        adapted = super().connect(*arg, **kw)
+        return OneTripConnection(self, adapted._connection)
