@@ -48,6 +48,8 @@ Rows:
 Run alone (no dashboard seeding, no wrk): `python bench/delivery.py` or
 `BENCH_ONLY=delivery python bench/run.py` (BENCH_DB=postgresql works too); the table is then
 printed and written to bench/out/results-delivery-<db>.md, not to bench/results.md.
+BENCH_DELIVERY_ROWS (a comma-separated subset of throughput, separate, embedded) runs only
+those rows, for trying a change quickly.
 """
 
 from __future__ import annotations
@@ -89,6 +91,11 @@ EVENT_TYPE = "Transaction.Paid"
 
 TARGET_THROUGHPUT_RATIO = 0.5
 TARGET_LATENCY_P99_S = 1.0
+# For trying one change quickly: the rows to run (throughput, separate, embedded); all by default.
+ROWS = {
+    name.strip()
+    for name in os.environ.get("BENCH_DELIVERY_ROWS", "throughput,separate,embedded").split(",")
+}
 
 
 def worker_defaults() -> dict[str, Any]:
@@ -611,6 +618,29 @@ def latency_row(name: str, how: str, result: Latency) -> Any:
     )
 
 
+async def throughput(client: httpx.AsyncClient, intake: bench.Server, setup: Setup) -> Any:
+    """The throughput row: a warm-up drain, then BENCH_ROUNDS drains, each against the floor."""
+    bench.log(f"webhook delivery: warm-up drain of {BACKLOG_WARMUP} events")
+    warm = await drain_round(client, intake, setup, "warm", BACKLOG_WARMUP)
+    backlog = min(BACKLOG, max(BACKLOG_MIN, int(warm.worker * DRAIN_SECONDS)))
+    bench.log(
+        f"  warm-up: worker {warm.worker:,.1f} events/s, floor {warm.floor:,.0f} req/s; "
+        f"one worker drains {backlog} events vs httpx ({lanes()} in flight), "
+        f"{bench.ROUNDS} rounds"
+    )
+    drains = []
+    for number in range(1, bench.ROUNDS + 1):
+        drain = await drain_round(client, intake, setup, f"drain{number}", backlog)
+        drains.append(drain)
+        bench.log(
+            f"  round {number}: worker {drain.worker:,.1f} events/s "
+            f"({drain.worker_cpu_ms:.1f} ms CPU each), floor {drain.floor:,.0f} req/s "
+            f"({drain.floor_cpu_ms:.2f} ms CPU each), "
+            f"ratio {drain.worker / drain.floor:.3f}"
+        )
+    return throughput_row(drains)
+
+
 async def measure(database_url: str, key: str, scratch: Path) -> Outcome:
     setup = Setup(database_url=database_url, key=key, scratch=scratch)
     setup.receiver_port = bench.free_port()
@@ -632,66 +662,53 @@ async def measure(database_url: str, key: str, scratch: Path) -> Outcome:
         intake.start()
         async with httpx.AsyncClient(timeout=30) as client:
             # 1. throughput: one worker draining a backlog vs the httpx floor
-            bench.log(f"webhook delivery: warm-up drain of {BACKLOG_WARMUP} events")
-            warm = await drain_round(client, intake, setup, "warm", BACKLOG_WARMUP)
-            backlog = min(BACKLOG, max(BACKLOG_MIN, int(warm.worker * DRAIN_SECONDS)))
-            bench.log(
-                f"  warm-up: worker {warm.worker:,.1f} events/s, floor {warm.floor:,.0f} req/s; "
-                f"one worker drains {backlog} events vs httpx ({lanes()} in flight), "
-                f"{bench.ROUNDS} rounds"
-            )
-            drains = []
-            for number in range(1, bench.ROUNDS + 1):
-                drain = await drain_round(client, intake, setup, f"drain{number}", backlog)
-                drains.append(drain)
-                bench.log(
-                    f"  round {number}: worker {drain.worker:,.1f} events/s "
-                    f"({drain.worker_cpu_ms:.1f} ms CPU each), floor {drain.floor:,.0f} req/s "
-                    f"({drain.floor_cpu_ms:.2f} ms CPU each), "
-                    f"ratio {drain.worker / drain.floor:.3f}"
-                )
-            rows.append(throughput_row(drains))
+            if "throughput" in ROWS:
+                rows.append(await throughput(client, intake, setup))
 
             # 2. latency, the worker in a process of its own (it polls)
-            bench.log(
-                f"webhook latency at {RATE:g} events/s for {SECONDS} s: "
-                "`serve` (WEBHOOK_WORKER=off) + one `integration-api worker`"
-            )
-            worker = WorkerProcess(setup)
-            worker.start()
-            try:
-                separate = await latency_run(client, intake, setup, "separate", worker)
-            finally:
-                worker.stop()
+            separate: Latency | None = None
+            if "separate" in ROWS:
+                bench.log(
+                    f"webhook latency at {RATE:g} events/s for {SECONDS} s: "
+                    "`serve` (WEBHOOK_WORKER=off) + one `integration-api worker`"
+                )
+                worker = WorkerProcess(setup)
+                worker.start()
+                try:
+                    separate = await latency_run(client, intake, setup, "separate", worker)
+                finally:
+                    worker.stop()
             intake.stop()
 
             # 3. latency, the worker `serve` embeds (the default)
-            bench.log(f"webhook latency at {RATE:g} events/s for {SECONDS} s: embedded worker")
-            embedded.start()
-            together = await latency_run(client, embedded, setup, "embedded")
-            embedded.stop()
-        rows.append(
-            latency_row(
-                "webhook latency, embedded worker",
-                "`integration-api serve` with the worker it embeds by default "
-                "(WEBHOOK_WORKER=embedded): the intake wakes the worker at once",
-                together,
+            if "embedded" in ROWS:
+                bench.log(f"webhook latency at {RATE:g} events/s for {SECONDS} s: embedded worker")
+                embedded.start()
+                together = await latency_run(client, embedded, setup, "embedded")
+                embedded.stop()
+                rows.append(
+                    latency_row(
+                        "webhook latency, embedded worker",
+                        "`integration-api serve` with the worker it embeds by default "
+                        "(WEBHOOK_WORKER=embedded): the intake wakes the worker at once",
+                        together,
+                    )
+                )
+        if separate is not None:
+            poll = worker_defaults()["webhook_worker_poll_seconds"]
+            rows.append(
+                latency_row(
+                    "webhook latency, separate worker",
+                    "`serve` with WEBHOOK_WORKER=off takes the events, one `integration-api "
+                    "worker` process delivers them: an idle worker learns of an event "
+                    + (
+                        "from the publish's NOTIFY (LISTEN on a connection of its own)"
+                        if bench.DB == "postgresql"
+                        else f"at its next poll (WEBHOOK_WORKER_POLL_SECONDS={poll:g})"
+                    ),
+                    separate,
+                )
             )
-        )
-        poll = worker_defaults()["webhook_worker_poll_seconds"]
-        rows.append(
-            latency_row(
-                "webhook latency, separate worker",
-                "`serve` with WEBHOOK_WORKER=off takes the events, one `integration-api worker` "
-                "process delivers them: an idle worker learns of an event "
-                + (
-                    "from the publish's NOTIFY (LISTEN on a connection of its own)"
-                    if bench.DB == "postgresql"
-                    else f"at its next poll (WEBHOOK_WORKER_POLL_SECONDS={poll:g})"
-                ),
-                separate,
-            )
-        )
         statuses = await event_statuses(setup)
         if statuses != {"SUCCEEDED": setup.accepted}:
             raise bench.BenchError(
