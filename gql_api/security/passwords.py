@@ -17,6 +17,12 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 WORKER_NICENESS = 10
+# Log-ins admitted per hashing thread. A log-in's own statements (its claim before the hash,
+# its session after) are a dozen round trips, each waiting for the event loop: on a loop busy
+# with other requests they took ~0.5-1 s, several hashes' time, and with 2 admitted the
+# hashing thread sat idle most of a burst (bench: 20 log-ins took 3x their 20 hashes). With 8,
+# hashes queue while the others do their statements.
+ADMITTED_PER_HASHING_THREAD = 8
 
 
 def _lower_priority() -> None:
@@ -41,14 +47,14 @@ class PasswordHashing:
         )
         # Verified against for unknown emails, so a miss costs as much as a wrong password.
         self._dummy_hash = self._hasher.hash("dummy password for timing equality")
-        self._admission = asyncio.Semaphore(2 * max_concurrency)
+        self._admission = asyncio.Semaphore(ADMITTED_PER_HASHING_THREAD * max_concurrency)
 
     def admission(self) -> asyncio.Semaphore:
-        """Held for the whole of a piece of work that ends in hashing (a log-in): hashing is
-        the bottleneck anyway, and a burst of log-ins admitted at once would do all their
-        database work on the event loop at the same moment (tens of milliseconds during
-        which every other request waits). Twice the hashing concurrency keeps the hashing
-        threads busy."""
+        """Held for the whole of a piece of work that ends in hashing (a log-in): a burst of
+        log-ins admitted at once would do all their database work on the event loop at the
+        same moment (tens of milliseconds during which every other request waits), so only
+        ADMITTED_PER_HASHING_THREAD per hashing thread go ahead, enough to keep the hashing
+        threads busy (see there)."""
         return self._admission
 
     async def hash(self, password: str) -> str:
