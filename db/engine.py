@@ -24,7 +24,8 @@ from sqlalchemy.ext.asyncio import (
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from db.sqlite_dialect import DRIVER_NAME as LEAN_AIOSQLITE
-from db.sqlite_dialect import unicode_lower
+from db.sqlite_dialect import LeanAiosqliteDialect, unicode_lower
+from db.sqlite_writes import WriterTurns
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 _SQLITE_IMMEDIATE = "sqlite_begin_immediate"
@@ -180,12 +181,23 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
             lambda conn: conn.create_function("lower", 1, unicode_lower, deterministic=True)
         )
 
+    turns = WriterTurns(SQLITE_BUSY_TIMEOUT_MS / 1000)
+    if isinstance(engine.dialect, LeanAiosqliteDialect):
+        engine.dialect.writer_turns = turns  # hands the turn on when a transaction ends
+
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Any) -> None:
         # Reads run in autocommit (no BEGIN/ROLLBACK round trips); writes take the write lock
-        # up front with BEGIN IMMEDIATE (see Tx.write and independent_write).
+        # up front with BEGIN IMMEDIATE (see Tx.write and independent_write), after waiting
+        # for this process's turn (db.sqlite_writes: not in SQLite's busy handler).
         if connection.get_execution_options().get(_SQLITE_IMMEDIATE, False):
-            connection.exec_driver_sql("BEGIN IMMEDIATE")
+            dbapi_connection = connection.connection.dbapi_connection
+            turns.take(dbapi_connection)
+            try:
+                connection.exec_driver_sql("BEGIN IMMEDIATE")
+            except BaseException:
+                turns.give_back(dbapi_connection)
+                raise
 
 
 class Tx:

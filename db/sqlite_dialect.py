@@ -14,12 +14,17 @@ from sqlalchemy.dialects import registry
 from sqlalchemy.dialects.sqlite.aiosqlite import SQLiteDialect_aiosqlite
 
 from db.sqlite_cursor import OneTripDBAPI
+from db.sqlite_writes import WriterTurns
 
 DRIVER_NAME = "sqlite+aiosqlite_lean"
 
 
 class LeanAiosqliteDialect(SQLiteDialect_aiosqlite):
+    """Also hands the process's write turn (db.sqlite_writes) on when a write transaction
+    ends: right after its COMMIT or ROLLBACK returns, or its connection is closed."""
+
     supports_statement_cache = True
+    writer_turns: WriterTurns | None = None  # set by db.engine.create_engine
 
     @classmethod
     def import_dbapi(cls) -> OneTripDBAPI:
@@ -27,10 +32,29 @@ class LeanAiosqliteDialect(SQLiteDialect_aiosqlite):
         return OneTripDBAPI(__import__("aiosqlite"), __import__("sqlite3"))
 
     def do_rollback(self, dbapi_connection: Any) -> None:
-        driver = getattr(dbapi_connection, "driver_connection", None)
-        if driver is not None and getattr(driver, "in_transaction", True) is False:
-            return
-        super().do_rollback(dbapi_connection)  # type: ignore[no-untyped-call]
+        try:
+            driver = getattr(dbapi_connection, "driver_connection", None)
+            if driver is not None and getattr(driver, "in_transaction", True) is False:
+                return
+            super().do_rollback(dbapi_connection)  # type: ignore[no-untyped-call]
+        finally:
+            self._give_back(dbapi_connection)
+
+    def do_commit(self, dbapi_connection: Any) -> None:
+        try:
+            super().do_commit(dbapi_connection)  # type: ignore[no-untyped-call]
+        finally:
+            self._give_back(dbapi_connection)
+
+    def do_close(self, dbapi_connection: Any) -> None:
+        try:
+            super().do_close(dbapi_connection)  # type: ignore[no-untyped-call]
+        finally:
+            self._give_back(dbapi_connection)
+
+    def _give_back(self, dbapi_connection: Any) -> None:
+        if self.writer_turns is not None:
+            self.writer_turns.give_back(dbapi_connection)
 
 
 def unicode_lower(value: str | bytes | int | float | None) -> str | bytes | int | float | None:
