@@ -154,7 +154,8 @@ _ESCAPE = "\\"
 # every view.
 @lru_cache(maxsize=256)
 def _statement(shape: ChannelPageShape) -> DriverQuery[ChannelRecord]:
-    return DriverQuery(_build(shape, bound_channel_scope(shape.own_store)), ChannelRecord)
+    scope = bound_channel_scope(shape.own_store, one_store=True)
+    return DriverQuery(_build(shape, scope), ChannelRecord)
 
 
 @lru_cache(maxsize=64)

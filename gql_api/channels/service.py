@@ -76,18 +76,34 @@ def channel_scope(principal: Principal) -> list[ColumnElement[bool]]:
     return _scope(principal.merchant_pk, confined_store_pk(principal, Operation.READ))
 
 
-def bound_channel_scope(own_store_only: bool) -> list[ColumnElement[bool]]:
+def bound_channel_scope(
+    own_store_only: bool, *, one_store: bool = False
+) -> list[ColumnElement[bool]]:
     """channel_scope with the caller's values as bind parameters (channel_scope_params), for a
-    statement built once and run for every caller with the same confined_store_pk (READ)."""
-    return _scope(bindparam("merchant_pk"), bindparam("own_store_pk") if own_store_only else None)
+    statement built once and run for every caller with the same confined_store_pk (READ).
+
+    `one_store`: for a statement that names its store (`store_pk = ?`, a page of one store),
+    the merchant is compared as an expression no index serves (`merchant_id + 0`). SQLite
+    keeps no statistics and otherwise picks the merchant's index, reading and sorting every
+    channel of the merchant for each store of a batch; the (store_pk, id) index finds the
+    page itself (a dashboard's page statement: ~2.6 -> ~1.7 ms on the event loop)."""
+    merchant: Any = bindparam("merchant_pk")
+    return _scope(
+        merchant,
+        bindparam("own_store_pk") if own_store_only else None,
+        merchant_column=col(Channel.merchant_id) + 0 if one_store else None,
+    )
 
 
 def channel_scope_params(principal: Principal) -> dict[str, int | None]:
     return {"merchant_pk": principal.merchant_pk, "own_store_pk": principal.store_pk}
 
 
-def _scope(merchant_pk: Any, own_store_pk: Any | None) -> list[ColumnElement[bool]]:
-    conditions = [col(Channel.merchant_id) == merchant_pk, col(Channel.deleted_at).is_(None)]
+def _scope(
+    merchant_pk: Any, own_store_pk: Any | None, *, merchant_column: Any | None = None
+) -> list[ColumnElement[bool]]:
+    merchant = col(Channel.merchant_id) if merchant_column is None else merchant_column
+    conditions = [merchant == merchant_pk, col(Channel.deleted_at).is_(None)]
     if own_store_pk is not None:
         conditions.append(col(Channel.store_pk) == own_store_pk)
     return conditions
