@@ -94,7 +94,12 @@ def create_engine(database_url: str, *, pool: PoolOptions | None = None) -> Asyn
         "json_deserializer": json_loads,
     }
     if url.get_backend_name() == "sqlite":
-        kwargs["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
+        # check_same_thread=False: statements of a write transaction run on the event loop's
+        # thread, not aiosqlite's (db.sqlite_cursor); one at a time, never concurrently.
+        kwargs["connect_args"] = {
+            "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000,
+            "check_same_thread": False,
+        }
         if url.database in (None, "", ":memory:"):
             raise ValueError("an in-memory SQLite database is not shared between connections")
     else:
