@@ -21,7 +21,8 @@ DRIVER_NAME = "sqlite+aiosqlite_lean"
 
 class LeanAiosqliteDialect(SQLiteDialect_aiosqlite):
     """Also hands the process's write turn (db.sqlite_writes) on when a write transaction
-    ends: right after its COMMIT or ROLLBACK returns, or its connection is closed."""
+    ends: right after its COMMIT or ROLLBACK returns, or its connection is closed or
+    terminated."""
 
     supports_statement_cache = True
     writer_turns: WriterTurns | None = None  # set by db.engine.create_engine
@@ -49,6 +50,14 @@ class LeanAiosqliteDialect(SQLiteDialect_aiosqlite):
     def do_close(self, dbapi_connection: Any) -> None:
         try:
             super().do_close(dbapi_connection)  # type: ignore[no-untyped-call]
+        finally:
+            self._give_back(dbapi_connection)
+
+    def do_terminate(self, dbapi_connection: Any) -> None:
+        """A connection dropped without being returned (its task cancelled, its session
+        never closed): the pool terminates it, and its turn must not stay taken."""
+        try:
+            super().do_terminate(dbapi_connection)
         finally:
             self._give_back(dbapi_connection)
 

@@ -35,7 +35,9 @@ class WriterTurns:
         self._locks: WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
             WeakKeyDictionary()
         )
-        self._held: dict[int, asyncio.Lock] = {}  # _key(connection) -> the lock it holds
+        # _key(connection) -> the connection (kept alive: its id is not reused meanwhile) and
+        # the lock it holds
+        self._held: dict[int, tuple[Any, asyncio.Lock]] = {}
 
     def take(self, dbapi_connection: Any) -> None:
         """Wait for the turn of `dbapi_connection` (called in SQLAlchemy's greenlet, just
@@ -48,7 +50,7 @@ class WriterTurns:
         if lock is None:
             lock = self._locks[loop] = asyncio.Lock()
         await_(self._acquire(lock))
-        self._held[_key(dbapi_connection)] = lock
+        self._held[_key(dbapi_connection)] = (dbapi_connection, lock)
 
     async def _acquire(self, lock: asyncio.Lock) -> None:
         try:
@@ -62,9 +64,9 @@ class WriterTurns:
     def give_back(self, dbapi_connection: Any) -> None:
         """The transaction of `dbapi_connection` ended (or never began): the next writer's
         turn. Nothing happens for a connection that holds no turn."""
-        lock = self._held.pop(_key(dbapi_connection), None)
-        if lock is not None:
-            lock.release()
+        held = self._held.pop(_key(dbapi_connection), None)
+        if held is not None:
+            held[1].release()
 
 
 def _key(connection: Any) -> int:
