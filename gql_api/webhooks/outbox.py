@@ -445,7 +445,7 @@ class DeliveryState(Protocol):
 class EventState:
     """An event's delivery state as read by a Core statement, changed in Python while its row
     is locked (FOR UPDATE on PostgreSQL, the write transaction on SQLite), and written back by
-    one statement for a whole batch (_write_states)."""
+    one statement for a whole batch (write_states)."""
 
     id: int
     status: str
@@ -520,17 +520,26 @@ _WRITE_RESULT = (
 )
 
 
-async def _write_states(db: AsyncSession, states: Collection[EventState]) -> None:
+async def _core(db: AsyncSession, statement: Any, params: Any) -> Any:
+    """Run a hot-path statement on the session's connection (the caller's transaction), past
+    the ORM's execution layer: plain rows, without the ORM's result set-up and row loading,
+    which cost a worker more than running the statement did."""
+    connection = await db.connection()
+    return await connection.execute(statement, params)
+
+
+async def write_states(db: AsyncSession, states: Collection[EventState]) -> None:
+    """Write events' new states (EventState), in one statement whatever their number."""
     if states:
         params = [{f"b_{name}": getattr(s, name) for name in _STATE_FIELDS} for s in states]
-        await db.exec(_WRITE_STATE, params=params)
+        await _core(db, _WRITE_STATE, params)
 
 
 async def _insert_deliveries(db: AsyncSession, rows: list[dict[str, Any]]) -> dict[int, int]:
     """Insert attempts (one per event) in one statement; their ids by event."""
     if not rows:
         return {}
-    inserted = await db.exec(_INSERT_DELIVERIES, params=rows)
+    inserted = await _core(db, _INSERT_DELIVERIES, rows)
     return {int(event_pk): int(pk) for event_pk, pk in inserted.all()}
 
 
@@ -640,7 +649,7 @@ async def _secrets_for(
     if not keys:
         return {}
     pks = sorted({key[0] for key in keys})
-    rows = (await db.exec(_ACTIVE_SECRETS, params={"pks": pks})).all()
+    rows = (await _core(db, _ACTIVE_SECRETS, {"pks": pks})).all()
     ciphers: dict[tuple[int, str], list[str]] = {key: [] for key in keys}
     for store_pk, mode, cipher in rows:
         held = ciphers.get((store_pk, mode))
@@ -666,8 +675,12 @@ async def claim_due(
     capacity: Capacity,
     passed_over: Iterable[SettingKey] = (),
     policy: RetryPolicy | None = None,
+    finished: Collection[EventState] = (),
 ) -> ClaimResult:
     """Lease up to `limit` due events, in the caller's write transaction, oldest due first.
+    `finished`: new states finish_many decided in this transaction and left unwritten
+    (`unwritten`), written with the claim's in one statement; those events are not claimed
+    (their rows still show the old state, an expired lease perhaps).
 
     Events whose receiver host, or whose merchant, is at its limit in this worker are left for
     later, and settings (`passed_over`) known to send there are not even looked at, so that one
@@ -689,10 +702,10 @@ async def claim_due(
     skipped_settings = set(passed_over)
     if skipped_settings:
         statement = _candidates(due(now, skipped_settings))
-        rows = (await db.exec(statement, params={"n": limit * CANDIDATES_PER_CLAIM})).all()
+        rows = (await _core(db, statement, {"n": limit * CANDIDATES_PER_CLAIM})).all()
     else:
         params = {"now": now, "n": limit * CANDIDATES_PER_CLAIM}
-        rows = (await db.exec(_DUE_CANDIDATES, params=params)).all()
+        rows = (await _core(db, _DUE_CANDIDATES, params)).all()
     candidates = [_candidate(row) for row in rows]
     settings = await settings_in_force(db, {setting_key(c) for c in candidates})
     written: list[EventState] = []  # every event this claim moves on, leased or not
@@ -716,10 +729,13 @@ async def claim_due(
         written.append(state)
         result.exhausted += state.status == EventStatus.EXHAUSTED.value
 
+    finished_pks = {state.id for state in finished}
     for event in candidates:
         if len(chosen) >= limit:
             break
         state = event.state
+        if state.id in finished_pks:
+            continue
         manual = state.next_trigger == Trigger.MANUAL.value
         if state.locked_until is not None and (
             manual or state.attempt_count >= policy.max_attempts
@@ -802,7 +818,7 @@ async def claim_due(
         written.append(event.state)
         attempts.append(_attempt_values(event, request, trigger, number, now))
         leased.append((event, request, trigger, number))
-    await _write_states(db, written)
+    await write_states(db, [*finished, *written])
     delivery_pks = await _insert_deliveries(db, attempts)
     for event, request, trigger, number in leased:
         result.claims.append(
@@ -962,26 +978,30 @@ async def finish_many(
     finished: Sequence[tuple[Claim, DeliveryResult]],
     now: datetime,
     policy: RetryPolicy,
+    unwritten: list[EventState] | None = None,
 ) -> list[Outcome]:
     """Record attempts and move their events on, in the caller's write transaction, in three
     statements whatever their number (the attempts, the events locked in id order, their
-    new states); the outcomes in the order given.
+    new states); the outcomes in the order given. With `unwritten`, the new states are added
+    to it instead, for the caller to write with its own (the worker's cycle: with the
+    claim's, one statement fewer per cycle).
 
     Only the current lease holder moves an event on; SUCCEEDED is final (a manual resend may
     have succeeded meanwhile). A failed scheduled attempt is retried per `policy` until the
     last; a failed queued resend leaves the event EXHAUSTED again."""
     if not finished:
         return []
-    await db.exec(
+    await _core(
+        db,
         _WRITE_RESULT,
-        params=[
+        [
             {f"b_{name}": value for name, value in _result_values(result).items()}
             | {"b_id": claim.delivery_pk}
             for claim, result in finished
         ],
     )
     pks = sorted({claim.event_pk for claim, _ in finished})
-    rows = (await db.exec(_LOCKED_STATES, params={"pks": pks})).all()
+    rows = (await _core(db, _LOCKED_STATES, {"pks": pks})).all()
     states = {row.id: EventState(**row._mapping) for row in rows}
     written: dict[int, EventState] = {}
     outcomes: list[Outcome] = []
@@ -1007,7 +1027,10 @@ async def finish_many(
             _failed(event, result.error or "The attempt failed.", delay, now)
         written[event.id] = event
         outcomes.append(Outcome(status=EventStatus(event.status), first_success=first_success))
-    await _write_states(db, list(written.values()))
+    if unwritten is None:
+        await write_states(db, list(written.values()))
+    else:  # the caller writes them with its own (claim_due's `finished`, or write_states)
+        unwritten.extend(written.values())
     return outcomes
 
 

@@ -330,8 +330,9 @@ class Worker:
             if not finished and not await outbox.any_due(tx.db, now, passed_over):
                 return [], outbox.ClaimResult()  # idle: no write lock taken to learn it
             async with tx.write() as db:
+                states: list[outbox.EventState] = []  # written with the claim's
                 outcomes = await outbox.finish_many(
-                    db=db, finished=finished, now=now, policy=self.policy
+                    db=db, finished=finished, now=now, policy=self.policy, unwritten=states
                 )
                 claimed = outbox.ClaimResult()
                 if free > 0:
@@ -344,7 +345,10 @@ class Worker:
                         capacity=capacity,
                         passed_over=passed_over,
                         policy=self.policy,
+                        finished=states,
                     )
+                else:
+                    await outbox.write_states(db, states)
                 return outcomes, claimed
 
         try:
