@@ -23,12 +23,14 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from db.sqlite_cursor import OneTripConnection, set_statements_on_loop
 from db.sqlite_dialect import DRIVER_NAME as LEAN_AIOSQLITE
 from db.sqlite_dialect import LeanAiosqliteDialect, unicode_lower
 from db.sqlite_writes import WriterTurns
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 _SQLITE_IMMEDIATE = "sqlite_begin_immediate"
+_SQLITE_SHORT = "sqlite_short_write"  # its statements on the loop's thread (db.sqlite_cursor)
 
 
 def async_url(database_url: str) -> URL:
@@ -177,6 +179,10 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
+        if isinstance(dbapi_connection, OneTripConnection):
+            # WAL can be refused (some network file systems): then no statement may run on
+            # the loop's thread, where it could wait for a lock (db.sqlite_cursor).
+            dbapi_connection.in_wal = str(cursor.fetchone()[0]).lower() == "wal"
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA synchronous=NORMAL")
@@ -195,7 +201,8 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         # Reads run in autocommit (no BEGIN/ROLLBACK round trips); writes take the write lock
         # up front with BEGIN IMMEDIATE (see Tx.write and independent_write), after waiting
         # for this process's turn (db.sqlite_writes: not in SQLite's busy handler).
-        if connection.get_execution_options().get(_SQLITE_IMMEDIATE, False):
+        options = connection.get_execution_options()
+        if options.get(_SQLITE_IMMEDIATE, False):
             dbapi_connection = connection.connection.dbapi_connection
             turns.take(dbapi_connection)
             try:
@@ -203,6 +210,7 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
             except BaseException:
                 turns.give_back(dbapi_connection)
                 raise
+            set_statements_on_loop(dbapi_connection, options.get(_SQLITE_SHORT, False))
 
 
 class Tx:
@@ -236,13 +244,18 @@ class Tx:
         await self._session.close()
 
     @asynccontextmanager
-    async def write(self) -> AsyncIterator[AsyncSession]:
+    async def write(self, *, short: bool = False) -> AsyncIterator[AsyncSession]:
         """Begin the unit's write transaction; the runner commits it when the action returns.
 
         On SQLite a deferred transaction that read first and writes later fails at once with
         "database is locked" when another writer committed in between (the busy timeout does
         not apply to that upgrade), so writes start with BEGIN IMMEDIATE and wait their turn
         instead. On PostgreSQL the transaction is READ COMMITTED (reads run in autocommit).
+
+        `short=True` promises that every statement of the block is an index lookup, a
+        single-row write or a small bounded batch: on SQLite they then run on the event
+        loop's thread while the transaction holds the write lock (db.sqlite_cursor). A scan
+        in a short transaction would stop the whole process for its duration.
         """
         if self._write_begun:
             raise RuntimeError("one write transaction per unit of work")
@@ -250,12 +263,14 @@ class Tx:
         session = self._session
         if session.in_transaction():  # reads (autocommit) still hold the connection
             await session.rollback()
-        await session.connection(execution_options=_write_options(session.bind))
+        await session.connection(execution_options=_write_options(session.bind, short=short))
         yield session
 
 
 @asynccontextmanager
-async def independent_write(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+async def independent_write(
+    engine: AsyncEngine, *, short: bool = False
+) -> AsyncIterator[AsyncConnection]:
     """A short write transaction on a connection of its own, outside any request's session:
     it commits on its own when the block ends, whatever the request's transaction does.
 
@@ -263,17 +278,18 @@ async def independent_write(engine: AsyncEngine) -> AsyncIterator[AsyncConnectio
     counted, their audit events) or that happen where no unit of work runs (authentication,
     migrations); each caller says why. Never use it while the request's session holds a
     write transaction: on SQLite it would wait for that transaction, which waits for it.
+    `short`: as for Tx.write.
     """
     async with engine.connect() as connection:
-        connection = await connection.execution_options(**_write_options(engine))
+        connection = await connection.execution_options(**_write_options(engine, short=short))
         async with connection.begin():
             yield connection
 
 
-def _write_options(bind: Any) -> dict[str, Any]:
+def _write_options(bind: Any, *, short: bool) -> dict[str, Any]:
     """Execution options that make the next transaction a real write transaction."""
     if bind is not None and bind.dialect.name == "sqlite":
-        return {_SQLITE_IMMEDIATE: True}
+        return {_SQLITE_IMMEDIATE: True, _SQLITE_SHORT: short}
     return {"isolation_level": "READ COMMITTED"}
 
 

@@ -14,15 +14,21 @@ what SQLAlchemy reads afterwards (the rows, `description`, `rowcount`, `lastrowi
 trip per statement. Server-side (streaming) cursors keep SQLAlchemy's own class: they fetch
 as they go by design. Errors are the driver's own, raised from the same place as before.
 
-Inside a write transaction no trip at all: the statement runs on the event loop's thread.
-Every transaction here is a write transaction begun with BEGIN IMMEDIATE (reads run without
-one, db.engine), so its connection holds SQLite's write lock: a statement then waits for no
-lock (WAL readers never block the writer) and takes microseconds, while two loop iterations
-per statement kept the lock held, and every other writer of the process waiting, for tens of
-milliseconds per statement on a busy loop (twenty log-ins' write transactions took seconds).
-BEGIN IMMEDIATE itself, which may wait for another process's writer, and COMMIT still go to
-the thread. The connection is opened with `check_same_thread=False` for this; it is used by
-one task at a time, so never by both threads at once.
+In a *short* write transaction (`Tx.write(short=True)`, `independent_write(..., short=True)`:
+the caller's promise that each statement is an index lookup, a single-row write or a small
+bounded batch) no trip at all: the statement runs on the event loop's thread. Every
+transaction here is a write transaction begun with BEGIN IMMEDIATE (reads run without one,
+db.engine), so its connection holds SQLite's write lock: in WAL mode a statement then waits
+for no lock (readers never block the writer) and a short one takes microseconds, while two
+loop iterations per statement kept the lock held, and every other writer of the process
+waiting, for tens of milliseconds per statement on a busy loop (twenty log-ins' write
+transactions took seconds). Other write transactions keep going to the thread: a scan there
+(a retention prune over millions of rows) must not stop the loop. Nor does a database whose
+journal is not WAL (`in_wal`, checked at connect) run anything on the loop: there a writer
+can need another lock mid-transaction and wait in the busy handler. BEGIN IMMEDIATE itself,
+which may wait for another process's writer, and COMMIT still go to the thread. The
+connection is opened with `check_same_thread=False` for this; it is used by one task at a
+time, so never by both threads at once.
 """
 
 from __future__ import annotations
@@ -67,7 +73,7 @@ async def _ready(outcome: _Outcome) -> _Outcome:
 class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
     """SQLAlchemy's aiosqlite cursor, each statement one trip to the connection's thread."""
 
-    __slots__ = ("_description", "_lastrowid", "_rowcount")
+    __slots__ = ("_arraysize", "_description", "_lastrowid", "_rowcount")
 
     def __init__(self, adapt_connection: AsyncAdapt_dbapi_connection) -> None:
         self._adapt_connection = adapt_connection
@@ -78,6 +84,18 @@ class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
         self._description: Any = None
         self._rowcount = -1
         self._lastrowid: int | None = None
+        self._arraysize = 1  # sqlite3's default: what fetchmany() without a size returns
+
+    @property
+    def arraysize(self) -> int:
+        return self._arraysize
+
+    @arraysize.setter
+    def arraysize(self, value: int) -> None:
+        self._arraysize = value
+
+    def fetchmany(self, size: int | None = None) -> Sequence[Any]:
+        return super().fetchmany(self._arraysize if size is None else size)
 
     @property
     def description(self) -> Any:
@@ -106,11 +124,12 @@ class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
     def _trip(self, operation: Any, parameters: Any, *, many: bool) -> None:
         driver = self._connection  # aiosqlite.Connection
         try:
-            if driver._conn.in_transaction:
-                # Inside a write transaction (reads run without one: db.engine): this
-                # connection holds SQLite's write lock, so the statement waits for nothing
-                # and takes microseconds; run here, it holds the lock that much, not two
-                # loop iterations per statement.
+            adapted = self._adapt_connection
+            on_loop = isinstance(adapted, OneTripConnection) and adapted.statements_on_loop
+            if on_loop and driver._conn.in_transaction:
+                # A short write transaction (see the module): this connection holds SQLite's
+                # write lock, so the statement waits for nothing and takes microseconds; run
+                # here, it holds the lock that much, not two loop iterations per statement.
                 outcome = await_(_ready(_run(driver._conn, operation, parameters, many)))
             else:
                 outcome = await_(self._in_thread(operation, parameters, many))
@@ -131,8 +150,33 @@ class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
 
 
 class OneTripConnection(AsyncAdapt_aiosqlite_connection):
-    __slots__ = ()
+    """`in_wal`: the database's journal is WAL (set at connect); `statements_on_loop`: the
+    short write transaction now open runs its statements on the loop's thread (set at its
+    BEGIN, cleared when it ends)."""
+
+    __slots__ = ("_statements_on_loop", "in_wal")
     _cursor_cls = OneTripCursor
+
+    def __init__(self, dbapi: Any, connection: Any) -> None:
+        super().__init__(dbapi, connection)
+        self.in_wal = False
+        self._statements_on_loop = False
+
+    @property
+    def statements_on_loop(self) -> bool:
+        return self._statements_on_loop
+
+    @statements_on_loop.setter
+    def statements_on_loop(self, value: bool) -> None:
+        self._statements_on_loop = value and self.in_wal
+
+
+def set_statements_on_loop(dbapi_connection: Any, value: bool) -> None:
+    """For the short write transaction beginning (True) or ending (False) on
+    `dbapi_connection` (the DBAPI connection or the pool's proxy of it)."""
+    connection = getattr(dbapi_connection, "dbapi_connection", None) or dbapi_connection
+    if isinstance(connection, OneTripConnection):
+        connection.statements_on_loop = value
 
 
 class OneTripDBAPI(AsyncAdapt_aiosqlite_dbapi):

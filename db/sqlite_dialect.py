@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy.dialects import registry
 from sqlalchemy.dialects.sqlite.aiosqlite import SQLiteDialect_aiosqlite
 
-from db.sqlite_cursor import OneTripDBAPI
+from db.sqlite_cursor import OneTripDBAPI, set_statements_on_loop
 from db.sqlite_writes import WriterTurns
 
 DRIVER_NAME = "sqlite+aiosqlite_lean"
@@ -62,6 +62,7 @@ class LeanAiosqliteDialect(SQLiteDialect_aiosqlite):
             self._give_back(dbapi_connection)
 
     def _give_back(self, dbapi_connection: Any) -> None:
+        set_statements_on_loop(dbapi_connection, False)
         if self.writer_turns is not None:
             self.writer_turns.give_back(dbapi_connection)
 

@@ -35,9 +35,9 @@ class WriterTurns:
         self._locks: WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
             WeakKeyDictionary()
         )
-        # _key(connection) -> the connection (kept alive: its id is not reused meanwhile) and
-        # the lock it holds
-        self._held: dict[int, tuple[Any, asyncio.Lock]] = {}
+        # _key(connection) -> the connection (kept alive: its id is not reused meanwhile), the
+        # lock it holds and that lock's loop
+        self._held: dict[int, tuple[Any, asyncio.Lock, asyncio.AbstractEventLoop]] = {}
 
     def take(self, dbapi_connection: Any) -> None:
         """Wait for the turn of `dbapi_connection` (called in SQLAlchemy's greenlet, just
@@ -50,7 +50,7 @@ class WriterTurns:
         if lock is None:
             lock = self._locks[loop] = asyncio.Lock()
         await_(self._acquire(lock))
-        self._held[_key(dbapi_connection)] = (dbapi_connection, lock)
+        self._held[_key(dbapi_connection)] = (dbapi_connection, lock, loop)
 
     async def _acquire(self, lock: asyncio.Lock) -> None:
         try:
@@ -65,8 +65,22 @@ class WriterTurns:
         """The transaction of `dbapi_connection` ended (or never began): the next writer's
         turn. Nothing happens for a connection that holds no turn."""
         held = self._held.pop(_key(dbapi_connection), None)
-        if held is not None:
-            held[1].release()
+        if held is None:
+            return
+        _, lock, loop = held
+        if _running_loop() is loop:
+            lock.release()
+        elif not loop.is_closed():
+            # Elsewhere (the garbage collector terminating a dropped connection on another
+            # thread): an asyncio lock is released on its own loop's thread only.
+            loop.call_soon_threadsafe(lock.release)
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
 
 
 def _key(connection: Any) -> int:

@@ -4,6 +4,7 @@ inserted ids, errors, a connection still usable after one."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -111,9 +112,9 @@ async def test_a_statement_with_no_rows_has_no_description(engine: AsyncEngine) 
     assert empty == []
 
 
-async def test_statements_of_a_write_transaction_make_no_trip(engine: AsyncEngine) -> None:
-    # given: a write transaction (BEGIN IMMEDIATE: this connection holds the write lock)
-    async with independent_write(engine) as conn:
+async def test_statements_of_a_short_write_transaction_make_no_trip(engine: AsyncEngine) -> None:
+    # given: a short write transaction (BEGIN IMMEDIATE: this connection holds the write lock)
+    async with independent_write(engine, short=True) as conn:
         counting = await _counted(conn)
 
         # when: it reads and writes
@@ -128,6 +129,54 @@ async def test_statements_of_a_write_transaction_make_no_trip(engine: AsyncEngin
     async with engine.connect() as other:
         names = (await other.execute(select(things.c.name).order_by(things.c.name))).all()
     assert [row.name for row in names] == ["x", "y"]
+
+    # and the next transaction on that connection, not short, goes to the thread again
+    async with independent_write(engine) as conn:
+        counting = await _counted(conn)
+        await conn.execute(insert(things).values(name="z"))
+    assert counting.trips >= 1
+
+
+SCAN = (
+    "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 300000)"
+    " SELECT count(*) FROM c"
+)
+
+
+async def test_the_event_loop_runs_during_a_long_statement_of_a_write_transaction(
+    engine: AsyncEngine,
+) -> None:
+    """A write transaction not declared short (a retention prune, a cascade) keeps its
+    statements on the connection's thread: the process goes on meanwhile."""
+    ticks = 0
+    stop = False
+
+    async def heartbeat() -> None:
+        nonlocal ticks
+        while not stop:
+            ticks += 1
+            await asyncio.sleep(0)
+
+    beat = asyncio.create_task(heartbeat())
+    await asyncio.sleep(0)
+    async with independent_write(engine) as conn:
+        before = ticks
+        await conn.execute(text(SCAN))
+        during = ticks - before
+    stop = True
+    await beat
+    assert during > 0, "the event loop was frozen for the whole statement"
+
+
+async def test_fetchmany_without_a_size_reads_arraysize_rows(engine: AsyncEngine) -> None:
+    async with engine.begin() as conn:
+        await conn.execute(insert(things), [{"name": f"n{i}"} for i in range(5)])
+    async with engine.connect() as conn:
+        result = await conn.execute(select(things.c.name).order_by(things.c.id))
+        first = result.fetchmany()
+        rest = result.fetchmany(10)
+    assert [row.name for row in first] == ["n0"]  # sqlite3's arraysize is 1
+    assert [row.name for row in rest] == ["n1", "n2", "n3", "n4"]
 
 
 async def test_a_failed_statement_in_a_write_transaction_rolls_it_back(

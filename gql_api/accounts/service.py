@@ -219,7 +219,8 @@ async def _check_password(
         raise invalid_credentials()
     new_hash = await hashing.hash(password) if hashing.needs_rehash(user.password_hash) else None
 
-    async with tx.write() as db:
+    # Short: rows found by their keys, a pruned batch of at most PRUNE_BATCH, three inserts.
+    async with tx.write(short=True) as db:
         await throttling.succeeded(db, email=email, client_address=client_address)
         user = await user_by_email(db, email)
         if user is None:  # removed meanwhile
@@ -333,7 +334,8 @@ async def change_password(
         check=check,
     )
     new_hash = await hashing.hash(new_password)
-    async with tx.write() as db:
+    # Short: rows found by their keys, a pruned batch of at most PRUNE_BATCH, three inserts.
+    async with tx.write(short=True) as db:
         await throttling.succeeded(db, email=email, client_address=client_address)
         replaced = await db.exec(
             update(User)

@@ -242,7 +242,7 @@ async def caller_for_session(
         raise Unauthenticated(_("The session has expired; log in again."), reason="EXPIRED")
     if found.last_seen_at is None or found.last_seen_at <= now - LAST_SEEN_GRANULARITY:
         # On its own: authentication runs before, and outside, any mutation's unit of work.
-        async with independent_write(engine) as conn:
+        async with independent_write(engine, short=True) as conn:  # one row by its key
             await conn.execute(seen_statement(found.session_id, now, client_address, user_agent))
     principal = _user_principal(
         found.merchant_pk, found.user_id, found.role, found.store_pk, found.session_id, found.email

@@ -70,7 +70,8 @@ async def claim_attempt(
     too many failures within the window, or when its turn would be too far ahead."""
     # Committed on its own, before the password is checked: concurrent guesses count too, and
     # the count stays although the request then fails.
-    async with independent_write(engine) as conn:
+    # Short: index lookups, a pruned batch of at most PRUNE_BATCH rows and one insert.
+    async with independent_write(engine, short=True) as conn:
         decided = await _decide(conn, settings=settings, email=email, client_address=client_address)
     if isinstance(decided, RateLimited):
         raise decided  # after the commit: the pruning done meanwhile stays

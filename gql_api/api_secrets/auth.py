@@ -398,7 +398,7 @@ async def issue_pair(db: AsyncSession, secret_id: int) -> TokenPair:
 
 async def _touch(engine: AsyncEngine, secret_id: int, now: datetime) -> None:
     # On its own: authentication runs before, and outside, any mutation's unit of work.
-    async with independent_write(engine) as conn:
+    async with independent_write(engine, short=True) as conn:  # one row by its key
         await conn.execute(_touch_statement(secret_id, now))
 
 
