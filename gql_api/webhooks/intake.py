@@ -109,7 +109,8 @@ async def publish_event(state: AppState, event: EventInput) -> Answer:
         if found is not None:
             assert found.id is not None
             return Answer(found.id, found.event_id, found.status, duplicate=True)
-        async with tx.write() as db:  # one INSERT under the write lock (and a read to skip)
+        # Short: one INSERT under the write lock (and a read by key, to skip).
+        async with tx.write(short=True) as db:
             values = await outbox.confirm_skipped(
                 db=db, event=event, values=accepting.values, now=now
             )
