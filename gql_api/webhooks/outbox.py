@@ -22,15 +22,17 @@ import random
 import secrets as token_source
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
-from sqlalchemy import Table, and_, bindparam, insert, or_, text, tuple_, update
+from sqlalchemy import Table, and_, bindparam, func, insert, or_, text, tuple_, update
+from sqlalchemy import select as core_select
 from sqlalchemy.orm import aliased
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from db.clock import database_now
 from db.models import Store, WebhookDelivery, WebhookEvent, WebhookSecret, WebhookSetting
 from gql_api.channels.rules import IntegrationMode
 from gql_api.i18n import SOURCE_LOCALE, Message, _
@@ -575,6 +577,13 @@ _LOCKED_STATES = (
     .order_by(col(WebhookEvent.id))
     .with_for_update()
 )
+# PostgreSQL: the same, with the database's clock (db.clock.database_now) read by the statement.
+_LOCKED_STATES_AT = (
+    core_select(*_STATE_COLUMNS, func.statement_timestamp().label("database_now"))
+    .where(col(WebhookEvent.id).in_(_PKS))
+    .order_by(col(WebhookEvent.id))
+    .with_for_update()
+)
 
 
 def _candidates(conditions: list[Any]) -> Any:
@@ -972,25 +981,37 @@ async def finish(
     return outcome
 
 
+class Outcomes(list[Outcome]):
+    """finish_many's outcomes, in the order given, and the time they were decided at."""
+
+    def __init__(self, outcomes: Iterable[Outcome] = (), *, now: datetime) -> None:
+        super().__init__(outcomes)
+        self.now = now
+
+
 async def finish_many(
     *,
     db: AsyncSession,
     finished: Sequence[tuple[Claim, DeliveryResult]],
-    now: datetime,
+    now: datetime | None,
     policy: RetryPolicy,
     unwritten: list[EventState] | None = None,
-) -> list[Outcome]:
+) -> Outcomes:
     """Record attempts and move their events on, in the caller's write transaction, in three
     statements whatever their number (the attempts, the events locked in id order, their
     new states); the outcomes in the order given. With `unwritten`, the new states are added
     to it instead, for the caller to write with its own (the worker's cycle: with the
     claim's, one statement fewer per cycle).
 
+    `now` None: the database's clock decides (db.clock.database_now), read on PostgreSQL by
+    the statement that locks the events (a round trip fewer per worker cycle: the clock was
+    one of the cycle's eight statements); `Outcomes.now` is the time used.
+
     Only the current lease holder moves an event on; SUCCEEDED is final (a manual resend may
     have succeeded meanwhile). A failed scheduled attempt is retried per `policy` until the
     last; a failed queued resend leaves the event EXHAUSTED again."""
     if not finished:
-        return []
+        return Outcomes(now=now or await database_now(db))
     await _core(
         db,
         _WRITE_RESULT,
@@ -1001,10 +1022,18 @@ async def finish_many(
         ],
     )
     pks = sorted({claim.event_pk for claim, _ in finished})
-    rows = (await _core(db, _LOCKED_STATES, {"pks": pks})).all()
-    states = {row.id: EventState(**row._mapping) for row in rows}
+    if now is None and db.get_bind().dialect.name != "sqlite":
+        rows = (await _core(db, _LOCKED_STATES_AT, {"pks": pks})).all()
+        # No row (the events were deleted meanwhile): read on its own.
+        now = rows[0].database_now.astimezone(UTC) if rows else await database_now(db)
+    else:
+        rows = (await _core(db, _LOCKED_STATES, {"pks": pks})).all()
+        now = now or await database_now(db)
+    states = {
+        row.id: EventState(**{name: row._mapping[name] for name in _STATE_FIELDS}) for row in rows
+    }
     written: dict[int, EventState] = {}
-    outcomes: list[Outcome] = []
+    outcomes = Outcomes(now=now)
     for claim, result in finished:
         event = states.get(claim.event_pk)
         if event is None or event.lease_token != claim.lease_token:

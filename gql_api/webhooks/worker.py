@@ -326,14 +326,25 @@ class Worker:
 
         async def unit(tx: Tx) -> tuple[list[outbox.Outcome], outbox.ClaimResult]:
             nonlocal at
-            at = now = await self._now(tx.db)
-            if not finished and not await outbox.any_due(tx.db, now, passed_over):
-                return [], outbox.ClaimResult()  # idle: no write lock taken to learn it
-            async with tx.write() as db:
+            # With attempts to record, finish_many reads the clock (PostgreSQL: with the
+            # events it locks, a round trip fewer); otherwise it is read here, for any_due.
+            now: datetime | None = self.clock() if self.clock is not None else None
+            if not finished:
+                now = now or await self._now(tx.db)
+                if not await outbox.any_due(tx.db, now, passed_over):
+                    return [], outbox.ClaimResult()  # idle: no write lock taken to learn it
+            # Short (SQLite: run on the loop's thread under the write lock, no trip to the
+            # connection's thread each) unless settings are passed over: every statement is
+            # then a lookup by key, a batch of at most `concurrency` rows, or the candidates
+            # read along the due index, past at most the events leased (bounded by the
+            # workers' concurrency). Settings passed over may leave a long run of due events
+            # to read past (a slow host's backlog): that read must not stop the loop.
+            async with tx.write(short=not passed_over) as db:
                 states: list[outbox.EventState] = []  # written with the claim's
                 outcomes = await outbox.finish_many(
                     db=db, finished=finished, now=now, policy=self.policy, unwritten=states
                 )
+                at = now = outcomes.now
                 claimed = outbox.ClaimResult()
                 if free > 0:
                     claimed = await outbox.claim_due(
