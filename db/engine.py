@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
-import asyncpg  # type: ignore[import-untyped]
 import orjson
 from sqlalchemy import event
 from sqlalchemy import exc as sa_exc
@@ -136,17 +137,25 @@ _NO_NAMED_STATEMENTS: dict[str, Any] = {
     "prepared_statement_name_func": _unnamed_statement,
 }
 
-# Driver errors that say the server is away or going (restart, failover, max_connections) or
-# the connection broke, rather than anything about the statement. asyncpg raises OSError when
-# it cannot connect at all.
-_UNAVAILABLE_DRIVER_ERRORS: tuple[type[BaseException], ...] = (
-    OSError,
-    asyncpg.PostgresConnectionError,  # SQLSTATE class 08
-    asyncpg.AdminShutdownError,  # 57P01
-    asyncpg.CrashShutdownError,  # 57P02
-    asyncpg.CannotConnectNowError,  # 57P03: still starting up
-    asyncpg.TooManyConnectionsError,  # 53300
-)
+
+@cache
+def _unavailable_driver_errors(postgresql: bool) -> tuple[type[BaseException], ...]:
+    """Driver errors that say the server is away or going (restart, failover,
+    max_connections) or the connection broke, rather than anything about the statement.
+    asyncpg raises OSError when it cannot connect at all. asyncpg is imported only where a
+    PostgreSQL engine has loaded it: a SQLite process never pays for it (2.6 MiB)."""
+    if not postgresql:
+        return (OSError,)
+    import asyncpg  # type: ignore[import-untyped]
+
+    return (
+        OSError,
+        asyncpg.PostgresConnectionError,  # SQLSTATE class 08
+        asyncpg.AdminShutdownError,  # 57P01
+        asyncpg.CrashShutdownError,  # 57P02
+        asyncpg.CannotConnectNowError,  # 57P03: still starting up
+        asyncpg.TooManyConnectionsError,  # 53300
+    )
 
 
 def database_unavailable(error: BaseException) -> bool:
@@ -165,7 +174,7 @@ def database_unavailable(error: BaseException) -> bool:
             return True
         if isinstance(current, sa_exc.DBAPIError) and current.connection_invalidated:
             return True
-        if isinstance(current, _UNAVAILABLE_DRIVER_ERRORS):
+        if isinstance(current, _unavailable_driver_errors("asyncpg" in sys.modules)):
             return True
         # SQLAlchemy's and its asyncpg adapter's errors are raised `from` the driver's.
         current = current.__cause__
