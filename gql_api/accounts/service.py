@@ -334,8 +334,7 @@ async def change_password(
         check=check,
     )
     new_hash = await hashing.hash(new_password)
-    # Short: rows found by their keys, a pruned batch of at most PRUNE_BATCH, three inserts.
-    async with tx.write(short=True) as db:
+    async with tx.write() as db:
         await throttling.succeeded(db, email=email, client_address=client_address)
         replaced = await db.exec(
             update(User)

@@ -26,7 +26,18 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
-from sqlalchemy import Table, and_, bindparam, func, insert, or_, text, tuple_, update
+from sqlalchemy import (
+    Table,
+    and_,
+    bindparam,
+    func,
+    insert,
+    literal_column,
+    or_,
+    text,
+    tuple_,
+    update,
+)
 from sqlalchemy import select as core_select
 from sqlalchemy.orm import aliased
 from sqlmodel import col, select
@@ -554,7 +565,10 @@ _STORES_AND_SETTINGS = (
         or_(
             col(Store.id).in_(_PKS),
             and_(
-                col(Store.is_representative),
+                # Bare, not `= 1` as SQLAlchemy writes a boolean column: SQLite matches only
+                # the bare form to the partial index uq_stores_one_representative (WHERE
+                # is_representative) and would otherwise read every store of the merchant.
+                literal_column("stores.is_representative"),
                 col(Store.merchant_id).in_(
                     select(_OWNER.merchant_id).where(col(_OWNER.id).in_(_PKS))
                 ),
