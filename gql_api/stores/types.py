@@ -43,6 +43,7 @@ from gql_api.pagination import (
     empty_connection,
     to_connection,
 )
+from gql_api.selections import selects
 from gql_api.stores import service
 from gql_api.stores.loaders import StoreLoader
 from gql_api.webhooks.event_service import EventFilter
@@ -54,7 +55,7 @@ from gql_api.webhooks.event_types import (
     failed_event_count,
     store_events,
 )
-from gql_api.webhooks.loaders import WebhookSettingsLoader
+from gql_api.webhooks.loaders import WebhookSettingsLoader, WebhookSettingsWithSecretsLoader
 from gql_api.webhooks.service import EffectiveWebhookSetting
 from gql_api.webhooks.types import AdditionalSettings, WebhookSetting
 
@@ -184,7 +185,10 @@ class Store(Node):
         return [WebhookSetting.from_effective(s) for s in settings]
 
     async def _webhook_settings(self, info: Info) -> list[EffectiveWebhookSetting]:
-        return await WebhookSettingsLoader.of(info.context).load(self.row)
+        # Settings asked with their secrets are read with them (see the loader).
+        asks_secrets = selects(info, "secrets")
+        loader = WebhookSettingsWithSecretsLoader if asks_secrets else WebhookSettingsLoader
+        return await loader.of(info.context).load(self.row)
 
     @strawberry.field(
         description="결제알림 events published for this store, newest first, optionally "

@@ -3,7 +3,7 @@ the attempts of many events and their counts, the failed-event counts of many st
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+from collections.abc import Hashable, Iterable
 
 from db.models import Store, WebhookDelivery
 from gql_api.dataloaders import AreaLoader
@@ -15,6 +15,7 @@ from gql_api.webhooks.service import (
     EffectiveWebhookSetting,
     SecretRecord,
     effective_for_stores,
+    listed_secrets_key,
     secrets_for,
 )
 
@@ -48,6 +49,40 @@ class WebhookSecretsLoader(AreaLoader[tuple[int, str], list[SecretRecord]]):
         async with self.context.db() as db:
             found = await secrets_for(db, principal, list(keys))
         return [found[key] for key in keys]
+
+    def not_asked(self, keys: Iterable[tuple[int, str]]) -> list[tuple[int, str]]:
+        """Those of `keys` (once each) this request has neither loaded nor asked for yet."""
+        return [key for key in dict.fromkeys(keys) if self.cache_map.get(key) is None]
+
+
+class WebhookSettingsWithSecretsLoader(WebhookSettingsLoader):
+    """WebhookSettingsLoader for a selection that asks the settings' `secrets` too: each batch
+    reads the signing secrets of its settings as well (one statement more, in the same batch)
+    and hands them to WebhookSecretsLoader.
+
+    Left to WebhookSecretsLoader, the secrets of the settings of different batches (the
+    representative store's, asked first; its sub-stores', after their page) were read together
+    or apart depending on which answers arrived in the same loop iteration: a dashboard's
+    statements varied between runs. Here each batch of settings brings its own secrets: the
+    same statements every time, and no loop iteration spent waiting between the two."""
+
+    context_key = "webhooks.settings_with_secrets"
+
+    async def batch_load(self, keys: list[Store]) -> list[list[EffectiveWebhookSetting]]:
+        found = await super().batch_load(keys)
+        secrets = WebhookSecretsLoader.of(self.context)
+        wanted = secrets.not_asked(
+            key
+            for settings in found
+            for setting in settings
+            if (key := listed_secrets_key(setting))
+        )
+        if wanted:
+            principal = self.context.require_principal()
+            async with self.context.db() as db:
+                records = await secrets_for(db, principal, wanted)
+            secrets.prime_many(records)
+        return found
 
 
 class WebhookAttemptPagesLoader(AreaLoader[AttemptPageKey, Page[WebhookDelivery]]):

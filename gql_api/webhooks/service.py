@@ -478,6 +478,15 @@ async def effective_for_stores(
     return result
 
 
+def listed_secrets_key(setting: EffectiveWebhookSetting) -> tuple[int, str] | None:
+    """The (store pk, mode) whose signing secrets WebhookSetting.secrets lists for `setting`,
+    None when it lists none: V1 signs nothing, and a store-scoped caller does not see the
+    secrets of the representative store its setting follows (as_seen_by)."""
+    if setting.module_version is ModuleVersionValue.V1 or setting.representative_hidden:
+        return None
+    return (setting.source_store_pk, setting.mode.value)
+
+
 async def secrets_for(
     db: AsyncSession, principal: Principal, keys: list[tuple[int, str]]
 ) -> dict[tuple[int, str], list[SecretRecord]]:

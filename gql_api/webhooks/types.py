@@ -190,13 +190,10 @@ class WebhookSetting(Node):
         "setting."
     )
     async def secrets(self, info: Info) -> list[WebhookSecret]:
-        if self.effective.module_version is payloads.ModuleVersionValue.V1:
+        key = service.listed_secrets_key(self.effective)
+        if key is None:
             return []
-        if self.effective.representative_hidden:
-            return []
-        rows = await WebhookSecretsLoader.of(info.context).load(
-            (self.effective.source_store_pk, self.effective.mode.value)
-        )
+        rows = await WebhookSecretsLoader.of(info.context).load(key)
         return [WebhookSecret.from_row(r) for r in rows]
 
     @strawberry.field(
