@@ -23,6 +23,7 @@ import secrets as token_source
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
@@ -292,6 +293,7 @@ class Request:
         return receiver_host(self.url)
 
 
+@lru_cache(maxsize=1024)  # a function of the URL alone, asked for every event a claim looks at
 def receiver_host(url: str) -> str:
     """The receiver, as far as per-host concurrency is concerned: the host as named, in one
     spelling (case, a trailing dot and the default port do not make another host). Other names
@@ -493,12 +495,25 @@ class Candidate:
     published_at: datetime
 
 
-def _candidate(row: Any) -> Candidate:
-    values = row._mapping
-    return Candidate(
-        state=EventState(**{name: values[name] for name in _STATE_FIELDS}),
-        **{name: values[name] for name in (*_BODY_FIELDS, "published_at")},
-    )
+_STATE_WIDTH = len(_STATE_FIELDS)
+
+
+def _state(row: Sequence[Any]) -> EventState:
+    """The EventState of a row whose first columns are _STATE_COLUMNS, in their order."""
+    return EventState(*row[:_STATE_WIDTH])
+
+
+def _candidate(row: Sequence[Any]) -> Candidate:
+    """A row of _candidates(): _STATE_COLUMNS, then _BODY_COLUMNS (Candidate's field order)."""
+    return Candidate(_state(row), *row[_STATE_WIDTH:])
+
+
+# _candidate builds by position: Candidate's fields after `state` are _BODY_COLUMNS' names.
+assert tuple(f.name for f in fields(Candidate))[1:] == (*_BODY_FIELDS, "published_at")
+# Where a candidate row's setting key is (setting_key without parsing the row).
+_KEY_AT = tuple(
+    _STATE_WIDTH + _BODY_FIELDS.index(name) for name in ("store_pk", "module_version", "mode")
+)
 
 
 # One shape for every change of an event's delivery state, run as one executemany per batch.
@@ -729,8 +744,11 @@ async def claim_due(
     else:
         params = {"now": now, "n": limit * CANDIDATES_PER_CLAIM}
         rows = (await _core(db, _DUE_CANDIDATES, params)).all()
-    candidates = [_candidate(row) for row in rows]
-    settings = await settings_in_force(db, {setting_key(c) for c in candidates})
+    # Parsed as they are looked at: a claim stops at `limit` chosen, usually half way.
+    candidates = (_candidate(row) for row in rows)
+    store_at, version_at, mode_at = _KEY_AT
+    keys = {(row[store_at], row[version_at], row[mode_at]) for row in rows}
+    settings = await settings_in_force(db, keys)
     written: list[EventState] = []  # every event this claim moves on, leased or not
     chosen: list[tuple[Candidate, EffectiveWebhookSetting, Rendered]] = []
     attempts: list[dict[str, Any]] = []
@@ -1043,9 +1061,7 @@ async def finish_many(
     else:
         rows = (await _core(db, _LOCKED_STATES, {"pks": pks})).all()
         now = now or await database_now(db)
-    states = {
-        row.id: EventState(**{name: row._mapping[name] for name in _STATE_FIELDS}) for row in rows
-    }
+    states = {state.id: state for state in map(_state, rows)}
     written: dict[int, EventState] = {}
     outcomes = Outcomes(now=now)
     for claim, result in finished:
