@@ -31,6 +31,7 @@ from sqlalchemy import (
     Table,
     and_,
     bindparam,
+    delete,
     func,
     insert,
     literal_column,
@@ -434,12 +435,20 @@ async def any_due(db: AsyncSession, now: datetime, passed_over: Iterable[Setting
 
 @dataclass(frozen=True)
 class Capacity:
-    """What a worker has in flight, and how much it allows, per receiver host and merchant."""
+    """What a worker has in flight, and how much it allows, per receiver host and merchant;
+    and the claims it may also hold *ready* for hosts at their limit (sent when one of the
+    host's attempts ends: gql_api.webhooks.worker), per host and in all. Ready claims count
+    towards neither the merchant's share nor the `limit` of a claim (attempts sent at once)."""
 
     host_in_flight: Mapping[str, int]
     per_host_limit: int
     merchant_in_flight: Mapping[int, int] = field(default_factory=dict)
     per_merchant_limit: int | None = None
+    host_ready: Mapping[str, int] = field(default_factory=dict)
+    ready_per_host: int = 0
+    ready_limit: int = 0
+    # A ready claim's lease: it may wait for one of its host's attempts before its own.
+    ready_lease: timedelta = timedelta(0)
 
 
 class DeliveryState(Protocol):
@@ -715,7 +724,9 @@ async def claim_due(
     policy: RetryPolicy | None = None,
     finished: Collection[EventState] = (),
 ) -> ClaimResult:
-    """Lease up to `limit` due events, in the caller's write transaction, oldest due first.
+    """Lease up to `limit` due events to send at once, and up to `capacity.ready_limit` more for
+    hosts at their limit (the worker sends them as the host's attempts end), in the caller's
+    write transaction, oldest due first.
     `finished`: new states finish_many decided in this transaction and left unwritten
     (`unwritten`), written with the claim's in one statement; those events are not claimed
     (their rows still show the old state, an expired lease perhaps).
@@ -737,20 +748,22 @@ async def claim_due(
     result = ClaimResult()
     hosts = dict(capacity.host_in_flight)
     merchants = dict(capacity.merchant_in_flight)
+    ready = dict(capacity.host_ready)
+    sends_left, ready_left = limit, capacity.ready_limit
+    wanted = (limit + ready_left) * CANDIDATES_PER_CLAIM
     skipped_settings = set(passed_over)
     if skipped_settings:
         statement = _candidates(due(now, skipped_settings))
-        rows = (await _core(db, statement, {"n": limit * CANDIDATES_PER_CLAIM})).all()
+        rows = (await _core(db, statement, {"n": wanted})).all()
     else:
-        params = {"now": now, "n": limit * CANDIDATES_PER_CLAIM}
-        rows = (await _core(db, _DUE_CANDIDATES, params)).all()
-    # Parsed as they are looked at: a claim stops at `limit` chosen, usually half way.
+        rows = (await _core(db, _DUE_CANDIDATES, {"now": now, "n": wanted})).all()
+    # Parsed as they are looked at: a claim stops when it has chosen enough, usually half way.
     candidates = (_candidate(row) for row in rows)
     store_at, version_at, mode_at = _KEY_AT
     keys = {(row[store_at], row[version_at], row[mode_at]) for row in rows}
     settings = await settings_in_force(db, keys)
     written: list[EventState] = []  # every event this claim moves on, leased or not
-    chosen: list[tuple[Candidate, EffectiveWebhookSetting, Rendered]] = []
+    chosen: list[tuple[Candidate, EffectiveWebhookSetting, Rendered, timedelta]] = []
     attempts: list[dict[str, Any]] = []
 
     def not_prepared(event: Candidate, url: str, error: Exception) -> None:
@@ -772,7 +785,7 @@ async def claim_due(
 
     finished_pks = {state.id for state in finished}
     for event in candidates:
-        if len(chosen) >= limit:
+        if sends_left <= 0 and ready_left <= 0:
             break
         state = event.state
         if state.id in finished_pks:
@@ -818,9 +831,13 @@ async def claim_due(
             capacity.per_merchant_limit is not None
             and merchants.get(event.merchant_id, 0) >= capacity.per_merchant_limit
         )
-        if hosts.get(host, 0) >= capacity.per_host_limit or merchant_full:
+        host_full = hosts.get(host, 0) >= capacity.per_host_limit
+        to_ready = host_full and ready.get(host, 0) < capacity.ready_per_host
+        if (host_full and not to_ready) or (not host_full and merchant_full):
             result.passed_over[setting_key(event)] = host
             continue
+        if (ready_left if to_ready else sends_left) <= 0:
+            continue  # no room of that kind left in this claim; the event stays due
         try:
             rendered = _render(setting, event)
         except NotDeliverable as refused:  # the payload version cannot carry this type
@@ -831,18 +848,23 @@ async def claim_due(
         except Exception as error:
             not_prepared(event, setting.url, error)
             continue
-        hosts[host] = hosts.get(host, 0) + 1
-        merchants[event.merchant_id] = merchants.get(event.merchant_id, 0) + 1
-        chosen.append((event, setting, rendered))
+        if to_ready:
+            ready[host] = ready.get(host, 0) + 1
+            ready_left -= 1
+        else:
+            hosts[host] = hosts.get(host, 0) + 1
+            merchants[event.merchant_id] = merchants.get(event.merchant_id, 0) + 1
+            sends_left -= 1
+        chosen.append((event, setting, rendered, capacity.ready_lease if to_ready else lease))
     signers = {
         (s.source_store_pk, s.mode.value)
-        for _, s, _ in chosen
+        for _, s, _, _ in chosen
         if s.module_version is ModuleVersionValue.V2
     }
     secrets = await _secrets_for(db, encryptor, signers)
     token = token_source.token_hex(16)  # this claim's lease; an event is moved on only with it
     leased: list[tuple[Candidate, Request, Trigger, int]] = []
-    for event, setting, rendered in chosen:
+    for event, setting, rendered, held_for in chosen:
         assert setting.url is not None
         in_use = secrets.get((setting.source_store_pk, setting.mode.value), [])
         if isinstance(in_use, Exception):
@@ -854,7 +876,7 @@ async def claim_due(
         except Exception as error:
             not_prepared(event, setting.url, error)
             continue
-        event.state.locked_until = now + lease
+        event.state.locked_until = now + held_for
         event.state.lease_token = token
         written.append(event.state)
         attempts.append(_attempt_values(event, request, trigger, number, now))
@@ -1117,3 +1139,36 @@ async def release(*, db: AsyncSession, claims: Iterable[Claim]) -> int:
         )
         released += outcome.rowcount
     return released
+
+
+async def unclaim(*, db: AsyncSession, claims: Iterable[Claim]) -> int:
+    """Undo claims a stopping worker never sent (ready claims, gql_api.webhooks.worker): the
+    lease given back, the attempt uncounted and its unfinished record deleted, so the event is
+    due again at once as if never claimed. Only where this worker still holds the lease."""
+    undone = 0
+    for claim in claims:
+        counter = (
+            col(WebhookEvent.attempt_count)
+            if claim.trigger is Trigger.EVENT
+            else col(WebhookEvent.manual_resend_count)
+        )
+        outcome = await db.exec(
+            update(WebhookEvent)
+            .where(
+                col(WebhookEvent.id) == claim.event_pk,
+                col(WebhookEvent.lease_token) == claim.lease_token,
+            )
+            .values(
+                {
+                    counter: counter - 1,
+                    col(WebhookEvent.locked_until): None,
+                    col(WebhookEvent.lease_token): None,
+                }
+            )
+        )
+        if outcome.rowcount:
+            await db.exec(
+                delete(WebhookDelivery).where(col(WebhookDelivery.id) == claim.delivery_pk)
+            )
+            undone += 1
+    return undone
