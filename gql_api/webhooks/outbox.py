@@ -750,7 +750,9 @@ async def claim_due(
     merchants = dict(capacity.merchant_in_flight)
     ready = dict(capacity.host_ready)
     sends_left, ready_left = limit, capacity.ready_limit
-    wanted = (limit + ready_left) * CANDIDATES_PER_CLAIM
+    # Enough rows for the larger of the two: ready claims are for hosts whose sends are full,
+    # so they and the sends seldom both use their whole share (every row costs its decoding).
+    wanted = max(limit, ready_left) * CANDIDATES_PER_CLAIM
     skipped_settings = set(passed_over)
     if skipped_settings:
         statement = _candidates(due(now, skipped_settings))

@@ -355,7 +355,7 @@ class Worker:
             per_merchant_limit=self.config.per_merchant_limit,
             host_ready={host: len(queue) for host, queue in self._ready.items()},
             ready_per_host=self.config.per_host_limit,
-            ready_limit=0 if limit is not None else self.config.concurrency - self._ready_count,
+            ready_limit=0 if limit is not None else self._ready_room(),
             ready_lease=self.config.ready_lease,
         )
         at: datetime | None = None
@@ -460,6 +460,18 @@ class Worker:
         if finished and self._first_end is None:
             self._first_end = time.monotonic()
         self._finished[:0] = finished
+
+    def _ready_room(self) -> int:
+        """How many more claims may be made ready: room on the hosts now at their limit (a claim
+        reads a few candidates per claim it may make; reading for hosts that may not become
+        full would cost every cycle), and no more than WEBHOOK_WORKER_CONCURRENCY in all."""
+        limit = self.config.per_host_limit
+        room = sum(
+            limit - len(self._ready.get(host, ()))
+            for host, held in self._host_in_flight.items()
+            if held >= limit
+        )
+        return max(0, min(room, self.config.concurrency - self._ready_count))
 
     def _host_full(self, host: str) -> bool:
         """Nothing more can be claimed for `host`: at its limit, with as many claims ready."""
