@@ -447,6 +447,10 @@ class Capacity:
     host_ready: Mapping[str, int] = field(default_factory=dict)
     ready_per_host: int = 0
     ready_limit: int = 0
+    # The merchants whose attempts each host is being sent: a ready claim replaces one of
+    # them when it ends, so only a host sending for its merchant alone takes ready claims (a
+    # merchant at its share would otherwise get another attempt in through a shared host).
+    host_merchants: Mapping[str, frozenset[int]] = field(default_factory=dict)
     # A ready claim's lease: it may wait for one of its host's attempts before its own.
     ready_lease: timedelta = timedelta(0)
 
@@ -749,6 +753,7 @@ async def claim_due(
     hosts = dict(capacity.host_in_flight)
     merchants = dict(capacity.merchant_in_flight)
     ready = dict(capacity.host_ready)
+    host_merchants = {host: set(found) for host, found in capacity.host_merchants.items()}
     sends_left, ready_left = limit, capacity.ready_limit
     # Enough rows for the larger of the two: ready claims are for hosts whose sends are full,
     # so they and the sends seldom both use their whole share (every row costs its decoding).
@@ -834,7 +839,16 @@ async def claim_due(
             and merchants.get(event.merchant_id, 0) >= capacity.per_merchant_limit
         )
         host_full = hosts.get(host, 0) >= capacity.per_host_limit
-        to_ready = host_full and ready.get(host, 0) < capacity.ready_per_host
+        to_ready = (
+            host_full
+            and ready.get(host, 0) < capacity.ready_per_host
+            and host_merchants.get(host) == {event.merchant_id}
+            # Not an event's last attempt, nor a resend: a claim made ready is counted, and
+            # were its worker to die before sending it, the attempt would count as unfinished
+            # (its event EXHAUSTED "while sending it", never having been sent).
+            and state.next_trigger == Trigger.EVENT.value
+            and state.attempt_count + 1 < policy.max_attempts
+        )
         if (host_full and not to_ready) or (not host_full and merchant_full):
             result.passed_over[setting_key(event)] = host
             continue
@@ -856,6 +870,7 @@ async def claim_due(
         else:
             hosts[host] = hosts.get(host, 0) + 1
             merchants[event.merchant_id] = merchants.get(event.merchant_id, 0) + 1
+            host_merchants.setdefault(host, set()).add(event.merchant_id)
             sends_left -= 1
         chosen.append((event, setting, rendered, capacity.ready_lease if to_ready else lease))
     signers = {
@@ -1146,8 +1161,11 @@ async def release(*, db: AsyncSession, claims: Iterable[Claim]) -> int:
 async def unclaim(*, db: AsyncSession, claims: Iterable[Claim]) -> int:
     """Undo claims a stopping worker never sent (ready claims, gql_api.webhooks.worker): the
     lease given back, the attempt uncounted and its unfinished record deleted, so the event is
-    due again at once as if never claimed. Only where this worker still holds the lease."""
+    due again at once as if never claimed. Only where this worker still holds the lease and
+    the claim's attempt is still the last one counted: a console resend sent meanwhile counted
+    one more (its number must not be given out again), and then the claim is only released."""
     undone = 0
+    kept: list[Claim] = []
     for claim in claims:
         counter = (
             col(WebhookEvent.attempt_count)
@@ -1159,6 +1177,7 @@ async def unclaim(*, db: AsyncSession, claims: Iterable[Claim]) -> int:
             .where(
                 col(WebhookEvent.id) == claim.event_pk,
                 col(WebhookEvent.lease_token) == claim.lease_token,
+                counter == claim.attempt_number,
             )
             .values(
                 {
@@ -1173,4 +1192,6 @@ async def unclaim(*, db: AsyncSession, claims: Iterable[Claim]) -> int:
                 delete(WebhookDelivery).where(col(WebhookDelivery.id) == claim.delivery_pk)
             )
             undone += 1
-    return undone
+        else:
+            kept.append(claim)
+    return undone + await release(db=db, claims=kept)

@@ -357,6 +357,7 @@ class Worker:
             ready_per_host=self.config.per_host_limit,
             ready_limit=0 if limit is not None else self._ready_room(),
             ready_lease=self.config.ready_lease,
+            host_merchants=self._host_merchants(),
         )
         at: datetime | None = None
 
@@ -460,6 +461,13 @@ class Worker:
         if finished and self._first_end is None:
             self._first_end = time.monotonic()
         self._finished[:0] = finished
+
+    def _host_merchants(self) -> dict[str, frozenset[int]]:
+        """The merchants whose attempts each host is being sent (see outbox.Capacity)."""
+        found: dict[str, set[int]] = {}
+        for item in self._sending.values():
+            found.setdefault(item.request.host, set()).add(item.merchant_pk)
+        return {host: frozenset(merchants) for host, merchants in found.items()}
 
     def _ready_room(self) -> int:
         """How many more claims may be made ready: room on the hosts now at their limit (a claim
