@@ -16,11 +16,12 @@ A host at its limit may also have as many claims *ready* (leased, signed, record
 unfinished attempts, not yet sent): each is sent the moment one of that host's attempts ends,
 while the next cycle records the ended ones and claims again. Without them, a receiver's
 connections sat idle through every cycle (its statements' round trips: with PostgreSQL the
-worker waited a sixth of its time; bench: 0.41-0.46 of the httpx floor, 0.49-0.51 with them).
-Ready claims take none of the slots (WEBHOOK_WORKER_CONCURRENCY and the merchant's share count
-attempts being sent): they only replace an attempt of their own host when it ends, so no
-limit on attempts in flight is exceeded. A stopping worker hands them back uncounted
-(outbox.unclaim): they were never sent.
+worker waited a sixth of its time; bench drains: 0.39-0.43 of the httpx floor, 0.43-0.50 with
+them). Ready claims take none of the slots (WEBHOOK_WORKER_CONCURRENCY and the merchant's share
+count attempts being sent): they replace an ended attempt of their own host, and only on a
+host sending for their merchant alone, so no limit on attempts in flight is exceeded; never an
+event's last attempt nor a resend (see outbox.claim_due). A stopping worker hands them back
+uncounted (outbox.unclaim): they were never sent.
 """
 
 from __future__ import annotations
