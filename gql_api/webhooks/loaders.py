@@ -77,11 +77,8 @@ class WebhookSettingsWithSecretsLoader(WebhookSettingsLoader):
             for setting in settings
             if (key := listed_secrets_key(setting))
         )
-        if wanted:
-            principal = self.context.require_principal()
-            async with self.context.db() as db:
-                records = await secrets_for(db, principal, wanted)
-            secrets.prime_many(records)
+        if wanted:  # read as WebhookSecretsLoader reads them, within this batch's turn
+            secrets.prime_many(dict(zip(wanted, await secrets.batch_load(wanted), strict=True)))
         return found
 
 
