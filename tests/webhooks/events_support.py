@@ -29,11 +29,15 @@ from db.types import utcnow
 from gql_api.context import AppState
 from gql_api.ids import pk_of
 from gql_api.settings import Settings
+from gql_api.webhooks.sender import Limits
 from gql_api.webhooks.worker import Worker, WorkerConfig
 from tests.conftest import make_settings
 from tests.support import Api, SignedUp
 from tests.webhooks.helpers import issue_secret, save_setting
 from tests.webhooks.receiver import Received, Receiver, Receivers
+
+# Long enough that a held receiver holds for the whole test (it is released, never timed out).
+PATIENT = Limits(connect_seconds=5.0, read_seconds=30.0, response_max_bytes=65536)
 
 PLATFORM_TOKEN = "platform-event-token-" + "k" * 32
 INTAKE = "/internal/events"

@@ -20,10 +20,11 @@ from db.models import WebhookDelivery, WebhookEvent
 from db.types import utcnow
 from gql_api.settings import Settings
 from gql_api.webhooks import outbox
-from gql_api.webhooks.sender import DeliveryResult, Limits
+from gql_api.webhooks.sender import DeliveryResult
 from tests.factories import seed_merchant
 from tests.support import Api, SignedUp
 from tests.webhooks.events_support import (
+    PATIENT,
     SOON,
     FakeClock,
     assert_signed,
@@ -43,9 +44,6 @@ from tests.webhooks.events_support import (
 )
 from tests.webhooks.helpers import delivered, issue_secret, save_setting
 from tests.webhooks.receiver import Receivers
-
-# Long enough that a held receiver holds for the whole test (it is released, never timed out).
-PATIENT = Limits(connect_seconds=5.0, read_seconds=30.0, response_max_bytes=65536)
 
 
 @pytest.fixture(name="settings")

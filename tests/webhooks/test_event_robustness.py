@@ -16,10 +16,10 @@ from starlette.applications import Starlette
 from db.models import WebhookSecret, WebhookSetting
 from gql_api.settings import Settings
 from gql_api.webhooks import outbox, upkeep
-from gql_api.webhooks.sender import Limits
 from tests.factories import seed_merchant
 from tests.support import Api, SignedUp
 from tests.webhooks.events_support import (
+    PATIENT,
     SOON,
     FakeClock,
     count_events,
@@ -35,8 +35,6 @@ from tests.webhooks.events_support import (
 )
 from tests.webhooks.helpers import save_setting
 from tests.webhooks.receiver import Receivers
-
-PATIENT = Limits(connect_seconds=5.0, read_seconds=30.0, response_max_bytes=65536)
 
 
 @pytest.fixture(name="settings")

@@ -16,10 +16,10 @@ from starlette.applications import Starlette
 from gql_api.ids import pk_of
 from gql_api.settings import Settings
 from gql_api.webhooks import outbox
-from gql_api.webhooks.sender import Limits
 from tests.factories import seed_merchant
-from tests.support import Api
+from tests.support import Api, SignedUp
 from tests.webhooks.events_support import (
+    PATIENT,
     SOON,
     FakeClock,
     assert_signed,
@@ -35,15 +35,23 @@ from tests.webhooks.events_support import (
     until_status,
 )
 from tests.webhooks.helpers import issue_secret, save_setting
-from tests.webhooks.receiver import Receivers
-
-# Long enough that a held receiver holds for the whole test (it is released, never timed out).
-PATIENT = Limits(connect_seconds=5.0, read_seconds=30.0, response_max_bytes=65536)
+from tests.webhooks.receiver import Receiver, Receivers
 
 
 @pytest.fixture(name="settings")
 def settings_for_events(database_url: str) -> Settings:
     return event_settings(database_url)
+
+
+async def held_store(
+    api: Api, db_engine: AsyncEngine, receiver_pool: Receivers
+) -> tuple[SignedUp, str, Receiver]:
+    """A merchant whose representative store sends to a receiver that holds its requests."""
+    owner = (await seed_merchant(db_engine, roles=(), stores=())).owner
+    store_id = owner.representative_store_id
+    receiver = await receiver_pool.start(hold=True)
+    await save_setting(api, owner.token, store_id, receiver.url)
+    return owner, store_id, receiver
 
 
 async def leased(db_engine: AsyncEngine, pks: list[int]) -> list[bool]:
@@ -64,10 +72,7 @@ async def test_the_next_event_of_a_full_host_is_claimed_ahead_and_sent_when_the_
     receiver_pool: Receivers,
 ) -> None:
     # given a receiver that holds its requests, and three events for it
-    owner = (await seed_merchant(db_engine, roles=(), stores=())).owner
-    store_id = owner.representative_store_id
-    receiver = await receiver_pool.start(hold=True)
-    await save_setting(api, owner.token, store_id, receiver.url)
+    owner, store_id, receiver = await held_store(api, db_engine, receiver_pool)
     secret = await issue_secret(api, owner.token, store_id)
     pks = [await published(client, event_body(store_id)) for _ in range(3)]
     worker = make_worker(app, concurrency=4, per_host_limit=1, limits=PATIENT)
@@ -104,10 +109,7 @@ async def test_a_stopping_worker_hands_its_ready_claims_back_uncounted(
     receiver_pool: Receivers,
 ) -> None:
     # given a worker sending one event to a receiver that holds it, the second one ready
-    owner = (await seed_merchant(db_engine, roles=(), stores=())).owner
-    store_id = owner.representative_store_id
-    receiver = await receiver_pool.start(hold=True)
-    await save_setting(api, owner.token, store_id, receiver.url)
+    _, store_id, receiver = await held_store(api, db_engine, receiver_pool)
     pks = [await published(client, event_body(store_id)) for _ in range(2)]
     first, second = pks
     clock = FakeClock()
@@ -153,10 +155,7 @@ async def test_an_event_never_sent_is_not_exhausted_when_its_worker_dies(
     receiver_pool: Receivers,
 ) -> None:
     # given two events with one attempt each (no retries), for a receiver that holds
-    owner = (await seed_merchant(db_engine, roles=(), stores=())).owner
-    store_id = owner.representative_store_id
-    receiver = await receiver_pool.start(hold=True)
-    await save_setting(api, owner.token, store_id, receiver.url)
+    _, store_id, receiver = await held_store(api, db_engine, receiver_pool)
     first, second = [await published(client, event_body(store_id)) for _ in range(2)]
     clock = FakeClock()
     config: dict[str, Any] = {"schedule_minutes": (), "limits": PATIENT, "per_host_limit": 1}
