@@ -42,10 +42,12 @@ from sqlalchemy import (
 )
 from sqlalchemy import select as core_select
 from sqlalchemy.orm import aliased
+from sqlalchemy.sql.expression import Executable
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from db.clock import database_now
+from db.driver_query import DriverStatement
 from db.models import Store, WebhookDelivery, WebhookEvent, WebhookSecret, WebhookSetting
 from gql_api.channels.rules import IntegrationMode
 from gql_api.i18n import SOURCE_LOCALE, Message, _
@@ -530,7 +532,7 @@ _KEY_AT = tuple(
 
 
 # One shape for every change of an event's delivery state, run as one executemany per batch.
-_WRITE_STATE = (
+_WRITE_STATE = DriverStatement(
     update(_EVENTS)
     .where(_EVENTS.c.id == bindparam("b_id"))
     .values(
@@ -543,7 +545,9 @@ _WRITE_STATE = (
 )
 # Without a guaranteed order of the rows returned (SQLite cannot promise one, and SQLAlchemy
 # would then insert row by row): each attempt is known by its event, one per claim.
-_INSERT_DELIVERIES = insert(_DELIVERIES).returning(_DELIVERIES.c.event_pk, _DELIVERIES.c.id)
+_INSERT_DELIVERIES = DriverStatement(
+    insert(_DELIVERIES).returning(_DELIVERIES.c.event_pk, _DELIVERIES.c.id)
+)
 _RESULT_FIELDS = (
     "request_headers",
     "status_code",
@@ -552,7 +556,7 @@ _RESULT_FIELDS = (
     "duration_ms",
     "succeeded",
 )
-_WRITE_RESULT = (
+_WRITE_RESULT = DriverStatement(
     update(_DELIVERIES)
     .where(_DELIVERIES.c.id == bindparam("b_id"))
     .values(
@@ -561,12 +565,17 @@ _WRITE_RESULT = (
 )
 
 
-async def _core(db: AsyncSession, statement: Any, params: Any) -> Any:
+async def _core(
+    db: AsyncSession, statement: DriverStatement | Executable, params: Any
+) -> Sequence[Sequence[Any]]:
     """Run a hot-path statement on the session's connection (the caller's transaction), past
-    the ORM's execution layer: plain rows, without the ORM's result set-up and row loading,
-    which cost a worker more than running the statement did."""
+    the ORM's execution layer, and on PostgreSQL past SQLAlchemy's (a DriverStatement): plain
+    rows, read by position. The ORM's result set-up and row loading cost a worker more than
+    running the statement did, and then SQLAlchemy's execution layer did."""
     connection = await db.connection()
-    return await connection.execute(statement, params)
+    if isinstance(statement, DriverStatement):
+        return await statement.run(connection, params)
+    return (await connection.execute(statement, params)).all()
 
 
 async def write_states(db: AsyncSession, states: Collection[EventState]) -> None:
@@ -581,7 +590,7 @@ async def _insert_deliveries(db: AsyncSession, rows: list[dict[str, Any]]) -> di
     if not rows:
         return {}
     inserted = await _core(db, _INSERT_DELIVERIES, rows)
-    return {int(event_pk): int(pk) for event_pk, pk in inserted.all()}
+    return {int(event_pk): int(pk) for event_pk, pk in inserted}
 
 
 _PKS: Any = bindparam("pks", expanding=True)
@@ -590,7 +599,7 @@ _STORE_FIELDS = tuple(_STORES.c.keys())
 _OWNER = aliased(Store)
 # Core, not the ORM: a cycle's stores are built from plain rows (the ORM's loading cost a
 # worker about 4 % of its CPU for one or two stores per cycle).
-_STORES_AND_SETTINGS = (
+_STORES_AND_SETTINGS = DriverStatement(
     core_select(*_STORES.c, *(col(getattr(WebhookSetting, name)) for name in SettingRecord._fields))
     .outerjoin(WebhookSetting, col(WebhookSetting.store_pk) == col(Store.id))
     .where(
@@ -607,28 +616,32 @@ _STORES_AND_SETTINGS = (
             ),
         )
     )
-    .order_by(col(Store.id))
+    .order_by(col(Store.id)),
+    lists=("pks",),
 )
 
 
-_ACTIVE_SECRETS = (
+_ACTIVE_SECRETS = DriverStatement(
     select(col(WebhookSecret.store_pk), col(WebhookSecret.mode), col(WebhookSecret.cipher))
     .where(col(WebhookSecret.store_pk).in_(_PKS), col(WebhookSecret.expired_at).is_(None))
-    .order_by(col(WebhookSecret.id))
+    .order_by(col(WebhookSecret.id)),
+    lists=("pks",),
 )
 # The hot path's statements are built once (building one costs more than running it).
-_LOCKED_STATES = (
+_LOCKED_STATES = DriverStatement(
     select(*_STATE_COLUMNS)
     .where(col(WebhookEvent.id).in_(_PKS))
     .order_by(col(WebhookEvent.id))
-    .with_for_update()
+    .with_for_update(),
+    lists=("pks",),
 )
 # PostgreSQL: the same, with the database's clock (db.clock.database_now) read by the statement.
-_LOCKED_STATES_AT = (
+_LOCKED_STATES_AT = DriverStatement(
     core_select(*_STATE_COLUMNS, func.statement_timestamp().label("database_now"))
     .where(col(WebhookEvent.id).in_(_PKS))
     .order_by(col(WebhookEvent.id))
-    .with_for_update()
+    .with_for_update(),
+    lists=("pks",),
 )
 
 
@@ -644,11 +657,13 @@ def _candidates(conditions: list[Any]) -> Any:
 
 
 _NOW: Any = bindparam("now", type_=_EVENTS.c.next_attempt_at.type)
-_DUE_CANDIDATES = _candidates(
-    [
-        col(WebhookEvent.next_attempt_at) <= _NOW,
-        or_(col(WebhookEvent.locked_until).is_(None), col(WebhookEvent.locked_until) < _NOW),
-    ]
+_DUE_CANDIDATES = DriverStatement(
+    _candidates(
+        [
+            col(WebhookEvent.next_attempt_at) <= _NOW,
+            or_(col(WebhookEvent.locked_until).is_(None), col(WebhookEvent.locked_until) < _NOW),
+        ]
+    )
 )
 
 
@@ -661,7 +676,7 @@ async def settings_in_force(
     if not keys:
         return {}
     params = {"pks": sorted({key[0] for key in keys})}
-    rows: Sequence[Any] = (await _core(db, _STORES_AND_SETTINGS, params)).all()
+    rows = await _core(db, _STORES_AND_SETTINGS, params)
     by_pk: dict[int | None, Store] = {}
     representative: dict[int, Store] = {}
     records: dict[SettingKey, SettingRecord] = {}
@@ -707,7 +722,7 @@ async def _secrets_for(
     if not keys:
         return {}
     pks = sorted({key[0] for key in keys})
-    rows = (await _core(db, _ACTIVE_SECRETS, {"pks": pks})).all()
+    rows = await _core(db, _ACTIVE_SECRETS, {"pks": pks})
     ciphers: dict[tuple[int, str], list[str]] = {key: [] for key in keys}
     for store_pk, mode, cipher in rows:
         held = ciphers.get((store_pk, mode))
@@ -768,9 +783,9 @@ async def claim_due(
     skipped_settings = set(passed_over)
     if skipped_settings:
         statement = _candidates(due(now, skipped_settings))
-        rows = (await _core(db, statement, {"n": wanted})).all()
+        rows = await _core(db, statement, {"n": wanted})
     else:
-        rows = (await _core(db, _DUE_CANDIDATES, {"now": now, "n": wanted})).all()
+        rows = await _core(db, _DUE_CANDIDATES, {"now": now, "n": wanted})
     # Parsed as they are looked at: a claim stops when it has chosen enough, usually half way.
     candidates = (_candidate(row) for row in rows)
     store_at, version_at, mode_at = _KEY_AT
@@ -1101,11 +1116,11 @@ async def finish_many(
     )
     pks = sorted({claim.event_pk for claim, _ in finished})
     if now is None and db.get_bind().dialect.name != "sqlite":
-        rows = (await _core(db, _LOCKED_STATES_AT, {"pks": pks})).all()
+        rows = await _core(db, _LOCKED_STATES_AT, {"pks": pks})
         # No row (the events were deleted meanwhile): read on its own.
-        now = rows[0].database_now.astimezone(UTC) if rows else await database_now(db)
+        now = rows[0][_STATE_WIDTH].astimezone(UTC) if rows else await database_now(db)
     else:
-        rows = (await _core(db, _LOCKED_STATES, {"pks": pks})).all()
+        rows = await _core(db, _LOCKED_STATES, {"pks": pks})
         now = now or await database_now(db)
     states = {state.id: state for state in map(_state, rows)}
     written: dict[int, EventState] = {}

@@ -18,7 +18,7 @@ from gql_api.webhooks import outbox
 def test_the_representative_store_is_found_by_its_partial_index(sqlite_template: Path) -> None:
     # SQLite's planner, on the migrated template (EXPLAIN changes nothing): once, not per backend.
     statement = str(
-        outbox._STORES_AND_SETTINGS.params(pks=[1, 2]).compile(
+        outbox._STORES_AND_SETTINGS.statement.params(pks=[1, 2]).compile(
             dialect=sqlite.dialect(), compile_kwargs={"literal_binds": True}
         )
     )
