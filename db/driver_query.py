@@ -20,7 +20,7 @@ named tuple of the columns' names (`row.id_1` for a second `id`, as in `row._map
 a column never shifts what the others are read as.
 
 DriverQuery is only for reads. A write transaction's hot statements have DriverStatement
-(below): in the caller's transaction, on PostgreSQL only.
+(below): in the caller's transaction.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ from sqlalchemy.pool import PoolProxiedConnection
 from sqlalchemy.sql.expression import Executable
 from sqlalchemy.util import greenlet_spawn
 
-from db import sqlite_reads
+from db import sqlite_cursor, sqlite_reads
 
 Processor = Callable[[Any], Any] | None
 StatementWatcher = Callable[[str], None]
@@ -262,9 +262,9 @@ class DriverStatement:
     adapter sends BEGIN with the transaction's first statement, so a statement that would be
     the first runs through SQLAlchemy, which begins it (the driver's `is_in_transaction`).
 
-    On SQLite it runs through SQLAlchemy: the statements of a short write transaction already
-    run on the event loop's thread there (db.sqlite_cursor), where aiosqlite's own driver
-    would take a trip to its thread for each.
+    On SQLite, in a short write transaction (whose statements run on the event loop's thread:
+    db.sqlite_cursor), it runs straight on sqlite3 there; in any other transaction through
+    SQLAlchemy (to the connection's thread, where a long statement does not stop the loop).
 
     Rows come as tuples (Row objects on SQLite): read them by position. Errors are the
     driver's own, except a lost connection: a DBAPIError with `connection_invalidated`, as
@@ -313,7 +313,8 @@ class DriverStatement:
                     raise ValueError(f"{sorted(missing)}: give every row a value for each")
                 if row.keys() != rows[0].keys():
                     raise ValueError("every row of an INSERT needs the same columns")
-        if dialect.name != "postgresql" or not driver.is_in_transaction():
+        here = sqlite_cursor.on_loop(held) if dialect.name == "sqlite" else None
+        if here is None and (dialect.name != "postgresql" or not driver.is_in_transaction()):
             result = await connection.execute(self._statement, params)
             return result.all() if result.returns_rows else []
         if rows:  # one INSERT of every row
@@ -332,6 +333,12 @@ class DriverStatement:
             calls = [_args(shape, _flattened(one, self._lists))]
         for watcher in _watchers.get(connection.engine.sync_engine, ()):
             watcher(shape.sql)
+        if here is not None:  # waits for nothing: the transaction holds the write lock
+            many = len(calls) > 1
+            return _converted(
+                shape,
+                sqlite_cursor.run_on_loop(here, shape.sql, calls if many else calls[0], many=many),
+            )
         try:
             if len(calls) > 1:
                 await driver.executemany(shape.sql, calls)

@@ -171,6 +171,25 @@ class OneTripConnection(AsyncAdapt_aiosqlite_connection):
         self._statements_on_loop = value and self.in_wal
 
 
+def on_loop(dbapi_connection: Any) -> sqlite3.Connection | None:
+    """The sqlite3 connection under `dbapi_connection` (the DBAPI connection or the pool's proxy
+    of it) when a short write transaction is open on it (see the module): its statements may
+    then run on the loop's thread, straight on sqlite3 (db.driver_query.DriverStatement)."""
+    connection = getattr(dbapi_connection, "dbapi_connection", None) or dbapi_connection
+    if isinstance(connection, OneTripConnection) and connection.statements_on_loop:
+        driver: sqlite3.Connection = connection._connection._conn
+        if driver.in_transaction:
+            return driver
+    return None
+
+
+def run_on_loop(
+    connection: sqlite3.Connection, operation: str, parameters: Any, *, many: bool
+) -> list[Any]:
+    """Run a statement of a short write transaction here (on_loop); the rows it returned."""
+    return _run(connection, operation, parameters, many)[1]
+
+
 def set_statements_on_loop(dbapi_connection: Any, value: bool) -> None:
     """For the short write transaction beginning (True) or ending (False) on
     `dbapi_connection` (the DBAPI connection or the pool's proxy of it)."""

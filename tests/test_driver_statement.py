@@ -1,5 +1,6 @@
-"""DriverStatement: a write transaction's hot statements (the delivery worker's cycle), run on
-PostgreSQL straight on asyncpg inside the caller's transaction, through SQLAlchemy on SQLite.
+"""DriverStatement: a write transaction's hot statements (the delivery worker's cycle), run
+straight on the driver inside the caller's transaction (asyncpg; sqlite3 on the event loop's
+thread in a short write transaction), else through SQLAlchemy.
 What it writes and reads is what SQLAlchemy writes and reads; it never runs outside the
 transaction it is given; a lost connection is reported as SQLAlchemy reports one."""
 
@@ -78,8 +79,10 @@ def row(name: str, *, at: datetime | None = WHEN, flag: bool = False) -> dict[st
     return {"name": name, "at": at, "doc": {"name": name, "amount": 2**40}, "flag": flag, "n": 1}
 
 
+# short: on SQLite, the statements of a short write transaction run on the loop's thread.
+@pytest.mark.parametrize("short", [False, True], ids=["write", "short-write"])
 async def test_what_it_writes_and_reads_is_what_sqlalchemy_writes_and_reads(
-    engine: AsyncEngine, table: Table
+    engine: AsyncEngine, table: Table, short: bool
 ) -> None:
     add = DriverStatement(insert(table).returning(table.c.name, table.c.id))
     named = DriverStatement(
@@ -100,7 +103,7 @@ async def test_what_it_writes_and_reads_is_what_sqlalchemy_writes_and_reads(
     # when: rows are inserted (first in the transaction, then once it has begun), read back
     # by a list of ids, and changed by a batch, in one transaction
     try:
-        async with independent_write(engine) as conn:
+        async with independent_write(engine, short=short) as conn:
             first = await add.run(conn, [row("a"), row("b", at=None), row("c")])
             more = await add.run(conn, [row("d"), row("e", flag=True)])
             ids = {name: pk for name, pk in [*first, *more]}
@@ -134,14 +137,15 @@ async def test_what_it_writes_and_reads_is_what_sqlalchemy_writes_and_reads(
     assert len([sql for sql in statements if table.name in sql]) == 4, statements
 
 
+@pytest.mark.parametrize("short", [False, True], ids=["write", "short-write"])
 async def test_the_first_statement_of_a_transaction_is_rolled_back_with_it(
-    engine: AsyncEngine, table: Table
+    engine: AsyncEngine, table: Table, short: bool
 ) -> None:
     add = DriverStatement(insert(table).returning(table.c.id))
 
     # when: the transaction's first statement, then one more, are rolled back
     with pytest.raises(RolledBack):
-        async with independent_write(engine) as conn:
+        async with independent_write(engine, short=short) as conn:
             await add.run(conn, [row("a")])
             await add.run(conn, [row("b"), row("c")])
             raise RolledBack
