@@ -245,6 +245,16 @@ class _Shape:
 
 
 Params = Mapping[str, Any]
+_REQUIRED: Any = object()  # a parameter's default when it has none: it must be given
+
+# Rows of an INSERT per statement, at most. A shape is kept for the process's life, and an
+# INSERT's costs ~0.7 ms of CPU to compile and ~3 KiB to keep per row (16 columns): a shape
+# for every row count would cost a worker claiming up to 2000 attempts at once
+# (WEBHOOK_WORKER_CONCURRENCY=1000) up to 1.4 s of its event loop for each new count, and
+# gigabytes in all. Pages keep it to the counts 1-32 (a claim at the default concurrency, 16,
+# fits in one) and every page far below PostgreSQL's 32767 parameters; list parameters are
+# rendered for a power of two (a dozen shapes up to 2048 items) for the same reason.
+_INSERT_PAGE = 32
 
 
 class DriverStatement:
@@ -255,12 +265,15 @@ class DriverStatement:
     UPDATEs), compiled by SQLAlchemy once per shape: ~0.12 ms of CPU a statement where
     SQLAlchemy's execution layer cost ~0.39 (a delivery worker's cycle runs seven of them, and
     the worker is bound by its CPU). Values are bound and results converted by the columns'
-    own SQLAlchemy types, as DriverQuery does. List parameters (`lists`: expanding
-    bindparams, `IN :pks`) are rendered for their length (`IN ($1, $2)`); an INSERT given
-    several rows becomes one multi-row VALUES for that count (SQLAlchemy's own "insertmanyvalues"
-    does the same). The transaction must have begun on the server: SQLAlchemy's asyncpg
-    adapter sends BEGIN with the transaction's first statement, so a statement that would be
-    the first runs through SQLAlchemy, which begins it (the driver's `is_in_transaction`).
+    own SQLAlchemy types, as DriverQuery does; a parameter without a value is refused, as
+    SQLAlchemy refuses it. List parameters (`lists`: expanding bindparams, `IN :pks`) are
+    rendered for their length rounded up to a power of two, the last item repeated
+    (`IN ($1, $2, $3, $3)`); an INSERT given several rows becomes a multi-row VALUES per page
+    of up to _INSERT_PAGE rows (SQLAlchemy's own "insertmanyvalues" does the same, in pages of
+    1000): the shapes compiled and kept stay few (see _INSERT_PAGE). The transaction must have
+    begun on the server: SQLAlchemy's asyncpg adapter sends BEGIN with the transaction's first
+    statement, so a statement that would be the first runs through SQLAlchemy, which begins it
+    (the driver's `is_in_transaction`).
 
     On SQLite, in a short write transaction (whose statements run on the event loop's thread:
     db.sqlite_cursor), it runs straight on sqlite3 there; in any other transaction through
@@ -317,30 +330,53 @@ class DriverStatement:
         if here is None and (dialect.name != "postgresql" or not driver.is_in_transaction()):
             result = await connection.execute(self._statement, params)
             return result.all() if result.returns_rows else []
-        if rows:  # one INSERT of every row
-            shape = self._shape(dialect, rows=rows)
-            flat = {
-                f"r{i}_{name}": value for i, row in enumerate(rows) for name, value in row.items()
-            }
-            calls: list[list[Any]] = [_args(shape, flat)]
+        steps: list[tuple[_Shape, list[list[Any]]]] = []
+        if rows:  # one INSERT per page of rows (see _INSERT_PAGE)
+            for start in range(0, len(rows), _INSERT_PAGE):
+                page = rows[start : start + _INSERT_PAGE]
+                shape = self._shape(dialect, rows=page)
+                flat = {
+                    f"r{i}_{name}": value
+                    for i, row in enumerate(page)
+                    for name, value in row.items()
+                }
+                steps.append((shape, [_args(shape, flat)]))
         elif batch:
             sets = cast(Sequence[Params], params)
-            shape = self._shape(dialect, lengths=self._lengths(sets[0]))
-            calls = [_args(shape, _flattened(one, self._lists)) for one in sets]
+            lengths = self._lengths(sets[0])
+            shape = self._shape(dialect, lengths=lengths)
+            steps.append(
+                (shape, [_args(shape, _flattened(one, self._lists, lengths)) for one in sets])
+            )
         else:
             one = cast(Params, params)
-            shape = self._shape(dialect, lengths=self._lengths(one))
-            calls = [_args(shape, _flattened(one, self._lists))]
+            lengths = self._lengths(one)
+            shape = self._shape(dialect, lengths=lengths)
+            steps.append((shape, [_args(shape, _flattened(one, self._lists, lengths))]))
+        found: list[tuple[Any, ...]] = []
+        for shape, calls in steps:
+            found.extend(await self._execute(connection, held, here, shape, calls))
+        return found
+
+    @staticmethod
+    async def _execute(
+        connection: AsyncConnection,
+        held: PoolProxiedConnection,
+        here: Any,
+        shape: _Shape,
+        calls: list[list[Any]],
+    ) -> list[tuple[Any, ...]]:
         for watcher in _watchers.get(connection.engine.sync_engine, ()):
             watcher(shape.sql)
+        many = len(calls) > 1
         if here is not None:  # waits for nothing: the transaction holds the write lock
-            many = len(calls) > 1
             return _converted(
                 shape,
                 sqlite_cursor.run_on_loop(here, shape.sql, calls if many else calls[0], many=many),
             )
+        driver: Any = held.driver_connection
         try:
-            if len(calls) > 1:
+            if many:
                 await driver.executemany(shape.sql, calls)
                 return []
             found: Sequence[Sequence[Any]] = await driver.fetch(shape.sql, *calls[0])
@@ -358,7 +394,9 @@ class DriverStatement:
         return _converted(shape, found)
 
     def _lengths(self, params: Params) -> tuple[int, ...]:
-        return tuple(len(params[name]) for name in self._lists)
+        """The length each list parameter is rendered for: its own, rounded up to a power of
+        two (see _INSERT_PAGE)."""
+        return tuple(_rounded_up(len(params[name])) for name in self._lists)
 
     def _shape(
         self,
@@ -402,7 +440,9 @@ class DriverStatement:
                 raise ValueError(f"{name!r}: give every row a value for each column written")
             if bind is not None and bind.callable is not None:
                 raise ValueError(f"{name!r}: a value computed when run is not supported")
-            default = None if bind is None else bind.value
+            # A parameter the statement holds no value for must be given, as SQLAlchemy
+            # requires (a missing one would otherwise be bound as NULL).
+            default = None if bind is None else _REQUIRED if bind.required else bind.value
             if bind is None:  # an item of a list parameter: `pks_1` of `pks`
                 base = name.rpartition("_")[0]
                 if base not in self._lists:
@@ -420,21 +460,30 @@ class DriverStatement:
         return _Shape(sql=compiled.string, binds=tuple(binds), converting=converting)
 
 
-def _flattened(params: Params, lists: tuple[str, ...]) -> Params:
-    """`params` with each list parameter's items under their rendered names (`pks_1`, …)."""
+def _flattened(params: Params, lists: tuple[str, ...], lengths: tuple[int, ...]) -> Params:
+    """`params` with each list parameter's items under their rendered names (`pks_1`, …),
+    the last repeated up to the length rendered (`IN` ignores a value given twice)."""
     if not lists:
         return params
     flat = dict(params)
-    for name in lists:
-        for index, value in enumerate(flat.pop(name), start=1):
+    for name, length in zip(lists, lengths, strict=True):
+        items = list(flat.pop(name))
+        items += items[-1:] * (length - len(items))
+        for index, value in enumerate(items, start=1):
             flat[f"{name}_{index}"] = value
     return flat
+
+
+def _rounded_up(length: int) -> int:
+    return 0 if length == 0 else 1 << (length - 1).bit_length()
 
 
 def _args(shape: _Shape, params: Params) -> list[Any]:
     args = []
     for name, default, process in shape.binds:
         value = params.get(name, default)
+        if value is _REQUIRED:
+            raise sa_exc.InvalidRequestError(f"A value is required for bind parameter {name!r}")
         args.append(process(value) if process is not None else value)
     return args
 

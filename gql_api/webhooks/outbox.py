@@ -768,7 +768,8 @@ async def claim_due(
     error rendering or signing it) fails that attempt, saying why, and the others go on.
 
     Statements: the candidates, the settings in force (two), the secrets, one write of every
-    event's new state, one insert of every attempt; whatever the number of events.
+    event's new state, one insert of every attempt (of every 32: DriverStatement's pages);
+    whatever the number of events.
     """
     policy = policy or RetryPolicy()
     result = ClaimResult()
