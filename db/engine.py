@@ -95,6 +95,9 @@ def create_engine(database_url: str, *, pool: PoolOptions | None = None) -> Asyn
         "pool_timeout": pool.timeout_seconds,
         "pool_recycle": pool.recycle_seconds,
         "json_deserializer": json_loads,
+        # A failed statement's error, which is logged, never shows its parameters: a webhook
+        # attempt's body and signatures, hashes of passwords and API secrets, ciphers.
+        "hide_parameters": True,
     }
     if url.get_backend_name() == "sqlite":
         # check_same_thread=False: statements of a write transaction run on the event loop's
