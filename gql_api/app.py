@@ -70,7 +70,7 @@ from gql_api.metrics import Metrics, forget_this_process, sample_event_loop_lag
 from gql_api.metrics_access import metrics_listener, metrics_routes
 from gql_api.pg_catalog.catalog import load_catalog
 from gql_api.request_json import decode_request_json
-from gql_api.runtime import keep_hash_memory, tune_garbage_collector
+from gql_api.runtime import tune_garbage_collector
 from gql_api.schema import build_schema
 from gql_api.security.encryption import encryptor_from_settings
 from gql_api.security.passwords import PasswordHashing
@@ -614,9 +614,7 @@ SUPERVISOR_PID_ENV = "INTEGRATION_API_SUPERVISOR_PID"  # set by `serve` for its 
 
 def create_worker_app() -> Starlette:
     """The application in each process of `serve --workers N` (uvicorn's factory)."""
-    settings = get_settings()
-    keep_hash_memory(settings)  # a spawned process: no thread has allocated yet
-    return create_app(settings, supervised=True)
+    return create_app(supervised=True)
 
 
 ORPHAN_CHECK_SECONDS = 1.0

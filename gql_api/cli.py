@@ -26,7 +26,6 @@ from gql_api.config_check import (
     settings_read_by,
     warnings,
 )
-from gql_api.runtime import keep_hash_memory
 
 EXIT_OK = 0
 EXIT_FAILED = 1  # the operation itself failed (e.g. the email is taken)
@@ -42,7 +41,6 @@ def _serve(args: argparse.Namespace) -> int:
     from gql_api.logs import configure_logging, logging_config
 
     settings = load_settings()
-    keep_hash_memory(settings)  # first: before any thread allocates (checking the database)
     # Checked here, before uvicorn starts: a wrong URL is one line, not a traceback per worker.
     check_database(settings, migrated=True)
     configure_logging(settings.log_level)
