@@ -188,7 +188,7 @@ class DriverQuery(Generic[R]):
                 disconnected = _invalidate_pool_if_disconnected(engine, held, error)
                 await bind.invalidate()
                 if disconnected:
-                    raise _invalidated(compiled, error) from error
+                    raise _invalidated(compiled.sql, error) from error
                 raise
             return self._convert(compiled, rows)
         # The pool's connection itself, without a SQLAlchemy Connection around it.
@@ -199,7 +199,7 @@ class DriverQuery(Generic[R]):
             disconnected = _invalidate_pool_if_disconnected(engine, pooled, error)
             await greenlet_spawn(pooled.invalidate)
             if disconnected:
-                raise _invalidated(compiled, error) from error
+                raise _invalidated(compiled.sql, error) from error
             raise
         finally:
             await greenlet_spawn(pooled.close)
@@ -227,9 +227,9 @@ def _invalidate_pool_if_disconnected(
     return True
 
 
-def _invalidated(compiled: _Compiled, error: BaseException) -> sa_exc.DBAPIError:
+def _invalidated(sql: str, error: BaseException) -> sa_exc.DBAPIError:
     """The error SQLAlchemy raises for a statement on a connection that broke."""
-    return sa_exc.DBAPIError(compiled.sql, None, error, connection_invalidated=True)
+    return sa_exc.DBAPIError(sql, None, error, connection_invalidated=True)
 
 
 @dataclass(frozen=True)
@@ -381,15 +381,14 @@ class DriverStatement:
                 return []
             found: Sequence[Sequence[Any]] = await driver.fetch(shape.sql, *calls[0])
         except BaseException as error:
-            # SQLAlchemy did not see this call (and a cancelled one may still be running):
-            # the connection cannot be trusted, let SQLAlchemy replace it.
+            # SQLAlchemy did not see this call. A lost connection, or a cancelled call (which
+            # may still be running), leaves it untrustworthy: SQLAlchemy replaces it. After
+            # any other error the connection is sound; the caller's rollback ends the transaction.
             disconnected = _invalidate_pool_if_disconnected(connection.engine, held, error)
             if disconnected or not isinstance(error, Exception):
                 await connection.invalidate()
             if disconnected:
-                raise sa_exc.DBAPIError(
-                    shape.sql, None, error, connection_invalidated=True
-                ) from error
+                raise _invalidated(shape.sql, error) from error
             raise
         return _converted(shape, found)
 
