@@ -569,9 +569,10 @@ async def _core(
     db: AsyncSession, statement: DriverStatement | Executable, params: Any
 ) -> Sequence[Sequence[Any]]:
     """Run a hot-path statement on the session's connection (the caller's transaction), past
-    the ORM's execution layer, and on PostgreSQL past SQLAlchemy's (a DriverStatement): plain
-    rows, read by position. The ORM's result set-up and row loading cost a worker more than
-    running the statement did, and then SQLAlchemy's execution layer did."""
+    the ORM's execution layer, and as a DriverStatement past SQLAlchemy's (on PostgreSQL; on
+    SQLite in a short write transaction): plain rows, read by position. The ORM's result
+    set-up and row loading cost a worker more than running the statement did, and then
+    SQLAlchemy's execution layer did."""
     connection = await db.connection()
     if isinstance(statement, DriverStatement):
         return await statement.run(connection, params)
